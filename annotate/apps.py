@@ -1,0 +1,10 @@
+"""App config of the human side of steplens."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class AnnotateConfig(AppConfig):
+    name = "annotate"
+    default_auto_field = "django.db.models.BigAutoField"

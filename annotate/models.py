@@ -1,0 +1,214 @@
+"""The human side of steplens: the corpus (Project, Problem, Trace, Step) and people's labels."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class LabelScheme(models.TextChoices):
+    TERNARY = "ternary", "Ternary +1 / 0 / -1 (PRM800K)"
+    BINARY = "binary", "Binary +1 / -1"
+    FIRST_ERROR = "first_error", "First wrong step (ProcessBench)"
+
+
+class Role(models.TextChoices):
+    ANNOTATOR = "annotator", "Annotator"
+    REVIEWER = "reviewer", "Reviewer"
+    ADMIN = "admin", "Admin"
+
+
+class Project(models.Model):
+    slug = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    guidelines = models.TextField(blank=True, help_text="Markdown shown to annotators.")
+    label_scheme = models.CharField(
+        max_length=20, choices=LabelScheme.choices, default=LabelScheme.TERNARY
+    )
+    overlap = models.PositiveSmallIntegerField(
+        default=1, help_text="How many annotators label each trace independently."
+    )
+    blind = models.BooleanField(
+        default=False, help_text="Hide PRM scores until the annotator submits."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="projects"
+    )
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Membership(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.ANNOTATOR)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="membership_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.project} as {self.role}"
+
+
+class Problem(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="problems")
+    # sha256 of the problem text: the same problem imported twice (or shared by N traces) is one row.
+    text_sha256 = models.CharField(max_length=64)
+    text = models.TextField(help_text="Markdown with LaTeX.")
+    reference_answer = models.TextField(blank=True)
+    reference_solution = models.TextField(blank=True)
+    images = models.JSONField(default=list, blank=True, help_text="List of image URLs or paths.")
+    table = models.JSONField(null=True, blank=True, help_text="Optional table the problem uses.")
+    metadata = models.JSONField(default=dict, blank=True)
+    flagged = models.BooleanField(default=False, help_text="Flagged as a bad problem.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "text_sha256"], name="problem_unique_text")
+        ]
+
+    def __str__(self) -> str:
+        return self.text[:60]
+
+
+class Trace(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="traces")
+    problem = models.ForeignKey(Problem, on_delete=models.CASCADE, related_name="traces")
+    generator = models.CharField(max_length=200, blank=True)
+    final_answer = models.TextField(blank=True)
+    final_answer_correct = models.BooleanField(null=True, blank=True)
+    source = models.CharField(max_length=50, help_text="Import format, e.g. processbench.")
+    subset = models.CharField(max_length=100, blank=True, help_text="e.g. gsm8k, math.")
+    external_id = models.CharField(max_length=200)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "source", "external_id"], name="trace_unique_external"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.external_id}"
+
+
+class StepPart(models.TextChoices):
+    THINKING = "thinking", "Thinking"
+    RESPONSE = "response", "Response"
+
+
+class Step(models.Model):
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="steps")
+    index = models.PositiveIntegerField(help_text="0-based position in the trace.")
+    text = models.TextField()
+    part = models.CharField(max_length=10, choices=StepPart.choices, default=StepPart.RESPONSE)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["trace_id", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["trace", "index"], name="step_unique_index")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trace_id}#{self.index}"
+
+
+class AnnotationStatus(models.TextChoices):
+    IN_PROGRESS = "in_progress", "In progress"
+    SUBMITTED = "submitted", "Submitted"
+
+
+class FinishReason(models.TextChoices):
+    SOLUTION = "solution", "Solution is correct"
+    FOUND_ERROR = "found_error", "Found an error"
+    BAD_PROBLEM = "bad_problem", "Bad problem"
+    GIVE_UP = "give_up", "Give up"
+
+
+class Annotation(models.Model):
+    """One annotator's pass over one trace."""
+
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="annotations")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="annotations"
+    )
+    status = models.CharField(
+        max_length=20, choices=AnnotationStatus.choices, default=AnnotationStatus.IN_PROGRESS
+    )
+    finish_reason = models.CharField(max_length=20, choices=FinishReason.choices, blank=True)
+    active_seconds = models.FloatField(default=0.0)
+    imported = models.BooleanField(default=False)
+    metadata = models.JSONField(default=dict, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["trace", "annotator"], name="annotation_unique")
+        ]
+        indexes = [models.Index(fields=["annotator", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.annotator} on {self.trace_id} ({self.status})"
+
+
+class StepLabel(models.Model):
+    annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="labels")
+    step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="labels")
+    # -1 wrong, 0 neutral, +1 correct; null: flagged or noted but not rated.
+    value = models.SmallIntegerField(null=True, blank=True)
+    flagged = models.BooleanField(default=False)
+    note = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["annotation", "step"], name="steplabel_unique"),
+            models.CheckConstraint(
+                condition=models.Q(value__in=[-1, 0, 1]) | models.Q(value__isnull=True),
+                name="steplabel_value_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.step} = {self.value}"
+
+
+class GoldSource(models.TextChoices):
+    IMPORTED = "imported", "Imported"
+    ADJUDICATED = "adjudicated", "Adjudicated"
+
+
+class GoldLabel(models.Model):
+    step = models.OneToOneField(Step, on_delete=models.CASCADE, related_name="gold")
+    value = models.SmallIntegerField()
+    source = models.CharField(max_length=20, choices=GoldSource.choices)
+    set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    rationale = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(value__in=[-1, 0, 1]), name="goldlabel_value_range"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"gold {self.step} = {self.value}"

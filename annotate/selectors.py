@@ -1,0 +1,208 @@
+"""Reads of the human side; every object a person reaches is fetched here, through a permission check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.http import Http404
+
+from .models import (
+    Annotation,
+    AnnotationStatus,
+    GoldLabel,
+    Membership,
+    Problem,
+    Project,
+    Role,
+    Step,
+    StepLabel,
+    Trace,
+)
+
+UserLike = AbstractBaseUser | AnonymousUser
+
+# Ordered from least to most privileged: a role grants everything the roles before it grant.
+_ROLE_RANK = {Role.ANNOTATOR: 0, Role.REVIEWER: 1, Role.ADMIN: 2}
+
+
+def user_is_site_admin(*, user: UserLike) -> bool:
+    return bool(user.is_authenticated and getattr(user, "is_superuser", False))
+
+
+def project_list_for_user(*, user: UserLike) -> QuerySet[Project]:
+    """The projects a user may open: all of them for a site admin, else those they are a member of."""
+    if not user.is_authenticated:
+        return Project.objects.none()
+    if user_is_site_admin(user=user):
+        return Project.objects.all()
+    return Project.objects.filter(memberships__user=user).distinct()
+
+
+def project_role(*, user: UserLike, project: Project) -> Role | None:
+    if not user.is_authenticated:
+        return None
+    if user_is_site_admin(user=user):
+        return Role.ADMIN
+    role = (
+        Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
+    )
+    return Role(role) if role else None
+
+
+def role_at_least(role: Role | None, minimum: Role) -> bool:
+    return role is not None and _ROLE_RANK[role] >= _ROLE_RANK[minimum]
+
+
+def project_get_for_user(*, user: UserLike, slug: str, min_role: Role = Role.ANNOTATOR) -> Project:
+    """The project by slug if the user holds at least `min_role` in it; 404 otherwise.
+
+    A 404 (not 403) so that a URL does not tell an outsider which projects exist.
+    """
+    project = Project.objects.filter(slug=slug).first()
+    if project is None or not role_at_least(project_role(user=user, project=project), min_role):
+        raise Http404("No such project.")
+    return project
+
+
+def trace_get_for_user(*, user: UserLike, trace_id: int, min_role: Role = Role.ANNOTATOR) -> Trace:
+    trace = Trace.objects.select_related("project", "problem").filter(pk=trace_id).first()
+    if trace is None or not role_at_least(
+        project_role(user=user, project=trace.project), min_role
+    ):
+        raise Http404("No such trace.")
+    return trace
+
+
+def trace_list_for_user(*, user: UserLike, project: Project | None = None) -> QuerySet[Trace]:
+    traces = Trace.objects.filter(project__in=project_list_for_user(user=user))
+    if project is not None:
+        traces = traces.filter(project=project)
+    return traces.select_related("problem").order_by("id")
+
+
+def problem_get_for_user(*, user: UserLike, problem_id: int) -> Problem:
+    problem = Problem.objects.select_related("project").filter(pk=problem_id).first()
+    if problem is None or project_role(user=user, project=problem.project) is None:
+        raise Http404("No such problem.")
+    return problem
+
+
+def annotation_list_for_user(*, user: UserLike, trace: Trace) -> QuerySet[Annotation]:
+    """Annotators see only their own pass over a trace; reviewers and admins see everyone's."""
+    annotations = Annotation.objects.filter(trace=trace).select_related("annotator")
+    role = project_role(user=user, project=trace.project)
+    if role_at_least(role, Role.REVIEWER):
+        return annotations
+    if role is None:
+        return annotations.none()
+    return annotations.filter(annotator=user)
+
+
+def annotation_get_for_user(*, user: UserLike, annotation_id: int) -> Annotation:
+    annotation = (
+        Annotation.objects.select_related("trace__project", "annotator")
+        .filter(pk=annotation_id)
+        .first()
+    )
+    if annotation is None:
+        raise Http404("No such annotation.")
+    role = project_role(user=user, project=annotation.trace.project)
+    if annotation.annotator_id == getattr(user, "pk", None) and role is not None:
+        return annotation
+    if role_at_least(role, Role.REVIEWER):
+        return annotation
+    raise Http404("No such annotation.")
+
+
+@dataclass
+class StepView:
+    step: Step
+    label: StepLabel | None
+    gold: GoldLabel | None
+
+
+@dataclass
+class TraceForAnnotation:
+    trace: Trace
+    project: Project
+    problem: Problem
+    annotation: Annotation | None
+    steps: list[StepView] = field(default_factory=list)
+
+    @property
+    def has_thinking(self) -> bool:
+        return any(view.step.part == "thinking" for view in self.steps)
+
+
+def trace_for_annotation(*, user: UserLike, trace_id: int) -> TraceForAnnotation:
+    """Everything the labelling page shows for one trace, with the user's own labels only."""
+    trace = trace_get_for_user(user=user, trace_id=trace_id)
+    annotation = Annotation.objects.filter(trace=trace, annotator_id=user.pk).first()
+    labels: dict[int, StepLabel] = {}
+    if annotation is not None:
+        labels = {label.step_id: label for label in annotation.labels.all()}
+    steps = list(trace.steps.select_related("gold").order_by("index"))
+    views = [
+        StepView(step=step, label=labels.get(step.pk), gold=getattr(step, "gold", None))
+        for step in steps
+    ]
+    return TraceForAnnotation(
+        trace=trace,
+        project=trace.project,
+        problem=trace.problem,
+        annotation=annotation,
+        steps=views,
+    )
+
+
+def _queue_queryset(*, user: UserLike, project: Project) -> QuerySet[Trace]:
+    """Traces this annotator still owes a label: not submitted by them, and short of the overlap."""
+    mine = Annotation.objects.filter(trace=OuterRef("pk"), annotator_id=user.pk)
+    mine_submitted = mine.filter(status=AnnotationStatus.SUBMITTED)
+    return (
+        Trace.objects.filter(project=project)
+        .annotate(
+            others_submitted=Count(
+                "annotations",
+                filter=Q(annotations__status=AnnotationStatus.SUBMITTED)
+                & ~Q(annotations__annotator_id=user.pk),
+            ),
+            started_by_me=Exists(mine),
+        )
+        .exclude(Exists(mine_submitted))
+        .filter(Q(others_submitted__lt=project.overlap) | Q(started_by_me=True))
+    )
+
+
+def queue_next(*, user: UserLike, project: Project, after_trace_id: int | None = None) -> Trace | None:
+    """The next trace for this annotator: one they started first, then in import order."""
+    queue = _queue_queryset(user=user, project=project)
+    if after_trace_id is not None:
+        queue = queue.exclude(pk=after_trace_id)
+    return queue.order_by("-started_by_me", "id").first()
+
+
+def queue_list(*, user: UserLike, project: Project, limit: int = 50) -> list[Trace]:
+    queue = _queue_queryset(user=user, project=project).select_related("problem")
+    return list(queue.order_by("-started_by_me", "id")[:limit])
+
+
+@dataclass(frozen=True)
+class Progress:
+    done: int
+    assigned: int
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.done / self.assigned) if self.assigned else 0
+
+
+def queue_progress(*, user: UserLike, project: Project) -> Progress:
+    """Done: traces this annotator submitted. Assigned: done plus what the queue still holds."""
+    done = Annotation.objects.filter(
+        trace__project=project, annotator_id=user.pk, status=AnnotationStatus.SUBMITTED
+    ).count()
+    remaining = _queue_queryset(user=user, project=project).count()
+    return Progress(done=done, assigned=done + remaining)

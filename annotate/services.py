@@ -1,0 +1,211 @@
+"""Writes of the human side: labels, annotations, projects and memberships (imports: annotate.imports)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .models import (
+    Annotation,
+    AnnotationStatus,
+    FinishReason,
+    LabelScheme,
+    Membership,
+    Project,
+    Role,
+    Step,
+    StepLabel,
+    Trace,
+)
+
+# A sentinel for "leave this field as it is", so that None can mean "clear the rating".
+UNSET: Any = object()
+
+# One heartbeat never adds more than this: a laptop waking from sleep must not add hours.
+MAX_ACTIVE_SECONDS_PER_HEARTBEAT = 120.0
+
+_ALLOWED_VALUES = {
+    LabelScheme.TERNARY: {-1, 0, 1},
+    LabelScheme.BINARY: {-1, 1},
+    LabelScheme.FIRST_ERROR: {-1, 1},
+}
+
+
+def project_create(
+    *,
+    slug: str,
+    name: str = "",
+    guidelines: str = "",
+    label_scheme: str = LabelScheme.TERNARY,
+    overlap: int = 1,
+    blind: bool = False,
+) -> Project:
+    project = Project(
+        slug=slug,
+        name=name or slug,
+        guidelines=guidelines,
+        label_scheme=label_scheme,
+        overlap=overlap,
+        blind=blind,
+    )
+    project.full_clean()
+    project.save()
+    return project
+
+
+def membership_set(*, project: Project, user: AbstractBaseUser, role: str = Role.ANNOTATOR) -> Membership:
+    membership, _ = Membership.objects.update_or_create(
+        project=project, user=user, defaults={"role": Role(role)}
+    )
+    return membership
+
+
+def annotation_start(*, user: AbstractBaseUser, trace: Trace) -> Annotation:
+    """The user's annotation of this trace, created on first touch (idempotent)."""
+    annotation, _ = Annotation.objects.get_or_create(trace=trace, annotator=user)
+    return annotation
+
+
+def _check_value(*, project: Project, value: int | None) -> None:
+    if value is None:
+        return
+    allowed = _ALLOWED_VALUES[LabelScheme(project.label_scheme)]
+    if value not in allowed:
+        raise ValidationError(
+            {"value": f"{value!r} is not a label of the {project.label_scheme} scheme "
+                      f"(allowed: {sorted(allowed)})."}
+        )
+
+
+def label_set(
+    *,
+    user: AbstractBaseUser,
+    step: Step,
+    value: int | None = UNSET,
+    flagged: bool = UNSET,
+    note: str = UNSET,
+) -> StepLabel:
+    """Save one step's label for this user at once; fields not given keep their saved value."""
+    project = step.trace.project
+    if value is not UNSET:
+        _check_value(project=project, value=value)
+    with transaction.atomic():
+        annotation = annotation_start(user=user, trace=step.trace)
+        # Serialise writers on this annotation (no-op on SQLite, whose writes are serial anyway).
+        Annotation.objects.select_for_update().filter(pk=annotation.pk).first()
+        label, _ = StepLabel.objects.get_or_create(annotation=annotation, step=step)
+        changed: list[str] = []
+        if value is not UNSET:
+            label.value = value
+            changed.append("value")
+        if flagged is not UNSET:
+            label.flagged = bool(flagged)
+            changed.append("flagged")
+        if note is not UNSET:
+            label.note = note
+            changed.append("note")
+        if changed:
+            label.save(update_fields=[*changed, "updated_at"])
+        Annotation.objects.filter(pk=annotation.pk).update(updated_at=timezone.now())
+    return label
+
+
+def label_first_error(*, user: AbstractBaseUser, step: Step) -> list[StepLabel]:
+    """Mark `step` as the first wrong one: earlier steps +1, this one -1, later ratings cleared."""
+    trace = step.trace
+    with transaction.atomic():
+        annotation = annotation_start(user=user, trace=trace)
+        Annotation.objects.select_for_update().filter(pk=annotation.pk).first()
+        labels = []
+        for other in trace.steps.order_by("index"):
+            if other.index < step.index:
+                value: int | None = 1
+            elif other.index == step.index:
+                value = -1
+            else:
+                value = None
+            label, _ = StepLabel.objects.get_or_create(annotation=annotation, step=other)
+            if label.value != value:
+                label.value = value
+                label.save(update_fields=["value", "updated_at"])
+            labels.append(label)
+        Annotation.objects.filter(pk=annotation.pk).update(updated_at=timezone.now())
+    return labels
+
+
+def label_all_correct(*, user: AbstractBaseUser, trace: Trace) -> list[StepLabel]:
+    """Every step +1: the "no wrong step" answer of the first-error scheme."""
+    with transaction.atomic():
+        annotation = annotation_start(user=user, trace=trace)
+        Annotation.objects.select_for_update().filter(pk=annotation.pk).first()
+        labels = []
+        for step in trace.steps.order_by("index"):
+            label, _ = StepLabel.objects.get_or_create(annotation=annotation, step=step)
+            if label.value != 1:
+                label.value = 1
+                label.save(update_fields=["value", "updated_at"])
+            labels.append(label)
+    return labels
+
+
+def _infer_finish_reason(*, annotation: Annotation, step_count: int) -> str:
+    values = list(annotation.labels.exclude(value__isnull=True).values_list("value", flat=True))
+    if -1 in values:
+        return FinishReason.FOUND_ERROR
+    if len(values) == step_count:
+        return FinishReason.SOLUTION
+    raise ValidationError(
+        {"finish_reason": f"Label every step ({len(values)} of {step_count} labelled) or choose "
+                          "a finish reason (bad problem, give up)."}
+    )
+
+
+def annotation_submit(
+    *, user: AbstractBaseUser, trace: Trace, finish_reason: str | None = None
+) -> Annotation:
+    """Submit the user's pass over a trace; the finish reason is inferred from the labels if not given.
+
+    Submitting again (a revision) keeps the first submission time.
+    """
+    step_count = trace.steps.count()
+    with transaction.atomic():
+        annotation = annotation_start(user=user, trace=trace)
+        annotation = Annotation.objects.select_for_update().get(pk=annotation.pk)
+        if not finish_reason:
+            finish_reason = _infer_finish_reason(annotation=annotation, step_count=step_count)
+        if finish_reason not in FinishReason.values:
+            raise ValidationError({"finish_reason": f"Unknown finish reason {finish_reason!r}."})
+        if finish_reason == FinishReason.FOUND_ERROR and not annotation.labels.filter(
+            value=-1
+        ).exists():
+            raise ValidationError({"finish_reason": "'found_error' needs a step labelled -1."})
+        if finish_reason == FinishReason.SOLUTION:
+            rated = annotation.labels.exclude(value__isnull=True)
+            if rated.filter(value=-1).exists() or rated.count() != step_count:
+                raise ValidationError(
+                    {"finish_reason": "'solution' needs every step labelled and none -1."}
+                )
+        annotation.finish_reason = finish_reason
+        annotation.status = AnnotationStatus.SUBMITTED
+        if annotation.submitted_at is None:
+            annotation.submitted_at = timezone.now()
+        annotation.save(update_fields=["finish_reason", "status", "submitted_at", "updated_at"])
+    return annotation
+
+
+def annotation_add_active_time(
+    *, user: AbstractBaseUser, trace: Trace, seconds: float
+) -> Annotation:
+    """Add a heartbeat's worth of active time (capped, never negative) to the user's annotation."""
+    seconds = max(0.0, min(float(seconds), MAX_ACTIVE_SECONDS_PER_HEARTBEAT))
+    annotation = annotation_start(user=user, trace=trace)
+    Annotation.objects.filter(pk=annotation.pk).update(
+        active_seconds=F("active_seconds") + seconds, updated_at=timezone.now()
+    )
+    annotation.refresh_from_db()
+    return annotation

@@ -1,0 +1,92 @@
+"""Labels are saved at once, validated against the project's scheme, and submitted with a reason."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from annotate import selectors, services
+from annotate.models import AnnotationStatus, FinishReason, LabelScheme, StepLabel
+from tests.factories import make_project, make_trace, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def test_label_set_saves_and_updates_one_row_per_step():
+    user = make_user()
+    project = make_project(members={user: "annotator"})
+    trace = make_trace(project)
+    step = trace.steps.get(index=0)
+    services.label_set(user=user, step=step, value=1)
+    services.label_set(user=user, step=step, note="checked")
+    label = StepLabel.objects.get(step=step)
+    assert (label.value, label.note) == (1, "checked")
+
+
+def test_binary_scheme_refuses_neutral():
+    user = make_user()
+    project = make_project(members={user: "annotator"}, label_scheme=LabelScheme.BINARY)
+    step = make_trace(project).steps.get(index=0)
+    with pytest.raises(ValidationError, match="binary"):
+        services.label_set(user=user, step=step, value=0)
+
+
+def test_first_error_cascades_and_submit_infers_found_error():
+    user = make_user()
+    project = make_project(members={user: "annotator"})
+    trace = make_trace(project, steps=["a", "b", "c", "d"])
+    services.label_set(user=user, step=trace.steps.get(index=3), value=1)
+    services.label_first_error(user=user, step=trace.steps.get(index=2))
+    values = dict(
+        StepLabel.objects.filter(annotation__trace=trace).values_list("step__index", "value")
+    )
+    assert values == {0: 1, 1: 1, 2: -1, 3: None}
+    annotation = services.annotation_submit(user=user, trace=trace)
+    assert annotation.status == AnnotationStatus.SUBMITTED
+    assert annotation.finish_reason == FinishReason.FOUND_ERROR
+
+
+def test_submit_without_labels_needs_a_reason():
+    user = make_user()
+    project = make_project(members={user: "annotator"})
+    trace = make_trace(project)
+    with pytest.raises(ValidationError, match="Label every step"):
+        services.annotation_submit(user=user, trace=trace)
+    annotation = services.annotation_submit(user=user, trace=trace, finish_reason="bad_problem")
+    assert annotation.finish_reason == "bad_problem"
+
+
+def test_queue_moves_on_after_submit_and_respects_overlap():
+    alice, bob = make_user(), make_user()
+    project = make_project(members={alice: "annotator", bob: "annotator"}, overlap=1)
+    first, second = make_trace(project), make_trace(project)
+    assert selectors.queue_next(user=alice, project=project) == first
+    services.label_all_correct(user=alice, trace=first)
+    services.annotation_submit(user=alice, trace=first)
+    assert selectors.queue_next(user=alice, project=project) == second
+    # overlap 1: alice's submission took the only slot of `first`, so bob starts at `second`
+    assert selectors.queue_next(user=bob, project=project) == second
+    progress = selectors.queue_progress(user=alice, project=project)
+    assert (progress.done, progress.assigned) == (1, 2)
+
+
+def test_active_time_is_capped_per_heartbeat():
+    user = make_user()
+    project = make_project(members={user: "annotator"})
+    trace = make_trace(project)
+    services.annotation_add_active_time(user=user, trace=trace, seconds=5)
+    annotation = services.annotation_add_active_time(user=user, trace=trace, seconds=10_000)
+    assert annotation.active_seconds == pytest.approx(5 + services.MAX_ACTIVE_SECONDS_PER_HEARTBEAT)
+
+
+def test_outsider_cannot_reach_trace():
+    member, outsider = make_user(), make_user()
+    project = make_project(members={member: "annotator"})
+    trace = make_trace(project)
+    other = make_project(members={outsider: "annotator"})
+    assert selectors.trace_get_for_user(user=member, trace_id=trace.pk) == trace
+    from django.http import Http404
+
+    with pytest.raises(Http404):
+        selectors.trace_get_for_user(user=outsider, trace_id=trace.pk)
+    assert list(selectors.project_list_for_user(user=outsider)) == [other]

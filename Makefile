@@ -1,0 +1,36 @@
+# steplens: `make demo` sets everything up and starts the demo; `make test` sets up and runs every test.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# The PostgreSQL run of the suite; CI sets REQUIRE_POSTGRES=1 so that an unreachable server fails it.
+PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/steplens
+
+.PHONY: demo test setup setup-dev lint clean
+
+$(VENV)/.stamp-base: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[tool]"
+	touch $@
+
+$(VENV)/.stamp-dev: $(VENV)/.stamp-base pyproject.toml
+	$(PY) -m pip install -q -e ".[tool,worker,dev]"
+	touch $@
+
+setup: $(VENV)/.stamp-base
+
+setup-dev: $(VENV)/.stamp-dev
+	bash scripts/ensure_chromium.sh
+
+demo: setup
+	bash scripts/demo.sh
+
+test: setup-dev
+	bash scripts/test.sh
+
+lint: setup-dev
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) var staticfiles test-artifacts

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from .models import (
@@ -206,3 +207,117 @@ def queue_progress(*, user: UserLike, project: Project) -> Progress:
     ).count()
     remaining = _queue_queryset(user=user, project=project).count()
     return Progress(done=done, assigned=done + remaining)
+
+
+# --- Reads for the REST API (annotate.api) ------------------------------------------------------
+
+# What "status" means in a trace list, from the point of view of the user asking.
+MY_STATUS_NEW = "new"
+
+
+def project_roles_for_user(*, user: UserLike, projects: list[Project]) -> dict[int, Role]:
+    """The user's role in each of these projects, in one query (site admins: admin everywhere)."""
+    if not user.is_authenticated:
+        return {}
+    if user_is_site_admin(user=user):
+        return {project.pk: Role.ADMIN for project in projects}
+    rows = Membership.objects.filter(user=user, project__in=projects).values_list(
+        "project_id", "role"
+    )
+    return {project_id: Role(role) for project_id, role in rows}
+
+
+def trace_list_for_annotator(
+    *,
+    user: UserLike,
+    project: Project,
+    subset: str | None = None,
+    source: str | None = None,
+    status: str | None = None,
+) -> QuerySet[Trace]:
+    """A project's traces with their step count and this user's own status on each.
+
+    `status` is the user's: "new" (not touched), "in_progress" or "submitted".
+    """
+    mine = Annotation.objects.filter(trace=OuterRef("pk"), annotator_id=user.pk)
+    traces = trace_list_for_user(user=user, project=project).annotate(
+        step_count=Count("steps", distinct=True),
+        my_status=Coalesce(Subquery(mine.values("status")[:1]), Value(MY_STATUS_NEW)),
+    )
+    if subset:
+        traces = traces.filter(subset=subset)
+    if source:
+        traces = traces.filter(source=source)
+    if status:
+        traces = traces.filter(my_status=status)
+    return traces
+
+
+@dataclass(frozen=True)
+class TraceDetail:
+    """One trace as the API shows it; `gold` is None when the user may not see gold labels."""
+
+    trace: Trace
+    project: Project
+    problem: Problem
+    steps: list[Step]
+    role: Role
+    gold: list[GoldLabel] | None
+
+
+def gold_visible(*, role: Role | None) -> bool:
+    """Gold labels (imported or adjudicated) are for reviewers and admins: they bias annotators."""
+    return role_at_least(role, Role.REVIEWER)
+
+
+def trace_detail_for_user(*, user: UserLike, trace: Trace) -> TraceDetail:
+    """A trace fetched with trace_get_for_user, its steps, and its gold labels if allowed."""
+    role = project_role(user=user, project=trace.project)
+    if role is None:
+        raise Http404("No such trace.")
+    steps = list(trace.steps.order_by("index"))
+    gold = None
+    if gold_visible(role=role):
+        gold = list(
+            GoldLabel.objects.filter(step__trace=trace)
+            .annotate(step_index=F("step__index"))
+            .order_by("step_index")
+        )
+    return TraceDetail(
+        trace=trace, project=trace.project, problem=trace.problem, steps=steps, role=role, gold=gold
+    )
+
+
+def _labels_with_index() -> Prefetch:
+    return Prefetch(
+        "labels",
+        queryset=StepLabel.objects.annotate(step_index=F("step__index")).order_by("step_index"),
+    )
+
+
+def annotation_mine(*, user: UserLike, trace: Trace) -> Annotation | None:
+    """The user's own pass over a trace, if started; its labels carry `step_index`."""
+    return (
+        Annotation.objects.filter(trace=trace, annotator_id=user.pk)
+        .select_related("annotator")
+        .prefetch_related(_labels_with_index())
+        .first()
+    )
+
+
+def annotation_list_with_labels(*, user: UserLike, trace: Trace) -> QuerySet[Annotation]:
+    """annotation_list_for_user, with labels prefetched in step order."""
+    return (
+        annotation_list_for_user(user=user, trace=trace)
+        .prefetch_related(_labels_with_index())
+        .order_by("started_at", "pk")
+    )
+
+
+def step_get(*, trace: Trace, index: int) -> Step:
+    """A step of a trace fetched through a permission check; 404 if there is no such index."""
+    step = Step.objects.filter(trace=trace, index=index).first()
+    if step is None:
+        raise Http404(f"Trace {trace.pk} has no step {index}.")
+    step.trace = trace  # already loaded with its project: spares the services a query
+    return step

@@ -155,6 +155,8 @@ class Annotation(models.Model):
     started_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
+    # Blind projects: when the scores were shown to this annotator (at their first submit).
+    revealed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -173,6 +175,9 @@ class StepLabel(models.Model):
     value = models.SmallIntegerField(null=True, blank=True)
     flagged = models.BooleanField(default=False)
     note = models.TextField(blank=True)
+    # Blind projects: the value as first submitted, before PRM scores were revealed; `value` may
+    # then be revised, and both are kept.
+    blind_value = models.SmallIntegerField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -194,7 +194,13 @@ def annotation_submit(
         annotation.status = AnnotationStatus.SUBMITTED
         if annotation.submitted_at is None:
             annotation.submitted_at = timezone.now()
-        annotation.save(update_fields=["finish_reason", "status", "submitted_at", "updated_at"])
+        if trace.project.blind and annotation.revealed_at is None:
+            # The blind label is what was submitted before any score was seen; keep it apart.
+            annotation.labels.update(blind_value=F("value"))
+            annotation.revealed_at = timezone.now()
+        annotation.save(
+            update_fields=["finish_reason", "status", "submitted_at", "revealed_at", "updated_at"]
+        )
     return annotation
 
 
@@ -209,3 +215,11 @@ def annotation_add_active_time(
     )
     annotation.refresh_from_db()
     return annotation
+
+
+def auth_token_get_or_create(*, user: AbstractBaseUser) -> str:
+    """The user's API token (DRF token auth), created on first request; the same key afterwards."""
+    from rest_framework.authtoken.models import Token  # only the API needs tokens
+
+    token, _ = Token.objects.get_or_create(user=user)
+    return token.key

@@ -90,3 +90,18 @@ def test_outsider_cannot_reach_trace():
     with pytest.raises(Http404):
         selectors.trace_get_for_user(user=outsider, trace_id=trace.pk)
     assert list(selectors.project_list_for_user(user=outsider)) == [other]
+
+
+def test_blind_project_keeps_the_label_submitted_before_the_reveal():
+    user = make_user()
+    project = make_project(members={user: "annotator"}, blind=True)
+    trace = make_trace(project, steps=["a", "b"])
+    first, second = trace.steps.order_by("index")
+    services.label_all_correct(user=user, trace=trace)
+    annotation = services.annotation_submit(user=user, trace=trace)
+    assert annotation.revealed_at is not None
+    # After seeing the scores the annotator revises step 2; the blind label stays as it was.
+    services.label_set(user=user, step=second, value=-1)
+    services.annotation_submit(user=user, trace=trace)
+    label = StepLabel.objects.get(step=second)
+    assert (label.blind_value, label.value) == (1, -1)

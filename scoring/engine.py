@@ -1,0 +1,69 @@
+"""The bridge from score runs (Django) to the PRM engine (scoring.prm), one model per process."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from .models import Scorer, ScoreRun
+from .services import RunResult
+
+# Worker settings, read here once (documented in README "Running a real PRM").
+DEVICE = os.environ.get("STEPLENS_DEVICE", "auto")
+DTYPE = os.environ.get("STEPLENS_DTYPE", "auto")
+BATCH_TOKENS = int(os.environ.get("STEPLENS_BATCH_TOKENS", "16384"))
+
+# (scorer id, version) -> a built engine scorer; models load once per worker process.
+_ENGINES: dict[tuple[int, int], Any] = {}
+
+
+def engine_for(scorer: Scorer) -> Any:
+    key = (scorer.pk, scorer.version)
+    if key not in _ENGINES:
+        # Imported here: the web process never imports the engine (nor torch through it).
+        from scoring.prm import build_scorer
+
+        for stale in [k for k in _ENGINES if k[0] == scorer.pk]:
+            del _ENGINES[stale]
+        _ENGINES[key] = build_scorer(
+            scorer.backend,
+            model_path=scorer.model_path or None,
+            device=DEVICE,
+            dtype=DTYPE,
+            params={"batch_tokens": BATCH_TOKENS, **(scorer.params or {})},
+        )
+    return _ENGINES[key]
+
+
+def score_runs(runs: Sequence[ScoreRun]) -> list[RunResult]:
+    """Score runs of ONE scorer in one engine call (the engine packs them into micro-batches)."""
+    from scoring.prm import TraceInput
+
+    scorer = runs[0].scorer
+    inputs = []
+    for run in runs:
+        steps = list(run.trace.steps.order_by("index").values_list("text", "part"))
+        inputs.append(
+            TraceInput(
+                key=str(run.pk),
+                problem=run.trace.problem.text,
+                steps=[text for text, _ in steps],
+                parts=[part for _, part in steps],
+                reference_answer=run.trace.problem.reference_answer or None,
+            )
+        )
+    started = time.perf_counter()
+    outputs = engine_for(scorer).score(inputs)
+    per_run_ms = (time.perf_counter() - started) * 1000 / max(len(runs), 1)
+    return [
+        RunResult(
+            run_id=int(out.key),
+            step_scores=[s.score for s in out.steps],
+            step_details=[dict(s.details or {}) for s in out.steps],
+            trajectory_score=out.trajectory_score,
+            duration_ms=per_run_ms,
+        )
+        for out in outputs
+    ]

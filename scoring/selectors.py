@@ -1,0 +1,154 @@
+"""Reads of the model side: a trace's scores as a person may see them, worker liveness, Best-of-N."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from annotate import selectors as annotate_selectors
+from annotate.models import Annotation, AnnotationStatus, Problem, Project, Role, Trace
+
+from .models import RunStatus, Scorer, ScoreRun, StepScore, WorkerHeartbeat
+
+UserLike = AbstractBaseUser | AnonymousUser
+
+WORKER_ALIVE_WITHIN = timedelta(seconds=30)
+AGGREGATIONS = ("min", "last", "product", "mean")
+
+
+def scorers_for_project(*, project: Project) -> QuerySet[Scorer]:
+    return Scorer.objects.filter(projects=project).order_by("name")
+
+
+def scorer_list_for_user(*, user: UserLike) -> QuerySet[Scorer]:
+    if not user.is_authenticated:
+        return Scorer.objects.none()
+    return Scorer.objects.all().order_by("name")
+
+
+def workers_alive(*, within: timedelta = WORKER_ALIVE_WITHIN) -> list[WorkerHeartbeat]:
+    return list(WorkerHeartbeat.objects.filter(last_seen__gte=timezone.now() - within))
+
+
+def scores_hidden_for(*, user: UserLike, trace: Trace) -> bool:
+    """Blind projects hide scores from an annotator until their first submit of this trace."""
+    if not trace.project.blind:
+        return False
+    role = annotate_selectors.project_role(user=user, project=trace.project)
+    if annotate_selectors.role_at_least(role, Role.REVIEWER):
+        return False
+    return not Annotation.objects.filter(
+        trace=trace, annotator_id=user.pk, revealed_at__isnull=False
+    ).exists()
+
+
+@dataclass
+class ScorerPanel:
+    scorer: Scorer
+    run: ScoreRun | None
+    scores: dict[int, StepScore] = field(default_factory=dict)  # step id -> score
+
+    @property
+    def status(self) -> str:
+        return self.run.status if self.run else "missing"
+
+    @property
+    def finished(self) -> bool:
+        return self.run is not None and self.run.status in (RunStatus.DONE, RunStatus.FAILED)
+
+
+@dataclass
+class TraceScoresView:
+    trace: Trace
+    hidden: bool
+    panels: list[ScorerPanel]
+    workers: list[WorkerHeartbeat]
+
+    @property
+    def finished(self) -> bool:
+        return all(panel.finished for panel in self.panels)
+
+
+def trace_scores(*, user: UserLike, trace_id: int) -> TraceScoresView:
+    """The latest-version run of each of the project's scorers on this trace, with step scores."""
+    trace = annotate_selectors.trace_get_for_user(user=user, trace_id=trace_id)
+    scorers = list(scorers_for_project(project=trace.project))
+    hidden = scores_hidden_for(user=user, trace=trace)
+    runs = {
+        run.scorer_id: run
+        for run in ScoreRun.objects.filter(trace=trace, scorer__in=scorers)
+        if run.scorer_version == next(s.version for s in scorers if s.pk == run.scorer_id)
+    }
+    panels = []
+    for scorer in scorers:
+        run = runs.get(scorer.pk)
+        scores: dict[int, StepScore] = {}
+        if run is not None and run.status == RunStatus.DONE and not hidden:
+            scores = {s.step_id: s for s in run.step_scores.all()}
+        panels.append(ScorerPanel(scorer=scorer, run=run, scores=scores))
+    return TraceScoresView(trace=trace, hidden=hidden, panels=panels, workers=workers_alive())
+
+
+def aggregate(scores: list[float], how: str) -> float:
+    """A trace's score from its step scores, as used for Best-of-N selection."""
+    if not scores:
+        return float("nan")
+    if how == "min":
+        return min(scores)
+    if how == "last":
+        return scores[-1]
+    if how == "product":
+        return math.prod(scores)
+    if how == "mean":
+        return sum(scores) / len(scores)
+    raise ValueError(f"unknown aggregation {how!r}; choose one of {AGGREGATIONS}")
+
+
+@dataclass
+class RankedTrace:
+    trace: Trace
+    aggregate: float
+    step_count: int
+
+
+def problem_best_of_n(
+    *, user: UserLike, problem_id: int, scorer: Scorer, how: str = "min"
+) -> tuple[Problem, list[RankedTrace]]:
+    """The problem's traces ranked by the scorer's aggregate, best first (unscored ones last)."""
+    problem = annotate_selectors.problem_get_for_user(user=user, problem_id=problem_id)
+    traces = list(Trace.objects.filter(problem=problem).order_by("id"))
+    by_trace: dict[int, list[float]] = {}
+    for trace_id, score in (
+        StepScore.objects.filter(
+            run__trace__in=traces,
+            run__scorer=scorer,
+            run__scorer_version=scorer.version,
+            run__status=RunStatus.DONE,
+        )
+        .order_by("run__trace_id", "step__index")
+        .values_list("run__trace_id", "score")
+    ):
+        by_trace.setdefault(trace_id, []).append(score)
+    ranked = [
+        RankedTrace(
+            trace=t,
+            aggregate=aggregate(by_trace.get(t.pk, []), how),
+            step_count=len(by_trace.get(t.pk, [])),
+        )
+        for t in traces
+    ]
+    ranked.sort(
+        key=lambda r: (math.isnan(r.aggregate), -(0 if math.isnan(r.aggregate) else r.aggregate))
+    )
+    return problem, ranked
+
+
+def annotator_has_submitted(*, user: UserLike, trace: Trace) -> bool:
+    return Annotation.objects.filter(
+        trace=trace, annotator_id=user.pk, status=AnnotationStatus.SUBMITTED
+    ).exists()

@@ -1,0 +1,387 @@
+"""Writes of the model side: scorers, score runs (enqueue, claim, complete, fail) and imported scores."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import IO, Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Count, F, Q
+from django.utils import timezone
+
+from annotate.models import Project, Step, Trace
+
+from .models import Backend, RunQueue, RunStatus, Scorer, ScoreRun, StepScore, WorkerHeartbeat
+
+# How many runs one Celery task scores together (the engine then packs them by token budget).
+RUNS_PER_TASK = 32
+# A run claimed longer ago than this by a worker that never finished it is claimable again.
+RUNNING_LEASE = timedelta(minutes=10)
+
+
+def scorer_create(
+    *,
+    name: str,
+    backend: str,
+    model_path: str = "",
+    revision: str = "",
+    params: dict[str, Any] | None = None,
+    threshold: float = 0.5,
+    projects: Iterable[Project] = (),
+) -> Scorer:
+    scorer = Scorer(
+        name=name,
+        backend=Backend(backend),
+        model_path=model_path,
+        revision=revision,
+        params=params or {},
+        threshold=threshold,
+    )
+    scorer.full_clean()
+    scorer.save()
+    scorer.projects.set(list(projects))
+    return scorer
+
+
+def scorer_update(
+    *,
+    scorer: Scorer,
+    model_path: str | None = None,
+    revision: str | None = None,
+    params: dict[str, Any] | None = None,
+    threshold: float | None = None,
+) -> Scorer:
+    """Change what a scorer computes; any change to the model or its parameters bumps the version."""
+    changed = False
+    for field, value in (("model_path", model_path), ("revision", revision), ("params", params)):
+        if value is not None and getattr(scorer, field) != value:
+            setattr(scorer, field, value)
+            changed = True
+    if threshold is not None:
+        scorer.threshold = threshold
+    if changed:
+        scorer.version += 1
+    scorer.full_clean()
+    scorer.save()
+    return scorer
+
+
+def scorer_set_projects(*, scorer: Scorer, projects: Iterable[Project]) -> None:
+    scorer.projects.set(list(projects))
+
+
+def _enqueue_tasks(*, run_ids_by_scorer: dict[int, list[int]], queue: str) -> None:
+    from . import tasks  # tasks import services: import here to keep the dependency one way
+
+    for run_ids in run_ids_by_scorer.values():
+        for start in range(0, len(run_ids), RUNS_PER_TASK):
+            chunk = run_ids[start : start + RUNS_PER_TASK]
+            transaction.on_commit(
+                lambda chunk=chunk: tasks.score_runs.apply_async(args=[chunk], queue=queue)
+            )
+
+
+def score_runs_enqueue(
+    *,
+    traces: Sequence[Trace] | Iterable[int],
+    scorers: Sequence[Scorer],
+    queue: str = RunQueue.BULK,
+    retry_failed: bool = False,
+) -> list[ScoreRun]:
+    """Create the runs that are missing for the scorers' current versions and enqueue them.
+
+    Runs that exist already (queued, running or done) are left alone, so this is safe to call on
+    every page open; failed runs are queued again only with `retry_failed`.
+    """
+    queue = RunQueue(queue)
+    trace_ids = [t.pk if isinstance(t, Trace) else int(t) for t in traces]
+    if not trace_ids or not scorers:
+        return []
+    now = timezone.now()
+    to_enqueue: dict[int, list[int]] = {}
+    with transaction.atomic():
+        for scorer in scorers:
+            existing = dict(
+                ScoreRun.objects.filter(
+                    scorer=scorer, scorer_version=scorer.version, trace_id__in=trace_ids
+                ).values_list("trace_id", "status")
+            )
+            missing = [tid for tid in trace_ids if tid not in existing]
+            ScoreRun.objects.bulk_create(
+                [
+                    ScoreRun(
+                        trace_id=tid,
+                        scorer=scorer,
+                        scorer_version=scorer.version,
+                        queue=queue,
+                        queued_at=now,
+                    )
+                    for tid in missing
+                ],
+                ignore_conflicts=True,
+            )
+            if retry_failed:
+                ScoreRun.objects.filter(
+                    scorer=scorer,
+                    scorer_version=scorer.version,
+                    trace_id__in=[t for t, s in existing.items() if s == RunStatus.FAILED],
+                ).update(status=RunStatus.QUEUED, error="", queue=queue, queued_at=now)
+            fresh = ScoreRun.objects.filter(
+                scorer=scorer,
+                scorer_version=scorer.version,
+                trace_id__in=trace_ids,
+                status=RunStatus.QUEUED,
+                queued_at=now,
+            )
+            ids = list(fresh.values_list("pk", flat=True))
+            if ids:
+                to_enqueue[scorer.pk] = ids
+        _enqueue_tasks(run_ids_by_scorer=to_enqueue, queue=queue)
+    return list(ScoreRun.objects.filter(pk__in=[i for ids in to_enqueue.values() for i in ids]))
+
+
+def score_run_retry(*, run: ScoreRun) -> ScoreRun:
+    if run.status != RunStatus.FAILED:
+        raise ValidationError(
+            {"status": f"Only a failed run can be retried (this one is {run.status})."}
+        )
+    with transaction.atomic():
+        ScoreRun.objects.filter(pk=run.pk).update(
+            status=RunStatus.QUEUED, error="", queue=RunQueue.INTERACTIVE, queued_at=timezone.now()
+        )
+        _enqueue_tasks(run_ids_by_scorer={run.scorer_id: [run.pk]}, queue=RunQueue.INTERACTIVE)
+    run.refresh_from_db()
+    return run
+
+
+def score_runs_claim(*, run_ids: Sequence[int]) -> list[ScoreRun]:
+    """Mark the given runs running for this worker and return them.
+
+    A run is claimable when queued, or running with an expired lease (its worker died). Done runs
+    are skipped: a task delivered twice scores nothing twice.
+    """
+    stale = timezone.now() - RUNNING_LEASE
+    claimable = Q(status=RunStatus.QUEUED) | Q(status=RunStatus.RUNNING, started_at__lt=stale)
+    with transaction.atomic():
+        ids = list(
+            ScoreRun.objects.select_for_update(skip_locked=True)
+            .filter(claimable, pk__in=list(run_ids))
+            .values_list("pk", flat=True)
+        )
+        ScoreRun.objects.filter(pk__in=ids).update(
+            status=RunStatus.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
+        )
+    return list(ScoreRun.objects.filter(pk__in=ids).select_related("scorer", "trace__problem"))
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What the engine computed for one run, as plain values."""
+
+    run_id: int
+    step_scores: Sequence[float]
+    step_details: Sequence[dict[str, Any]] | None = None
+    trajectory_score: float | None = None
+    details: dict[str, Any] | None = None
+    duration_ms: float | None = None
+
+
+def _clean_score(value: float, *, where: str) -> float:
+    score = float(value)
+    if not 0.0 <= score <= 1.0:
+        raise ValidationError({"scores": f"{where}: score {score!r} is outside [0, 1]."})
+    return score
+
+
+def score_run_complete(*, result: RunResult) -> ScoreRun:
+    """Write one run's step scores in one transaction; writing the same result twice is harmless."""
+    with transaction.atomic():
+        run = ScoreRun.objects.select_for_update().get(pk=result.run_id)
+        step_ids = list(run.trace.steps.order_by("index").values_list("pk", flat=True))
+        if len(result.step_scores) != len(step_ids):
+            raise ValidationError(
+                {
+                    "scores": f"run {run.pk}: {len(result.step_scores)} scores for "
+                    f"{len(step_ids)} steps."
+                }
+            )
+        details = result.step_details or [{} for _ in step_ids]
+        StepScore.objects.filter(run=run).delete()
+        StepScore.objects.bulk_create(
+            StepScore(
+                run=run,
+                step_id=step_id,
+                score=_clean_score(score, where=f"run {run.pk} step {i}"),
+                details=detail or {},
+            )
+            for i, (step_id, score, detail) in enumerate(
+                zip(step_ids, result.step_scores, details, strict=True)
+            )
+        )
+        run.status = RunStatus.DONE
+        run.error = ""
+        run.trajectory_score = (
+            None
+            if result.trajectory_score is None
+            else _clean_score(result.trajectory_score, where=f"run {run.pk} trajectory")
+        )
+        run.details = result.details or {}
+        run.finished_at = timezone.now()
+        run.duration_ms = result.duration_ms
+        run.save()
+    return run
+
+
+def score_run_fail(*, run_id: int, error: str) -> None:
+    ScoreRun.objects.filter(pk=run_id).exclude(status=RunStatus.DONE).update(
+        status=RunStatus.FAILED, error=error[:5000], finished_at=timezone.now()
+    )
+
+
+def score_runs_sweep(*, older_than: timedelta = RUNNING_LEASE) -> int:
+    """Re-enqueue runs stuck queued or running (a lost message, a dead worker); returns how many."""
+    cutoff = timezone.now() - older_than
+    stuck = ScoreRun.objects.filter(
+        Q(status=RunStatus.QUEUED, queued_at__lt=cutoff)
+        | Q(status=RunStatus.RUNNING, started_at__lt=cutoff)
+    )
+    by_scorer: dict[int, list[int]] = {}
+    queues: dict[int, str] = {}
+    for run_id, scorer_id, queue in stuck.values_list("pk", "scorer_id", "queue"):
+        by_scorer.setdefault(scorer_id, []).append(run_id)
+        queues[scorer_id] = queue
+    with transaction.atomic():
+        ScoreRun.objects.filter(pk__in=[i for ids in by_scorer.values() for i in ids]).update(
+            status=RunStatus.QUEUED, queued_at=timezone.now()
+        )
+        for scorer_id, ids in by_scorer.items():
+            _enqueue_tasks(run_ids_by_scorer={scorer_id: ids}, queue=queues[scorer_id])
+    return sum(len(ids) for ids in by_scorer.values())
+
+
+def worker_heartbeat(*, hostname: str, queues: str) -> None:
+    WorkerHeartbeat.objects.update_or_create(
+        hostname=hostname, defaults={"queues": queues, "last_seen": timezone.now()}
+    )
+
+
+class ScoresFileError(ValueError):
+    """A malformed scores file; nothing was written."""
+
+    def __init__(self, *, file: str, line: int | None, field: str | None, message: str) -> None:
+        self.file, self.line, self.field, self.message = file, line, field, message
+        where = file + (f", line {line}" if line is not None else "")
+        where += f", field '{field}'" if field else ""
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class ScoresImportResult:
+    runs_written: int
+    steps_scored: int
+
+    def summary(self) -> str:
+        return f"{self.runs_written} runs, {self.steps_scored} step scores"
+
+
+def scores_import(
+    *, project: Project, scorer: Scorer, stream: IO[bytes], filename: str
+) -> ScoresImportResult:
+    """Load scores computed elsewhere: JSONL `{"trace_id", "scores": [...], "trajectory_score"?}`.
+
+    `trace_id` is the trace's external id as imported. Everything is validated before anything is
+    written; a second import of the same file replaces the same runs' scores (no duplicates).
+    """
+    parsed: list[tuple[int, str, list[float], float | None]] = []
+    for number, raw in enumerate(stream, start=1):
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        if not text.strip():
+            continue
+
+        def fail(field: str | None, message: str, *, line: int = number) -> ScoresFileError:
+            return ScoresFileError(file=filename, line=line, field=field, message=message)
+
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise fail(None, f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
+        if not isinstance(record, dict):
+            raise fail(None, f"expected a JSON object, got {type(record).__name__}")
+        external_id = record.get("trace_id")
+        if not isinstance(external_id, str | int) or isinstance(external_id, bool):
+            raise fail("trace_id", "missing, or not a string")
+        scores = record.get("scores")
+        if not isinstance(scores, list) or not all(
+            isinstance(s, int | float) and not isinstance(s, bool) for s in scores
+        ):
+            raise fail("scores", "expected a list of numbers")
+        if any(not 0.0 <= float(s) <= 1.0 for s in scores):
+            raise fail("scores", "every score must lie in [0, 1]")
+        trajectory = record.get("trajectory_score")
+        if trajectory is not None and (
+            not isinstance(trajectory, int | float) or not 0.0 <= float(trajectory) <= 1.0
+        ):
+            raise fail("trajectory_score", "expected a number in [0, 1]")
+        parsed.append(
+            (
+                number,
+                str(external_id),
+                [float(s) for s in scores],
+                None if trajectory is None else float(trajectory),
+            )
+        )
+    if not parsed:
+        raise ScoresFileError(file=filename, line=None, field=None, message="no records")
+
+    traces = {
+        t.external_id: t
+        for t in Trace.objects.filter(project=project, external_id__in=[p[1] for p in parsed])
+    }
+    step_counts = dict(
+        Step.objects.filter(trace__in=traces.values())
+        .values("trace_id")
+        .annotate(n=Count("pk"))
+        .values_list("trace_id", "n")
+    )
+    for number, external_id, scores, _ in parsed:
+        trace = traces.get(external_id)
+        if trace is None:
+            raise ScoresFileError(
+                file=filename,
+                line=number,
+                field="trace_id",
+                message=f"no trace {external_id!r} in project {project.slug}",
+            )
+        if len(scores) != step_counts.get(trace.pk, 0):
+            raise ScoresFileError(
+                file=filename,
+                line=number,
+                field="scores",
+                message=f"{len(scores)} scores for a trace of {step_counts.get(trace.pk, 0)} steps",
+            )
+
+    steps_scored = 0
+    with transaction.atomic():
+        for _, external_id, scores, trajectory in parsed:
+            trace = traces[external_id]
+            try:
+                run, _ = ScoreRun.objects.get_or_create(
+                    trace=trace,
+                    scorer=scorer,
+                    scorer_version=scorer.version,
+                    defaults={"imported": True, "queue": RunQueue.BULK},
+                )
+            except IntegrityError:  # pragma: no cover - a concurrent creator won the race
+                run = ScoreRun.objects.get(
+                    trace=trace, scorer=scorer, scorer_version=scorer.version
+                )
+            ScoreRun.objects.filter(pk=run.pk).update(imported=True)
+            score_run_complete(
+                result=RunResult(run_id=run.pk, step_scores=scores, trajectory_score=trajectory)
+            )
+            steps_scored += len(scores)
+    return ScoresImportResult(runs_written=len(parsed), steps_scored=steps_scored)

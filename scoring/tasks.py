@@ -1,0 +1,101 @@
+"""Celery tasks of the model side: thin (ids in, engine, service out) and safe to run twice."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections import defaultdict
+from typing import Any
+
+from celery import shared_task
+from celery.signals import worker_ready, worker_shutdown
+from django.db import close_old_connections
+
+from . import engine, services
+from .models import ScoreRun, WorkerHeartbeat
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = float(os.environ.get("STEPLENS_WORKER_HEARTBEAT_SECONDS", "5"))
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def score_runs(run_ids: list[int]) -> dict[str, int]:
+    """Score these runs (already-done ones are skipped), one engine call per scorer."""
+    runs = services.score_runs_claim(run_ids=run_ids)
+    by_scorer: dict[int, list[ScoreRun]] = defaultdict(list)
+    for run in runs:
+        by_scorer[run.scorer_id].append(run)
+    done = failed = 0
+    for scorer_runs in by_scorer.values():
+        try:
+            results = engine.score_runs(scorer_runs)
+        except Exception as exc:  # the engine's error is the run's error, shown on the page
+            logger.exception("scorer %s failed", scorer_runs[0].scorer.name)
+            for run in scorer_runs:
+                services.score_run_fail(run_id=run.pk, error=f"{type(exc).__name__}: {exc}")
+            failed += len(scorer_runs)
+            continue
+        for result in results:
+            try:
+                services.score_run_complete(result=result)
+                done += 1
+            except Exception as exc:
+                services.score_run_fail(run_id=result.run_id, error=f"{type(exc).__name__}: {exc}")
+                failed += 1
+    return {"done": done, "failed": failed, "skipped": len(run_ids) - len(runs)}
+
+
+@shared_task(ignore_result=True)
+def sweep_stuck_runs() -> int:
+    return services.score_runs_sweep()
+
+
+def _heartbeat_loop(hostname: str, queues: str, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            close_old_connections()
+            services.worker_heartbeat(hostname=hostname, queues=queues)
+        except Exception:  # the database may be briefly away; try again next beat
+            logger.warning("worker heartbeat failed", exc_info=True)
+        stop.wait(HEARTBEAT_SECONDS)
+
+
+_stop_heartbeat = threading.Event()
+
+
+@worker_ready.connect
+def _start_heartbeat(sender: Any = None, **_: Any) -> None:
+    hostname = getattr(sender, "hostname", None) or f"{socket.gethostname()}:{os.getpid()}"
+    queues = (
+        ",".join(sorted(q.name for q in getattr(sender.app.amqp, "queues", {}).values()))
+        if sender
+        else ""
+    )
+    threading.Thread(
+        target=_heartbeat_loop,
+        args=(hostname, queues, _stop_heartbeat),
+        daemon=True,
+        name="steplens-heartbeat",
+    ).start()
+
+
+@worker_shutdown.connect
+def _stop_heartbeat_on_shutdown(sender: Any = None, **_: Any) -> None:
+    _stop_heartbeat.set()
+    hostname = getattr(sender, "hostname", None)
+    if hostname:
+        WorkerHeartbeat.objects.filter(hostname=hostname).delete()
+
+
+def wait_for_runs(run_ids: list[int], *, timeout: float = 30.0) -> bool:
+    """For scripts and tests: poll until the runs are done or failed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not ScoreRun.objects.filter(pk__in=run_ids, status__in=["queued", "running"]).exists():
+            return True
+        time.sleep(0.05)
+    return False

@@ -1,0 +1,147 @@
+"""Score runs: created once per trace and scorer version, written atomically, safe to run twice."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from scoring import services
+from scoring.models import RunStatus, ScoreRun, StepScore
+from tests.factories import make_project, make_trace, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def setup(monkeypatch):
+    # Nothing is sent to a broker here: these tests are about the rows, not the worker.
+    sent: list[list[int]] = []
+    from scoring import tasks
+
+    monkeypatch.setattr(tasks.score_runs, "apply_async", lambda args, queue: sent.append(args[0]))
+    user = make_user()
+    project = make_project(members={user: "annotator"})
+    scorer = services.scorer_create(name="tool", backend="tool", projects=[project])
+    traces = [make_trace(project, steps=["a", "b", "c"]) for _ in range(3)]
+    return project, scorer, traces, sent
+
+
+def test_enqueue_creates_each_run_once(setup, django_capture_on_commit_callbacks):
+    project, scorer, traces, sent = setup
+    with django_capture_on_commit_callbacks(execute=True):
+        first = services.score_runs_enqueue(traces=traces, scorers=[scorer])
+    with django_capture_on_commit_callbacks(execute=True):
+        again = services.score_runs_enqueue(traces=traces, scorers=[scorer])
+    assert len(first) == 3 and again == []
+    assert ScoreRun.objects.count() == 3
+    assert sorted(sum(sent, [])) == sorted(r.pk for r in first)
+
+
+def test_new_scorer_version_means_new_runs(setup, django_capture_on_commit_callbacks):
+    project, scorer, traces, _ = setup
+    with django_capture_on_commit_callbacks(execute=True):
+        services.score_runs_enqueue(traces=traces, scorers=[scorer])
+    services.scorer_update(scorer=scorer, params={"k": 2})
+    assert scorer.version == 2
+    with django_capture_on_commit_callbacks(execute=True):
+        runs = services.score_runs_enqueue(traces=traces, scorers=[scorer])
+    assert {r.scorer_version for r in runs} == {2}
+
+
+def test_complete_twice_writes_each_step_once(setup, django_capture_on_commit_callbacks):
+    project, scorer, traces, _ = setup
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.score_runs_enqueue(traces=traces[:1], scorers=[scorer])[0]
+    claimed = services.score_runs_claim(run_ids=[run.pk])
+    assert [(r.pk, r.status) for r in claimed] == [(run.pk, RunStatus.RUNNING)]
+    result = services.RunResult(run_id=run.pk, step_scores=[0.9, 0.8, 0.1], trajectory_score=0.2)
+    services.score_run_complete(result=result)
+    services.score_run_complete(result=result)
+    assert StepScore.objects.filter(run=run).count() == 3
+    run.refresh_from_db()
+    assert run.status == RunStatus.DONE and run.trajectory_score == 0.2
+    # a done run is not claimed again: a redelivered task scores nothing twice
+    assert services.score_runs_claim(run_ids=[run.pk]) == []
+
+
+def test_complete_refuses_wrong_length_and_out_of_range(setup, django_capture_on_commit_callbacks):
+    project, scorer, traces, _ = setup
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.score_runs_enqueue(traces=traces[:1], scorers=[scorer])[0]
+    with pytest.raises(ValidationError, match="2 scores for 3 steps"):
+        services.score_run_complete(
+            result=services.RunResult(run_id=run.pk, step_scores=[0.1, 0.2])
+        )
+    with pytest.raises(ValidationError, match="outside"):
+        services.score_run_complete(
+            result=services.RunResult(run_id=run.pk, step_scores=[0.1, 0.2, 1.5])
+        )
+    assert not StepScore.objects.exists()
+
+
+def test_failed_run_can_be_retried(setup, django_capture_on_commit_callbacks):
+    project, scorer, traces, sent = setup
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.score_runs_enqueue(traces=traces[:1], scorers=[scorer])[0]
+    services.score_run_fail(run_id=run.pk, error="CUDA out of memory")
+    run.refresh_from_db()
+    assert (run.status, run.error) == (RunStatus.FAILED, "CUDA out of memory")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.score_run_retry(run=run)
+    run.refresh_from_db()
+    assert run.status == RunStatus.QUEUED and sent[-1] == [run.pk]
+
+
+def test_sweeper_requeues_stuck_runs(setup, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    project, scorer, traces, sent = setup
+    with django_capture_on_commit_callbacks(execute=True):
+        runs = services.score_runs_enqueue(traces=traces, scorers=[scorer])
+    services.score_runs_claim(run_ids=[runs[0].pk])
+    ScoreRun.objects.filter(pk=runs[0].pk).update(started_at=timezone.now() - timedelta(hours=1))
+    sent.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.score_runs_sweep() == 1
+    assert sent == [[runs[0].pk]]
+
+
+def _jsonl(*records: object) -> io.BytesIO:
+    return io.BytesIO("\n".join(json.dumps(r) for r in records).encode())
+
+
+def test_scores_import_is_all_or_nothing(setup):
+    project, scorer, traces, _ = setup
+    good = {"trace_id": traces[0].external_id, "scores": [0.9, 0.5, 0.1]}
+    bad = {"trace_id": traces[1].external_id, "scores": [0.9, 0.5]}
+    with pytest.raises(services.ScoresFileError, match=r"s.jsonl, line 2, field 'scores'"):
+        services.scores_import(
+            project=project, scorer=scorer, stream=_jsonl(good, bad), filename="s.jsonl"
+        )
+    assert not StepScore.objects.exists()
+    result = services.scores_import(
+        project=project,
+        scorer=scorer,
+        stream=_jsonl(good, {**bad, "scores": [1, 0, 0.5]}),
+        filename="s.jsonl",
+    )
+    assert (result.runs_written, result.steps_scored) == (2, 6)
+    # the same file again replaces, never duplicates
+    services.scores_import(project=project, scorer=scorer, stream=_jsonl(good), filename="s.jsonl")
+    assert StepScore.objects.count() == 6
+
+
+def test_scores_import_names_unknown_trace(setup):
+    project, scorer, traces, _ = setup
+    with pytest.raises(services.ScoresFileError, match="line 1, field 'trace_id': no trace 'nope'"):
+        services.scores_import(
+            project=project,
+            scorer=scorer,
+            stream=_jsonl({"trace_id": "nope", "scores": []}),
+            filename="s.jsonl",
+        )

@@ -1,0 +1,395 @@
+"""REST API views: one small APIView per operation, each parsing input and calling one service."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from django.contrib.auth import authenticate
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import exceptions, serializers, status
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from . import selectors, services
+from .models import Annotation, FinishReason, Trace
+from .selectors import MY_STATUS_NEW
+from .serializers import (
+    LABEL_VALUE_CHOICES,
+    MY_STATUS_CHOICES,
+    AnnotationSerializer,
+    ProjectDetailSerializer,
+    ProjectSerializer,
+    StepLabelSerializer,
+    TraceDetailSerializer,
+    TraceListItemSerializer,
+)
+
+
+def _validation_detail(exc: DjangoValidationError) -> Any:
+    return exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, plus: a service's django ValidationError is the client's mistake (400)."""
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(detail=_validation_detail(exc))
+    return drf_exception_handler(exc, context)
+
+
+class ApiView(APIView):
+    """Base of every steplens API view (IsAuthenticated by default: see settings)."""
+
+    # Token first: an anonymous client is answered 401 with `WWW-Authenticate: Token`, not 403.
+    # Session authentication still enforces CSRF on every write.
+    authentication_classes = [TokenAuthentication, SessionAuthentication]
+
+    def get_exception_handler(self) -> Any:
+        return exception_handler
+
+
+def _paginated(view: APIView, request: Request, queryset: Any, serializer: type) -> Response:
+    paginator = LimitOffsetPagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer(page, many=True).data)
+
+
+def _trace_detail(request: Request, trace: Trace) -> Response:
+    detail = selectors.trace_detail_for_user(user=request.user, trace=trace)
+    return Response(TraceDetailSerializer(detail).data)
+
+
+def _my_annotation(request: Request, trace: Trace) -> Response:
+    annotation = selectors.annotation_mine(user=request.user, trace=trace)
+    if annotation is None:
+        # Reading must not create a row: a stand-in with the shape of a fresh annotation.
+        annotation = SimpleNamespace(
+            id=None,
+            trace_id=trace.pk,
+            annotator=request.user,
+            status=MY_STATUS_NEW,
+            finish_reason="",
+            active_seconds=0.0,
+            imported=False,
+            started_at=None,
+            submitted_at=None,
+            revealed_at=None,
+            labels=[],
+        )
+    return Response(AnnotationSerializer(annotation).data)
+
+
+# Sections of the docs page.
+TAG_AUTH = "auth"
+TAG_PROJECTS = "projects"
+TAG_TRACES = "traces"
+TAG_LABELS = "labels"
+TAG_IMPORTS = "imports"
+
+
+# --- auth -----------------------------------------------------------------------------------------
+
+
+class TokenCreateApi(ApiView):
+    """Exchange a username and password for the user's API token (the same token every time)."""
+
+    authentication_classes: list = []  # a password, not a session: no CSRF dance for scripts
+    permission_classes = [AllowAny]
+
+    class InputSerializer(serializers.Serializer):
+        username = serializers.CharField()
+        password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False)
+
+        class Meta:
+            ref_name = "TokenCreateInput"
+
+    class OutputSerializer(serializers.Serializer):
+        token = serializers.CharField(help_text="Send as `Authorization: Token <token>`.")
+
+        class Meta:
+            ref_name = "TokenCreateOutput"
+
+    @extend_schema(
+        tags=[TAG_AUTH],
+        auth=[],
+        request=InputSerializer,
+        responses={200: OutputSerializer, 400: OpenApiResponse(description="Wrong credentials.")},
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = authenticate(request=request._request, **data.validated_data)
+        if user is None:  # inactive users (imported labelers) are refused here too
+            raise exceptions.ValidationError({"detail": "Unable to log in with these credentials."})
+        return Response({"token": services.auth_token_get_or_create(user=user)})
+
+
+# --- projects -------------------------------------------------------------------------------------
+
+
+class ProjectListApi(ApiView):
+    """The projects you are a member of (all of them for a site admin), with your role."""
+
+    pagination_class = LimitOffsetPagination
+
+    @extend_schema(tags=[TAG_PROJECTS], responses=ProjectSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(
+            selectors.project_list_for_user(user=request.user), request, view=self
+        )
+        roles = selectors.project_roles_for_user(user=request.user, projects=page)
+        for project in page:
+            project.my_role = roles.get(project.pk)
+        return paginator.get_paginated_response(ProjectSerializer(page, many=True).data)
+
+
+class ProjectDetailApi(ApiView):
+    """A project: label scheme, overlap, blind flag, guidelines, your role and your progress."""
+
+    @extend_schema(tags=[TAG_PROJECTS], responses=ProjectDetailSerializer)
+    def get(self, request: Request, slug: str) -> Response:
+        project = selectors.project_get_for_user(user=request.user, slug=slug)
+        project.my_role = selectors.project_role(user=request.user, project=project)
+        project.my_progress = selectors.queue_progress(user=request.user, project=project)
+        project.trace_count = selectors.trace_list_for_user(
+            user=request.user, project=project
+        ).count()
+        return Response(ProjectDetailSerializer(project).data)
+
+
+# --- traces ---------------------------------------------------------------------------------------
+
+
+class TraceListApi(ApiView):
+    """A project's traces, in import order, with your own status on each."""
+
+    pagination_class = LimitOffsetPagination
+
+    class FilterSerializer(serializers.Serializer):
+        subset = serializers.CharField(required=False, help_text="e.g. gsm8k, math.")
+        source = serializers.CharField(required=False, help_text="Import format.")
+        status = serializers.ChoiceField(
+            choices=MY_STATUS_CHOICES, required=False, help_text="Your own status on the trace."
+        )
+
+        class Meta:
+            ref_name = "TraceListFilter"
+
+    @extend_schema(
+        tags=[TAG_TRACES],
+        parameters=[FilterSerializer],
+        responses=TraceListItemSerializer(many=True),
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        project = selectors.project_get_for_user(user=request.user, slug=slug)
+        traces = selectors.trace_list_for_annotator(
+            user=request.user, project=project, **filters.validated_data
+        )
+        return _paginated(self, request, traces, TraceListItemSerializer)
+
+
+class TraceDetailApi(ApiView):
+    """A trace: problem, reference answer, steps; gold labels for reviewers and admins only."""
+
+    @extend_schema(tags=[TAG_TRACES], responses=TraceDetailSerializer)
+    def get(self, request: Request, trace_id: int) -> Response:
+        trace = selectors.trace_get_for_user(user=request.user, trace_id=trace_id)
+        return _trace_detail(request, trace)
+
+
+class QueueNextApi(ApiView):
+    """The next trace of your queue: the one you started, else the first still short of labels."""
+
+    class FilterSerializer(serializers.Serializer):
+        after = serializers.IntegerField(
+            required=False, help_text="Skip this trace id (e.g. the one you just left)."
+        )
+
+        class Meta:
+            ref_name = "QueueNextFilter"
+
+    @extend_schema(
+        tags=[TAG_TRACES],
+        parameters=[FilterSerializer],
+        responses={
+            200: TraceDetailSerializer,
+            204: OpenApiResponse(description="Your queue is empty."),
+        },
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        project = selectors.project_get_for_user(user=request.user, slug=slug)
+        trace = selectors.queue_next(
+            user=request.user, project=project, after_trace_id=filters.validated_data.get("after")
+        )
+        if trace is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        trace.project = project
+        return _trace_detail(request, trace)
+
+
+# --- labels ---------------------------------------------------------------------------------------
+
+
+class AnnotationMineApi(ApiView):
+    """Your own annotation of the trace with its labels (status "new" before the first label)."""
+
+    @extend_schema(
+        tags=[TAG_LABELS],
+        responses=AnnotationSerializer,
+    )
+    def get(self, request: Request, trace_id: int) -> Response:
+        trace = selectors.trace_get_for_user(user=request.user, trace_id=trace_id)
+        return _my_annotation(request, trace)
+
+
+class StepLabelApi(ApiView):
+    """Save your label of one step at once; the fields you do not send keep their saved value."""
+
+    class InputSerializer(serializers.Serializer):
+        value = serializers.ChoiceField(
+            choices=LABEL_VALUE_CHOICES,
+            allow_null=True,
+            required=False,
+            help_text="-1 wrong, 0 neutral (ternary only), 1 correct, null clears the rating.",
+        )
+        flagged = serializers.BooleanField(required=False)
+        note = serializers.CharField(
+            required=False, allow_blank=True, trim_whitespace=False, max_length=10_000
+        )
+
+        class Meta:
+            ref_name = "StepLabelInput"
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            if not attrs:
+                raise serializers.ValidationError("Send at least one of value, flagged, note.")
+            return attrs
+
+    def _save(self, request: Request, trace_id: int, index: int) -> Response:
+        # partial: a form-encoded body must not turn a missing `flagged` into False
+        data = self.InputSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        trace = selectors.trace_get_for_user(user=request.user, trace_id=trace_id)
+        step = selectors.step_get(trace=trace, index=index)
+        label = services.label_set(user=request.user, step=step, **data.validated_data)
+        label.step_index = step.index
+        return Response(StepLabelSerializer(label).data)
+
+    @extend_schema(tags=[TAG_LABELS], request=InputSerializer, responses=StepLabelSerializer)
+    def put(self, request: Request, trace_id: int, index: int) -> Response:
+        return self._save(request, trace_id, index)
+
+    @extend_schema(tags=[TAG_LABELS], request=InputSerializer, responses=StepLabelSerializer)
+    def patch(self, request: Request, trace_id: int, index: int) -> Response:
+        return self._save(request, trace_id, index)
+
+
+class FirstErrorApi(ApiView):
+    """Mark the first wrong step: earlier steps +1, this one -1, later ratings cleared."""
+
+    class InputSerializer(serializers.Serializer):
+        step_index = serializers.IntegerField(min_value=0)
+
+        class Meta:
+            ref_name = "FirstErrorInput"
+
+    @extend_schema(tags=[TAG_LABELS], request=InputSerializer, responses=AnnotationSerializer)
+    def post(self, request: Request, trace_id: int) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        trace = selectors.trace_get_for_user(user=request.user, trace_id=trace_id)
+        try:
+            step = selectors.step_get(trace=trace, index=data.validated_data["step_index"])
+        except Http404 as exc:  # the step named in the body is wrong, not the URL
+            raise exceptions.ValidationError({"step_index": [str(exc)]}) from exc
+        services.label_first_error(user=request.user, step=step)
+        return _my_annotation(request, trace)
+
+
+class AllCorrectApi(ApiView):
+    """Every step +1 (the "no wrong step" answer)."""
+
+    @extend_schema(tags=[TAG_LABELS], request=None, responses=AnnotationSerializer)
+    def post(self, request: Request, trace_id: int) -> Response:
+        trace = selectors.trace_get_for_user(user=request.user, trace_id=trace_id)
+        services.label_all_correct(user=request.user, trace=trace)
+        return _my_annotation(request, trace)
+
+
+class SubmitApi(ApiView):
+    """Submit your pass; without a finish reason it is inferred from the labels."""
+
+    class InputSerializer(serializers.Serializer):
+        finish_reason = serializers.ChoiceField(
+            choices=FinishReason.choices, required=False, allow_blank=True
+        )
+
+        class Meta:
+            ref_name = "SubmitInput"
+
+    @extend_schema(
+        tags=[TAG_LABELS],
+        request=InputSerializer,
+        responses={200: AnnotationSerializer, 400: OpenApiResponse(description="Not finished.")},
+    )
+    def post(self, request: Request, trace_id: int) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        trace = selectors.trace_get_for_user(user=request.user, trace_id=trace_id)
+        services.annotation_submit(
+            user=request.user,
+            trace=trace,
+            finish_reason=data.validated_data.get("finish_reason") or None,
+        )
+        return _my_annotation(request, trace)
+
+
+class HeartbeatApi(ApiView):
+    """Add active time to your annotation (capped per heartbeat by the service)."""
+
+    class InputSerializer(serializers.Serializer):
+        seconds = serializers.FloatField(min_value=0, max_value=3600)
+
+        class Meta:
+            ref_name = "HeartbeatInput"
+
+    class OutputSerializer(serializers.Serializer):
+        active_seconds = serializers.FloatField()
+
+        class Meta:
+            ref_name = "HeartbeatOutput"
+
+    @extend_schema(tags=[TAG_LABELS], request=InputSerializer, responses=OutputSerializer)
+    def post(self, request: Request, trace_id: int) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        trace = selectors.trace_get_for_user(user=request.user, trace_id=trace_id)
+        annotation: Annotation = services.annotation_add_active_time(
+            user=request.user, trace=trace, seconds=data.validated_data["seconds"]
+        )
+        return Response(self.OutputSerializer(annotation).data)
+
+
+class TraceAnnotationListApi(ApiView):
+    """Every annotation of the trace for reviewers and admins; annotators see only their own."""
+
+    @extend_schema(
+        tags=[TAG_LABELS],
+        responses=AnnotationSerializer(many=True),
+    )
+    def get(self, request: Request, trace_id: int) -> Response:
+        trace = selectors.trace_get_for_user(user=request.user, trace_id=trace_id)
+        annotations = selectors.annotation_list_with_labels(user=request.user, trace=trace)
+        return Response(AnnotationSerializer(annotations, many=True).data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
@@ -321,3 +322,22 @@ def step_get(*, trace: Trace, index: int) -> Step:
         raise Http404(f"Trace {trace.pk} has no step {index}.")
     step.trace = trace  # already loaded with its project: spares the services a query
     return step
+
+
+def project_import_target(*, user: UserLike, slug: str) -> Project | None:
+    """The project an import into `slug` may write to, or None: a site admin may create it.
+
+    Outsiders get a 404, also for a slug that does not exist (a URL tells nobody what exists);
+    members below admin get PermissionDenied, since they know the project is there.
+    """
+    project = Project.objects.filter(slug=slug).first()
+    if project is None:
+        if user_is_site_admin(user=user):
+            return None
+        raise Http404("No such project.")
+    role = project_role(user=user, project=project)
+    if role is None:
+        raise Http404("No such project.")
+    if not role_at_least(role, Role.ADMIN):
+        raise PermissionDenied("Only the project's admins may import traces into it.")
+    return project

@@ -183,6 +183,11 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
         "polling_interval": 0.1,
     }
+else:
+    # Redis: an unacknowledged task (its worker died) is delivered again after this many seconds.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
+    }
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -191,6 +196,15 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = _env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_DEFAULT_QUEUE = "bulk"
+
+# Scoring workers (see README "Running a real PRM").
+STEPLENS_DEVICE = os.environ.get("STEPLENS_DEVICE", "auto")  # auto: cuda when available, else cpu
+STEPLENS_DTYPE = os.environ.get("STEPLENS_DTYPE", "auto")  # auto: bf16 on CUDA, fp32 on CPU
+STEPLENS_BATCH_TOKENS = int(os.environ.get("STEPLENS_BATCH_TOKENS", "16384"))
+# A run queued or running longer than this without finishing is re-enqueued by the sweeper.
+STEPLENS_RUN_LEASE_SECONDS = float(os.environ.get("STEPLENS_RUN_LEASE_SECONDS", "600"))
+STEPLENS_WORKER_HEARTBEAT_SECONDS = float(os.environ.get("STEPLENS_WORKER_HEARTBEAT_SECONDS", "5"))
 
 if not DEBUG:
     SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", True)

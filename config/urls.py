@@ -14,5 +14,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("annotate.api_urls")),
+    path("api/", include("scoring.api_urls")),
+    path("scoring/", include("scoring.urls")),
     path("", include("annotate.urls")),
 ]

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from typing import Any
 
+from django.conf import settings
+
 from .models import Scorer, ScoreRun
 from .services import RunResult
-
-# Worker settings, read here once (documented in README "Running a real PRM").
-DEVICE = os.environ.get("STEPLENS_DEVICE", "auto")
-DTYPE = os.environ.get("STEPLENS_DTYPE", "auto")
-BATCH_TOKENS = int(os.environ.get("STEPLENS_BATCH_TOKENS", "16384"))
 
 # (scorer id, version) -> a built engine scorer; models load once per worker process.
 _ENGINES: dict[tuple[int, int], Any] = {}
@@ -30,9 +26,9 @@ def engine_for(scorer: Scorer) -> Any:
         _ENGINES[key] = build_scorer(
             scorer.backend,
             model_path=scorer.model_path or None,
-            device=DEVICE,
-            dtype=DTYPE,
-            params={"batch_tokens": BATCH_TOKENS, **(scorer.params or {})},
+            device=settings.STEPLENS_DEVICE,
+            dtype=settings.STEPLENS_DTYPE,
+            params={"batch_tokens": settings.STEPLENS_BATCH_TOKENS, **(scorer.params or {})},
         )
     return _ENGINES[key]
 

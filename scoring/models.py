@@ -55,6 +55,8 @@ class ScoreRun(models.Model):
     queue = models.CharField(max_length=12, choices=RunQueue.choices, default=RunQueue.BULK)
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # The worker node (celery@host) that claimed the run: a restarted node takes its runs back.
+    claimed_by = models.CharField(max_length=255, blank=True)
     trajectory_score = models.FloatField(null=True, blank=True)
     details = models.JSONField(default=dict, blank=True)
     imported = models.BooleanField(default=False, help_text="Scores computed elsewhere and loaded.")

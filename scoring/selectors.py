@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from annotate import selectors as annotate_selectors
-from annotate.models import Annotation, AnnotationStatus, Problem, Project, Role, Trace
+from annotate.models import Annotation, Problem, Project, Role, Step, Trace
 
 from .models import RunStatus, Scorer, ScoreRun, StepScore, WorkerHeartbeat
 
@@ -63,15 +63,63 @@ class ScorerPanel:
 
 
 @dataclass
+class StepBadge:
+    scorer: Scorer
+    score: StepScore | None
+
+    @property
+    def bucket(self) -> int:
+        """0..9, for the colour scale (red = likely wrong, green = likely right)."""
+        return min(9, int(self.score.score * 10)) if self.score else 0
+
+    @property
+    def wrong(self) -> bool:
+        return self.score is not None and self.score.score < self.scorer.threshold
+
+
+@dataclass
+class Thought:
+    """Contiguous steps with the same verdict of one scorer (the thought-level view)."""
+
+    first: int
+    last: int
+    correct: bool
+
+
+@dataclass
 class TraceScoresView:
     trace: Trace
     hidden: bool
     panels: list[ScorerPanel]
     workers: list[WorkerHeartbeat]
+    steps: list[Step] = field(default_factory=list)
 
     @property
     def finished(self) -> bool:
         return all(panel.finished for panel in self.panels)
+
+    def step_rows(self) -> list[tuple[Step, list[StepBadge]]]:
+        return [
+            (step, [StepBadge(scorer=p.scorer, score=p.scores.get(step.pk)) for p in self.panels])
+            for step in self.steps
+        ]
+
+    def thoughts(self) -> list[Thought]:
+        panel = next((p for p in self.panels if p.scores), None)
+        if panel is None:
+            return []
+        verdicts = [
+            panel.scores[step.pk].score >= panel.scorer.threshold
+            for step in self.steps
+            if step.pk in panel.scores
+        ]
+        groups: list[Thought] = []
+        for index, verdict in enumerate(verdicts):
+            if groups and groups[-1].correct == verdict:
+                groups[-1].last = index
+            else:
+                groups.append(Thought(first=index, last=index, correct=verdict))
+        return groups
 
 
 def trace_scores(*, user: UserLike, trace_id: int) -> TraceScoresView:
@@ -91,7 +139,13 @@ def trace_scores(*, user: UserLike, trace_id: int) -> TraceScoresView:
         if run is not None and run.status == RunStatus.DONE and not hidden:
             scores = {s.step_id: s for s in run.step_scores.all()}
         panels.append(ScorerPanel(scorer=scorer, run=run, scores=scores))
-    return TraceScoresView(trace=trace, hidden=hidden, panels=panels, workers=workers_alive())
+    return TraceScoresView(
+        trace=trace,
+        hidden=hidden,
+        panels=panels,
+        workers=workers_alive(),
+        steps=list(trace.steps.order_by("index")),
+    )
 
 
 def aggregate(scores: list[float], how: str) -> float:
@@ -146,9 +200,3 @@ def problem_best_of_n(
         key=lambda r: (math.isnan(r.aggregate), -(0 if math.isnan(r.aggregate) else r.aggregate))
     )
     return problem, ranked
-
-
-def annotator_has_submitted(*, user: UserLike, trace: Trace) -> bool:
-    return Annotation.objects.filter(
-        trace=trace, annotator_id=user.pk, status=AnnotationStatus.SUBMITTED
-    ).exists()

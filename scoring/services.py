@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import IO, Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from annotate.models import Project, Step, Trace
@@ -19,8 +20,11 @@ from .models import Backend, RunQueue, RunStatus, Scorer, ScoreRun, StepScore, W
 
 # How many runs one Celery task scores together (the engine then packs them by token budget).
 RUNS_PER_TASK = 32
-# A run claimed longer ago than this by a worker that never finished it is claimable again.
-RUNNING_LEASE = timedelta(minutes=10)
+
+
+def run_lease() -> timedelta:
+    """A run claimed (or queued) longer ago than this and not finished goes to another worker."""
+    return timedelta(seconds=settings.STEPLENS_RUN_LEASE_SECONDS)
 
 
 def scorer_create(
@@ -158,13 +162,13 @@ def score_run_retry(*, run: ScoreRun) -> ScoreRun:
     return run
 
 
-def score_runs_claim(*, run_ids: Sequence[int]) -> list[ScoreRun]:
+def score_runs_claim(*, run_ids: Sequence[int], worker: str = "") -> list[ScoreRun]:
     """Mark the given runs running for this worker and return them.
 
     A run is claimable when queued, or running with an expired lease (its worker died). Done runs
     are skipped: a task delivered twice scores nothing twice.
     """
-    stale = timezone.now() - RUNNING_LEASE
+    stale = timezone.now() - run_lease()
     claimable = Q(status=RunStatus.QUEUED) | Q(status=RunStatus.RUNNING, started_at__lt=stale)
     with transaction.atomic():
         ids = list(
@@ -173,7 +177,10 @@ def score_runs_claim(*, run_ids: Sequence[int]) -> list[ScoreRun]:
             .values_list("pk", flat=True)
         )
         ScoreRun.objects.filter(pk__in=ids).update(
-            status=RunStatus.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
+            status=RunStatus.RUNNING,
+            started_at=timezone.now(),
+            attempts=F("attempts") + 1,
+            claimed_by=worker,
         )
     return list(ScoreRun.objects.filter(pk__in=ids).select_related("scorer", "trace__problem"))
 
@@ -242,25 +249,35 @@ def score_run_fail(*, run_id: int, error: str) -> None:
     )
 
 
-def score_runs_sweep(*, older_than: timedelta = RUNNING_LEASE) -> int:
-    """Re-enqueue runs stuck queued or running (a lost message, a dead worker); returns how many."""
-    cutoff = timezone.now() - older_than
-    stuck = ScoreRun.objects.filter(
-        Q(status=RunStatus.QUEUED, queued_at__lt=cutoff)
-        | Q(status=RunStatus.RUNNING, started_at__lt=cutoff)
-    )
-    by_scorer: dict[int, list[int]] = {}
-    queues: dict[int, str] = {}
-    for run_id, scorer_id, queue in stuck.values_list("pk", "scorer_id", "queue"):
-        by_scorer.setdefault(scorer_id, []).append(run_id)
-        queues[scorer_id] = queue
+def _requeue(runs: QuerySet[ScoreRun]) -> int:
+    """Put these unfinished runs back in the queue and send them to the workers again."""
+    by_scorer: dict[tuple[int, str], list[int]] = {}
     with transaction.atomic():
-        ScoreRun.objects.filter(pk__in=[i for ids in by_scorer.values() for i in ids]).update(
-            status=RunStatus.QUEUED, queued_at=timezone.now()
+        for run_id, scorer_id, queue in runs.values_list("pk", "scorer_id", "queue"):
+            by_scorer.setdefault((scorer_id, queue), []).append(run_id)
+        ids = [run_id for chunk in by_scorer.values() for run_id in chunk]
+        ScoreRun.objects.filter(pk__in=ids).update(
+            status=RunStatus.QUEUED, queued_at=timezone.now(), claimed_by=""
         )
-        for scorer_id, ids in by_scorer.items():
-            _enqueue_tasks(run_ids_by_scorer={scorer_id: ids}, queue=queues[scorer_id])
-    return sum(len(ids) for ids in by_scorer.values())
+        for (scorer_id, queue), chunk in by_scorer.items():
+            _enqueue_tasks(run_ids_by_scorer={scorer_id: chunk}, queue=queue)
+    return len(ids)
+
+
+def score_runs_sweep(*, older_than: timedelta | None = None) -> int:
+    """Re-enqueue runs stuck queued or running (a lost message, a dead worker); returns how many."""
+    cutoff = timezone.now() - (run_lease() if older_than is None else older_than)
+    return _requeue(
+        ScoreRun.objects.filter(
+            Q(status=RunStatus.QUEUED, queued_at__lt=cutoff)
+            | Q(status=RunStatus.RUNNING, started_at__lt=cutoff)
+        )
+    )
+
+
+def score_runs_release_worker(*, worker: str) -> int:
+    """A worker node that (re)starts runs nothing: give its unfinished runs back to the queue."""
+    return _requeue(ScoreRun.objects.filter(status=RunStatus.RUNNING, claimed_by=worker))
 
 
 def worker_heartbeat(*, hostname: str, queues: str) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
 from collections import defaultdict
@@ -12,6 +10,7 @@ from typing import Any
 
 from celery import shared_task
 from celery.signals import worker_ready, worker_shutdown
+from django.conf import settings
 from django.db import close_old_connections
 
 from . import engine, services
@@ -19,13 +18,14 @@ from .models import ScoreRun, WorkerHeartbeat
 
 logger = logging.getLogger(__name__)
 
-HEARTBEAT_SECONDS = float(os.environ.get("STEPLENS_WORKER_HEARTBEAT_SECONDS", "5"))
+# Every this many heartbeats a live worker also sweeps runs stuck queued or running.
+SWEEP_EVERY_BEATS = 12
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
-def score_runs(run_ids: list[int]) -> dict[str, int]:
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def score_runs(self: Any, run_ids: list[int]) -> dict[str, int]:
     """Score these runs (already-done ones are skipped), one engine call per scorer."""
-    runs = services.score_runs_claim(run_ids=run_ids)
+    runs = services.score_runs_claim(run_ids=run_ids, worker=self.request.hostname or "")
     by_scorer: dict[int, list[ScoreRun]] = defaultdict(list)
     for run in runs:
         by_scorer[run.scorer_id].append(run)
@@ -55,26 +55,32 @@ def sweep_stuck_runs() -> int:
 
 
 def _heartbeat_loop(hostname: str, queues: str, stop: threading.Event) -> None:
+    beats = 0
     while not stop.is_set():
         try:
             close_old_connections()
             services.worker_heartbeat(hostname=hostname, queues=queues)
+            if beats % SWEEP_EVERY_BEATS == 0:
+                swept = services.score_runs_sweep()
+                if swept:
+                    logger.warning("re-enqueued %d stuck score runs", swept)
         except Exception:  # the database may be briefly away; try again next beat
             logger.warning("worker heartbeat failed", exc_info=True)
-        stop.wait(HEARTBEAT_SECONDS)
+        beats += 1
+        stop.wait(settings.STEPLENS_WORKER_HEARTBEAT_SECONDS)
 
 
 _stop_heartbeat = threading.Event()
 
 
 @worker_ready.connect
-def _start_heartbeat(sender: Any = None, **_: Any) -> None:
-    hostname = getattr(sender, "hostname", None) or f"{socket.gethostname()}:{os.getpid()}"
-    queues = (
-        ",".join(sorted(q.name for q in getattr(sender.app.amqp, "queues", {}).values()))
-        if sender
-        else ""
-    )
+def _on_worker_ready(sender: Any = None, **_: Any) -> None:
+    hostname = sender.hostname
+    queues = ",".join(sorted(sender.app.amqp.queues.keys()))
+    # This node runs nothing yet: runs it held when it died go back to the queue now.
+    released = services.score_runs_release_worker(worker=hostname)
+    if released:
+        logger.warning("took back %d runs this worker held when it stopped", released)
     threading.Thread(
         target=_heartbeat_loop,
         args=(hostname, queues, _stop_heartbeat),
@@ -84,11 +90,10 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
 
 
 @worker_shutdown.connect
-def _stop_heartbeat_on_shutdown(sender: Any = None, **_: Any) -> None:
+def _on_worker_shutdown(sender: Any = None, **_: Any) -> None:
     _stop_heartbeat.set()
-    hostname = getattr(sender, "hostname", None)
-    if hostname:
-        WorkerHeartbeat.objects.filter(hostname=hostname).delete()
+    if sender is not None:
+        WorkerHeartbeat.objects.filter(hostname=sender.hostname).delete()
 
 
 def wait_for_runs(run_ids: list[int], *, timeout: float = 30.0) -> bool:

@@ -1,0 +1,306 @@
+"""REST API of the model side: scorers, a trace's live scores, enqueue/retry/backfill, imported scores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from annotate import selectors as annotate_selectors
+from annotate.api import ApiView
+from annotate.models import Role
+
+from . import selectors, services
+from .models import Backend, RunQueue, Scorer, ScoreRun
+
+
+class ScorerSerializer(serializers.ModelSerializer):
+    projects = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
+
+    class Meta:
+        model = Scorer
+        fields = [
+            "id",
+            "name",
+            "backend",
+            "model_path",
+            "revision",
+            "params",
+            "version",
+            "threshold",
+            "projects",
+        ]
+        read_only_fields = fields
+
+
+class StepScoreOutSerializer(serializers.Serializer):
+    step_index = serializers.IntegerField()
+    score = serializers.FloatField()
+    details = serializers.DictField()
+
+
+class RunOutSerializer(serializers.Serializer):
+    scorer = serializers.CharField()
+    scorer_version = serializers.IntegerField()
+    run_id = serializers.IntegerField(allow_null=True)
+    status = serializers.CharField(help_text="missing, queued, running, done or failed")
+    error = serializers.CharField()
+    trajectory_score = serializers.FloatField(allow_null=True)
+    steps = StepScoreOutSerializer(many=True)
+
+
+class TraceScoresOutSerializer(serializers.Serializer):
+    trace_id = serializers.IntegerField()
+    hidden = serializers.BooleanField(help_text="Blind project: hidden until you submit.")
+    finished = serializers.BooleanField()
+    workers_alive = serializers.IntegerField()
+    runs = RunOutSerializer(many=True)
+
+
+def _require_site_admin(request: Request) -> None:
+    if not annotate_selectors.user_is_site_admin(user=request.user):
+        raise PermissionDenied("Only a site admin can register or change scorers.")
+
+
+def _scores_payload(request: Request, trace_id: int) -> dict[str, Any]:
+    view = selectors.trace_scores(user=request.user, trace_id=trace_id)
+    index = {step.pk: step.index for step in view.steps}
+    return {
+        "trace_id": view.trace.pk,
+        "hidden": view.hidden,
+        "finished": view.finished,
+        "workers_alive": len(view.workers),
+        "runs": [
+            {
+                "scorer": p.scorer.name,
+                "scorer_version": p.scorer.version,
+                "run_id": p.run.pk if p.run else None,
+                "status": p.status,
+                "error": p.run.error if p.run else "",
+                "trajectory_score": None if (view.hidden or not p.run) else p.run.trajectory_score,
+                "steps": sorted(
+                    (
+                        {"step_index": index[s.step_id], "score": s.score, "details": s.details}
+                        for s in p.scores.values()
+                    ),
+                    key=lambda row: row["step_index"],
+                ),
+            }
+            for p in view.panels
+        ],
+    }
+
+
+class ScorerListApi(ApiView):
+    class InputSerializer(serializers.Serializer):
+        name = serializers.SlugField()
+        backend = serializers.ChoiceField(choices=Backend.choices)
+        model_path = serializers.CharField(required=False, default="", allow_blank=True)
+        revision = serializers.CharField(required=False, default="", allow_blank=True)
+        params = serializers.DictField(required=False, default=dict)
+        threshold = serializers.FloatField(required=False, default=0.5, min_value=0, max_value=1)
+        projects = serializers.ListField(
+            child=serializers.SlugField(), required=False, default=list
+        )
+
+        class Meta:
+            ref_name = "ScorerCreateInput"
+
+    @extend_schema(operation_id="scorers_list", responses=ScorerSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        scorers = selectors.scorer_list_for_user(user=request.user)
+        return Response(ScorerSerializer(scorers, many=True).data)
+
+    @extend_schema(
+        operation_id="scorers_create", request=InputSerializer, responses={201: ScorerSerializer}
+    )
+    def post(self, request: Request) -> Response:
+        _require_site_admin(request)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        payload = dict(data.validated_data)
+        projects = [
+            annotate_selectors.project_get_for_user(user=request.user, slug=slug)
+            for slug in payload.pop("projects")
+        ]
+        scorer = services.scorer_create(**payload, projects=projects)
+        return Response(ScorerSerializer(scorer).data, status=status.HTTP_201_CREATED)
+
+
+class TraceScoresApi(ApiView):
+    @extend_schema(operation_id="trace_scores", responses=TraceScoresOutSerializer)
+    def get(self, request: Request, trace_id: int) -> Response:
+        return Response(TraceScoresOutSerializer(_scores_payload(request, trace_id)).data)
+
+
+class TraceScoresEnqueueApi(ApiView):
+    @extend_schema(
+        operation_id="trace_scores_enqueue",
+        request=None,
+        responses={202: TraceScoresOutSerializer},
+        description="Enqueue the project's missing score runs for this trace on the interactive queue.",
+    )
+    def post(self, request: Request, trace_id: int) -> Response:
+        trace = annotate_selectors.trace_get_for_user(user=request.user, trace_id=trace_id)
+        scorers = list(selectors.scorers_for_project(project=trace.project))
+        services.score_runs_enqueue(traces=[trace], scorers=scorers, queue=RunQueue.INTERACTIVE)
+        return Response(
+            TraceScoresOutSerializer(_scores_payload(request, trace_id)).data,
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+class RunRetryApi(ApiView):
+    @extend_schema(
+        operation_id="score_run_retry", request=None, responses={202: TraceScoresOutSerializer}
+    )
+    def post(self, request: Request, run_id: int) -> Response:
+        run = get_object_or_404(ScoreRun, pk=run_id)
+        annotate_selectors.trace_get_for_user(user=request.user, trace_id=run.trace_id)
+        services.score_run_retry(run=run)
+        return Response(
+            TraceScoresOutSerializer(_scores_payload(request, run.trace_id)).data,
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+class ProjectBackfillApi(ApiView):
+    class InputSerializer(serializers.Serializer):
+        scorer = serializers.CharField()
+        retry_failed = serializers.BooleanField(required=False, default=False)
+
+        class Meta:
+            ref_name = "BackfillInput"
+
+    class OutputSerializer(serializers.Serializer):
+        enqueued = serializers.IntegerField()
+
+        class Meta:
+            ref_name = "BackfillOutput"
+
+    @extend_schema(
+        operation_id="project_score_backfill",
+        request=InputSerializer,
+        responses={202: OutputSerializer},
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        project = annotate_selectors.project_get_for_user(
+            user=request.user, slug=slug, min_role=Role.ADMIN
+        )
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        scorer = get_object_or_404(
+            selectors.scorers_for_project(project=project), name=data.validated_data["scorer"]
+        )
+        runs = services.score_runs_enqueue(
+            traces=list(project.traces.values_list("pk", flat=True)),
+            scorers=[scorer],
+            queue=RunQueue.BULK,
+            retry_failed=data.validated_data["retry_failed"],
+        )
+        return Response({"enqueued": len(runs)}, status=status.HTTP_202_ACCEPTED)
+
+
+class ScoresImportApi(ApiView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    class InputSerializer(serializers.Serializer):
+        project = serializers.SlugField()
+        scorer = serializers.CharField()
+        file = serializers.FileField()
+
+        class Meta:
+            ref_name = "ScoresImportInput"
+
+    class OutputSerializer(serializers.Serializer):
+        runs_written = serializers.IntegerField()
+        steps_scored = serializers.IntegerField()
+
+        class Meta:
+            ref_name = "ScoresImportOutput"
+
+    @extend_schema(
+        operation_id="scores_import",
+        request={"multipart/form-data": InputSerializer},
+        responses={
+            201: OutputSerializer,
+            400: OpenApiResponse(description="Malformed file; nothing written."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        project = annotate_selectors.project_get_for_user(
+            user=request.user, slug=data.validated_data["project"], min_role=Role.ADMIN
+        )
+        scorer = get_object_or_404(Scorer, name=data.validated_data["scorer"])
+        upload = data.validated_data["file"]
+        try:
+            result = services.scores_import(
+                project=project, scorer=scorer, stream=upload, filename=upload.name
+            )
+        except services.ScoresFileError as exc:
+            return Response(
+                {"detail": str(exc), "file": exc.file, "line": exc.line, "field": exc.field},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        return Response(
+            {"runs_written": result.runs_written, "steps_scored": result.steps_scored},
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class BestOfNApi(ApiView):
+    class OutputSerializer(serializers.Serializer):
+        trace_id = serializers.IntegerField()
+        external_id = serializers.CharField()
+        generator = serializers.CharField()
+        aggregate = serializers.FloatField(allow_null=True)
+        steps_scored = serializers.IntegerField()
+
+        class Meta:
+            ref_name = "RankedTrace"
+
+    @extend_schema(
+        operation_id="problem_best_of_n",
+        parameters=[
+            OpenApiParameter("scorer", str, required=True),
+            OpenApiParameter("how", str, enum=list(selectors.AGGREGATIONS), required=False),
+        ],
+        responses=OutputSerializer(many=True),
+    )
+    def get(self, request: Request, problem_id: int) -> Response:
+        problem = annotate_selectors.problem_get_for_user(user=request.user, problem_id=problem_id)
+        scorer = get_object_or_404(
+            selectors.scorers_for_project(project=problem.project),
+            name=request.query_params.get("scorer", ""),
+        )
+        how = request.query_params.get("how", "min")
+        if how not in selectors.AGGREGATIONS:
+            raise serializers.ValidationError(
+                {"how": f"choose one of {', '.join(selectors.AGGREGATIONS)}"}
+            )
+        _, ranked = selectors.problem_best_of_n(
+            user=request.user, problem_id=problem_id, scorer=scorer, how=how
+        )
+        return Response(
+            self.OutputSerializer(
+                [
+                    {
+                        "trace_id": r.trace.pk,
+                        "external_id": r.trace.external_id,
+                        "generator": r.trace.generator,
+                        "aggregate": r.aggregate if r.step_count else None,
+                        "steps_scored": r.step_count,
+                    }
+                    for r in ranked
+                ],
+                many=True,
+            ).data
+        )

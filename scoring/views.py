@@ -1,0 +1,90 @@
+"""Browser views of the model side: the live score panel of the labelling page, Best-of-N, retry."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET, require_POST
+
+from annotate import selectors as annotate_selectors
+from annotate.models import Role
+
+from . import selectors, services
+from .models import RunQueue, ScoreRun
+
+# While any run is unfinished the panel asks again this often (ms); it stops once all are done.
+POLL_MS = 250
+
+
+def _panel(request: HttpRequest, trace_id: int, *, error: str = "") -> HttpResponse:
+    view = selectors.trace_scores(user=request.user, trace_id=trace_id)
+    return render(
+        request,
+        "scoring/panel.html",
+        {"view": view, "poll_ms": POLL_MS, "error": error},
+    )
+
+
+@login_required
+@require_POST
+def trace_scores_open(request: HttpRequest, trace_id: int) -> HttpResponse:
+    """Opening a trace: enqueue what is missing on the interactive queue, render the panel."""
+    trace = annotate_selectors.trace_get_for_user(user=request.user, trace_id=trace_id)
+    scorers = list(selectors.scorers_for_project(project=trace.project))
+    services.score_runs_enqueue(traces=[trace], scorers=scorers, queue=RunQueue.INTERACTIVE)
+    return _panel(request, trace_id)
+
+
+@login_required
+@require_GET
+def trace_scores_panel(request: HttpRequest, trace_id: int) -> HttpResponse:
+    return _panel(request, trace_id)
+
+
+@login_required
+@require_POST
+def score_run_retry(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = ScoreRun.objects.select_related("trace").filter(pk=run_id).first()
+    trace_id = run.trace_id if run else 0
+    # Through the permission selector: an outsider gets 404 whether or not the run exists.
+    annotate_selectors.trace_get_for_user(user=request.user, trace_id=trace_id)
+    error = ""
+    try:
+        services.score_run_retry(run=run)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        error = "; ".join(exc.messages)
+    return _panel(request, trace_id, error=error)
+
+
+@login_required
+@require_GET
+def problem_best_of_n(request: HttpRequest, problem_id: int) -> HttpResponse:
+    """A problem's N traces ranked by a scorer's aggregate score, next to the reference answer."""
+    problem = annotate_selectors.problem_get_for_user(user=request.user, problem_id=problem_id)
+    scorers = list(selectors.scorers_for_project(project=problem.project))
+    name = request.GET.get("scorer") or (scorers[0].name if scorers else "")
+    scorer = next((s for s in scorers if s.name == name), None)
+    how = request.GET.get("how", "min")
+    if how not in selectors.AGGREGATIONS:
+        how = "min"
+    ranked = []
+    if scorer is not None:
+        problem, ranked = selectors.problem_best_of_n(
+            user=request.user, problem_id=problem_id, scorer=scorer, how=how
+        )
+    role = annotate_selectors.project_role(user=request.user, project=problem.project)
+    return render(
+        request,
+        "scoring/best_of_n.html",
+        {
+            "problem": problem,
+            "scorers": scorers,
+            "scorer": scorer,
+            "how": how,
+            "aggregations": selectors.AGGREGATIONS,
+            "ranked": ranked,
+            "show_correctness": annotate_selectors.role_at_least(role, Role.REVIEWER),
+        },
+    )

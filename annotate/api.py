@@ -5,20 +5,24 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from django.http import Http404
+from django.template.defaultfilters import filesizeformat
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from . import selectors, services
+from . import imports, selectors, services
 from .models import Annotation, FinishReason, Trace
 from .selectors import MY_STATUS_NEW
 from .serializers import (
@@ -393,3 +397,121 @@ class TraceAnnotationListApi(ApiView):
         trace = selectors.trace_get_for_user(user=request.user, trace_id=trace_id)
         annotations = selectors.annotation_list_with_labels(user=request.user, trace=trace)
         return Response(AnnotationSerializer(annotations, many=True).data)
+
+
+# --- imports ---------------------------------------------------------------------------------------
+
+# Multipart framing around the file (boundaries, the other fields) on top of the file's own bytes.
+_MULTIPART_SLACK_BYTES = 64 * 1024
+
+
+def _import_max_bytes() -> int:
+    return int(getattr(settings, "IMPORT_MAX_BYTES", 200 * 1024 * 1024))
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "payload_too_large"
+
+
+def _too_large(size: int) -> PayloadTooLarge:
+    limit = _import_max_bytes()
+    return PayloadTooLarge(
+        f"The upload is {filesizeformat(size)}; imports are limited to {filesizeformat(limit)} "
+        f"({limit} bytes). Split the file, or import it with `manage.py import_traces`."
+    )
+
+
+class ImportApi(ApiView):
+    """Import a file of traces into a project: its admins, or a site admin (who may create it).
+
+    All or nothing: a malformed file is refused with the line and field at fault, and nothing is
+    written. Importing the same file again adds nothing.
+    """
+
+    parser_classes = [MultiPartParser, FormParser]
+
+    class InputSerializer(serializers.Serializer):
+        project = serializers.SlugField(help_text="Slug of the project to import into.")
+        format = serializers.ChoiceField(choices=[(name, name) for name in imports.FORMATS])
+        file = serializers.FileField(help_text="The file, as your pipeline wrote it (JSONL).")
+        subset = serializers.CharField(
+            required=False, allow_blank=True, max_length=100, help_text="e.g. gsm8k, math."
+        )
+
+        class Meta:
+            ref_name = "ImportInput"
+
+    class OutputSerializer(serializers.Serializer):
+        project = serializers.SlugField(source="result.project.slug")
+        project_created = serializers.BooleanField()
+        format = serializers.CharField(source="result.format")
+        traces_created = serializers.IntegerField(source="result.traces_created")
+        traces_skipped = serializers.IntegerField(
+            source="result.traces_skipped", help_text="Already imported (same source and id)."
+        )
+        problems_created = serializers.IntegerField(source="result.problems_created")
+        steps_created = serializers.IntegerField(source="result.steps_created")
+        annotations_created = serializers.IntegerField(source="result.annotations_created")
+        gold_labels_created = serializers.IntegerField(source="result.gold_labels_created")
+        summary = serializers.CharField(source="result.summary")
+
+        class Meta:
+            ref_name = "ImportOutput"
+
+    class FileErrorSerializer(serializers.Serializer):
+        detail = serializers.CharField()
+        file = serializers.CharField()
+        line = serializers.IntegerField(allow_null=True)
+        field = serializers.CharField(allow_null=True)
+
+        class Meta:
+            ref_name = "ImportFileError"
+
+    @extend_schema(
+        tags=[TAG_IMPORTS],
+        request={"multipart/form-data": InputSerializer},
+        responses={
+            201: OutputSerializer,
+            400: OpenApiResponse(
+                FileErrorSerializer, description="Malformed file; nothing written."
+            ),
+            403: OpenApiResponse(description="A member, but not an admin, of the project."),
+            404: OpenApiResponse(description="No such project (or not yours)."),
+            413: OpenApiResponse(description="The upload is larger than IMPORT_MAX_BYTES."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        # Refuse an oversized upload on its declared length, before reading the body.
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        if declared > _import_max_bytes() + _MULTIPART_SLACK_BYTES:
+            raise _too_large(declared)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        slug = data.validated_data["project"]
+        existing = selectors.project_import_target(user=request.user, slug=slug)
+        upload = data.validated_data["file"]
+        if upload.size > _import_max_bytes():
+            raise _too_large(upload.size)
+        try:
+            # One transaction: a project created for a file that is then refused goes with it.
+            with transaction.atomic():
+                project, created = (
+                    (existing, False)
+                    if existing is not None
+                    else imports.project_for_import(slug=slug)
+                )
+                result = imports.traces_import(
+                    project=project,
+                    stream=upload,
+                    filename=upload.name,
+                    format=data.validated_data["format"],
+                    subset=data.validated_data.get("subset", ""),
+                )
+        except imports.ImportFileError as err:
+            return Response(
+                {"detail": str(err), "file": err.file, "line": err.line, "field": err.field},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        output = self.OutputSerializer({"result": result, "project_created": created})
+        return Response(output.data, status=status.HTTP_201_CREATED)

@@ -33,4 +33,5 @@ urlpatterns = [
     path("traces/<int:trace_id>/all-correct/", api.AllCorrectApi.as_view(), name="all-correct"),
     path("traces/<int:trace_id>/submit/", api.SubmitApi.as_view(), name="submit"),
     path("traces/<int:trace_id>/heartbeat/", api.HeartbeatApi.as_view(), name="heartbeat"),
+    path("imports/", api.ImportApi.as_view(), name="import"),
 ]

@@ -256,7 +256,11 @@ def trace_list_for_annotator(
 
 @dataclass(frozen=True)
 class TraceDetail:
-    """One trace as the API shows it; `gold` is None when the user may not see gold labels."""
+    """One trace as the API shows it; `gold` and `metadata` are None for those who may not see gold.
+
+    The metadata keeps the source record's other fields, which can hold the answer key (e.g.
+    ProcessBench's `label`, PRMBench's `error_steps`).
+    """
 
     trace: Trace
     project: Project
@@ -264,6 +268,7 @@ class TraceDetail:
     steps: list[Step]
     role: Role
     gold: list[GoldLabel] | None
+    metadata: dict | None
 
 
 def gold_visible(*, role: Role | None) -> bool:
@@ -277,15 +282,22 @@ def trace_detail_for_user(*, user: UserLike, trace: Trace) -> TraceDetail:
     if role is None:
         raise Http404("No such trace.")
     steps = list(trace.steps.order_by("index"))
-    gold = None
+    gold = metadata = None
     if gold_visible(role=role):
         gold = list(
             GoldLabel.objects.filter(step__trace=trace)
             .annotate(step_index=F("step__index"))
             .order_by("step_index")
         )
+        metadata = trace.metadata
     return TraceDetail(
-        trace=trace, project=trace.project, problem=trace.problem, steps=steps, role=role, gold=gold
+        trace=trace,
+        project=trace.project,
+        problem=trace.problem,
+        steps=steps,
+        role=role,
+        gold=gold,
+        metadata=metadata,
     )
 
 

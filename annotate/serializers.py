@@ -93,7 +93,11 @@ class TraceDetailSerializer(serializers.Serializer):
     external_id = serializers.CharField(source="trace.external_id")
     generator = serializers.CharField(source="trace.generator")
     final_answer = serializers.CharField(source="trace.final_answer")
-    metadata = serializers.JSONField(source="trace.metadata")
+    metadata = serializers.JSONField(
+        allow_null=True,
+        help_text="The source record's other fields; null unless you are a reviewer or admin "
+        "(it can hold the imported answer key).",
+    )
     problem = ProblemSerializer()
     steps = StepSerializer(many=True)
     gold = serializers.SerializerMethodField(

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from annotate import services
-from annotate.models import GoldLabel, GoldSource, LabelScheme, StepLabel
+from annotate.models import GoldLabel, GoldSource, LabelScheme, Project, StepLabel, Trace
 from tests.factories import make_project, make_trace, make_user
 
 pytestmark = pytest.mark.django_db
@@ -214,9 +214,7 @@ def test_gold_labels_are_for_reviewers_only():
     url = f"/api/traces/{trace.pk}/"
     assert token_client(annotator).get(url).json()["gold"] is None
     gold = token_client(reviewer).get(url).json()["gold"]
-    assert gold["labels"] == [
-        {"step_index": 1, "value": -1, "source": "imported", "rationale": ""}
-    ]
+    assert gold["labels"] == [{"step_index": 1, "value": -1, "source": "imported", "rationale": ""}]
 
 
 def test_session_writes_need_the_csrf_token():
@@ -253,6 +251,7 @@ API_PATHS = [
     "/api/traces/{trace_id}/all-correct/",
     "/api/traces/{trace_id}/submit/",
     "/api/traces/{trace_id}/heartbeat/",
+    "/api/imports/",
 ]
 
 
@@ -280,3 +279,86 @@ def test_docs_page_loads_without_any_external_url():
     assert any(asset.endswith("swagger-ui-bundle.js") for asset in assets)
     for asset in assets:  # every asset is vendored, so the page works offline
         assert finders.find(asset), asset
+
+
+def _sample(repo_root: Path, name: str) -> Path:
+    """A real data file shipped in the repository (its origin: data/README.md)."""
+    path = repo_root / "data" / name
+    return path if path.exists() else Path("/work/shared/data") / name
+
+
+def test_import_of_a_real_processbench_file_counts_what_it_wrote(repo_root: Path):
+    owner, annotator = make_user(), make_user()
+    make_project("pb", members={owner: "admin", annotator: "annotator"})
+    api = token_client(owner)
+    path = _sample(repo_root, "processbench_sample.jsonl")
+    with path.open("rb") as handle:
+        response = api.post(
+            "/api/imports/", {"project": "pb", "format": "processbench", "file": handle}
+        )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    # 80 records, 581 steps; gold: the steps up to the first error, or all when label is -1.
+    assert {key: body[key] for key in ("traces_created", "problems_created", "steps_created")} == {
+        "traces_created": 80,
+        "problems_created": 80,
+        "steps_created": 581,
+    }
+    assert body["gold_labels_created"] == 387
+    assert (body["project"], body["project_created"], body["traces_skipped"]) == ("pb", False, 0)
+    assert Trace.objects.filter(project__slug="pb").count() == 80
+
+    with path.open("rb") as handle:
+        again = api.post(
+            "/api/imports/", {"project": "pb", "format": "processbench", "file": handle}
+        )
+    assert (again.json()["traces_created"], again.json()["traces_skipped"]) == (0, 80)
+    assert Trace.objects.count() == 80
+    # The imported traces are what the queue serves next; their answer key is for reviewers only.
+    trace = token_client(annotator).get("/api/projects/pb/queue/next/").json()
+    assert (trace["source"], trace["subset"], trace["external_id"]) == (
+        "processbench",
+        "gsm8k",
+        "gsm8k-12",
+    )
+    assert (trace["gold"], trace["metadata"]) == (None, None)
+    gold = api.get(f"/api/traces/{trace['id']}/").json()["gold"]
+    # gsm8k-12: label 1, the second step is the first wrong one
+    assert [(g["step_index"], g["value"]) for g in gold["labels"]] == [(0, 1), (1, -1)]
+    assert gold["final_answer_correct"] is False
+
+
+def test_a_corrupted_file_is_refused_naming_the_line_and_nothing_changes(
+    repo_root: Path, tmp_path: Path
+):
+    admin = make_user(is_superuser=True)
+    lines = _sample(repo_root, "processbench_sample.jsonl").read_bytes().splitlines(keepends=True)
+    lines[4] = lines[4][: len(lines[4]) // 2] + b"\n"  # line 5 cut in the middle
+    corrupted = tmp_path / "processbench_corrupted.jsonl"
+    corrupted.write_bytes(b"".join(lines))
+    api = token_client(admin)
+    with corrupted.open("rb") as handle:
+        response = api.post(
+            "/api/imports/", {"project": "new-one", "format": "processbench", "file": handle}
+        )
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert body["line"] == 5
+    assert "processbench_corrupted.jsonl" in body["file"]
+    assert "5" in body["detail"]
+    # All or nothing: not even the project that the import would have created.
+    assert not Trace.objects.exists()
+    assert not Project.objects.filter(slug="new-one").exists()
+
+
+def test_an_upload_over_the_limit_is_refused_with_413(repo_root: Path, settings):
+    settings.IMPORT_MAX_BYTES = 10_000
+    owner = make_user()
+    make_project("small", members={owner: "admin"})
+    with _sample(repo_root, "processbench_sample.jsonl").open("rb") as handle:
+        response = token_client(owner).post(
+            "/api/imports/", {"project": "small", "format": "processbench", "file": handle}
+        )
+    assert response.status_code == 413
+    assert "(10000 bytes)" in response.json()["detail"]
+    assert not Trace.objects.exists()

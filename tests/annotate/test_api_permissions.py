@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 from django.core.cache import cache
+from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from annotate import services
@@ -65,7 +66,10 @@ def _unchanged(world: World) -> None:
 
 def test_anonymous_is_refused_everywhere(world: World):
     client = APIClient()
-    for method, url, body in [*project_a_endpoints(world.trace_a.pk), ("get", "/api/projects/", {})]:
+    for method, url, body in [
+        *project_a_endpoints(world.trace_a.pk),
+        ("get", "/api/projects/", {}),
+    ]:
         response = getattr(client, method)(url, body, format="json")
         assert response.status_code == 401, (method, url, response.status_code)
         assert response["WWW-Authenticate"] == "Token"
@@ -96,3 +100,45 @@ def test_the_same_endpoints_answer_the_member(world: World):
     for method, url, body in project_a_endpoints(world.trace_a.pk):
         response = getattr(client, method)(url, body, format="json")
         assert response.status_code in (200, 204), (method, url, response.content)
+
+
+PROCESSBENCH_RECORD = (
+    b'{"id": "gsm8k-0", "generator": "test", "problem": "What is $1+1$?", '
+    b'"steps": ["1+1=2.", "So \\\\boxed{2}."], "final_answer_correct": true, "label": -1}\n'
+)
+
+
+def _import(client: APIClient, slug: str):
+    upload = SimpleUploadedFile("one.jsonl", PROCESSBENCH_RECORD)
+    return client.post("/api/imports/", {"project": slug, "format": "processbench", "file": upload})
+
+
+def test_only_project_admins_import_and_only_site_admins_create_projects(world: World):
+    traces_before = Trace.objects.count()
+    client = APIClient()
+    assert _import(client, "alpha").status_code == 401
+
+    client.force_authenticate(world.annotator_a)  # a member, but an annotator
+    refused = _import(client, "alpha")
+    assert refused.status_code == 403
+    assert "admin" in refused.json()["detail"]
+
+    client.force_authenticate(world.annotator_b)  # not a member of alpha
+    assert _import(client, "alpha").status_code == 404
+    assert _import(client, "gamma").status_code == 404  # may not create a project
+    assert not Project.objects.filter(slug="gamma").exists()
+    assert Trace.objects.count() == traces_before
+
+    owner = make_user()
+    services.membership_set(project=world.project_a, user=owner, role="admin")
+    client.force_authenticate(owner)
+    created = _import(client, "alpha")
+    assert created.status_code == 201, created.content
+    assert created.json()["traces_created"] == 1
+    assert created.json()["project_created"] is False
+
+    client.force_authenticate(make_user(is_superuser=True))
+    fresh = _import(client, "gamma")
+    assert fresh.status_code == 201, fresh.content
+    assert fresh.json()["project_created"] is True
+    assert Trace.objects.filter(project__slug="gamma").count() == 1

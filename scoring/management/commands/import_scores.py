@@ -14,7 +14,7 @@ from scoring.models import Scorer
 class Command(BaseCommand):
     help = (
         "Import scores: JSONL lines "
-        "{\"trace_id\": <external id>, \"scores\": [...], \"trajectory_score\"?}."
+        '{"trace_id": <external id>, "scores": [...], "trajectory_score"?}.'
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -1,4 +1,4 @@
-"""Create the demo's accounts and projects and import real demo data (idempotent: safe to run twice)."""
+"""Create the demo's accounts, projects, real demo data and the CPU tool scorer (safe to run twice)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from django.core.management.base import BaseCommand
 
 from annotate import imports, services
 from annotate.models import LabelScheme, Project, Role
+from scoring import services as scoring_services
+from scoring.models import Backend, Scorer
 
 DATA_DIR = Path(settings.BASE_DIR) / "data"
 
@@ -71,6 +73,11 @@ class Command(BaseCommand):
                     project=project, stream=stream, filename=filename, format=fmt
                 )
             self.stdout.write(f"{slug}: {result.summary()}")
+        scorer = Scorer.objects.filter(name="tool").first() or scoring_services.scorer_create(
+            name="tool", backend=Backend.TOOL
+        )
+        scorer.projects.add(*Project.objects.filter(slug__in=DEMO_PROJECTS))
+        self.stdout.write("Scorer 'tool' (sympy step checks, answer check) scores both projects.")
         self.stdout.write("\nDemo accounts (username / password), also in var/demo_accounts.json:")
         for username, password in passwords.items():
             self.stdout.write(f"  {username:<11} {password}   ({DEMO_USERS[username]['role']})")

@@ -1,0 +1,166 @@
+"""The live score panel and Best-of-N pages: permissions, blind mode, polling that stops."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from annotate import services as annotate_services
+from scoring import services
+from scoring.models import RunStatus, ScoreRun
+from tests.factories import make_project, make_trace, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def world(monkeypatch):
+    from scoring import tasks
+
+    sent: list[list[int]] = []
+    monkeypatch.setattr(
+        tasks.score_runs, "apply_async", lambda args, queue: sent.append((queue, args[0]))
+    )
+    annotator, reviewer, outsider = make_user(), make_user(), make_user()
+    project = make_project(members={annotator: "annotator", reviewer: "reviewer"})
+    make_project(members={outsider: "annotator"})
+    scorer = services.scorer_create(name="prm", backend="tool", projects=[project])
+    trace = make_trace(project, steps=["1+1=2", "2+2=5"])
+    return {
+        "a": annotator,
+        "r": reviewer,
+        "o": outsider,
+        "project": project,
+        "scorer": scorer,
+        "trace": trace,
+        "sent": sent,
+    }
+
+
+def _finish(trace, scorer, scores):
+    run = ScoreRun.objects.get(trace=trace, scorer=scorer)
+    services.score_runs_claim(run_ids=[run.pk])
+    services.score_run_complete(result=services.RunResult(run_id=run.pk, step_scores=scores))
+
+
+def test_opening_a_trace_enqueues_interactive_runs_once(
+    client, world, django_capture_on_commit_callbacks
+):
+    client.force_login(world["a"])
+    url = reverse("scoring:open", args=[world["trace"].pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url)
+        client.post(url)
+    assert response.status_code == 200
+    assert world["sent"] == [("interactive", [ScoreRun.objects.get().pk])]
+    html = response.content.decode()
+    # unfinished: the panel asks for itself again, and says that no worker is alive
+    assert 'hx-trigger="load delay:' in html
+    assert 'data-testid="no-worker"' in html
+
+
+def test_panel_shows_scores_and_stops_polling_when_done(
+    client, world, django_capture_on_commit_callbacks
+):
+    client.force_login(world["a"])
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("scoring:open", args=[world["trace"].pk]))
+    _finish(world["trace"], world["scorer"], [0.93, 0.12])
+    html = client.get(reverse("scoring:panel", args=[world["trace"].pk])).content.decode()
+    assert "hx-trigger" not in html.split("</section>")[0]
+    assert "prm 0.93" in html and "prm 0.12" in html
+    assert "score-wrong" in html  # 0.12 is below the scorer's threshold
+    step_ids = list(world["trace"].steps.values_list("pk", flat=True))
+    for step_id in step_ids:
+        assert f'id="step-scores-{step_id}"' in html
+
+
+def test_blind_project_hides_scores_until_submit(client, world, django_capture_on_commit_callbacks):
+    project = world["project"]
+    project.blind = True
+    project.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.score_runs_enqueue(traces=[world["trace"]], scorers=[world["scorer"]])
+    _finish(world["trace"], world["scorer"], [0.93, 0.12])
+    client.force_login(world["a"])
+    url = reverse("scoring:panel", args=[world["trace"].pk])
+    html = client.get(url).content.decode()
+    assert 'data-testid="blind-notice"' in html and "0.93" not in html
+    annotate_services.label_all_correct(user=world["a"], trace=world["trace"])
+    annotate_services.annotation_submit(user=world["a"], trace=world["trace"])
+    html = client.get(url).content.decode()
+    assert "0.93" in html and "blind-notice" not in html
+    # a reviewer is never blind
+    client.force_login(world["r"])
+    assert "0.93" in client.get(url).content.decode()
+
+
+def test_outsider_gets_404_on_panel_open_and_retry(
+    client, world, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.score_runs_enqueue(traces=[world["trace"]], scorers=[world["scorer"]])[0]
+    services.score_run_fail(run_id=run.pk, error="boom")
+    client.force_login(world["o"])
+    trace_id = world["trace"].pk
+    assert client.get(reverse("scoring:panel", args=[trace_id])).status_code == 404
+    assert client.post(reverse("scoring:open", args=[trace_id])).status_code == 404
+    assert client.post(reverse("scoring:retry", args=[run.pk])).status_code == 404
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+
+
+def test_failed_run_shows_error_and_retry(client, world, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.score_runs_enqueue(traces=[world["trace"]], scorers=[world["scorer"]])[0]
+    services.score_run_fail(run_id=run.pk, error="CUDA out of memory")
+    client.force_login(world["a"])
+    html = client.get(reverse("scoring:panel", args=[world["trace"].pk])).content.decode()
+    assert "CUDA out of memory" in html and "Retry" in html
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("scoring:retry", args=[run.pk]))
+    run.refresh_from_db()
+    assert run.status == RunStatus.QUEUED
+
+
+def test_best_of_n_ranks_traces_by_aggregate(client, world, django_capture_on_commit_callbacks):
+    project, scorer = world["project"], world["scorer"]
+    problem_text = "Shared problem: what is $2+2$?"
+    low = make_trace(project, steps=["a", "b"], problem_text=problem_text)
+    high = make_trace(project, steps=["a", "b"], problem_text=problem_text)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.score_runs_enqueue(traces=[low, high], scorers=[scorer])
+    _finish(low, scorer, [0.9, 0.2])
+    _finish(high, scorer, [0.8, 0.7])
+    client.force_login(world["a"])
+    url = reverse("scoring:best_of_n", args=[low.problem_id])
+    html = client.get(url, {"scorer": "prm", "how": "min"}).content.decode()
+    assert html.index(high.external_id) < html.index(low.external_id)
+    # by the last step's score the order is the same; by the mean too (0.75 > 0.55)
+    html = client.get(url, {"scorer": "prm", "how": "mean"}).content.decode()
+    assert html.index(high.external_id) < html.index(low.external_id)
+    api = client.get(
+        f"/api/problems/{low.problem_id}/best-of-n/", {"scorer": "prm", "how": "product"}
+    )
+    assert [row["trace_id"] for row in api.json()] == [high.pk, low.pk]
+    assert api.json()[0]["aggregate"] == pytest.approx(0.56)
+
+
+def test_scores_api_and_import(client, world, tmp_path, django_capture_on_commit_callbacks):
+    client.force_login(world["a"])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/api/traces/{world['trace'].pk}/scores/enqueue/")
+    assert response.status_code == 202
+    assert response.json()["runs"][0]["status"] == "queued"
+    _finish(world["trace"], world["scorer"], [0.5, 0.25])
+    body = client.get(f"/api/traces/{world['trace'].pk}/scores/").json()
+    assert body["finished"] is True
+    assert [s["score"] for s in body["runs"][0]["steps"]] == [0.5, 0.25]
+    # importing scores needs the project's admin role
+    path = tmp_path / "s.jsonl"
+    path.write_text('{"trace_id": "%s", "scores": [0.1, 0.2]}\n' % world["trace"].external_id)
+    with path.open("rb") as f:
+        denied = client.post(
+            "/api/scores/import/", {"project": world["project"].slug, "scorer": "prm", "file": f}
+        )
+    assert denied.status_code == 404

@@ -9,4 +9,17 @@ from . import views
 app_name = "annotate"
 urlpatterns = [
     path("", views.home, name="home"),
+    path("import/", views.import_traces, name="import"),
+    path("p/<slug:slug>/", views.queue, name="queue"),
+    path("p/<slug:slug>/next/", views.queue_next, name="next"),
+    path("t/<int:trace_id>/", views.trace, name="trace"),
+    path("t/<int:trace_id>/steps/<int:index>/label/", views.step_label, name="step_label"),
+    path(
+        "t/<int:trace_id>/steps/<int:index>/first-error/",
+        views.step_first_error,
+        name="step_first_error",
+    ),
+    path("t/<int:trace_id>/all-correct/", views.trace_all_correct, name="all_correct"),
+    path("t/<int:trace_id>/submit/", views.trace_submit, name="submit"),
+    path("t/<int:trace_id>/heartbeat/", views.trace_heartbeat, name="heartbeat"),
 ]

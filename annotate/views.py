@@ -2,14 +2,292 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from typing import Any
 
-from . import selectors
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from . import selectors, services
+from .forms import HeartbeatForm, ImportForm, StepLabelForm, SubmitForm
+from .imports import ImportFileError, project_for_import, traces_import
+from .models import FinishReason, LabelScheme, Role, StepPart
+
+# ---------------------------------------------------------------------------------------------
+# Projects and queues
 
 
 @login_required
+@require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    projects = selectors.project_list_for_user(user=request.user)
-    return render(request, "annotate/home.html", {"projects": projects})
+    projects = list(selectors.project_list_for_user(user=request.user))
+    roles = selectors.project_roles_for_user(user=request.user, projects=projects)
+    rows = [
+        {
+            "project": project,
+            "role": roles.get(project.pk),
+            "progress": selectors.queue_progress(user=request.user, project=project),
+            "can_import": selectors.role_at_least(roles.get(project.pk), Role.ADMIN),
+        }
+        for project in projects
+    ]
+    return render(
+        request,
+        "annotate/home.html",
+        {"rows": rows, "is_site_admin": selectors.user_is_site_admin(user=request.user)},
+    )
+
+
+@login_required
+@require_GET
+def queue(request: HttpRequest, slug: str) -> HttpResponse:
+    project = selectors.project_get_for_user(user=request.user, slug=slug)
+    role = selectors.project_role(user=request.user, project=project)
+    submitted = selectors.trace_list_for_annotator(
+        user=request.user, project=project, status="submitted"
+    ).order_by("-id")[:20]
+    return render(
+        request,
+        "annotate/queue.html",
+        {
+            "project": project,
+            "progress": selectors.queue_progress(user=request.user, project=project),
+            "upcoming": selectors.queue_list(user=request.user, project=project, limit=30),
+            "submitted": submitted,
+            "can_import": selectors.role_at_least(role, Role.ADMIN),
+        },
+    )
+
+
+@login_required
+@require_GET
+def queue_next(request: HttpRequest, slug: str) -> HttpResponse:
+    """Open the annotator's next trace (the one they started, else the next new one)."""
+    project = selectors.project_get_for_user(user=request.user, slug=slug)
+    after = request.GET.get("after")
+    trace = selectors.queue_next(
+        user=request.user,
+        project=project,
+        after_trace_id=int(after) if after and after.isdigit() else None,
+    )
+    if trace is None:
+        messages.success(request, "Your queue is empty: every trace assigned to you is done.")
+        return redirect("annotate:queue", slug=project.slug)
+    return redirect("annotate:trace", trace_id=trace.pk)
+
+
+# ---------------------------------------------------------------------------------------------
+# The labelling page
+
+
+def _label_context(data: selectors.TraceForAnnotation) -> dict[str, Any]:
+    """What the step partials need besides the steps: first wrong step, counts, scheme flags."""
+    values = [view.label.value if view.label else None for view in data.steps]
+    labelled = sum(value is not None for value in values)
+    first_error = next(
+        (view.step.index for view in data.steps if view.label and view.label.value == -1), None
+    )
+    scheme = data.project.label_scheme
+    return {
+        "t": data,
+        "scheme": scheme,
+        "is_ternary": scheme == LabelScheme.TERNARY,
+        "is_first_error": scheme == LabelScheme.FIRST_ERROR,
+        "first_error_index": first_error,
+        "labelled_count": labelled,
+        "step_count": len(values),
+        "all_correct": bool(values) and all(value == 1 for value in values),
+    }
+
+
+def _trace_page(
+    request: HttpRequest, trace_id: int, *, submit_error: str = "", status: int = 200
+) -> HttpResponse:
+    data = selectors.trace_for_annotation(user=request.user, trace_id=trace_id)
+    context = _label_context(data)
+    role = selectors.project_role(user=request.user, project=data.project)
+    sections: list[tuple[str, str, list[selectors.StepView]]] = []
+    if data.has_thinking:
+        for part in (StepPart.THINKING, StepPart.RESPONSE):
+            views = [view for view in data.steps if view.step.part == part]
+            if views:
+                sections.append((part, part.label, views))
+    else:
+        sections.append((StepPart.RESPONSE, "", data.steps))
+    context.update(
+        {
+            "sections": sections,
+            "progress": selectors.queue_progress(user=request.user, project=data.project),
+            "finish_reasons": FinishReason.choices,
+            "chosen_reason": request.POST.get("finish_reason", "")
+            if submit_error
+            else (data.annotation.finish_reason if data.annotation else ""),
+            "submit_error": submit_error,
+            "is_reviewer": selectors.role_at_least(role, Role.REVIEWER),
+        }
+    )
+    return render(request, "annotate/trace.html", context, status=status)
+
+
+@login_required
+@require_GET
+def trace(request: HttpRequest, trace_id: int) -> HttpResponse:
+    return _trace_page(request, trace_id)
+
+
+def _label_response(
+    request: HttpRequest, trace_id: int, indexes: list[int] | None, error: str = ""
+) -> HttpResponse:
+    """The saved state, re-read: htmx gets the changed steps' controls (out of band), others a
+    redirect back to the page (the buttons work without JavaScript too)."""
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        return redirect(reverse("annotate:trace", args=[trace_id]))
+    data = selectors.trace_for_annotation(user=request.user, trace_id=trace_id)
+    context = _label_context(data)
+    context["changed"] = [
+        view for view in data.steps if indexes is None or view.step.index in indexes
+    ]
+    context["label_error"] = error
+    return render(request, "annotate/partials/label_response.html", context)
+
+
+def _error_text(error: ValidationError) -> str:
+    return " ".join(error.messages)
+
+
+@login_required
+@require_POST
+def step_label(request: HttpRequest, trace_id: int, index: int) -> HttpResponse:
+    """Save any of value / flagged / note for one step (one click, one keystroke, one note)."""
+    trace = selectors.trace_get_for_user(user=request.user, trace_id=trace_id)
+    step = selectors.step_get(trace=trace, index=index)
+    form = StepLabelForm(request.POST)
+    if not form.is_valid():
+        return _label_response(
+            request,
+            trace_id,
+            [index],
+            error=_error_text(ValidationError(list(form.errors.values()))),
+        )
+    try:
+        services.label_set(user=request.user, step=step, **form.changes())
+    except ValidationError as error:
+        return _label_response(request, trace_id, [index], error=_error_text(error))
+    return _label_response(request, trace_id, [index])
+
+
+@login_required
+@require_POST
+def step_first_error(request: HttpRequest, trace_id: int, index: int) -> HttpResponse:
+    """This step is the first wrong one: earlier steps +1, this one −1, later ones cleared."""
+    trace = selectors.trace_get_for_user(user=request.user, trace_id=trace_id)
+    step = selectors.step_get(trace=trace, index=index)
+    services.label_first_error(user=request.user, step=step)
+    return _label_response(request, trace_id, None)
+
+
+@login_required
+@require_POST
+def trace_all_correct(request: HttpRequest, trace_id: int) -> HttpResponse:
+    """No wrong step: every step +1."""
+    trace = selectors.trace_get_for_user(user=request.user, trace_id=trace_id)
+    services.label_all_correct(user=request.user, trace=trace)
+    return _label_response(request, trace_id, None)
+
+
+@login_required
+@require_POST
+def trace_submit(request: HttpRequest, trace_id: int) -> HttpResponse:
+    """Submit, then open the next trace of the queue (or the queue when it is empty)."""
+    trace = selectors.trace_get_for_user(user=request.user, trace_id=trace_id)
+    form = SubmitForm(request.POST)
+    if not form.is_valid():
+        return _trace_page(
+            request,
+            trace_id,
+            submit_error=_error_text(ValidationError(form.errors["finish_reason"])),
+            status=400,
+        )
+    try:
+        services.annotation_submit(
+            user=request.user, trace=trace, finish_reason=form.cleaned_data["finish_reason"] or None
+        )
+    except ValidationError as error:
+        return _trace_page(request, trace_id, submit_error=_error_text(error), status=400)
+    messages.success(request, f"Submitted trace {trace.external_id}.")
+    url = reverse("annotate:next", args=[trace.project.slug]) + f"?after={trace.pk}"
+    if request.htmx:
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = url
+        return response
+    return redirect(url)
+
+
+@login_required
+@require_POST
+def trace_heartbeat(request: HttpRequest, trace_id: int) -> HttpResponse:
+    """Active time: the page posts the seconds the annotator was active since its last beat."""
+    trace = selectors.trace_get_for_user(user=request.user, trace_id=trace_id)
+    form = HeartbeatForm(request.POST)
+    if not form.is_valid():
+        return HttpResponse(_error_text(ValidationError(form.errors["seconds"])), status=400)
+    annotation = services.annotation_add_active_time(
+        user=request.user, trace=trace, seconds=form.cleaned_data["seconds"]
+    )
+    return HttpResponse(f"{annotation.active_seconds:.0f}", content_type="text/plain")
+
+
+# ---------------------------------------------------------------------------------------------
+# Imports
+
+
+@login_required
+def import_traces(request: HttpRequest) -> HttpResponse:
+    """Upload a file into a project the user administers; a site admin may name a new project."""
+    is_site_admin = selectors.user_is_site_admin(user=request.user)
+    projects = list(selectors.project_list_for_user(user=request.user))
+    roles = selectors.project_roles_for_user(user=request.user, projects=projects)
+    admin_projects = [p for p in projects if selectors.role_at_least(roles.get(p.pk), Role.ADMIN)]
+    if not admin_projects and not is_site_admin:
+        raise Http404("You administer no project.")
+    form = ImportForm(
+        request.POST or None,
+        request.FILES or None,
+        projects=admin_projects,
+        can_create=is_site_admin,
+        initial={"project": request.GET.get("project", "")},
+    )
+    result = None
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            # One transaction: a refused file leaves no trace, not even a newly created project.
+            with transaction.atomic():
+                if is_site_admin:
+                    project, _ = project_for_import(slug=form.cleaned_data["project_slug"])
+                else:
+                    project = selectors.project_get_for_user(
+                        user=request.user,
+                        slug=form.cleaned_data["project_slug"],
+                        min_role=Role.ADMIN,
+                    )
+                result = traces_import(
+                    project=project,
+                    stream=upload,
+                    filename=upload.name,
+                    format=form.cleaned_data["format"],
+                    subset=form.cleaned_data["subset"],
+                )
+        except ImportFileError as error:
+            form.add_error("file", f"Nothing was imported. {error}")
+        except ValidationError as error:
+            form.add_error(None, f"Nothing was imported. {_error_text(error)}")
+    status = 400 if request.method == "POST" and result is None else 200
+    return render(request, "annotate/import.html", {"form": form, "result": result}, status=status)

@@ -1,0 +1,94 @@
+"""Forms of the labelling pages: they parse and validate POST input, nothing more."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.template.defaultfilters import filesizeformat
+
+from .imports import FORMATS
+from .models import FinishReason, Project
+
+_VALUE_CHOICES = [("", "clear"), ("1", "+1"), ("0", "0"), ("-1", "-1")]
+NOTE_MAX_LENGTH = 20_000
+
+
+class StepLabelForm(forms.Form):
+    """Any subset of value / flagged / note; a field absent from the POST keeps its saved value."""
+
+    value = forms.TypedChoiceField(
+        choices=_VALUE_CHOICES, coerce=int, empty_value=None, required=False
+    )
+    flagged = forms.TypedChoiceField(
+        choices=[("0", "no"), ("1", "yes")], coerce=lambda v: v == "1", required=False
+    )
+    note = forms.CharField(required=False, strip=False, max_length=NOTE_MAX_LENGTH)
+
+    def changes(self) -> dict[str, Any]:
+        """Keyword arguments for services.label_set: only the fields the request sent."""
+        return {name: self.cleaned_data[name] for name in self.fields if name in self.data}
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if not any(name in self.data for name in self.fields):
+            raise forms.ValidationError("Nothing to save: send value, flagged or note.")
+        return cleaned
+
+
+class SubmitForm(forms.Form):
+    finish_reason = forms.ChoiceField(
+        choices=[("", "Infer from my labels"), *FinishReason.choices], required=False
+    )
+
+
+class HeartbeatForm(forms.Form):
+    seconds = forms.FloatField(min_value=0, max_value=3600)
+
+
+class ImportForm(forms.Form):
+    """Upload a file of traces into a project the user administers (site admins: any, or a new one)."""
+
+    file = forms.FileField(help_text="JSONL, one record per line.")
+    format = forms.ChoiceField(choices=[(name, name) for name in FORMATS])
+    project = forms.ChoiceField(required=False)
+    new_project = forms.SlugField(
+        required=False,
+        max_length=100,
+        label="or a new project (slug)",
+        help_text="Site admins only: creates the project.",
+    )
+    subset = forms.CharField(
+        required=False, max_length=100, help_text="Optional, e.g. gsm8k or math."
+    )
+
+    def __init__(
+        self, *args: Any, projects: list[Project], can_create: bool = False, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        choices = [(project.slug, project.name or project.slug) for project in projects]
+        self.fields["project"].choices = [("", "— choose —"), *choices]
+        self.can_create = can_create
+        if not can_create:
+            del self.fields["new_project"]
+
+    def clean_file(self) -> Any:
+        upload = self.cleaned_data["file"]
+        if upload.size > settings.IMPORT_MAX_BYTES:
+            raise forms.ValidationError(
+                f"{upload.name} is {filesizeformat(upload.size)}; the largest import is "
+                f"{filesizeformat(settings.IMPORT_MAX_BYTES)}. Split the file, or use "
+                "`python manage.py import_traces`."
+            )
+        return upload
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        slug = cleaned.get("new_project") or cleaned.get("project")
+        if not slug:
+            raise forms.ValidationError(
+                "Choose a project" + (" or name a new one." if self.can_create else ".")
+            )
+        cleaned["project_slug"] = slug
+        return cleaned

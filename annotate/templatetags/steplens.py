@@ -1,0 +1,48 @@
+"""Template filters of the labelling pages: safe Markdown + LaTeX, label values, durations."""
+
+from __future__ import annotations
+
+from django import template
+from django.utils.safestring import SafeString
+
+from annotate.rendering import render_markdown
+
+register = template.Library()
+
+
+@register.filter(name="markdown")
+def markdown_filter(text: str | None) -> SafeString:
+    """Untrusted Markdown + LaTeX to sanitised HTML (the only way data reaches the page as HTML)."""
+    return render_markdown(text or "")
+
+
+@register.filter
+def signed(value: int | None) -> str:
+    """A label value as annotators read it: +1, 0, −1 (typographic minus), or an empty string."""
+    if value is None:
+        return ""
+    return {1: "+1", 0: "0", -1: "\u22121"}.get(value, str(value))
+
+
+@register.filter
+def duration(seconds: float | None) -> str:
+    """Active time as m:ss (or h:mm:ss)."""
+    total = int(seconds or 0)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}:{minutes:02d}:{secs:02d}"
+    return f"{minutes}:{secs:02d}"
+
+
+@register.filter
+def safe_url(url: object) -> str:
+    """A URL from data only if it is http(s) or a same-site path; anything else (javascript:,
+    data:, protocol-relative) becomes an empty string."""
+    text = str(url or "").strip()
+    lowered = text.lower()
+    if lowered.startswith(("http://", "https://")):
+        return text
+    if text.startswith("/") and not text.startswith("//") and "\\" not in text:
+        return text
+    return ""

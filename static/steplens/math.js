@@ -1,0 +1,30 @@
+/* steplens math: render the LaTeX spans made by annotate/rendering.py with the vendored KaTeX. */
+(function () {
+  "use strict";
+
+  // trust:false keeps \href, \url, \includegraphics and \html* inert; maxSize/maxExpand bound
+  // what a hostile formula can do to the page (giant boxes, macro bombs).
+  var OPTIONS = { throwOnError: false, trust: false, strict: "ignore", maxSize: 20, maxExpand: 500 };
+
+  function renderMath(root) {
+    if (!window.katex || !root || !root.querySelectorAll) return;
+    var spans = root.querySelectorAll(".math-inline:not([data-math]), .math-display:not([data-math])");
+    spans.forEach(function (el) {
+      var tex = el.textContent;
+      var displayMode = el.classList.contains("math-display");
+      try {
+        window.katex.render(tex, el, Object.assign({ displayMode: displayMode }, OPTIONS));
+        el.setAttribute("data-math", "rendered");
+      } catch (err) {
+        // A formula KaTeX cannot parse stays as its source text, which is still readable.
+        el.textContent = tex;
+        el.setAttribute("data-math", "failed");
+      }
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { renderMath(document); });
+  document.addEventListener("htmx:afterSwap", function (ev) { renderMath(ev.target); });
+  document.addEventListener("htmx:oobAfterSwap", function (ev) { renderMath(ev.target); });
+  window.steplensRenderMath = renderMath;
+})();

@@ -1,0 +1,457 @@
+"""The labelling pages as an annotator and an admin use them: queue, trace page, htmx label posts,
+submit-and-next, heartbeat, upload; and what an outsider or an anonymous visitor cannot reach."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import AbstractBaseUser
+from django.test import Client
+from django.urls import reverse
+
+from annotate import services
+from annotate.models import (
+    Annotation,
+    AnnotationStatus,
+    GoldLabel,
+    GoldSource,
+    LabelScheme,
+    Project,
+    StepLabel,
+    Trace,
+)
+from tests.conftest import REPO_ROOT
+from tests.factories import make_project, make_trace, make_user
+
+pytestmark = pytest.mark.django_db
+
+PROCESSBENCH = REPO_ROOT / "data" / "processbench_sample.jsonl"
+if not PROCESSBENCH.exists():  # until the copy lands in the repository
+    PROCESSBENCH = Path("/work/shared/data/processbench_sample.jsonl")
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def login(user: AbstractBaseUser) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def controls(html: str, index: int) -> str:
+    """The HTML of one step's label controls (as the page or an htmx response renders them)."""
+    match = re.search(
+        rf'<div class="step-controls" id="step-{index}-controls".*?\n</div>', html, re.S
+    )
+    assert match, f"no controls for step {index}"
+    return match.group(0)
+
+
+def pressed(html: str, index: int, action: str) -> bool:
+    block = controls(html, index)
+    button = re.search(rf'<button[^>]*data-action="{action}"[^>]*>', block, re.S)
+    assert button, f"no {action} button on step {index}"
+    return 'aria-pressed="true"' in button.group(0)
+
+
+@pytest.fixture
+def annotator() -> AbstractBaseUser:
+    return make_user("ann")
+
+
+@pytest.fixture
+def project(annotator: AbstractBaseUser) -> Project:
+    return make_project("pb", members={annotator: "annotator"})
+
+
+@pytest.fixture
+def trace(project: Project) -> Trace:
+    return make_trace(project, steps=["First $x_1 = 2$.", "Then **bold**.", "So $x_1^2 = 4$."])
+
+
+# ---- who may see what --------------------------------------------------------------------------
+
+
+def test_anonymous_is_sent_to_login(trace: Trace) -> None:
+    client = Client()
+    for url in [
+        reverse("annotate:home"),
+        reverse("annotate:queue", args=["pb"]),
+        reverse("annotate:trace", args=[trace.pk]),
+        reverse("annotate:import"),
+    ]:
+        response = client.get(url)
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("login"))
+    response = client.post(reverse("annotate:step_label", args=[trace.pk, 0]), {"value": "1"})
+    assert response.status_code == 302
+    assert not StepLabel.objects.exists()
+
+
+def test_login_page_renders_a_form() -> None:
+    response = Client().get(reverse("login"))
+    assert response.status_code == 200
+    assert b'name="username"' in response.content and b'name="password"' in response.content
+
+
+def test_annotator_of_another_project_gets_404_everywhere(trace: Trace) -> None:
+    outsider = make_user("outsider")
+    make_project("other", members={outsider: "annotator"})
+    client = login(outsider)
+    gets = [
+        reverse("annotate:queue", args=["pb"]),
+        reverse("annotate:next", args=["pb"]),
+        reverse("annotate:trace", args=[trace.pk]),
+    ]
+    for url in gets:
+        assert client.get(url).status_code == 404, url
+    posts = [
+        (reverse("annotate:step_label", args=[trace.pk, 0]), {"value": "1"}),
+        (reverse("annotate:step_label", args=[trace.pk, 0]), {"note": "mine now"}),
+        (reverse("annotate:step_first_error", args=[trace.pk, 1]), {}),
+        (reverse("annotate:all_correct", args=[trace.pk]), {}),
+        (reverse("annotate:submit", args=[trace.pk]), {"finish_reason": "give_up"}),
+        (reverse("annotate:heartbeat", args=[trace.pk]), {"seconds": "5"}),
+    ]
+    for url, data in posts:
+        assert client.post(url, data, **HTMX).status_code == 404, url
+    assert not Annotation.objects.exists()
+    # Nor does the home page list the project.
+    assert b"/p/pb/" not in client.get(reverse("annotate:home")).content
+
+
+def test_posts_need_the_csrf_token(annotator: AbstractBaseUser, trace: Trace) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(annotator)
+    url = reverse("annotate:step_label", args=[trace.pk, 0])
+    assert client.post(url, {"value": "1"}, **HTMX).status_code == 403
+    page = client.get(reverse("annotate:trace", args=[trace.pk])).content.decode()
+    token = re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
+    response = client.post(url, {"value": "1"}, HTTP_X_CSRFTOKEN=token, **HTMX)
+    assert response.status_code == 200
+    assert StepLabel.objects.get(step__index=0).value == 1
+
+
+def test_annotators_see_neither_gold_nor_other_annotators_labels(
+    annotator: AbstractBaseUser, project: Project, trace: Trace
+) -> None:
+    project.overlap = 2
+    project.save()
+    other = make_user("other-annotator")
+    services.membership_set(project=project, user=other, role="annotator")
+    step = trace.steps.get(index=1)
+    services.label_set(user=other, step=step, value=-1, note="OTHER-ANNOTATOR-NOTE")
+    GoldLabel.objects.create(step=step, value=-1, source=GoldSource.IMPORTED, rationale="GOLD-WHY")
+    html = login(annotator).get(reverse("annotate:trace", args=[trace.pk])).content.decode()
+    assert "OTHER-ANNOTATOR-NOTE" not in html
+    assert "GOLD-WHY" not in html
+    assert not pressed(html, 1, "minus")
+
+
+# ---- home and queue ----------------------------------------------------------------------------
+
+
+def test_home_lists_projects_with_progress_and_start_button(
+    annotator: AbstractBaseUser, project: Project, trace: Trace
+) -> None:
+    make_trace(project)
+    html = login(annotator).get(reverse("annotate:home")).content.decode()
+    assert "0 / 2 done" in html
+    assert "Start labelling" in html
+    assert reverse("annotate:next", args=["pb"]) in html
+    assert "Import" not in html  # annotators do not import
+
+
+def test_queue_shows_traces_with_status_and_guidelines(
+    annotator: AbstractBaseUser, project: Project, trace: Trace
+) -> None:
+    project.guidelines = "Mark a step **wrong** if $a_1$ is misused."
+    project.save()
+    second = make_trace(project, external_id="second-trace")
+    services.label_set(user=annotator, step=second.steps.get(index=0), value=1)
+    html = login(annotator).get(reverse("annotate:queue", args=["pb"])).content.decode()
+    assert "<strong>wrong</strong>" in html and '<span class="math-inline">a_1</span>' in html
+    assert "second-trace" in html
+    assert "in progress" in html and ">new<" in html
+    assert "0 / 2 done" in html
+
+
+def test_next_opens_the_started_trace_first_then_the_queue_when_done(
+    annotator: AbstractBaseUser, project: Project, trace: Trace
+) -> None:
+    second = make_trace(project)
+    services.label_set(user=annotator, step=second.steps.get(index=0), value=1)
+    client = login(annotator)
+    response = client.get(reverse("annotate:next", args=["pb"]))
+    assert response["Location"] == reverse("annotate:trace", args=[second.pk])
+    for t in (trace, second):
+        services.annotation_submit(user=annotator, trace=t, finish_reason="give_up")
+    response = client.get(reverse("annotate:next", args=["pb"]))
+    assert response["Location"] == reverse("annotate:queue", args=["pb"])
+
+
+# ---- the trace page ----------------------------------------------------------------------------
+
+
+def test_trace_page_shows_problem_steps_buttons_and_shortcuts(
+    annotator: AbstractBaseUser, trace: Trace
+) -> None:
+    html = login(annotator).get(reverse("annotate:trace", args=[trace.pk])).content.decode()
+    assert '<span class="math-inline">x_1 = 2</span>' in html
+    assert "<strong>bold</strong>" in html
+    assert "Reference answer" in html
+    for index in range(3):
+        for action in ("plus", "zero", "minus", "first-error", "flag"):
+            assert not pressed(html, index, action)
+    assert 'id="note-0"' in html
+    assert "<kbd>j</kbd>" in html and "first wrong step here" in html
+    assert 'name="finish_reason"' in html
+    assert "0 of 3 steps labelled" in html.replace("<strong>", "").replace("</strong>", "")
+    assert 'hx-headers=\'{"X-CSRFToken": "' in html
+
+
+def test_trace_page_splits_thinking_and_response(
+    annotator: AbstractBaseUser, project: Project
+) -> None:
+    trace = make_trace(
+        project,
+        steps=["think a", "think b", "final step"],
+        parts=["thinking", "thinking", "response"],
+    )
+    html = login(annotator).get(reverse("annotate:trace", args=[trace.pk])).content.decode()
+    thinking = html.index("steps-thinking")
+    response = html.index("steps-response")
+    assert (
+        thinking
+        < html.index("think a")
+        < html.index("think b")
+        < response
+        < html.index("final step")
+    )
+    assert ">Thinking <" in html and ">Response <" in html
+
+
+def test_binary_and_first_error_schemes_show_their_buttons(annotator: AbstractBaseUser) -> None:
+    binary = make_project(members={annotator: "annotator"}, label_scheme=LabelScheme.BINARY)
+    html = login(annotator).get(reverse("annotate:trace", args=[make_trace(binary).pk])).content
+    assert b'data-action="plus"' in html and b'data-action="minus"' in html
+    assert b'data-action="zero"' not in html
+    first = make_project(members={annotator: "annotator"}, label_scheme=LabelScheme.FIRST_ERROR)
+    html = login(annotator).get(reverse("annotate:trace", args=[make_trace(first).pk])).content
+    assert b'data-action="plus"' not in html
+    assert b"First wrong step" in html and b"No wrong step" in html
+
+
+def test_label_click_saves_and_the_row_is_rerendered_from_the_saved_state(
+    annotator: AbstractBaseUser, trace: Trace
+) -> None:
+    client = login(annotator)
+    url = reverse("annotate:step_label", args=[trace.pk, 1])
+    response = client.post(url, {"value": "0"}, **HTMX)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="step-1-controls"' in html and 'hx-swap-oob="true"' in html
+    assert pressed(html, 1, "zero") and not pressed(html, 1, "plus")
+    assert "1 of 3 steps labelled" in html.replace("<strong>", "").replace("</strong>", "")
+    assert StepLabel.objects.get(step__index=1).value == 0
+    # A reload shows it.
+    page = client.get(reverse("annotate:trace", args=[trace.pk])).content.decode()
+    assert pressed(page, 1, "zero")
+    # The pressed button clears the label when clicked again.
+    assert '"value": ""' in controls(page, 1)
+    client.post(url, {"value": ""}, **HTMX)
+    assert StepLabel.objects.get(step__index=1).value is None
+
+
+def test_flag_and_note_are_saved_without_touching_the_value(
+    annotator: AbstractBaseUser, trace: Trace
+) -> None:
+    client = login(annotator)
+    url = reverse("annotate:step_label", args=[trace.pk, 2])
+    client.post(url, {"value": "-1"}, **HTMX)
+    html = client.post(url, {"flagged": "1"}, **HTMX).content.decode()
+    assert pressed(html, 2, "flag") and pressed(html, 2, "minus")
+    client.post(url, {"note": "sign error in the square"}, **HTMX)
+    label = StepLabel.objects.get(step__index=2)
+    assert (label.value, label.flagged, label.note) == (-1, True, "sign error in the square")
+    page = client.get(reverse("annotate:trace", args=[trace.pk])).content.decode()
+    assert ">sign error in the square</textarea>" in page
+
+
+def test_a_value_outside_the_scheme_is_shown_inline_not_a_500(annotator: AbstractBaseUser) -> None:
+    project = make_project(members={annotator: "annotator"}, label_scheme=LabelScheme.BINARY)
+    trace = make_trace(project)
+    response = login(annotator).post(
+        reverse("annotate:step_label", args=[trace.pk, 0]), {"value": "0"}, **HTMX
+    )
+    assert response.status_code == 200
+    assert "not a label of the binary scheme" in response.content.decode()
+    assert not StepLabel.objects.filter(value__isnull=False).exists()
+
+
+def test_first_error_cascade_through_the_view(
+    annotator: AbstractBaseUser, project: Project
+) -> None:
+    trace = make_trace(project, steps=["a", "b", "c", "d"])
+    client = login(annotator)
+    client.post(reverse("annotate:step_label", args=[trace.pk, 3]), {"value": "1"}, **HTMX)
+    response = client.post(reverse("annotate:step_first_error", args=[trace.pk, 1]), **HTMX)
+    html = response.content.decode()
+    assert pressed(html, 0, "plus")
+    assert pressed(html, 1, "minus") and pressed(html, 1, "first-error")
+    assert not any(pressed(html, 3, a) for a in ("plus", "zero", "minus"))
+    values = dict(StepLabel.objects.values_list("step__index", "value"))
+    assert values == {0: 1, 1: -1, 2: None, 3: None}
+
+
+def test_first_error_scheme_no_wrong_step_marks_all_correct(annotator: AbstractBaseUser) -> None:
+    project = make_project(members={annotator: "annotator"}, label_scheme=LabelScheme.FIRST_ERROR)
+    trace = make_trace(project)
+    html = login(annotator).post(reverse("annotate:all_correct", args=[trace.pk]), **HTMX)
+    text = html.content.decode()
+    assert 'id="all-correct"' in text and 'aria-pressed="true"' in text
+    assert set(StepLabel.objects.values_list("value", flat=True)) == {1}
+
+
+def test_label_posts_without_htmx_redirect_back_to_the_page(
+    annotator: AbstractBaseUser, trace: Trace
+) -> None:
+    response = login(annotator).post(
+        reverse("annotate:step_label", args=[trace.pk, 0]), {"value": "1"}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == reverse("annotate:trace", args=[trace.pk])
+
+
+def test_submit_opens_the_next_trace(
+    annotator: AbstractBaseUser, project: Project, trace: Trace
+) -> None:
+    second = make_trace(project)
+    client = login(annotator)
+    client.post(reverse("annotate:all_correct", args=[trace.pk]), **HTMX)
+    response = client.post(reverse("annotate:submit", args=[trace.pk]), follow=True)
+    assert response.redirect_chain[-1][0] == reverse("annotate:trace", args=[second.pk])
+    annotation = Annotation.objects.get(trace=trace)
+    assert (annotation.status, annotation.finish_reason) == (AnnotationStatus.SUBMITTED, "solution")
+    assert b"1 / 2 done" in response.content
+
+
+def test_submit_error_is_shown_inline(annotator: AbstractBaseUser, trace: Trace) -> None:
+    client = login(annotator)
+    client.post(reverse("annotate:step_label", args=[trace.pk, 0]), {"value": "1"}, **HTMX)
+    response = client.post(reverse("annotate:submit", args=[trace.pk]), {"finish_reason": ""})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert 'id="submit-error"' in html and "1 of 3 labelled" in html
+    assert Annotation.objects.get(trace=trace).status == AnnotationStatus.IN_PROGRESS
+
+
+def test_heartbeat_adds_active_time_and_the_page_shows_it(
+    annotator: AbstractBaseUser, trace: Trace
+) -> None:
+    client = login(annotator)
+    url = reverse("annotate:heartbeat", args=[trace.pk])
+    assert client.post(url, {"seconds": "15"}).status_code == 200
+    assert client.post(url, {"seconds": "50"}).content == b"65"
+    assert client.post(url, {"seconds": "-3"}).status_code == 400
+    assert Annotation.objects.get(trace=trace).active_seconds == 65
+    html = client.get(reverse("annotate:trace", args=[trace.pk])).content.decode()
+    assert '<span id="active-time">1:05</span>' in html
+
+
+def test_step_text_cannot_inject_html_or_script(
+    annotator: AbstractBaseUser, project: Project
+) -> None:
+    payloads = [
+        "<script>alert('s')</script>",
+        '<img src=x onerror="alert(1)">',
+        "[click](javascript:alert(1))",
+        "$\\href{javascript:alert(1)}{x}$",
+        '</textarea><svg onload="alert(2)">',
+    ]
+    trace = make_trace(project, steps=payloads, problem_text="<iframe src=//evil></iframe> $x$")
+    services.label_set(user=annotator, step=trace.steps.get(index=0), note="</textarea><b>note</b>")
+    html = login(annotator).get(reverse("annotate:trace", args=[trace.pk])).content.decode()
+    assert "<script>alert" not in html
+    assert "<img src=x" not in html
+    # Event-handler text may appear as escaped text, never inside a tag.
+    assert not re.search(r"<[a-z][^<>]*\son(error|load)=", html)
+    assert 'href="javascript:' not in html
+    assert "<svg" not in html and "<iframe" not in html and "<b>note</b>" not in html
+    assert "&lt;script&gt;alert" in html
+    assert '<span class="math-inline">\\href{javascript:alert(1)}{x}</span>' in html
+
+
+# ---- upload ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def project_admin(project: Project) -> AbstractBaseUser:
+    admin = make_user("padmin")
+    services.membership_set(project=project, user=admin, role="admin")
+    return admin
+
+
+def upload(client: Client, content: bytes, name: str = "sample.jsonl", **fields: str):
+    data = {"format": "processbench", "project": "pb", "subset": "", **fields}
+    data["file"] = io.BytesIO(content)
+    data["file"].name = name
+    return client.post(reverse("annotate:import"), data)
+
+
+def test_upload_of_a_real_processbench_file_imports_it(project_admin: AbstractBaseUser) -> None:
+    content = PROCESSBENCH.read_bytes()
+    records = [json.loads(line) for line in content.decode().splitlines() if line.strip()]
+    client = login(project_admin)
+    assert client.get(reverse("annotate:import")).status_code == 200
+    response = upload(client, content)
+    assert response.status_code == 200
+    assert f"{len(records)} traces" in response.content.decode()
+    assert Trace.objects.filter(project__slug="pb").count() == len(records)
+    # Twice adds nothing.
+    upload(client, content)
+    assert Trace.objects.filter(project__slug="pb").count() == len(records)
+
+
+def test_a_corrupted_upload_names_the_line_and_imports_nothing(
+    project_admin: AbstractBaseUser,
+) -> None:
+    lines = PROCESSBENCH.read_bytes().splitlines()
+    broken = json.loads(lines[2])
+    del broken["steps"]
+    content = b"\n".join([lines[0], lines[1], json.dumps(broken).encode(), lines[3]])
+    response = upload(login(project_admin), content, name="broken.jsonl")
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "broken.jsonl" in html and "line 3" in html and "steps" in html
+    assert "Nothing was imported" in html
+    assert not Trace.objects.filter(source="processbench").exists()
+
+
+def test_an_upload_over_the_limit_is_refused(project_admin: AbstractBaseUser, settings) -> None:
+    settings.IMPORT_MAX_BYTES = 100
+    response = upload(login(project_admin), PROCESSBENCH.read_bytes())
+    assert response.status_code == 400
+    assert "the largest import is 100" in response.content.decode()
+    assert not Trace.objects.filter(source="processbench").exists()
+
+
+def test_annotators_cannot_upload(annotator: AbstractBaseUser, project: Project) -> None:
+    client = login(annotator)
+    assert client.get(reverse("annotate:import")).status_code == 404
+    assert upload(client, PROCESSBENCH.read_bytes()).status_code == 404
+    assert not Trace.objects.filter(source="processbench").exists()
+
+
+def test_site_admin_imports_into_a_new_project(db) -> None:
+    root = make_user("root", is_superuser=True, is_staff=True)
+    response = upload(login(root), PROCESSBENCH.read_bytes(), project="", new_project="fresh")
+    assert response.status_code == 200
+    assert Project.objects.get(slug="fresh").traces.exists()
+    # A refused file leaves no new project behind.
+    upload(login(root), b"{not json\n", project="", new_project="never")
+    assert not Project.objects.filter(slug="never").exists()

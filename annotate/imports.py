@@ -1,0 +1,402 @@
+"""Import of trace files: every record is parsed and checked first, then all are written in one transaction.
+
+The formats (annotate/formats/) turn records into plain dataclasses; this service is the one place
+that turns those into rows. All or nothing: a malformed record anywhere raises ImportFileError
+before anything is written. Importing the same file again adds nothing: traces are matched on
+(project, source, external id), problems on the sha256 of their text, imported annotations on
+(trace, labeler).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import IO, Any, TypeVar
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+from django.db import transaction
+from django.db.models.fields.json import KT
+from django.utils import timezone
+
+from . import services
+from .formats import PARSERS
+from .formats.base import FormatError, ParsedAnnotation, ParsedTrace, iter_records
+from .formats.prm800k import username_for
+from .models import (
+    Annotation,
+    AnnotationStatus,
+    GoldLabel,
+    GoldSource,
+    Problem,
+    Project,
+    Step,
+    StepLabel,
+    Trace,
+)
+
+FORMATS: tuple[str, ...] = ("processbench", "prm800k", "prmbench", "math_shepherd", "trl", "jsonl")
+assert set(FORMATS) == set(PARSERS), "every format needs a parser in annotate.formats.PARSERS"
+
+# Rows per INSERT (PostgreSQL; SQLite's bound on query parameters makes Django use fewer) and ids
+# per `IN (...)` lookup (under SQLite's historical limit of 999 parameters).
+_BATCH = 2000
+_LOOKUP_CHUNK = 900
+# New traces are written this many at a time, so model instances for a million steps never all
+# exist at once.
+_TRACE_CHUNK = 5000
+
+T = TypeVar("T")
+
+
+class ImportFileError(ValueError):
+    """Raised for a malformed file; nothing was written."""
+
+    def __init__(
+        self, *, file: str, message: str, line: int | None = None, field: str | None = None
+    ) -> None:
+        self.file = file
+        self.line = line
+        self.field = field
+        self.message = message
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = [self.file]
+        if self.line is not None:
+            where.append(f"line {self.line}")
+        if self.field is not None:
+            where.append(f"field '{self.field}'")
+        return f"{', '.join(where)}: {self.message}"
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    project: Project
+    format: str
+    traces_created: int
+    traces_skipped: int  # already imported (same source + external id), or repeated in the file
+    problems_created: int
+    steps_created: int
+    annotations_created: int
+    gold_labels_created: int
+
+    def summary(self) -> str:
+        parts = [
+            f"{self.format}: {self.traces_created} traces ({self.traces_skipped} already there)",
+            f"{self.steps_created} steps",
+            f"{self.gold_labels_created} gold labels",
+            f"{self.problems_created} new problems",
+        ]
+        if self.format == "prm800k" or self.annotations_created:
+            parts.append(f"{self.annotations_created} annotations")
+        return ", ".join(parts)
+
+
+def project_for_import(*, slug: str) -> tuple[Project, bool]:
+    """The project to import into, created (with defaults) if missing; True when created."""
+    project = Project.objects.filter(slug=slug).first()
+    if project is not None:
+        return project, False
+    return services.project_create(slug=slug), True
+
+
+def traces_import(
+    *, project: Project, stream: IO[bytes], filename: str, format: str, subset: str = ""
+) -> ImportResult:
+    """Import every record of `stream` (JSON Lines, or a JSON array) in `format` into `project`."""
+    if format not in PARSERS:
+        raise ImportFileError(
+            file=filename, message=f"unknown format {format!r} (one of: {', '.join(FORMATS)})"
+        )
+    traces, repeated = _parse_file(stream=stream, filename=filename, format=format, subset=subset)
+    with transaction.atomic():
+        result = _write(project=project, source=format, traces=traces)
+    return ImportResult(
+        project=project,
+        format=format,
+        traces_created=result["traces"],
+        traces_skipped=result["traces_skipped"] + repeated,
+        problems_created=result["problems"],
+        steps_created=result["steps"],
+        annotations_created=result["annotations"],
+        gold_labels_created=result["gold"],
+    )
+
+
+# --- parsing -----------------------------------------------------------------------------------
+
+
+def _parse_file(
+    *, stream: IO[bytes], filename: str, format: str, subset: str
+) -> tuple[list[ParsedTrace], int]:
+    """Every record parsed and checked, one trace per external id; and how many repeats were dropped."""
+    parse = PARSERS[format]
+    traces: dict[str, ParsedTrace] = {}
+    repeated = 0
+    line: int | None = None
+    try:
+        for line, record in iter_records(stream):
+            trace = parse(record, subset=subset)
+            trace.line = line
+            first = traces.get(trace.external_id)
+            if first is None:
+                traces[trace.external_id] = trace
+            elif trace.annotations and trace.content_id:
+                # Another labeler's pass over the same solution (PRM800K): one trace, more passes.
+                first.annotations.extend(trace.annotations)
+            elif trace.content_id or trace == first:
+                repeated += 1
+            else:
+                raise FormatError(
+                    f"duplicate id {trace.external_id!r} with different content "
+                    f"(first on line {first.line})",
+                    field="id",
+                )
+    except FormatError as err:
+        raise ImportFileError(
+            file=filename,
+            line=err.line if err.line is not None else line,
+            field=err.field,
+            message=err.message,
+        ) from None
+    if not traces:
+        raise ImportFileError(file=filename, message="no records: the file is empty")
+    return list(traces.values()), repeated
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _existing_traces(*, project: Project, source: str, external_ids: list[str]) -> dict[str, int]:
+    if not Trace.objects.filter(project=project, source=source).exists():
+        return {}  # a first import into this project: nothing to look up
+    found: dict[str, int] = {}
+    for chunk in _chunks(external_ids, _LOOKUP_CHUNK):
+        found.update(
+            Trace.objects.filter(project=project, source=source, external_id__in=chunk)
+            .values_list("external_id", "id")
+        )
+    return found
+
+
+def _problem_ids(*, project: Project, traces: list[ParsedTrace]) -> tuple[dict[str, int], int]:
+    """sha256 -> problem id for the problems of `traces`, creating the missing ones."""
+    wanted: dict[str, ParsedTrace] = {}
+    for trace in traces:
+        wanted.setdefault(_text_sha256(trace.problem.text), trace)
+    ids: dict[str, int] = {}
+    if Problem.objects.filter(project=project).exists():
+        for chunk in _chunks(list(wanted), _LOOKUP_CHUNK):
+            ids.update(
+                Problem.objects.filter(project=project, text_sha256__in=chunk)
+                .values_list("text_sha256", "id")
+            )
+    new = [
+        Problem(
+            project=project,
+            text_sha256=sha,
+            text=trace.problem.text,
+            reference_answer=trace.problem.reference_answer,
+            reference_solution=trace.problem.reference_solution,
+            images=trace.problem.images,
+            table=trace.problem.table,
+            metadata=trace.problem.metadata,
+        )
+        for sha, trace in wanted.items()
+        if sha not in ids
+    ]
+    Problem.objects.bulk_create(new, batch_size=_BATCH)
+    ids.update((problem.text_sha256, problem.pk) for problem in new)
+    return ids, len(new)
+
+
+def _write(*, project: Project, source: str, traces: list[ParsedTrace]) -> dict[str, int]:
+    counts = dict.fromkeys(
+        ("traces", "traces_skipped", "problems", "steps", "gold", "annotations"), 0
+    )
+    existing = _existing_traces(
+        project=project, source=source, external_ids=[t.external_id for t in traces]
+    )
+    new_traces = [t for t in traces if t.external_id not in existing]
+    counts["traces_skipped"] = len(traces) - len(new_traces)
+    problem_ids, counts["problems"] = _problem_ids(project=project, traces=new_traces)
+
+    # (trace id, step ids by index) of every trace that brings annotations, new or already there.
+    annotated: list[tuple[ParsedTrace, int, list[int]]] = []
+    for chunk in _chunks(new_traces, _TRACE_CHUNK):
+        rows = [
+            Trace(
+                project=project,
+                problem_id=problem_ids[_text_sha256(t.problem.text)],
+                generator=t.generator,
+                final_answer=t.final_answer,
+                final_answer_correct=t.final_answer_correct,
+                source=source,
+                subset=t.subset,
+                external_id=t.external_id,
+                metadata=t.metadata,
+            )
+            for t in chunk
+        ]
+        Trace.objects.bulk_create(rows, batch_size=_BATCH)
+        steps = [
+            Step(trace_id=row.pk, index=i, text=s.text, part=s.part, metadata=s.metadata)
+            for t, row in zip(chunk, rows, strict=True)
+            for i, s in enumerate(t.steps)
+        ]
+        Step.objects.bulk_create(steps, batch_size=_BATCH)
+        golds = [
+            GoldLabel(step_id=row.pk, value=s.gold, source=GoldSource.IMPORTED)
+            for s, row in zip((s for t in chunk for s in t.steps), steps, strict=True)
+            if s.gold is not None
+        ]
+        GoldLabel.objects.bulk_create(golds, batch_size=_BATCH)
+        counts["traces"] += len(rows)
+        counts["steps"] += len(steps)
+        counts["gold"] += len(golds)
+        position = 0
+        for t, row in zip(chunk, rows, strict=True):
+            if t.annotations:
+                ids = [step.pk for step in steps[position : position + len(t.steps)]]
+                annotated.append((t, row.pk, ids))
+            position += len(t.steps)
+
+    old_annotated = [t for t in traces if t.annotations and t.external_id in existing]
+    if old_annotated:
+        trace_ids = [existing[t.external_id] for t in old_annotated]
+        step_ids = _step_ids(trace_ids)
+        annotated.extend(
+            (t, trace_id, step_ids.get(trace_id, []))
+            for t, trace_id in zip(old_annotated, trace_ids, strict=True)
+        )
+    if annotated:
+        counts["annotations"] = _write_annotations(annotated)
+    return counts
+
+
+def _step_ids(trace_ids: list[int]) -> dict[int, list[int]]:
+    by_trace: dict[int, list[int]] = {}
+    for chunk in _chunks(trace_ids, _LOOKUP_CHUNK):
+        for trace_id, step_id in (
+            Step.objects.filter(trace_id__in=chunk)
+            .order_by("trace_id", "index")
+            .values_list("trace_id", "id")
+        ):
+            by_trace.setdefault(trace_id, []).append(step_id)
+    return by_trace
+
+
+def _imported_users(labelers: Iterable[str]) -> dict[str, int]:
+    """labeler -> id of the inactive user standing for them (created on first import)."""
+    User = get_user_model()
+    usernames = {username_for(labeler): labeler for labeler in labelers}
+    ids: dict[str, int] = {}
+    for chunk in _chunks(list(usernames), _LOOKUP_CHUNK):
+        ids.update(User.objects.filter(username__in=chunk).values_list("username", "id"))
+    missing = [name for name in usernames if name not in ids]
+    # Never able to log in: inactive and an unusable password.
+    new = [User(username=name, is_active=False, password=make_password(None)) for name in missing]
+    User.objects.bulk_create(new, batch_size=_BATCH)
+    ids.update((user.get_username(), user.pk) for user in new)
+    return {usernames[name]: user_id for name, user_id in ids.items()}
+
+
+def _submitted_at(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value)
+    # PRM800K's timestamps carry no zone; they are taken as UTC.
+    return moment if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)
+
+
+def _write_annotations(annotated: list[tuple[ParsedTrace, int, list[int]]]) -> int:
+    """Imported passes (PRM800K labelers) with their step labels; returns how many were created.
+
+    The same labeler on the same trace again is the same pass when the raw record is the same
+    (a re-import: nothing to do); a different record (a second session) is kept beside the first
+    in its metadata, so that no record of the file is lost.
+    """
+    user_ids = _imported_users({a.labeler for t, _, _ in annotated for a in t.annotations})
+    seen: dict[tuple[int, int], tuple[int | None, set[str]]] = {}
+    trace_ids = [trace_id for _, trace_id, _ in annotated]
+    for chunk in _chunks(trace_ids, _LOOKUP_CHUNK):
+        for pk, trace_id, user_id, sha, more in Annotation.objects.filter(
+            trace_id__in=chunk, annotator_id__in=set(user_ids.values())
+        ).values_list(
+            "id",
+            "trace_id",
+            "annotator_id",
+            KT("metadata__prm800k__record_sha256"),
+            KT("metadata__prm800k__more_record_sha256s"),
+        ):
+            shas = {sha} | set(json.loads(more) if more else [])
+            seen[(trace_id, user_id)] = (pk, shas)
+
+    new: list[tuple[Annotation, ParsedAnnotation, list[int]]] = []
+    pending: dict[tuple[int, int], Annotation] = {}
+    extra_for_existing: dict[int, list[ParsedAnnotation]] = {}
+    for trace, trace_id, step_ids in annotated:
+        for parsed in trace.annotations:
+            key = (trace_id, user_ids[parsed.labeler])
+            if key in seen:
+                pk, shas = seen[key]
+                if parsed.record_sha256 in shas:
+                    continue
+                shas.add(parsed.record_sha256)
+                if pk is None:
+                    _keep_more(pending[key].metadata, parsed)
+                else:
+                    extra_for_existing.setdefault(pk, []).append(parsed)
+                continue
+            row = Annotation(
+                trace_id=trace_id,
+                annotator_id=key[1],
+                status=AnnotationStatus.SUBMITTED,
+                finish_reason=parsed.finish_reason,
+                active_seconds=parsed.active_seconds,
+                imported=True,
+                metadata=parsed.metadata,
+                submitted_at=_submitted_at(parsed.submitted_at),
+            )
+            seen[key] = (None, {parsed.record_sha256})
+            pending[key] = row
+            new.append((row, parsed, step_ids))
+    Annotation.objects.bulk_create([row for row, _, _ in new], batch_size=_BATCH)
+    StepLabel.objects.bulk_create(
+        (
+            StepLabel(
+                annotation_id=row.pk,
+                step_id=step_ids[label.step_index],
+                value=label.value,
+                flagged=label.flagged,
+            )
+            for row, parsed, step_ids in new
+            for label in parsed.labels
+        ),
+        batch_size=_BATCH,
+    )
+    for pk, more in extra_for_existing.items():
+        row = Annotation.objects.get(pk=pk)
+        for parsed in more:
+            _keep_more(row.metadata, parsed)
+        row.save(update_fields=["metadata", "updated_at"])
+    return len(new)
+
+
+def _keep_more(metadata: dict[str, Any], parsed: ParsedAnnotation) -> None:
+    kept = metadata.setdefault("prm800k", {})
+    kept.setdefault("more_records_json", []).append(parsed.record_json)
+    kept.setdefault("more_record_sha256s", []).append(parsed.record_sha256)

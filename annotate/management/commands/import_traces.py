@@ -1,0 +1,61 @@
+"""`manage.py import_traces FILE [FILE ...] --format FORMAT --project SLUG`: import trace files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+
+from annotate.imports import FORMATS, ImportFileError, project_for_import, traces_import
+
+
+class Command(BaseCommand):
+    help = (
+        "Import step-labelled traces from files (JSON Lines, or a JSON array) into a project, "
+        "creating the project if missing. Each file is all or nothing; importing a file again "
+        "adds nothing. Formats: see docs/formats.md."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("files", nargs="+", metavar="FILE", help="files to import, in order")
+        parser.add_argument("--format", required=True, choices=FORMATS, help="format of the files")
+        parser.add_argument("--project", required=True, metavar="SLUG", help="project slug")
+        parser.add_argument(
+            "--subset", default="", help="subset name for every trace (default: from the data)"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        paths = [Path(name) for name in options["files"]]
+        for path in paths:
+            if not path.is_file():
+                raise CommandError(f"{path}: no such file")
+        # One transaction for the whole command: a malformed file leaves the database as it was,
+        # without the files before it and without a project created for them.
+        try:
+            with transaction.atomic():
+                self._import(paths, options)
+        except ImportFileError as err:
+            raise CommandError(f"{err}\nNothing was imported.") from None
+
+    def _import(self, paths: list[Path], options: dict[str, Any]) -> None:
+        try:
+            project, created = project_for_import(slug=options["project"])
+        except ValidationError as err:
+            raise CommandError(
+                f"--project {options['project']!r}: {'; '.join(err.messages)}"
+            ) from None
+        if created:
+            self.stdout.write(f"Created project '{project.slug}'.")
+        for path in paths:
+            with path.open("rb") as stream:
+                result = traces_import(
+                    project=project,
+                    stream=stream,
+                    filename=str(path),
+                    format=options["format"],
+                    subset=options["subset"],
+                )
+            self.stdout.write(f"{path}: {result.summary()}")

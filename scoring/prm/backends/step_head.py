@@ -1,0 +1,81 @@
+"""Step head: a 2-class head read at step-separator positions, class-1 probability.
+
+Serves Qwen2.5-Math-PRM / ReasonFlux-PRM-7B (``style="qwen"``: chat template, steps joined by
+``<extra_0>`` and ending with it; the model card's ``make_step_rewards`` is softmax over the two
+logits at the separator tokens, class 1) and AutoModelForTokenClassification models trained
+with TRL's PRMTrainer (``style="trl"``: prompt + each step + ``step_separator`` ids, read at the
+last token of each step, exactly where the trainer put the labels).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from scoring.prm.backends._base import ForwardParams, ForwardScorer, parse_params
+from scoring.prm.contract import ScorerError, TraceInput
+from scoring.prm.formatting import (
+    QWEN_PRM_SEPARATOR,
+    QWEN_PRM_SYSTEM_PROMPT,
+    TRL_STEP_SEPARATOR,
+    Encoded,
+    format_separator_chat,
+    format_trl,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class StepHeadParams(ForwardParams):
+    style: str = "qwen"  # qwen | trl
+    separator: str | None = None  # default: "<extra_0>" (qwen) or "\n" (trl)
+    system_prompt: str | None = QWEN_PRM_SYSTEM_PROMPT  # qwen style only; None: no system turn
+    positive_label: int = 1  # the class whose probability is the step score
+
+
+class StepHeadScorer(ForwardScorer):
+    name = "step_head"
+
+    def __init__(
+        self,
+        model_path: str | None,
+        *,
+        device: str = "cpu",
+        dtype: str = "auto",
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
+        p = parse_params(StepHeadParams, params, self.name)
+        if p.style not in ("qwen", "trl"):
+            raise ScorerError(f"step_head: unknown style {p.style!r} (qwen | trl)")
+        self.style_params = p
+        default_sep = QWEN_PRM_SEPARATOR if p.style == "qwen" else TRL_STEP_SEPARATOR
+        self.separator = p.separator if p.separator is not None else default_sep
+        super().__init__(model_path, device=device, dtype=dtype, common=p)
+
+    def encode(self, trace: TraceInput) -> Encoded:
+        if self.style_params.style == "qwen":
+            return format_separator_chat(
+                self.tokenizer,
+                trace,
+                separator=self.separator,
+                system_prompt=self.style_params.system_prompt,
+            )
+        return format_trl(self.tokenizer, trace, step_separator=self.separator)
+
+    def rows(
+        self,
+        input_ids: torch.Tensor,  # (B, T)
+        attention_mask: torch.Tensor,  # (B, T)
+        batch_index: torch.Tensor,  # (N,)
+        token_index: torch.Tensor,  # (N,)
+    ) -> torch.Tensor:
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        # Token-classification models return .logits; Qwen's remote PRM code returns a tuple
+        # whose first item is the logits (the model card reads outputs[0]).
+        logits = out.logits if hasattr(out, "logits") else out[0]  # (B, T, num_labels)
+        return logits[batch_index, token_index]  # (N, num_labels)
+
+    def activate(self, rows: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(rows.float(), dim=-1)[:, self.style_params.positive_label]  # (N,)

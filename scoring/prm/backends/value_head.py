@@ -1,0 +1,118 @@
+"""Value head: one scalar per position, sigmoid, read at step ends (and the last token).
+
+Skywork-o1-Open-PRM (``head="v_head"``): a Qwen2 base model plus ``v_head.summary`` (Linear
+hidden -> 1) stored beside the base weights; steps are laid out by ``prepare_input`` (BOS +
+problem + "\\n", each step + "\\n", flag at the step token) and the reward is the sigmoid of the
+value there. ``head="token_classification"``: an AutoModelForTokenClassification with one label
+(what TRL-style training of a scalar head saves). ``trajectory=True`` also reads the last token
+as a trajectory-level score (ReasonFlux-PRM-1.5B style).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from scoring.prm.backends._base import ForwardParams, ForwardScorer, parse_params
+from scoring.prm.contract import ModelLoadError, ScorerError, TraceInput
+from scoring.prm.formatting import (
+    QWEN_PRM_SEPARATOR,
+    QWEN_PRM_SYSTEM_PROMPT,
+    Encoded,
+    format_separator_chat,
+    format_value_steps,
+    with_last_token,
+)
+
+V_HEAD_PREFIX = "v_head.summary."
+
+
+@dataclasses.dataclass(frozen=True)
+class ValueHeadParams(ForwardParams):
+    head: str = "auto"  # auto | v_head | token_classification
+    layout: str = "skywork"  # skywork | qwen (chat template + <extra_0>)
+    step_token: str = "\n"  # skywork layout
+    trajectory: bool = False  # also a trajectory score at the last token
+
+
+def find_v_head(model_path: str | Path) -> dict[str, torch.Tensor] | None:
+    """The ``v_head.summary.*`` tensors in the checkpoint's safetensors files, if any."""
+    from safetensors import safe_open
+
+    found: dict[str, torch.Tensor] = {}
+    for file in sorted(Path(model_path).glob("*.safetensors")):
+        with safe_open(str(file), framework="pt") as f:
+            for key in f.keys():  # noqa: SIM118 (safe_open is not a dict)
+                tail = key.split(V_HEAD_PREFIX, 1)
+                if len(tail) == 2:
+                    found[tail[1]] = f.get_tensor(key)
+    return found or None
+
+
+class ValueHeadScorer(ForwardScorer):
+    name = "value_head"
+
+    def __init__(
+        self,
+        model_path: str | None,
+        *,
+        device: str = "cpu",
+        dtype: str = "auto",
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
+        p = parse_params(ValueHeadParams, params, self.name)
+        if p.layout not in ("skywork", "qwen"):
+            raise ScorerError(f"value_head: unknown layout {p.layout!r} (skywork | qwen)")
+        if p.head not in ("auto", "v_head", "token_classification"):
+            raise ScorerError(f"value_head: unknown head {p.head!r}")
+        self.style_params = p
+        v_head = None
+        if p.head in ("auto", "v_head") and model_path and Path(model_path).is_dir():
+            v_head = find_v_head(model_path)
+        if p.head == "v_head" and v_head is None:
+            raise ModelLoadError(f"no {V_HEAD_PREFIX}* weights in {model_path!r}")
+        model_class = "base" if v_head is not None else "token_classification"
+        super().__init__(model_path, device=device, dtype=dtype, common=p, model_class=model_class)
+        self.v_head: torch.nn.Linear | None = None
+        if v_head is not None:
+            weight = v_head["weight"]  # (1, H)
+            linear = torch.nn.Linear(weight.shape[1], weight.shape[0], bias="bias" in v_head)
+            with torch.no_grad():
+                linear.weight.copy_(weight)
+                if "bias" in v_head:
+                    linear.bias.copy_(v_head["bias"])
+            self.v_head = linear.to(device=self.device, dtype=self.dtype).eval()
+
+    def encode(self, trace: TraceInput) -> Encoded:
+        p = self.style_params
+        if p.layout == "skywork":
+            enc = format_value_steps(self.tokenizer, trace, step_token=p.step_token)
+        else:
+            enc = format_separator_chat(
+                self.tokenizer,
+                trace,
+                separator=QWEN_PRM_SEPARATOR,
+                system_prompt=QWEN_PRM_SYSTEM_PROMPT,
+            )
+        return with_last_token(enc) if p.trajectory else enc
+
+    def rows(
+        self,
+        input_ids: torch.Tensor,  # (B, T)
+        attention_mask: torch.Tensor,  # (B, T)
+        batch_index: torch.Tensor,  # (N,)
+        token_index: torch.Tensor,  # (N,)
+    ) -> torch.Tensor:
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        if self.v_head is not None:
+            hidden = out.last_hidden_state[batch_index, token_index]  # (N, H)
+            return self.v_head(hidden)  # (N, 1)
+        logits = out.logits if hasattr(out, "logits") else out[0]  # (B, T, 1)
+        return logits[batch_index, token_index]  # (N, 1)
+
+    def activate(self, rows: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(rows.float()[:, 0])  # (N,)

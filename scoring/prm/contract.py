@@ -1,0 +1,79 @@
+"""The engine's contract: traces in, one score in [0, 1] per step out (plus details), typed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+class ScorerError(Exception):
+    """A scorer could not be built or could not score a batch (the message says why)."""
+
+
+class ModelLoadError(ScorerError):
+    """A model or tokenizer could not be loaded from the given path."""
+
+
+class FormattingError(ScorerError):
+    """A trace could not be turned into model inputs (e.g. separator positions != steps)."""
+
+
+@dataclass(frozen=True)
+class TraceInput:
+    """One reasoning trace to score.
+
+    ``steps`` are the step texts in order. ``parts`` (same length as ``steps`` when given)
+    says which part of a trajectory-response trace each step belongs to, e.g. ``"thinking"``
+    or ``"response"``. ``key`` is an opaque id the caller uses to match results (a Trace pk).
+    """
+
+    problem: str
+    steps: Sequence[str]
+    parts: Sequence[str] | None = None
+    reference_answer: str | None = None
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        if self.parts is not None and len(self.parts) != len(self.steps):
+            raise ValueError(
+                f"trace {self.key!r}: {len(self.parts)} parts for {len(self.steps)} steps"
+            )
+
+
+@dataclass(frozen=True)
+class StepScoreOut:
+    """The score of one step: ``score`` in [0, 1] (1 = correct), ``details`` JSON-serialisable.
+
+    Examples of details: ``{"critiques": [...], "p_yes": [...]}`` (generative),
+    ``{"checks": [{"expression": ..., "expected": ..., "computed": ..., "ok": ...}]}`` (tool).
+    """
+
+    score: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TraceScores:
+    """Scores of one trace, ``steps`` in the trace's step order, one per input step."""
+
+    key: str
+    steps: list[StepScoreOut]
+    trajectory_score: float | None = None
+
+    @property
+    def scores(self) -> list[float]:
+        return [s.score for s in self.steps]
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """A PRM loaded once (per worker process) that then scores many batches of traces.
+
+    ``score`` returns one TraceScores per input trace, in the input order, each with exactly
+    one StepScoreOut per step. It raises ScorerError for a batch it cannot score.
+    """
+
+    name: str
+
+    def score(self, traces: Sequence[TraceInput]) -> list[TraceScores]: ...

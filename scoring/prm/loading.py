@@ -1,0 +1,146 @@
+"""Loading a PRM and its tokenizer from a local directory, once per worker process.
+
+Everything goes through ``from_pretrained`` with ``local_files_only=True``: a worker never
+downloads weights at run time, and the tests load their tiny models through this same path.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from scoring.prm.contract import ModelLoadError
+
+DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
+MODEL_CLASSES = ("auto", "token_classification", "causal_lm", "base")
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` is CUDA when there is one, else CPU; anything else is passed to torch."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError(f"device {device!r} asked for, but torch sees no CUDA device")
+    return resolved
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """``"auto"``: bf16 on CUDA (what the PRMs were trained in), fp32 on CPU (exact and fast
+    enough for tiny models; CPU bf16 matmuls are slow)."""
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    try:
+        return DTYPES[dtype]
+    except KeyError:
+        raise ModelLoadError(f"unknown dtype {dtype!r}; use one of auto, {', '.join(DTYPES)}") from None
+
+
+def require_model_dir(model_path: str | os.PathLike[str] | None) -> Path:
+    """The model directory, or a ModelLoadError naming the path that is not there."""
+    if not model_path:
+        raise ModelLoadError("this backend needs a model path (a local directory)")
+    path = Path(model_path).expanduser()
+    if not path.is_dir():
+        raise ModelLoadError(f"model path {str(path)!r} does not exist or is not a directory")
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(f"model path {str(path)!r} has no config.json")
+    return path
+
+
+def load_tokenizer(model_path: str | os.PathLike[str], *, trust_remote_code: bool = False) -> Any:
+    from transformers import AutoTokenizer
+
+    path = require_model_dir(model_path)
+    try:
+        return AutoTokenizer.from_pretrained(
+            str(path), local_files_only=True, trust_remote_code=trust_remote_code
+        )
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot load a tokenizer from {str(path)!r}: {exc}") from exc
+
+
+def _auto_class(model_class: str, config: Any) -> Any:
+    import transformers as tf
+
+    if model_class == "auto":
+        architectures = getattr(config, "architectures", None) or []
+        if any(a.endswith("ForTokenClassification") for a in architectures):
+            model_class = "token_classification"
+        elif any(a.endswith("ForCausalLM") for a in architectures):
+            model_class = "causal_lm"
+        else:
+            # e.g. Qwen2ForProcessRewardModel: its model card loads it with AutoModel.
+            model_class = "base"
+    return {
+        "token_classification": tf.AutoModelForTokenClassification,
+        "causal_lm": tf.AutoModelForCausalLM,
+        "base": tf.AutoModel,
+    }[model_class]
+
+
+def _dtype_kwarg() -> str:
+    import transformers
+
+    major = int(transformers.__version__.split(".")[0])
+    return "dtype" if major >= 5 else "torch_dtype"
+
+
+def load_model(
+    model_path: str | os.PathLike[str],
+    *,
+    model_class: str = "auto",
+    device: torch.device,
+    dtype: torch.dtype,
+    trust_remote_code: bool = False,
+    attn_implementation: str | None = "sdpa",
+) -> Any:
+    """Load weights once, in eval mode, on ``device`` in ``dtype``. SDPA attention by default
+    (flash / memory-efficient kernels on CUDA); a model whose code lacks it falls back."""
+    from transformers import AutoConfig
+
+    if model_class not in MODEL_CLASSES:
+        raise ModelLoadError(f"unknown model_class {model_class!r}; use one of {MODEL_CLASSES}")
+    path = require_model_dir(model_path)
+    try:
+        config = AutoConfig.from_pretrained(
+            str(path), local_files_only=True, trust_remote_code=trust_remote_code
+        )
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot read the config in {str(path)!r}: {exc}") from exc
+    auto = _auto_class(model_class, config)
+    kwargs: dict[str, Any] = {
+        "local_files_only": True,
+        "trust_remote_code": trust_remote_code,
+        _dtype_kwarg(): dtype,
+    }
+    try:
+        try:
+            model = auto.from_pretrained(
+                str(path), attn_implementation=attn_implementation, **kwargs
+            )
+        except ValueError as exc:
+            if attn_implementation is None or "attn" not in str(exc).lower():
+                raise
+            model = auto.from_pretrained(str(path), **kwargs)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(f"cannot load a model from {str(path)!r}: {exc}") from exc
+    return model.to(device).eval()
+
+
+def pad_token_id(tokenizer: Any) -> int:
+    """Padding id for right padding; its value never matters (masked), it must only exist."""
+    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
+        if candidate is not None:
+            return int(candidate)
+    return 0

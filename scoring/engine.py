@@ -11,8 +11,18 @@ from django.conf import settings
 from .models import Scorer, ScoreRun
 from .services import RunResult
 
+# Backends that run a model in micro-batches take the worker's token budget.
+_BATCHED_BACKENDS = {"step_head", "token_tag", "value_head"}
+
 # (scorer id, version) -> a built engine scorer; models load once per worker process.
 _ENGINES: dict[tuple[int, int], Any] = {}
+
+
+def _params(scorer: Scorer) -> dict[str, Any]:
+    params = dict(scorer.params or {})
+    if scorer.backend in _BATCHED_BACKENDS:
+        params.setdefault("max_tokens", settings.STEPLENS_BATCH_TOKENS)
+    return params
 
 
 def engine_for(scorer: Scorer) -> Any:
@@ -28,7 +38,7 @@ def engine_for(scorer: Scorer) -> Any:
             model_path=scorer.model_path or None,
             device=settings.STEPLENS_DEVICE,
             dtype=settings.STEPLENS_DTYPE,
-            params={"batch_tokens": settings.STEPLENS_BATCH_TOKENS, **(scorer.params or {})},
+            params=_params(scorer),
         )
     return _ENGINES[key]
 

@@ -14,16 +14,30 @@ from annotate.models import Role
 from . import selectors, services
 from .models import RunQueue, ScoreRun
 
-# While any run is unfinished the panel asks again this often (ms); it stops once all are done.
-POLL_MS = 250
+
+def poll_delay_ms(poll: int) -> int:
+    """How long the panel waits before asking again, by how often it has asked already.
+
+    Soon at first (a tiny or tool PRM is done in tens of ms), then less often, so a slow
+    generative PRM or a stopped worker costs one cheap request a second per open trace.
+    """
+    if poll < 3:
+        return 100
+    if poll < 20:
+        return 250
+    return 1000
 
 
 def _panel(request: HttpRequest, trace_id: int, *, error: str = "") -> HttpResponse:
     view = selectors.trace_scores(user=request.user, trace_id=trace_id)
+    try:
+        poll = max(0, int(request.GET.get("poll", "0")))
+    except ValueError:
+        poll = 0
     return render(
         request,
         "scoring/panel.html",
-        {"view": view, "poll_ms": POLL_MS, "error": error},
+        {"view": view, "next_poll": poll + 1, "delay_ms": poll_delay_ms(poll), "error": error},
     )
 
 

@@ -113,6 +113,8 @@ def traces_import(
         raise ImportFileError(
             file=filename, message=f"unknown format {format!r} (one of: {', '.join(FORMATS)})"
         )
+    if len(subset) > 100:
+        raise ImportFileError(file=filename, message="subset: longer than 100 characters")
     traces, repeated = _parse_file(stream=stream, filename=filename, format=format, subset=subset)
     with transaction.atomic():
         result = _write(project=project, source=format, traces=traces)

@@ -122,11 +122,32 @@ def _loads(raw: bytes, line_no: int) -> Any:
     try:
         # Without the newline, a line cut inside a string reads "Unterminated string", not
         # "Invalid control character".
-        return json.loads(raw.rstrip(b"\r\n"))
+        value = json.loads(raw.rstrip(b"\r\n"))
     except UnicodeDecodeError as err:
         raise FormatError(f"not UTF-8 text ({err.reason})", line=line_no) from None
     except json.JSONDecodeError as err:
         raise FormatError(_json_error(err, err.colno), line=line_no) from None
+    if b"\\u0000" in raw:  # rare: only then walk the record
+        _refuse_nul(value, "", line_no)
+    return value
+
+
+def _refuse_nul(value: Any, path: str, line_no: int) -> None:
+    """A NUL character cannot be stored (PostgreSQL text and jsonb refuse it): say where it is."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise FormatError(
+                "contains a NUL character (\\u0000), which cannot be stored",
+                field=path or None,
+                line=line_no,
+            )
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_nul(key, path, line_no)
+            _refuse_nul(item, f"{path}.{key}" if path else key, line_no)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _refuse_nul(item, f"{path}[{i}]", line_no)
 
 
 def _iter_array(data: bytes, first_line_no: int) -> Iterator[tuple[int, Any]]:
@@ -162,6 +183,8 @@ def _iter_array(data: bytes, first_line_no: int) -> Iterator[tuple[int, Any]]:
                 value, end = decoder.raw_decode(text, pos)
             except json.JSONDecodeError as err:
                 raise fail(err) from None
+            if "\\u0000" in text[pos:end]:
+                _refuse_nul(value, "", line)
             yield line, value
             pos = skip(end)
             if pos < len(text) and text[pos] == ",":

@@ -36,7 +36,7 @@ _SUBSET_FROM_ID = re.compile(r"^(.+)-\d+$")
 def subset_from_id(record_id: str) -> str:
     """ProcessBench ids are `<subset>-<n>` ("gsm8k-12", "olympiadbench-7")."""
     match = _SUBSET_FROM_ID.match(record_id)
-    return match.group(1) if match else ""
+    return match.group(1) if match and len(match.group(1)) <= 100 else ""
 
 
 def gold_from_label(label: int, step_count: int) -> list[int | None]:

@@ -60,9 +60,12 @@ def test_a_malformed_file_exits_non_zero_and_writes_nothing(tmp_path: Path) -> N
     bad = tmp_path / "bad.jsonl"
     bad.write_text("\n".join(lines), encoding="utf-8")
     good = str(DATA / "prmbench_sample.jsonl")
+    out = io.StringIO()
     with pytest.raises(CommandError) as info:
         # The good file first: it is rolled back with the bad one, and so is the new project.
-        run(good, str(bad), "--format", "prmbench", "--project", "new")
+        call_command("import_traces", good, str(bad), "--format", "prmbench", "--project", "new",
+                     stdout=out)
+    assert out.getvalue() == ""  # nothing claims an import that was rolled back
     assert str(info.value).startswith(f"{bad}, line 1, field 'modified_question': missing field")
     with pytest.raises(CommandError) as info:
         run(str(bad), "--format", "processbench", "--project", "new")

@@ -208,6 +208,18 @@ def test_wrong_type_names_file_line_and_field() -> None:
     assert str(err) == "bad.jsonl, line 50, field 'steps[1]': expected a string, got int"
 
 
+def test_a_nul_character_is_refused_where_it_is() -> None:
+    """PostgreSQL cannot store NUL in text or jsonb: refused up front on every database."""
+    project = make_project()
+    rec = json.loads(lines_of("processbench_sample.jsonl")[4])
+    rec["steps"][1] += "\u0000"
+    err = refused(project, corrupted(5, json.dumps(rec)))
+    assert str(err) == (
+        "bad.jsonl, line 5, field 'steps[1]': contains a NUL character (\\u0000), "
+        "which cannot be stored"
+    )
+
+
 def test_label_out_of_range_is_refused() -> None:
     project = make_project()
     rec = json.loads(lines_of("processbench_sample.jsonl")[60])

@@ -36,11 +36,15 @@ class Command(BaseCommand):
         # without the files before it and without a project created for them.
         try:
             with transaction.atomic():
-                self._import(paths, options)
+                report = self._import(paths, options)
         except ImportFileError as err:
             raise CommandError(f"{err}\nNothing was imported.") from None
+        # Printed once committed, so that nothing claims an import that was then rolled back.
+        for line in report:
+            self.stdout.write(line)
 
-    def _import(self, paths: list[Path], options: dict[str, Any]) -> None:
+    def _import(self, paths: list[Path], options: dict[str, Any]) -> list[str]:
+        report = []
         try:
             project, created = project_for_import(slug=options["project"])
         except ValidationError as err:
@@ -48,7 +52,7 @@ class Command(BaseCommand):
                 f"--project {options['project']!r}: {'; '.join(err.messages)}"
             ) from None
         if created:
-            self.stdout.write(f"Created project '{project.slug}'.")
+            report.append(f"Created project '{project.slug}'.")
         for path in paths:
             with path.open("rb") as stream:
                 result = traces_import(
@@ -58,4 +62,5 @@ class Command(BaseCommand):
                     format=options["format"],
                     subset=options["subset"],
                 )
-            self.stdout.write(f"{path}: {result.summary()}")
+            report.append(f"{path}: {result.summary()}")
+        return report

@@ -1,0 +1,115 @@
+"""PRM800K rows: the raw labelling schema (-1 / 0 / +1), one row per labeler's pass.
+
+An annotation imported from PRM800K whose labels are still the ones its record gives is written back
+as the raw record, exactly (and so are further sessions of the same labeler kept beside it). Other
+passes (made in steplens, or gold/majority labels) are written in the same schema as a phase-2
+record: the trace's steps are `pre_generated_steps`, and each labelled step of the labelled prefix
+is one entry of `label.steps` with the step itself as its only completion.
+
+>>> from .base import ExportRecord
+>>> r = ExportRecord(trace_id=1, external_id="x", source="jsonl", subset="", generator="",
+...     final_answer="2", final_answer_correct=None, trace_metadata={}, problem="1+1?",
+...     problem_sha256="", reference_answer="2", steps=["1+1=2", "# Answer 2"],
+...     parts=["response"] * 2, labels=[0, -1])
+>>> row = next(rows([r], neutral="", options={})).data
+>>> [s["completions"][0]["rating"] for s in row["label"]["steps"]], row["label"]["finish_reason"]
+([0, -1], 'found_error')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from .. import prm800k as source_format
+from .base import ExportRecord, ExportRow, labelled_prefix, map_labels
+
+NAME = "prm800k"
+PARQUET_SCHEMA = None
+NEEDS_STEP_METADATA = False
+
+
+def needs_neutral_mapping(options: dict[str, Any]) -> bool:
+    return False  # PRM800K's own scale has 0
+
+
+def _raw_records(record: ExportRecord, neutral: str) -> list[dict[str, Any]] | None:
+    """The imported raw records of this pass, if its labels are still theirs (and unmapped)."""
+    annotation = record.annotation
+    if not annotation or not annotation.get("imported") or neutral:
+        return None
+    kept = (annotation.get("metadata") or {}).get(source_format.SOURCE) or {}
+    raw = kept.get("record")
+    if raw is None:
+        return None
+    parsed = source_format.parse_record(raw)
+    if [s.text for s in parsed.steps] != record.steps:
+        return None
+    values: list[int | None] = [None] * len(record.steps)
+    flags = [False] * len(record.steps)
+    for label in parsed.annotations[0].labels:
+        values[label.step_index] = label.value
+        flags[label.step_index] = label.flagged
+    if values != record.labels or (record.flagged and flags != record.flagged):
+        return None  # relabelled in steplens since the import
+    return [raw, *kept.get("more_records", [])]
+
+
+def _ratings(raw: dict[str, Any]) -> list[int]:
+    parsed = source_format.parse_record(raw)
+    return [label.value for label in parsed.annotations[0].labels if label.value is not None]
+
+
+def _finish_reason(labels: list[int | None], n: int, given: str) -> str:
+    if given:
+        return given
+    if -1 in labels[:n]:
+        return "found_error"
+    return "solution" if n == len(labels) else "give_up"
+
+
+def rows(records: list[ExportRecord], *, neutral: str, options: dict[str, Any]) -> Iterator[ExportRow]:
+    for record in records:
+        raw = _raw_records(record, neutral)
+        if raw is not None:
+            for data in raw:
+                yield ExportRow(data=data, labels=_ratings(data))
+            continue
+        labels = map_labels(record.labels, neutral)
+        n = labelled_prefix(labels)
+        if n == 0:
+            continue
+        annotation = record.annotation or {}
+        flagged = record.flagged or [False] * len(record.steps)
+        submitted_at = annotation.get("submitted_at")
+        data = {
+            "labeler": record.annotator,
+            "timestamp": submitted_at,
+            "generation": None,
+            "is_quality_control_question": False,
+            "is_initial_screening_question": False,
+            "question": {
+                "problem": record.problem,
+                "ground_truth_answer": record.reference_answer,
+                "pre_generated_steps": record.steps,
+                "pre_generated_answer": record.final_answer,
+                "pre_generated_verifier_score": None,
+            },
+            "label": {
+                "steps": [
+                    {
+                        "completions": [
+                            {"text": text, "rating": value, "flagged": flag}
+                        ],
+                        "human_completion": None,
+                        "chosen_completion": 0,
+                    }
+                    for text, value, flag in zip(
+                        record.steps[:n], labels[:n], flagged[:n], strict=True
+                    )
+                ],
+                "total_time": round(float(annotation.get("active_seconds") or 0.0) * 1000),
+                "finish_reason": _finish_reason(labels, n, annotation.get("finish_reason") or ""),
+            },
+        }
+        yield ExportRow(data=data, labels=[value for value in labels[:n] if value is not None])

@@ -38,11 +38,11 @@ def _raw_records(record: ExportRecord, neutral: str) -> list[dict[str, Any]] | N
     annotation = record.annotation
     if not annotation or not annotation.get("imported") or neutral:
         return None
-    kept = (annotation.get("metadata") or {}).get(source_format.SOURCE) or {}
-    raw = kept.get("record")
-    if raw is None:
+    metadata = annotation.get("metadata") or {}
+    if source_format.SOURCE not in metadata:
         return None
-    parsed = source_format.parse_record(raw)
+    raw = source_format.records_from_annotation(metadata)
+    parsed = source_format.parse_record(raw[0])
     if [s.text for s in parsed.steps] != record.steps:
         return None
     values: list[int | None] = [None] * len(record.steps)
@@ -52,7 +52,7 @@ def _raw_records(record: ExportRecord, neutral: str) -> list[dict[str, Any]] | N
         flags[label.step_index] = label.flagged
     if values != record.labels or (record.flagged and flags != record.flagged):
         return None  # relabelled in steplens since the import
-    return [raw, *kept.get("more_records", [])]
+    return raw
 
 
 def _ratings(raw: dict[str, Any]) -> list[int]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 
 class ScorerError(Exception):
@@ -77,3 +78,20 @@ class Scorer(Protocol):
     name: str
 
     def score(self, traces: Sequence[TraceInput]) -> list[TraceScores]: ...
+
+
+P = TypeVar("P")
+
+
+def parse_params(cls: type[P], params: Mapping[str, Any] | None, backend: str) -> P:
+    """A backend's typed params from the JSON-ish dict a Scorer row stores; an unknown key is an
+    error (a typo must not silently fall back to a default)."""
+    params = dict(params or {})
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(params) - names)
+    if unknown:
+        raise ScorerError(f"{backend}: unknown params {unknown}; known: {sorted(names)}")
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise ScorerError(f"{backend}: bad params: {exc}") from exc

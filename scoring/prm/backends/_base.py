@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
 from scoring.prm.batching import gather_rows
-from scoring.prm.contract import FormattingError, ScorerError, StepScoreOut, TraceInput, TraceScores
+from scoring.prm.contract import (
+    FormattingError,
+    ScorerError,
+    StepScoreOut,
+    TraceInput,
+    TraceScores,
+)
 from scoring.prm.formatting import Encoded
 from scoring.prm.loading import (
     load_model,
@@ -19,8 +25,6 @@ from scoring.prm.loading import (
     resolve_device,
     resolve_dtype,
 )
-
-P = TypeVar("P")
 
 
 class TraceError(ScorerError):
@@ -32,16 +36,6 @@ class TraceError(ScorerError):
     def __init__(self, key: str, message: str) -> None:
         super().__init__(f"trace {key!r}: {message}")
         self.key = key
-
-
-def parse_params(cls: type[P], params: Mapping[str, Any] | None, backend: str) -> P:
-    """Build a params dataclass from a JSON-ish dict; an unknown key is an error, not a no-op."""
-    params = dict(params or {})
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(params) - names)
-    if unknown:
-        raise ScorerError(f"{backend}: unknown params {unknown}; known: {sorted(names)}")
-    return cls(**params)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from scoring.prm.backends._base import ForwardParams, ForwardScorer, parse_params
-from scoring.prm.contract import ScorerError, TraceInput
+from scoring.prm.backends._base import ForwardParams, ForwardScorer
+from scoring.prm.contract import ScorerError, TraceInput, parse_params
 from scoring.prm.formatting import (
     QWEN_PRM_SEPARATOR,
     QWEN_PRM_SYSTEM_PROMPT,

@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from scoring.prm.backends._base import ForwardParams, ForwardScorer, parse_params
-from scoring.prm.contract import ModelLoadError, ScorerError, TraceInput
+from scoring.prm.backends._base import ForwardParams, ForwardScorer
+from scoring.prm.contract import ModelLoadError, ScorerError, TraceInput, parse_params
 from scoring.prm.formatting import (
     QWEN_PRM_SEPARATOR,
     QWEN_PRM_SYSTEM_PROMPT,

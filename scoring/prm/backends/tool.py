@@ -1,0 +1,223 @@
+"""Tool backend: deterministic checks, no model, CPU only (the demo's default scorer).
+
+The rule, per step:
+- every equation written in the step (plain text, LaTeX, GSM8K ``<<a=b>>`` annotations) that is
+  plain arithmetic is evaluated exactly with sympy (scoring.prm.arith; untrusted text is never
+  ``eval``-ed) and recorded in ``details["checks"]`` as {expression, expected, computed, ok};
+- the final answer (the last ``\\boxed{...}``, else "The answer is: X") is checked against the
+  trace's ``reference_answer`` with math-verify; it is one more check of the step that holds it,
+  and sets ``trajectory_score`` (1.0 right, 0.0 wrong or no answer found, None without a
+  reference or when the answer cannot be compared);
+- score: ``false_score`` (0.05) if any check fails, ``pass_score`` (0.9) if at least one check
+  ran and all passed, ``neutral_score`` (0.5) if nothing was checkable. A failed equation in a
+  step that itself says it is refuting something ("contradiction", "does not equal", "\\neq")
+  is kept in the details but scores neutral: the step is showing the equation is false.
+Never raises on step text; bounded in time (``time_budget_s`` per trace; steps after it stay
+neutral with ``details["skipped"]``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from scoring.prm.arith import (
+    Check,
+    NotCheckable,
+    TooLarge,
+    check_text,
+    compare,
+    evaluate,
+    lex,
+    normalise,
+)
+from scoring.prm.contract import StepScoreOut, TraceInput, TraceScores, parse_params
+
+
+@dataclasses.dataclass(frozen=True)
+class ToolParams:
+    false_score: float = 0.05
+    pass_score: float = 0.9
+    neutral_score: float = 0.5
+    check_answer: bool = True
+    time_budget_s: float = 2.0
+
+
+_REFUTING = re.compile(
+    r"contradict|\bnot (?:equal|true|possible|valid|correct)|does(?: not|n't) (?:equal|equate|hold|work|satisfy)"
+    r"|is(?: not|n't) (?:equal|true|correct)|\\neq\b|≠|impossible|incorrect|mistake",
+    re.IGNORECASE,
+)
+_ANSWER_IS = re.compile(r"answer is[:\s]*\$?(.+?)\$?\s*(?:\.\s*)?$", re.IGNORECASE | re.MULTILINE)
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last ``\\boxed{...}`` (braces matched), or None.
+
+    >>> last_boxed("so \\\\boxed{\\\\frac{1}{2}} and \\\\boxed{7}.")
+    '7'
+    >>> last_boxed("\\\\boxed{\\\\frac{a}{b}")
+    """
+    start = text.rfind("\\boxed{")
+    while start != -1:
+        depth, i = 0, start + len("\\boxed")
+        for j in range(i, min(len(text), i + 2000)):
+            if text[j] == "{":
+                depth += 1
+            elif text[j] == "}":
+                depth -= 1
+                if depth == 0:
+                    return text[i + 1 : j].strip()
+        start = text.rfind("\\boxed{", 0, start)
+    return None
+
+
+def find_final_answer(steps: Sequence[str]) -> tuple[int, str] | None:
+    """(step index, answer) of the final answer: the last boxed one, else "The answer is"."""
+    for index in range(len(steps) - 1, -1, -1):
+        boxed = last_boxed(steps[index])
+        if boxed:
+            return index, boxed
+    for index in range(len(steps) - 1, -1, -1):
+        matches = _ANSWER_IS.findall(steps[index])
+        if matches and matches[-1].strip():
+            return index, matches[-1].strip()
+    return None
+
+
+def _plain(answer: str) -> str:
+    """Answer text without presentation: $, \\text{}, spaces, \\left/\\right, degrees, trailing dot."""
+    s = answer.strip().strip("$").strip()
+    s = re.sub(r"\\(?:text|mathrm|textbf|mbox)\s*\{([^{}]*)\}", r"\1", s)
+    s = re.sub(r"\\(?:left|right|displaystyle|!|,|;|:)|\s+|\^\s*\{?\\circ\}?|°", "", s)
+    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\%", "%")
+    return s.rstrip(".").lower()
+
+
+def answers_match(predicted: str, reference: str) -> bool | None:
+    """True / False when the answers can be compared, None when they cannot (then no check).
+
+    >>> answers_match("\\\\frac{1}{2}", "0.5"), answers_match("35", "180"), answers_match("9^{9^{9^{9}}}", "1")
+    (True, False, None)
+    """
+    if _plain(predicted) == _plain(reference):
+        return True
+    try:
+        a = evaluate(lex(normalise(predicted)))
+        b = evaluate(lex(normalise(reference)))
+        return compare(a, b, decimals=None, approx=False) or bool(
+            abs(float((a - b).evalf(30))) <= 1e-6 * max(1.0, abs(float(b.evalf(30))))
+        )
+    except TooLarge:
+        return None  # never hand a huge power to a parser that would try to compute it
+    except (NotCheckable, ArithmeticError, ValueError, TypeError, RecursionError):
+        pass
+    return _math_verify(predicted, reference)
+
+
+def _math_verify(predicted: str, reference: str) -> bool | None:
+    if len(predicted) > 300 or len(reference) > 300 or predicted.count("^") > 2:
+        return None
+    try:
+        from math_verify import parse, verify
+    except ImportError:  # the sympy-only checks above are the fallback
+        return None
+    # math-verify's timeouts use SIGALRM, which only the main thread may set.
+    main = threading.current_thread() is threading.main_thread()
+    timeout = 3 if main else None
+    if not main and ("^" in predicted + reference or "!" in predicted + reference):
+        return None  # no timeout available: do not risk a huge power
+    try:
+        gold = parse(f"${reference}$", parsing_timeout=timeout) or parse(reference, parsing_timeout=timeout)
+        pred = parse(f"\\boxed{{{predicted}}}", parsing_timeout=timeout)
+        if not gold or not pred:
+            return None
+        return bool(verify(gold, pred, timeout_seconds=timeout))
+    except Exception:  # math-verify raises assorted parser errors on odd text; never fatal here
+        return None
+
+
+class ToolScorer:
+    """Arithmetic and answer checks; no model, no torch."""
+
+    name = "tool"
+
+    def __init__(
+        self,
+        model_path: str | None = None,
+        *,
+        device: str = "cpu",
+        dtype: str = "auto",
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
+        # model_path / device / dtype are accepted for a uniform registry and ignored.
+        self.params = parse_params(ToolParams, params, self.name)
+
+    def score(self, traces: Sequence[TraceInput]) -> list[TraceScores]:
+        return [self.score_trace(t) for t in traces]
+
+    def score_trace(self, trace: TraceInput) -> TraceScores:
+        p = self.params
+        deadline = time.monotonic() + p.time_budget_s
+        per_step: list[list[Check]] = []
+        skipped: list[bool] = []
+        for step in trace.steps:
+            if time.monotonic() > deadline:
+                per_step.append([])
+                skipped.append(True)
+                continue
+            try:
+                per_step.append(check_text(step))
+            except Exception:  # defensive: a step's text must never fail a whole batch
+                per_step.append([])
+            skipped.append(False)
+
+        trajectory: float | None = None
+        answer_index: int | None = None
+        answer_detail: dict[str, Any] | None = None
+        if p.check_answer and trace.reference_answer and trace.steps:
+            found = find_final_answer(trace.steps)
+            if found is None:
+                trajectory = 0.0
+                answer_detail = {"found": None, "reference": trace.reference_answer, "ok": False}
+                answer_index = len(trace.steps) - 1
+            else:
+                answer_index, answer = found
+                ok = answers_match(answer, trace.reference_answer)
+                if ok is not None:
+                    trajectory = 1.0 if ok else 0.0
+                    per_step[answer_index].append(
+                        Check(
+                            expression=f"{answer} vs reference {trace.reference_answer}",
+                            expected=trace.reference_answer,
+                            computed=answer,
+                            ok=ok,
+                            source="answer",
+                        )
+                    )
+                answer_detail = {"found": answer, "reference": trace.reference_answer, "ok": ok}
+
+        steps = []
+        for index, (text, checks) in enumerate(zip(trace.steps, per_step, strict=True)):
+            details: dict[str, Any] = {"checks": [c.as_dict() for c in checks]}
+            failed = [c for c in checks if not c.ok]
+            refuted = bool(failed) and all(c.source != "answer" for c in failed)
+            refuted = refuted and bool(_REFUTING.search(text))
+            if failed and not refuted:
+                score = p.false_score
+            elif checks and not failed:
+                score = p.pass_score
+            else:
+                score = p.neutral_score
+            if refuted:
+                details["refuted"] = True
+            if skipped[index]:
+                details["skipped"] = "time budget"
+            if index == answer_index and answer_detail is not None:
+                details["answer"] = answer_detail
+            steps.append(StepScoreOut(score, details))
+        return TraceScores(trace.key, steps, trajectory)

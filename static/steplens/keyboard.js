@@ -1,6 +1,6 @@
-/* steplens keyboard module for the labelling page: shortcuts, the focused step, notes that are
-   never lost (sendBeacon on pagehide) and the active-time heartbeat. The buttons do the work
-   (htmx posts); keys only find the right button and click it, so mouse and keyboard share one path. */
+/* steplens keyboard module for the labelling page: shortcuts, the focused step, label posts in
+   order, notes that are never lost (sendBeacon on pagehide) and the active-time heartbeat.
+   Keys and clicks share one path: the step's own button, posted by htmx through one queue. */
 (function () {
   "use strict";
 
@@ -45,26 +45,102 @@
     return all[current];
   }
 
-  function press(root, action, onlyIfNotPressed) {
-    var button = root && root.querySelector('[data-action="' + action + '"]');
+  // ---- label posts: one at a time, in the order given ------------------------------------------
+  // A cascade ("first wrong step here") re-renders every step, and a fast annotator presses the
+  // next key before the last answer is back; so posts go through one queue, and what a toggle
+  // sends is decided when it is sent, from the state the previous answer left on the page.
+
+  var queue = Promise.resolve();
+  var waiting = [];  // entries queued but not yet sent (flushed by beacon if the page goes)
+  var busy = 0;
+
+  function showError(message) {
+    var box = document.getElementById("label-error");
+    if (!box) return;
+    box.textContent = message;
+    box.hidden = false;
+  }
+
+  function send(entry) {
+    busy += 1;
+    waiting.push(entry);
+    queue = queue.then(function () {
+      waiting.splice(waiting.indexOf(entry), 1);
+      var values = entry.values();
+      if (values === null) return null;  // already in that state: nothing to save
+      return window.htmx.ajax("POST", entry.url, { source: page, target: page, swap: "none", values: values });
+    }).catch(function () {
+      showError("Not saved: the server cannot be reached. Check your connection.");
+    }).then(function () { busy -= 1; });
+    return queue;
+  }
+
+  // mode "toggle" (a click): pressing the pressed value clears it; mode "set" (a key): never clears.
+  function act(button, mode) {
     if (!button || button.disabled) return false;
-    if (onlyIfNotPressed && button.getAttribute("aria-pressed") === "true") return true;
-    button.click();
+    var action = button.getAttribute("data-action");
+    var form = button.form;
+    var url = button.getAttribute("formaction") || form.getAttribute("action");
+    var stepId = form.id;  // e.g. "step-3-controls": looked up again at send time, after earlier swaps
+    var saved = function () { return document.getElementById(stepId) || form; };
+    var pressedNow = function () {
+      var b = saved().querySelector('[data-action="' + action + '"]');
+      return b && b.getAttribute("aria-pressed") === "true";
+    };
+    var values;
+    if (button.hasAttribute("data-label-value")) {
+      var wanted = button.getAttribute("data-label-value");
+      values = function () {
+        if (saved().getAttribute("data-value") !== wanted) return { value: wanted };
+        return mode === "toggle" ? { value: "" } : null;
+      };
+    } else if (action === "flag") {
+      values = function () { return { flagged: saved().hasAttribute("data-flagged") ? "0" : "1" }; };
+    } else {  // first-error, all-correct: idempotent on the server; a key does not repeat them
+      values = function () { return mode === "set" && pressedNow() ? null : {}; };
+    }
+    send({ url: url, values: values });
     return true;
   }
 
-  // A click on a step (mouse) makes it the focused step; after a button click the focus goes back
-  // to the step, so that Enter submits the trace instead of pressing the same button again.
-  document.addEventListener("click", function (ev) {
+  function press(root, action, mode) {
+    return act(root && root.querySelector('[data-action="' + action + '"]'), mode);
+  }
+
+  // Clicks on the label buttons go through the same queue (the form posts only without JS). The
+  // clicked step becomes the focused step, and focus returns to it so that Enter submits the trace
+  // instead of pressing the same button again.
+  page.addEventListener("click", function (ev) {
+    var button = ev.target.closest && ev.target.closest("button[data-action]");
+    if (button) {
+      ev.preventDefault();
+      act(button, "toggle");
+    }
     var row = ev.target.closest && ev.target.closest(".step");
     if (row) {
-      var onNote = ev.target.closest("textarea");
-      setCurrent(steps().indexOf(row), { scroll: false, focus: !onNote });
-    } else if (ev.target.closest && ev.target.closest("[data-action]")) {
+      setCurrent(steps().indexOf(row), { scroll: false, focus: !ev.target.closest("textarea") });
+    } else if (button) {
       var step = steps()[current];
-      if (step) step.focus({ preventScroll: true }); else ev.target.blur();
+      if (step) step.focus({ preventScroll: true }); else button.blur();
     }
   });
+
+  document.addEventListener("htmx:responseError", function (ev) {
+    showError("Not saved (" + ev.detail.xhr.status + "): reload the page to see what is saved.");
+  });
+  document.addEventListener("htmx:sendError", function () {
+    showError("Not saved: the server cannot be reached. Your last change may be lost; check your connection.");
+  });
+
+  // Submit waits for the labels still on their way, so the last key before Enter is never lost.
+  var submitForm = document.getElementById("submit-form");
+  if (submitForm) {
+    submitForm.addEventListener("submit", function (ev) {
+      if (busy === 0) return;
+      ev.preventDefault();
+      queue.then(function () { submitForm.submit(); });
+    });
+  }
 
   // ---- keys ---------------------------------------------------------------------------------
 
@@ -94,9 +170,9 @@
     switch (ev.key) {
       case "j": case "ArrowDown": setCurrent(current + 1); break;
       case "k": case "ArrowUp": setCurrent(current < 0 ? 0 : current - 1); break;
-      case "e": press(currentStep(), "first-error", true); break;
-      case "a": press(document, "all-correct", true); break;
-      case "f": press(currentStep(), "flag", false); break;
+      case "e": press(currentStep(), "first-error", "set"); break;
+      case "a": press(document, "all-correct", "set"); break;
+      case "f": press(currentStep(), "flag", "toggle"); break;
       case "n": {
         var note = currentStep() && currentStep().querySelector("textarea.note");
         if (note) { note.focus(); note.scrollIntoView({ block: "nearest" }); }
@@ -120,7 +196,7 @@
         if (!action) { handled = false; break; }
         var row = currentStep();
         // A key sets (never toggles off) and moves on: one key per step.
-        if (press(row, action, true)) setCurrent(current + 1);
+        if (press(row, action, "set")) setCurrent(current + 1);
       }
     }
     if (handled) ev.preventDefault();
@@ -150,6 +226,14 @@
     return navigator.sendBeacon(url, body);
   }
 
+  function flushLabels() {
+    // Label posts still queued when the page goes: send them now, in order.
+    waiting.splice(0).forEach(function (entry) {
+      var values = entry.values();
+      if (values !== null) beacon(entry.url, values);
+    });
+  }
+
   function flushNotes() {
     document.querySelectorAll("textarea.note").forEach(function (el) {
       if (savedNotes.get(el) === el.value) return;
@@ -160,31 +244,40 @@
   // ---- active time: seconds while the page is visible and the annotator acted in the last 60 s --
 
   var clock = document.getElementById("active-time");
-  var activeSeconds = Math.floor(Number(page.getAttribute("data-active-seconds")) || 0);
+  var activeSeconds = Number(page.getAttribute("data-active-seconds")) || 0;
   var unsent = 0;
   var lastInteraction = Date.now();
+  var lastTick = Date.now();
   ["keydown", "pointerdown", "pointermove", "wheel", "scroll", "touchstart"].forEach(function (type) {
     window.addEventListener(type, function () { lastInteraction = Date.now(); }, { passive: true, capture: true });
   });
 
   function showClock() {
     if (!clock) return;
-    var h = Math.floor(activeSeconds / 3600), m = Math.floor((activeSeconds % 3600) / 60), s = activeSeconds % 60;
+    var total = Math.floor(activeSeconds);
+    var h = Math.floor(total / 3600), m = Math.floor((total % 3600) / 60), s = total % 60;
     var pad = function (n) { return (n < 10 ? "0" : "") + n; };
     clock.textContent = (h ? h + ":" + pad(m) : String(m)) + ":" + pad(s);
   }
 
-  window.setInterval(function () {
-    if (document.visibilityState === "visible" && Date.now() - lastInteraction < 60000) {
-      activeSeconds += 1;
-      unsent += 1;
-      showClock();
+  // Time since the last tick counts if the page is visible and the annotator acted within 60 s;
+  // a gap longer than a few seconds (a sleeping laptop, a throttled tab) counts as a few seconds.
+  function accrue(leaving) {
+    // When leaving, the page was visible until this moment even if it reports "hidden" already.
+    var now = Date.now();
+    if ((leaving || document.visibilityState === "visible") && now - lastInteraction < 60000) {
+      var delta = Math.min(now - lastTick, 5000) / 1000;
+      activeSeconds += delta;
+      unsent += delta;
     }
-  }, 1000);
+    lastTick = now;
+  }
+  window.setInterval(function () { accrue(); showClock(); }, 1000);
 
   function sendHeartbeat(useBeacon) {
-    if (unsent < 1 || !heartbeatUrl) return;
-    var seconds = unsent;
+    accrue(useBeacon);
+    if (unsent < 0.05 || !heartbeatUrl) return;
+    var seconds = Math.round(unsent * 100) / 100;
     unsent = 0;
     if (useBeacon) {
       if (!beacon(heartbeatUrl, { seconds: seconds })) unsent += seconds;
@@ -198,7 +291,7 @@
   }
   window.setInterval(function () { sendHeartbeat(false); }, 15000);
 
-  function leaving() { flushNotes(); sendHeartbeat(true); }
+  function leaving() { flushLabels(); flushNotes(); sendHeartbeat(true); }
   window.addEventListener("pagehide", leaving);
   document.addEventListener("visibilitychange", function () {
     if (document.visibilityState === "hidden") leaving();

@@ -110,7 +110,6 @@ def _trace_page(
 ) -> HttpResponse:
     data = selectors.trace_for_annotation(user=request.user, trace_id=trace_id)
     context = _label_context(data)
-    role = selectors.project_role(user=request.user, project=data.project)
     sections: list[tuple[str, str, list[selectors.StepView]]] = []
     if data.has_thinking:
         for part in (StepPart.THINKING, StepPart.RESPONSE):
@@ -128,7 +127,6 @@ def _trace_page(
             if submit_error
             else (data.annotation.finish_reason if data.annotation else ""),
             "submit_error": submit_error,
-            "is_reviewer": selectors.role_at_least(role, Role.REVIEWER),
         }
     )
     return render(request, "annotate/trace.html", context, status=status)

@@ -125,11 +125,16 @@
     }
   });
 
+  // Only errors of label and note posts are ours to report (the score panel reports its own).
+  function isLabelPost(ev) {
+    var elt = ev.detail && ev.detail.elt;
+    return elt === page || (elt && elt.matches && elt.matches("textarea.note"));
+  }
   document.addEventListener("htmx:responseError", function (ev) {
-    showError("Not saved (" + ev.detail.xhr.status + "): reload the page to see what is saved.");
+    if (isLabelPost(ev)) showError("Not saved (" + ev.detail.xhr.status + "): reload the page to see what is saved.");
   });
-  document.addEventListener("htmx:sendError", function () {
-    showError("Not saved: the server cannot be reached. Your last change may be lost; check your connection.");
+  document.addEventListener("htmx:sendError", function (ev) {
+    if (isLabelPost(ev)) showError("Not saved: the server cannot be reached. Check your connection.");
   });
 
   // Submit waits for the labels still on their way, so the last key before Enter is never lost.

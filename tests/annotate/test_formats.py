@@ -228,6 +228,16 @@ def test_jsonl_steps_as_objects_with_parts_and_every_optional_field() -> None:
     assert t.metadata == {"k": "v"}
 
 
+def test_the_documented_generic_example_parses_as_documented() -> None:
+    doc = (DATA.parent / "docs" / "formats.md").read_text(encoding="utf-8")
+    example = doc.split("```json\n", 1)[1].split("```", 1)[0]
+    t = jsonl.parse_record(json.loads(example))
+    assert [(s.part, s.gold) for s in t.steps] == [
+        ("thinking", 1), ("thinking", 1), ("response", 1), ("response", None)
+    ]
+    assert (t.external_id, t.final_answer, t.metadata) == ("demo-1", "1024", {"temperature": 0.7})
+
+
 @pytest.mark.parametrize(
     ("record", "field", "message"),
     [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
 from . import api
 
@@ -34,4 +34,5 @@ urlpatterns = [
     path("traces/<int:trace_id>/submit/", api.SubmitApi.as_view(), name="submit"),
     path("traces/<int:trace_id>/heartbeat/", api.HeartbeatApi.as_view(), name="heartbeat"),
     path("imports/", api.ImportApi.as_view(), name="import"),
+    path("", include("annotate.export_api_urls")),
 ]

@@ -79,7 +79,9 @@ def project_for_export(*, user: UserLike, slug: str) -> Project:
     Outsiders get 404 (a URL tells nobody what exists); annotators, who know the project, 403.
     """
     project = selectors.project_get_for_user(user=user, slug=slug)
-    if not selectors.role_at_least(selectors.project_role(user=user, project=project), EXPORT_MIN_ROLE):
+    if not selectors.role_at_least(
+        selectors.project_role(user=user, project=project), EXPORT_MIN_ROLE
+    ):
         raise PermissionDenied("Only the project's reviewers and admins may export its labels.")
     return project
 
@@ -93,7 +95,9 @@ def export_get_for_user(*, user: UserLike, snapshot_id: int) -> ExportSnapshot:
     from django.http import Http404
 
     snapshot = (
-        ExportSnapshot.objects.select_related("project", "created_by").filter(pk=snapshot_id).first()
+        ExportSnapshot.objects.select_related("project", "created_by")
+        .filter(pk=snapshot_id)
+        .first()
     )
     if snapshot is None:
         raise Http404("No such export.")
@@ -144,7 +148,9 @@ def _clean_filters(filters: dict[str, Any] | None) -> dict[str, Any]:
     filters = dict(filters or {})
     unknown = sorted(set(filters) - {"subsets", "sources", "include_flagged"})
     if unknown:
-        raise ValidationError({"filters": f"Unknown filter {unknown[0]!r} (subsets, sources, include_flagged)."})
+        raise ValidationError(
+            {"filters": f"Unknown filter {unknown[0]!r} (subsets, sources, include_flagged)."}
+        )
     clean: dict[str, Any] = {}
     for key in ("subsets", "sources"):
         values = filters.get(key) or []
@@ -188,7 +194,9 @@ def _clean_options(format: str, options: dict[str, Any] | None, project: Project
             )
         aggregation = options.get("aggregation") or "min"
         if aggregation not in AGGREGATIONS:
-            raise ValidationError({"options": f"sft: aggregation is one of {', '.join(AGGREGATIONS)}."})
+            raise ValidationError(
+                {"options": f"sft: aggregation is one of {', '.join(AGGREGATIONS)}."}
+            )
         clean.update(scorer=name, aggregation=aggregation, top_k=clean.get("top_k", 1))
     return clean
 
@@ -253,7 +261,9 @@ def export_snapshot_create(
     with transaction.atomic():
         # Lock the project row so two exports of the same name get different versions.
         Project.objects.select_for_update().filter(pk=project.pk).first()
-        latest = ExportSnapshot.objects.filter(project=project, name=name).aggregate(v=Max("version"))
+        latest = ExportSnapshot.objects.filter(project=project, name=name).aggregate(
+            v=Max("version")
+        )
         snapshot = ExportSnapshot.objects.create(
             project=project,
             name=name,
@@ -298,7 +308,9 @@ class _Aligned:
 def pseudonym(user_id: int) -> str:
     """A stable pseudonym for an annotator: the same in every export, meaningless outside it."""
     key = settings.SECRET_KEY.encode()
-    return "annotator-" + hmac.new(key, f"export:{user_id}".encode(), hashlib.sha256).hexdigest()[:12]
+    return (
+        "annotator-" + hmac.new(key, f"export:{user_id}".encode(), hashlib.sha256).hexdigest()[:12]
+    )
 
 
 @dataclass
@@ -342,12 +354,21 @@ def _records(snapshot: ExportSnapshot, tally: _Tally) -> Iterator[list[ExportRec
         Trace.objects.filter(trace_q)
         .order_by("problem_id", "id")
         .values_list(
-            "id", "problem_id", "external_id", "source", "subset", "generator", "final_answer",
-            "final_answer_correct", "metadata",
+            "id",
+            "problem_id",
+            "external_id",
+            "source",
+            "subset",
+            "generator",
+            "final_answer",
+            "final_answer_correct",
+            "metadata",
         )
         .iterator(chunk_size=CHUNK)
     )
-    problem_q = Q(project=project) if filters.get("include_flagged") else Q(project=project, flagged=False)
+    problem_q = (
+        Q(project=project) if filters.get("include_flagged") else Q(project=project, flagged=False)
+    )
     problems = iter(
         Problem.objects.filter(problem_q)
         .order_by("id")
@@ -368,12 +389,22 @@ def _records(snapshot: ExportSnapshot, tally: _Tally) -> Iterator[list[ExportRec
         submitted = Q(annotation__status=AnnotationStatus.SUBMITTED)
         labels = _Aligned(
             StepLabel.objects.filter(_traces(project, filters, "annotation__trace__"), submitted)
-            .order_by("annotation__trace__problem_id", "annotation__trace_id", "annotation_id", "step__index")
+            .order_by(
+                "annotation__trace__problem_id",
+                "annotation__trace_id",
+                "annotation_id",
+                "step__index",
+            )
             .values_list("annotation__trace_id", "annotation_id", "step__index", "value", "flagged")
             .iterator(chunk_size=CHUNK)
         )
         annotation_fields = [
-            "trace_id", "id", "annotator_id", "finish_reason", "submitted_at", "active_seconds",
+            "trace_id",
+            "id",
+            "annotator_id",
+            "finish_reason",
+            "submitted_at",
+            "active_seconds",
             "imported",
         ]
         if snapshot.format == ExportFormat.PRM800K:
@@ -420,7 +451,9 @@ def _records(snapshot: ExportSnapshot, tally: _Tally) -> Iterator[list[ExportRec
             aggregate=scores(pid, tid) if scores else None,
         )
         if not by_annotators:
-            group.append(ExportRecord(labels=[row[3] for row in step_rows], annotator="gold", **base))
+            group.append(
+                ExportRecord(labels=[row[3] for row in step_rows], annotator="gold", **base)
+            )
             continue
         group.extend(
             _annotator_records(
@@ -632,7 +665,9 @@ def export_snapshot_build(*, snapshot_id: int) -> ExportSnapshot:
     except Exception as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         ExportSnapshot.objects.filter(pk=snapshot.pk).update(
-            status=ExportStatus.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now()
+            status=ExportStatus.FAILED,
+            error=f"{type(exc).__name__}: {exc}",
+            finished_at=timezone.now(),
         )
         raise
     ExportSnapshot.objects.filter(pk=snapshot.pk).update(
@@ -663,7 +698,11 @@ def _write_files(snapshot: ExportSnapshot, folder: Path, total: int) -> dict[str
     try:
         for group in _records(snapshot, tally):
             sha = group[0].problem_sha256
-            split = "test" if is_test(sha, seed=snapshot.seed, fraction=snapshot.test_fraction) else "train"
+            split = (
+                "test"
+                if is_test(sha, seed=snapshot.seed, fraction=snapshot.test_fraction)
+                else "train"
+            )
             wrote = False
             rows_by_record = _rows(exporter, group, snapshot)
             for row in rows_by_record:
@@ -713,10 +752,18 @@ def _write_files(snapshot: ExportSnapshot, folder: Path, total: int) -> dict[str
     row_counts = {split: tally.rows.get(split, 0) for split in splits}
     card = render_card(snapshot, files=files, stats=stats, row_counts=row_counts, sha256=sha256)
     (folder / CARD).write_text(card, encoding="utf-8")
-    return {"files": files, "stats": stats, "row_counts": row_counts, "sha256": sha256, "card": card}
+    return {
+        "files": files,
+        "stats": stats,
+        "row_counts": row_counts,
+        "sha256": sha256,
+        "card": card,
+    }
 
 
-def _rows(exporter: Any, group: list[ExportRecord], snapshot: ExportSnapshot) -> Iterator[ExportRow]:
+def _rows(
+    exporter: Any, group: list[ExportRecord], snapshot: ExportSnapshot
+) -> Iterator[ExportRow]:
     return exporter.rows(group, neutral=snapshot.neutral, options=snapshot.options)
 
 

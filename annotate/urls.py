@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
@@ -22,4 +22,5 @@ urlpatterns = [
     path("t/<int:trace_id>/all-correct/", views.trace_all_correct, name="all_correct"),
     path("t/<int:trace_id>/submit/", views.trace_submit, name="submit"),
     path("t/<int:trace_id>/heartbeat/", views.trace_heartbeat, name="heartbeat"),
+    path("", include("annotate.export_urls")),
 ]

@@ -32,8 +32,13 @@ def snapshots() -> dict[str, ExportSnapshot]:
     built = {}
     for file_format in ("jsonl", "parquet"):
         snapshot = exports.export_snapshot_create(
-            project=project, user=None, name=file_format, format="trl", file_format=file_format,
-            test_fraction=0.25, enqueue=False,
+            project=project,
+            user=None,
+            name=file_format,
+            format="trl",
+            file_format=file_format,
+            test_fraction=0.25,
+            enqueue=False,
         )
         built[file_format] = exports.export_snapshot_build(snapshot_id=snapshot.pk)
     return built
@@ -69,7 +74,9 @@ def _tiny_tokenizer(tmp_path: Path) -> object:
     texts = [line for line in (DATA / "processbench_sample.jsonl").read_text().splitlines()]
     tok = Tokenizer(models.BPE(unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=400, special_tokens=["[UNK]", "<s>"]))
+    tok.train_from_iterator(
+        texts, trainers.BpeTrainer(vocab_size=400, special_tokens=["[UNK]", "<s>"])
+    )
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", bos_token="<s>")
     fast.save_pretrained(tmp_path / "tok")
     return PreTrainedTokenizerFast.from_pretrained(tmp_path / "tok")

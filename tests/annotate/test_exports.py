@@ -101,23 +101,43 @@ def test_records_not_in_the_repository_round_trip_too() -> None:
         made.append(json.dumps(rec, ensure_ascii=False))
     prm = [json.loads(line) for line in source_lines(DATA / "prm800k_sample.jsonl")]
     prm_made = [
-        json.dumps(dict(rec, labeler=f"heldout-{i}", timestamp="2023-01-02T03:04:05"), ensure_ascii=False)
+        json.dumps(
+            dict(rec, labeler=f"heldout-{i}", timestamp="2023-01-02T03:04:05"), ensure_ascii=False
+        )
         for i, rec in enumerate(prm)
     ]
     project = make_project("heldout")
-    traces_import(project=project, stream=iter(m.encode() + b"\n" for m in made), filename="pb", format="processbench")
-    traces_import(project=project, stream=iter(m.encode() + b"\n" for m in prm_made), filename="prm", format="prm800k")
+    traces_import(
+        project=project,
+        stream=iter(m.encode() + b"\n" for m in made),
+        filename="pb",
+        format="processbench",
+    )
+    traces_import(
+        project=project,
+        stream=iter(m.encode() + b"\n" for m in prm_made),
+        filename="prm",
+        format="prm800k",
+    )
     assert sorted(lines(build(project, format="processbench", name="pb"))) == sorted(made)
-    assert sorted(lines(build(project, format="prm800k", name="prm", labels="all"))) == sorted(prm_made)
+    assert sorted(lines(build(project, format="prm800k", name="prm", labels="all"))) == sorted(
+        prm_made
+    )
 
 
 def test_an_adjudicated_label_shows_in_the_processbench_label() -> None:
     project = make_project("adj")
     import_file(project, DATA / "processbench_sample.jsonl", "processbench")
-    record = next(json.loads(x) for x in source_lines(DATA / "processbench_sample.jsonl") if json.loads(x)["label"] == -1)
+    record = next(
+        json.loads(x)
+        for x in source_lines(DATA / "processbench_sample.jsonl")
+        if json.loads(x)["label"] == -1
+    )
     step = Step.objects.get(trace__external_id=record["id"], index=0)
     GoldLabel.objects.filter(step=step).update(value=-1, source=GoldSource.ADJUDICATED)
-    rows = {json.loads(x)["id"]: json.loads(x) for x in lines(build(project, format="processbench"))}
+    rows = {
+        json.loads(x)["id"]: json.loads(x) for x in lines(build(project, format="processbench"))
+    }
     assert rows[record["id"]] == dict(record, label=0)
 
 
@@ -127,7 +147,10 @@ def test_an_adjudicated_label_shows_in_the_processbench_label() -> None:
 def test_trl_rows_stop_at_the_earliest_wrong_step_of_processbench_gold() -> None:
     project = make_project("trl")
     import_file(project, DATA / "processbench_sample.jsonl", "processbench")
-    source = {json.loads(x)["problem"]: json.loads(x) for x in source_lines(DATA / "processbench_sample.jsonl")}
+    source = {
+        json.loads(x)["problem"]: json.loads(x)
+        for x in source_lines(DATA / "processbench_sample.jsonl")
+    }
     rows = [json.loads(x) for x in lines(build(project, format="trl"))]
     assert len(rows) == 80
     for row in rows:
@@ -141,7 +164,9 @@ def test_neutral_labels_without_a_mapping_are_refused_with_the_count_and_the_opt
     project = make_project("neutral")
     import_file(project, DATA / "prm800k_sample.jsonl", "prm800k")
     with pytest.raises(ValidationError) as err:
-        exports.export_snapshot_create(project=project, user=None, name="x", format="trl", labels="all", enqueue=False)
+        exports.export_snapshot_create(
+            project=project, user=None, name="x", format="trl", labels="all", enqueue=False
+        )
     message = err.value.message_dict["neutral"][0]
     count = int(message.split("contains ")[1].split(" ")[0])
     assert count == StepLabel.objects.filter(value=0).count() > 0
@@ -151,7 +176,10 @@ def test_neutral_labels_without_a_mapping_are_refused_with_the_count_and_the_opt
     build(project, format="prm800k", labels="all", name="raw")
     positive = build(project, format="trl", labels="all", neutral="positive", name="pos")
     negative = build(project, format="trl", labels="all", neutral="negative", name="neg")
-    assert positive.stats["label_balance"]["positive"] - negative.stats["label_balance"]["positive"] == count
+    assert (
+        positive.stats["label_balance"]["positive"] - negative.stats["label_balance"]["positive"]
+        == count
+    )
 
 
 def _labelled_project() -> tuple[Project, list[Any]]:
@@ -173,8 +201,16 @@ def _labelled_project() -> tuple[Project, list[Any]]:
 def test_majority_all_and_min_agreement() -> None:
     project, users = _labelled_project()
     majority = [json.loads(x) for x in lines(build(project, labels="majority", name="m"))]
-    assert majority == [{"prompt": majority[0]["prompt"], "completions": ["a", "b", "c"], "labels": [True, True, False]}]
-    strict = [json.loads(x) for x in lines(build(project, labels="majority", min_agreement=0.9, name="s"))]
+    assert majority == [
+        {
+            "prompt": majority[0]["prompt"],
+            "completions": ["a", "b", "c"],
+            "labels": [True, True, False],
+        }
+    ]
+    strict = [
+        json.loads(x) for x in lines(build(project, labels="majority", min_agreement=0.9, name="s"))
+    ]
     assert strict[0]["completions"] == ["a"]  # step b has 2 of 3: below 0.9, the prefix ends
     every = build(project, labels="all", name="a", format="prm800k")
     rows = [json.loads(x) for x in lines(every)]
@@ -184,7 +220,9 @@ def test_majority_all_and_min_agreement() -> None:
     assert not labelers & {u.username for u in users}  # pseudonymised
     assert every.stats["agreement"]["steps_with_2_or_more_labels"] == 3
     with pytest.raises(ValidationError):
-        exports.export_snapshot_create(project=project, user=None, name="g", format="trl", min_agreement=0.5, enqueue=False)
+        exports.export_snapshot_create(
+            project=project, user=None, name="g", format="trl", min_agreement=0.5, enqueue=False
+        )
 
 
 # --- snapshots: split, determinism, card --------------------------------------------------------
@@ -218,7 +256,9 @@ def test_split_by_problem_is_deterministic_and_the_card_holds_the_sha256() -> No
 def test_math_shepherd_and_trl_imports_come_back() -> None:
     project = make_project("ms")
     import_file(project, DATA / "math_shepherd_sample.jsonl", "math_shepherd")
-    assert sorted(lines(build(project, format="math_shepherd"))) == sorted(source_lines(DATA / "math_shepherd_sample.jsonl"))
+    assert sorted(lines(build(project, format="math_shepherd"))) == sorted(
+        source_lines(DATA / "math_shepherd_sample.jsonl")
+    )
 
 
 def test_pairs_take_a_correct_continuation_from_a_sibling_trace() -> None:
@@ -246,7 +286,9 @@ def test_pairs_take_a_correct_continuation_from_a_sibling_trace() -> None:
 def test_a_failed_build_leaves_no_files_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
     project = make_project("fail")
     make_trace(project)
-    snapshot = exports.export_snapshot_create(project=project, user=None, name="f", format="trl", enqueue=False)
+    snapshot = exports.export_snapshot_create(
+        project=project, user=None, name="f", format="trl", enqueue=False
+    )
 
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise OSError("disk full")
@@ -256,4 +298,7 @@ def test_a_failed_build_leaves_no_files_and_says_why(monkeypatch: pytest.MonkeyP
         exports.export_snapshot_build(snapshot_id=snapshot.pk)
     snapshot.refresh_from_db()
     assert snapshot.status == ExportStatus.FAILED and "disk full" in snapshot.error
-    assert not any(p.name.startswith(".v") or p.name == "v1" for p in (exports.exports_root() / "fail" / "f").iterdir())
+    assert not any(
+        p.name.startswith(".v") or p.name == "v1"
+        for p in (exports.exports_root() / "fail" / "f").iterdir()
+    )

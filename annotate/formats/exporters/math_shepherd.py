@@ -28,7 +28,9 @@ def needs_neutral_mapping(options: dict[str, Any]) -> bool:
     return True  # only "+" and "-"
 
 
-def rows(records: list[ExportRecord], *, neutral: str, options: dict[str, Any]) -> Iterator[ExportRow]:
+def rows(
+    records: list[ExportRecord], *, neutral: str, options: dict[str, Any]
+) -> Iterator[ExportRow]:
     for record in records:
         labels = map_labels(record.labels, neutral)
         n = labelled_prefix(labels)
@@ -46,7 +48,9 @@ def rows(records: list[ExportRecord], *, neutral: str, options: dict[str, Any]) 
                 for i, step in enumerate(steps, 1)
             ]
         elif n < len(record.steps):
-            kept.pop("input", None)  # the raw text has a tag for every step; only a prefix is labelled
+            kept.pop(
+                "input", None
+            )  # the raw text has a tag for every step; only a prefix is labelled
         data = source_format.record_from_trace(
             problem=record.problem, steps=steps, golds=golds, metadata={source_format.SOURCE: kept}
         )

@@ -53,7 +53,9 @@ def _alternative(metadata: dict[str, Any], neutral: str) -> str | None:
     return None
 
 
-def rows(records: list[ExportRecord], *, neutral: str, options: dict[str, Any]) -> Iterator[ExportRow]:
+def rows(
+    records: list[ExportRecord], *, neutral: str, options: dict[str, Any]
+) -> Iterator[ExportRow]:
     mapped = [map_labels(record.labels, neutral) for record in records]
     # (prefix) -> the first correct next step any trace of this problem has after that prefix.
     correct_next: dict[tuple[str, ...], str] = {}

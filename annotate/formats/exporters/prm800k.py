@@ -68,7 +68,9 @@ def _finish_reason(labels: list[int | None], n: int, given: str) -> str:
     return "solution" if n == len(labels) else "give_up"
 
 
-def rows(records: list[ExportRecord], *, neutral: str, options: dict[str, Any]) -> Iterator[ExportRow]:
+def rows(
+    records: list[ExportRecord], *, neutral: str, options: dict[str, Any]
+) -> Iterator[ExportRow]:
     for record in records:
         raw = _raw_records(record, neutral)
         if raw is not None:
@@ -98,9 +100,7 @@ def rows(records: list[ExportRecord], *, neutral: str, options: dict[str, Any]) 
             "label": {
                 "steps": [
                     {
-                        "completions": [
-                            {"text": text, "rating": value, "flagged": flag}
-                        ],
+                        "completions": [{"text": text, "rating": value, "flagged": flag}],
                         "human_completion": None,
                         "chosen_completion": 0,
                     }

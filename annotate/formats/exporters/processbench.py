@@ -42,7 +42,9 @@ def label_of(labels: list[int | None]) -> int | None:
     return -1 if labels and all(value == 1 for value in labels) else None
 
 
-def rows(records: list[ExportRecord], *, neutral: str, options: dict[str, Any]) -> Iterator[ExportRow]:
+def rows(
+    records: list[ExportRecord], *, neutral: str, options: dict[str, Any]
+) -> Iterator[ExportRow]:
     for record in records:
         labels = map_labels(record.labels, neutral)
         label = label_of(labels)

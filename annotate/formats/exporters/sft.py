@@ -38,7 +38,9 @@ def completion_text(steps: list[str], parts: list[str]) -> str:
     return "<think>\n" + "\n\n".join(thinking) + "\n</think>\n\n" + response
 
 
-def rows(records: list[ExportRecord], *, neutral: str, options: dict[str, Any]) -> Iterator[ExportRow]:
+def rows(
+    records: list[ExportRecord], *, neutral: str, options: dict[str, Any]
+) -> Iterator[ExportRow]:
     select = options.get("select", "labels")
     top_k = options.get("top_k")
     if select == "scorer":

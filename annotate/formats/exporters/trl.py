@@ -26,7 +26,9 @@ def needs_neutral_mapping(options: dict[str, Any]) -> bool:
     return True  # a boolean label has no room for "neutral"
 
 
-def rows(records: list[ExportRecord], *, neutral: str, options: dict[str, Any]) -> Iterator[ExportRow]:
+def rows(
+    records: list[ExportRecord], *, neutral: str, options: dict[str, Any]
+) -> Iterator[ExportRow]:
     for record in records:
         labels = map_labels(record.labels, neutral)
         n = labelled_prefix(labels)

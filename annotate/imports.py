@@ -19,7 +19,7 @@ from typing import IO, Any, TypeVar
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.db import connections, router, transaction
-from django.db.models import Model, QuerySet
+from django.db.models import Field, Model, QuerySet
 from django.db.models.fields.json import KT
 from django.utils import timezone
 
@@ -203,6 +203,18 @@ def _lookup(queryset: QuerySet[Any], key: str, wanted: Sequence[str]) -> dict[st
     return found
 
 
+def _field(model: type[Model], name: str) -> Field[Any, Any]:
+    field = model._meta.pk if name == "pk" else model._meta.get_field(name)
+    assert isinstance(field, Field), f"{model.__name__}.{name} is not a concrete field"
+    return field
+
+
+def _column(model: type[Model], name: str) -> str:
+    column = _field(model, name).column
+    assert column is not None
+    return column
+
+
 class _Inserter:
     """Multi-row INSERTs of plain tuples, with the new ids back (RETURNING) when asked for.
 
@@ -237,7 +249,7 @@ class _Inserter:
         return json.dumps(value)
 
     def timestamp(self, model: type[Model], field: str) -> Any:
-        return model._meta.get_field(field).get_db_prep_value(self.now, self.connection)
+        return _field(model, field).get_db_prep_value(self.now, self.connection)
 
     def insert(
         self, model: type[Model], fields: Sequence[str], rows: list[tuple[Any, ...]], *,
@@ -269,12 +281,12 @@ class _Inserter:
         """
         qn = self.connection.ops.quote_name
         table = model._meta.db_table
-        columns = [model._meta.get_field(f).column for f in fields]
+        columns = [_column(model, f) for f in fields]
         ids: list[int] = []
         with self.connection.cursor() as wrapper:
             cursor = wrapper.cursor  # the psycopg cursor: Django's wrapper has no copy()
             if returning:
-                pk = model._meta.pk.column
+                pk = _column(model, "pk")
                 cursor.execute(
                     "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
                     [qn(table), pk, len(rows)],
@@ -295,13 +307,13 @@ class _Inserter:
         key = (f"{model._meta.db_table}:{','.join(fields)}", n, returning)
         if key not in self._statements:
             qn = self.connection.ops.quote_name
-            columns = ", ".join(qn(model._meta.get_field(f).column) for f in fields)
+            columns = ", ".join(qn(_column(model, f)) for f in fields)
             row = "(" + ", ".join(["%s"] * len(fields)) + ")"
             sql = f"INSERT INTO {qn(model._meta.db_table)} ({columns}) VALUES " + ", ".join(
                 [row] * n
             )
             if returning:
-                sql += f" RETURNING {qn(model._meta.pk.column)}"
+                sql += f" RETURNING {qn(_column(model, 'pk'))}"
             self._statements[key] = sql
         return self._statements[key]
 

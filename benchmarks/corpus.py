@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-_WORDS = (
-    "we let the so then since thus hence note that compute substitute solve simplify factor "
-    "expand divide multiply add subtract both sides equation gives value of is are and for each "
-    "number total sum product ratio area length angle triangle circle square root prime integer "
-    "remainder when by with from into which where because therefore"
-).split()
+_WORDS = [
+    "we", "let", "the", "so", "then", "since", "thus", "hence", "note", "that", "compute",
+    "substitute", "solve", "simplify", "factor", "expand", "divide", "multiply", "add",
+    "subtract", "both", "sides", "equation", "gives", "value", "of", "is", "are", "and", "for",
+    "each", "number", "total", "sum", "product", "ratio", "area", "length", "angle", "triangle",
+    "circle", "square", "root", "prime", "integer", "remainder", "when", "by", "with", "from",
+    "into", "which", "where", "because", "therefore",
+]
 _MATH = ["$x = 3$", "$2x + 5 = 11$", "$\\frac{a}{b}$", "$n^2 - 1$", "$\\sqrt{2}$",
          "$3 \\cdot 4 = 12$", "$\\pi r^2$", "$a_n = a_{n-1} + 2$", "$12 + 7 = 19$", "$\\binom{5}{2}$"]
 

@@ -46,6 +46,8 @@ assert set(FORMATS) == set(PARSERS), "every format needs a parser in annotate.fo
 # per `IN (...)` lookup (under SQLite's historical limit of 999 parameters).
 _BATCH = 2000
 _LOOKUP_CHUNK = 900
+# Existing keys are read in one query when a project holds fewer rows than this (plus 4 per key).
+_READ_ALL_BELOW = 10_000
 # New traces are written this many at a time, so model instances for a million steps never all
 # exist at once.
 _TRACE_CHUNK = 5000
@@ -194,7 +196,7 @@ def _lookup(queryset: QuerySet[Any], key: str, wanted: Sequence[str]) -> dict[st
     total = queryset.count()
     if total == 0:
         return {}  # a first import into this project: nothing to look up
-    if total <= 4 * len(wanted) + 10_000:
+    if total <= 4 * len(wanted) + _READ_ALL_BELOW:
         wanted_set = set(wanted)
         return {k: pk for k, pk in queryset.values_list(key, "id") if k in wanted_set}
     found: dict[str, int] = {}

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 
+from annotate import imports
 from annotate.formats import prm800k, prmbench, processbench
 from annotate.imports import (
     FORMATS,
@@ -113,6 +114,18 @@ def test_reimport_adds_nothing() -> None:
     assert (again.traces_created, again.traces_skipped, again.steps_created) == (0, 80, 0)
     assert (again.gold_labels_created, again.problems_created) == (0, 0)
     assert row_counts() == before
+
+
+def test_reimport_into_a_big_project_looks_ids_up_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path a project with many more rows than the file takes (small numbers forced here)."""
+    monkeypatch.setattr(imports, "_READ_ALL_BELOW", -10_000)
+    monkeypatch.setattr(imports, "_LOOKUP_CHUNK", 7)
+    project = make_project()
+    lines = lines_of("processbench_sample.jsonl")
+    import_bytes(project, "\n".join(lines[:50]).encode(), "processbench")
+    result = import_bytes(project, "\n".join(lines[40:]).encode(), "processbench")
+    assert (result.traces_created, result.traces_skipped, result.problems_created) == (30, 10, 30)
+    assert Trace.objects.filter(project=project).count() == 80
 
 
 def test_a_file_overlapping_an_earlier_import_adds_only_the_new_traces() -> None:

@@ -353,3 +353,86 @@ def project_import_target(*, user: UserLike, slug: str) -> Project | None:
     if not role_at_least(role, Role.ADMIN):
         raise PermissionDenied("Only the project's admins may import traces into it.")
     return project
+
+
+# --- Reads for the labelling pages at scale (annotate.views) --------------------------------------
+# queue_progress / queue_list / queue_next aggregate over every trace of the project, which costs
+# a full scan per page on a large project. These give the same answers from the (few) annotation
+# rows, plus a primary-key walk that stops after `limit` traces.
+
+
+def queue_progress_fast(*, user: UserLike, project: Project) -> Progress:
+    """Same as queue_progress, counted from annotations instead of a scan of the project's traces.
+
+    assigned = all traces, less those the overlap has filled with others' submissions and that
+    this annotator never started; done = the traces this annotator submitted.
+    """
+    mine = Annotation.objects.filter(trace__project=project, annotator_id=user.pk)
+    done = mine.filter(status=AnnotationStatus.SUBMITTED).count()
+    filled_by_others = (
+        Annotation.objects.filter(trace__project=project, status=AnnotationStatus.SUBMITTED)
+        .exclude(annotator_id=user.pk)
+        .exclude(trace_id__in=mine.values("trace_id"))
+        .values("trace_id")
+        .annotate(n=Count("pk"))
+        .filter(n__gte=project.overlap)
+        .count()
+    )
+    total = Trace.objects.filter(project=project).count()
+    return Progress(done=done, assigned=total - filled_by_others)
+
+
+def queue_upcoming(
+    *, user: UserLike, project: Project, limit: int = 50, after_trace_id: int | None = None
+) -> list[Trace]:
+    """Same traces and order as queue_list (queue_next: limit=1): the ones this annotator started
+    and has not submitted, then new ones in import order that the overlap still leaves open.
+    Each carries `started_by_me`."""
+    started = list(
+        Trace.objects.filter(
+            project=project,
+            annotations__annotator_id=user.pk,
+            annotations__status=AnnotationStatus.IN_PROGRESS,
+        )
+        .exclude(pk=after_trace_id)
+        .select_related("problem")
+        .order_by("id")[:limit]
+    )
+    for trace in started:
+        trace.started_by_me = True
+    if len(started) >= limit:
+        return started
+    others_submitted = (
+        Annotation.objects.filter(trace=OuterRef("pk"), status=AnnotationStatus.SUBMITTED)
+        .exclude(annotator_id=user.pk)
+        .order_by()
+        .values("trace")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    fresh = (
+        Trace.objects.filter(project=project)
+        .exclude(Exists(Annotation.objects.filter(trace=OuterRef("pk"), annotator_id=user.pk)))
+        .annotate(others=Coalesce(Subquery(others_submitted), Value(0)))
+        .filter(others__lt=project.overlap)
+        .exclude(pk=after_trace_id)
+        .select_related("problem")
+        .order_by("id")[: limit - len(started)]
+    )
+    new = list(fresh)
+    for trace in new:
+        trace.started_by_me = False
+    return started + new
+
+
+def queue_submitted(*, user: UserLike, project: Project, limit: int = 20) -> list[Trace]:
+    """The traces this annotator submitted in a project, the latest first (to revise one)."""
+    return list(
+        Trace.objects.filter(
+            project=project,
+            annotations__annotator_id=user.pk,
+            annotations__status=AnnotationStatus.SUBMITTED,
+        )
+        .select_related("problem")
+        .order_by("-annotations__submitted_at", "-id")[:limit]
+    )

@@ -31,7 +31,7 @@ def home(request: HttpRequest) -> HttpResponse:
         {
             "project": project,
             "role": roles.get(project.pk),
-            "progress": selectors.queue_progress(user=request.user, project=project),
+            "progress": selectors.queue_progress_fast(user=request.user, project=project),
             "can_import": selectors.role_at_least(roles.get(project.pk), Role.ADMIN),
         }
         for project in projects
@@ -48,17 +48,14 @@ def home(request: HttpRequest) -> HttpResponse:
 def queue(request: HttpRequest, slug: str) -> HttpResponse:
     project = selectors.project_get_for_user(user=request.user, slug=slug)
     role = selectors.project_role(user=request.user, project=project)
-    submitted = selectors.trace_list_for_annotator(
-        user=request.user, project=project, status="submitted"
-    ).order_by("-id")[:20]
     return render(
         request,
         "annotate/queue.html",
         {
             "project": project,
-            "progress": selectors.queue_progress(user=request.user, project=project),
-            "upcoming": selectors.queue_list(user=request.user, project=project, limit=30),
-            "submitted": submitted,
+            "progress": selectors.queue_progress_fast(user=request.user, project=project),
+            "upcoming": selectors.queue_upcoming(user=request.user, project=project, limit=30),
+            "submitted": selectors.queue_submitted(user=request.user, project=project),
             "can_import": selectors.role_at_least(role, Role.ADMIN),
         },
     )
@@ -70,11 +67,13 @@ def queue_next(request: HttpRequest, slug: str) -> HttpResponse:
     """Open the annotator's next trace (the one they started, else the next new one)."""
     project = selectors.project_get_for_user(user=request.user, slug=slug)
     after = request.GET.get("after")
-    trace = selectors.queue_next(
+    upcoming = selectors.queue_upcoming(
         user=request.user,
         project=project,
+        limit=1,
         after_trace_id=int(after) if after and after.isdigit() else None,
     )
+    trace = upcoming[0] if upcoming else None
     if trace is None:
         messages.success(request, "Your queue is empty: every trace assigned to you is done.")
         return redirect("annotate:queue", slug=project.slug)
@@ -121,7 +120,7 @@ def _trace_page(
     context.update(
         {
             "sections": sections,
-            "progress": selectors.queue_progress(user=request.user, project=data.project),
+            "progress": selectors.queue_progress_fast(user=request.user, project=data.project),
             "finish_reasons": FinishReason.choices,
             "chosen_reason": request.POST.get("finish_reason", "")
             if submit_error

@@ -455,3 +455,40 @@ def test_site_admin_imports_into_a_new_project(db) -> None:
     # A refused file leaves no new project behind.
     upload(login(root), b"{not json\n", project="", new_project="never")
     assert not Project.objects.filter(slug="never").exists()
+
+
+# ---- the fast reads the pages use agree with the reference queue selectors ----------------------
+
+
+@pytest.mark.parametrize("overlap", [1, 2])
+def test_fast_queue_reads_agree_with_the_reference_selectors(overlap: int) -> None:
+    from annotate import selectors
+
+    users = [make_user() for _ in range(3)]
+    project = make_project(members={u: "annotator" for u in users}, overlap=overlap)
+    traces = [make_trace(project) for _ in range(8)]
+    me, bob, eve = users
+    # Traces 0-1 submitted by others (both), 2 by bob only, 3 started by me and submitted by
+    # both others, 4 submitted by me, 5 started by me, 6 started by bob.
+    for who in (bob, eve):
+        for t in (traces[0], traces[1], traces[3]):
+            services.annotation_submit(user=who, trace=t, finish_reason="give_up")
+    services.annotation_submit(user=bob, trace=traces[2], finish_reason="give_up")
+    services.label_set(user=me, step=traces[3].steps.first(), value=1)
+    services.annotation_submit(user=me, trace=traces[4], finish_reason="give_up")
+    services.label_set(user=me, step=traces[5].steps.first(), value=1)
+    services.label_set(user=bob, step=traces[6].steps.first(), value=1)
+    for user in users:
+        assert selectors.queue_progress_fast(user=user, project=project) == (
+            selectors.queue_progress(user=user, project=project)
+        )
+        expected = selectors.queue_list(user=user, project=project)
+        got = selectors.queue_upcoming(user=user, project=project)
+        assert [t.pk for t in got] == [t.pk for t in expected]
+        assert [t.started_by_me for t in got] == [bool(t.started_by_me) for t in expected]
+        for after in [None, *(t.pk for t in expected)]:
+            nxt = selectors.queue_next(user=user, project=project, after_trace_id=after)
+            fast = selectors.queue_upcoming(
+                user=user, project=project, limit=1, after_trace_id=after
+            )
+            assert [t.pk for t in fast] == ([nxt.pk] if nxt else [])

@@ -147,7 +147,19 @@ def test_keyboard_only_labelling_survives_a_reload(page, artifacts) -> None:  # 
     )
     assert annotation.active_seconds > 0  # the heartbeat was flushed when the page was left
 
+    # Five label keys then Enter at once: the submit waits for the label posts still queued.
+    page.wait_for_selector("#step-0.is-current")
+    assert second.steps.count() == 5
+    for _ in range(5):
+        page.keyboard.press("1")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/p/pb/")
+    assert page.get_by_text("Your queue is empty").is_visible()
+    annotation = Annotation.objects.get(trace=second, annotator=annotator)
+    assert (annotation.status, annotation.finish_reason) == (AnnotationStatus.SUBMITTED, "solution")
+
     # A note typed just before the tab goes away is not lost (sent by beacon on pagehide).
+    page.goto(f"/t/{second.pk}/")
     page.wait_for_selector("#step-0.is-current")
     page.keyboard.press("n")
     page.keyboard.type("left in a hurry")

@@ -115,7 +115,7 @@ def _trace_page(
             views = [view for view in data.steps if view.step.part == part]
             if views:
                 sections.append((part, part.label, views))
-    else:
+    elif data.steps:
         sections.append((StepPart.RESPONSE, "", data.steps))
     context.update(
         {

@@ -68,7 +68,9 @@ class ImportForm(forms.Form):
     ) -> None:
         super().__init__(*args, **kwargs)
         choices = [(project.slug, project.name or project.slug) for project in projects]
-        self.fields["project"].choices = [("", "— choose —"), *choices]
+        project_field = self.fields["project"]
+        assert isinstance(project_field, forms.ChoiceField)
+        project_field.choices = [("", "— choose —"), *choices]
         self.can_create = can_create
         if not can_create:
             del self.fields["new_project"]

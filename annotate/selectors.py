@@ -388,18 +388,19 @@ def queue_upcoming(
     """Same traces and order as queue_list (queue_next: limit=1): the ones this annotator started
     and has not submitted, then new ones in import order that the overlap still leaves open.
     Each carries `started_by_me`."""
+    skip = Q(pk=after_trace_id) if after_trace_id is not None else Q(pk__in=[])
     started = list(
         Trace.objects.filter(
             project=project,
             annotations__annotator_id=user.pk,
             annotations__status=AnnotationStatus.IN_PROGRESS,
         )
-        .exclude(pk=after_trace_id)
+        .exclude(skip)
         .select_related("problem")
         .order_by("id")[:limit]
     )
     for trace in started:
-        trace.started_by_me = True
+        trace.started_by_me = True  # type: ignore[attr-defined]
     if len(started) >= limit:
         return started
     others_submitted = (
@@ -415,13 +416,13 @@ def queue_upcoming(
         .exclude(Exists(Annotation.objects.filter(trace=OuterRef("pk"), annotator_id=user.pk)))
         .annotate(others=Coalesce(Subquery(others_submitted), Value(0)))
         .filter(others__lt=project.overlap)
-        .exclude(pk=after_trace_id)
+        .exclude(skip)
         .select_related("problem")
         .order_by("id")[: limit - len(started)]
     )
-    new = list(fresh)
+    new: list[Trace] = list(fresh)
     for trace in new:
-        trace.started_by_me = False
+        trace.started_by_me = False  # type: ignore[attr-defined]
     return started + new
 
 

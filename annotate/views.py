@@ -6,17 +6,28 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.middleware import HtmxDetails
 
 from . import selectors, services
 from .forms import HeartbeatForm, ImportForm, StepLabelForm, SubmitForm
 from .imports import ImportFileError, project_for_import, traces_import
 from .models import FinishReason, LabelScheme, Role, StepPart
+
+
+
+class AuthedRequest(HttpRequest):
+    """A request past login_required and django-htmx's middleware (for the type checker)."""
+
+    user: User  # type: ignore[assignment]  # login_required: never anonymous
+    htmx: HtmxDetails
+
 
 # ---------------------------------------------------------------------------------------------
 # Projects and queues
@@ -24,7 +35,7 @@ from .models import FinishReason, LabelScheme, Role, StepPart
 
 @login_required
 @require_GET
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: AuthedRequest) -> HttpResponse:
     projects = list(selectors.project_list_for_user(user=request.user))
     roles = selectors.project_roles_for_user(user=request.user, projects=projects)
     rows = [
@@ -45,7 +56,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def queue(request: HttpRequest, slug: str) -> HttpResponse:
+def queue(request: AuthedRequest, slug: str) -> HttpResponse:
     project = selectors.project_get_for_user(user=request.user, slug=slug)
     role = selectors.project_role(user=request.user, project=project)
     return render(
@@ -63,7 +74,7 @@ def queue(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_GET
-def queue_next(request: HttpRequest, slug: str) -> HttpResponse:
+def queue_next(request: AuthedRequest, slug: str) -> HttpResponse:
     """Open the annotator's next trace (the one they started, else the next new one)."""
     project = selectors.project_get_for_user(user=request.user, slug=slug)
     after = request.GET.get("after")
@@ -105,7 +116,7 @@ def _label_context(data: selectors.TraceForAnnotation) -> dict[str, Any]:
 
 
 def _trace_page(
-    request: HttpRequest, trace_id: int, *, submit_error: str = "", status: int = 200
+    request: AuthedRequest, trace_id: int, *, submit_error: str = "", status: int = 200
 ) -> HttpResponse:
     data = selectors.trace_for_annotation(user=request.user, trace_id=trace_id)
     context = _label_context(data)
@@ -114,7 +125,7 @@ def _trace_page(
         for part in (StepPart.THINKING, StepPart.RESPONSE):
             views = [view for view in data.steps if view.step.part == part]
             if views:
-                sections.append((part, part.label, views))
+                sections.append((str(part), str(part.label), views))
     elif data.steps:
         sections.append((StepPart.RESPONSE, "", data.steps))
     context.update(
@@ -133,12 +144,12 @@ def _trace_page(
 
 @login_required
 @require_GET
-def trace(request: HttpRequest, trace_id: int) -> HttpResponse:
+def trace(request: AuthedRequest, trace_id: int) -> HttpResponse:
     return _trace_page(request, trace_id)
 
 
 def _label_response(
-    request: HttpRequest, trace_id: int, indexes: list[int] | None, error: str = ""
+    request: AuthedRequest, trace_id: int, indexes: list[int] | None, error: str = ""
 ) -> HttpResponse:
     """The saved state, re-read: htmx gets the changed steps' controls (out of band), others a
     redirect back to the page (the buttons work without JavaScript too)."""
@@ -161,7 +172,7 @@ def _error_text(error: ValidationError) -> str:
 
 @login_required
 @require_POST
-def step_label(request: HttpRequest, trace_id: int, index: int) -> HttpResponse:
+def step_label(request: AuthedRequest, trace_id: int, index: int) -> HttpResponse:
     """Save any of value / flagged / note for one step (one click, one keystroke, one note)."""
     trace = selectors.trace_get_for_user(user=request.user, trace_id=trace_id)
     step = selectors.step_get(trace=trace, index=index)
@@ -182,7 +193,7 @@ def step_label(request: HttpRequest, trace_id: int, index: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def step_first_error(request: HttpRequest, trace_id: int, index: int) -> HttpResponse:
+def step_first_error(request: AuthedRequest, trace_id: int, index: int) -> HttpResponse:
     """This step is the first wrong one: earlier steps +1, this one −1, later ones cleared."""
     trace = selectors.trace_get_for_user(user=request.user, trace_id=trace_id)
     step = selectors.step_get(trace=trace, index=index)
@@ -192,7 +203,7 @@ def step_first_error(request: HttpRequest, trace_id: int, index: int) -> HttpRes
 
 @login_required
 @require_POST
-def trace_all_correct(request: HttpRequest, trace_id: int) -> HttpResponse:
+def trace_all_correct(request: AuthedRequest, trace_id: int) -> HttpResponse:
     """No wrong step: every step +1."""
     trace = selectors.trace_get_for_user(user=request.user, trace_id=trace_id)
     services.label_all_correct(user=request.user, trace=trace)
@@ -201,7 +212,7 @@ def trace_all_correct(request: HttpRequest, trace_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def trace_submit(request: HttpRequest, trace_id: int) -> HttpResponse:
+def trace_submit(request: AuthedRequest, trace_id: int) -> HttpResponse:
     """Submit, then open the next trace of the queue (or the queue when it is empty)."""
     trace = selectors.trace_get_for_user(user=request.user, trace_id=trace_id)
     form = SubmitForm(request.POST)
@@ -209,7 +220,7 @@ def trace_submit(request: HttpRequest, trace_id: int) -> HttpResponse:
         return _trace_page(
             request,
             trace_id,
-            submit_error=_error_text(ValidationError(form.errors["finish_reason"])),
+            submit_error=_error_text(ValidationError(list(form.errors["finish_reason"]))),
             status=400,
         )
     try:
@@ -229,12 +240,12 @@ def trace_submit(request: HttpRequest, trace_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def trace_heartbeat(request: HttpRequest, trace_id: int) -> HttpResponse:
+def trace_heartbeat(request: AuthedRequest, trace_id: int) -> HttpResponse:
     """Active time: the page posts the seconds the annotator was active since its last beat."""
     trace = selectors.trace_get_for_user(user=request.user, trace_id=trace_id)
     form = HeartbeatForm(request.POST)
     if not form.is_valid():
-        return HttpResponse(_error_text(ValidationError(form.errors["seconds"])), status=400)
+        return HttpResponse(_error_text(ValidationError(list(form.errors["seconds"]))), status=400)
     annotation = services.annotation_add_active_time(
         user=request.user, trace=trace, seconds=form.cleaned_data["seconds"]
     )
@@ -246,7 +257,7 @@ def trace_heartbeat(request: HttpRequest, trace_id: int) -> HttpResponse:
 
 
 @login_required
-def import_traces(request: HttpRequest) -> HttpResponse:
+def import_traces(request: AuthedRequest) -> HttpResponse:
     """Upload a file into a project the user administers; a site admin may name a new project."""
     is_site_admin = selectors.user_is_site_admin(user=request.user)
     projects = list(selectors.project_list_for_user(user=request.user))

@@ -43,7 +43,9 @@ class ForwardParams:
     """Params every forward-pass backend takes (the worker's knobs)."""
 
     max_tokens: int = 16384  # batch token budget: rows x longest row of a micro-batch
-    max_batch_size: int | None = 64
+    # None: 64 on CUDA, 1 on CPU (a padding mask sends CPU attention to its slow kernel, and
+    # CPU matmuls gain nothing from more rows; measured in benchmarks/scoring_throughput.py)
+    max_batch_size: int | None = None
     max_length: int | None = None  # longest trace in tokens; default: the model's positions
     model_class: str = "auto"  # auto | token_classification | causal_lm | base
     trust_remote_code: bool = False  # Qwen2.5-Math-PRM's own modelling code needs True
@@ -80,6 +82,7 @@ class ForwardScorer:
             trust_remote_code=common.trust_remote_code,
         )
         self.pad_id = pad_token_id(self.tokenizer)
+        self.max_batch_size = common.max_batch_size or (64 if self.device.type == "cuda" else 1)
         config = getattr(self.model, "config", None)
         self.max_length = common.max_length or getattr(config, "max_position_embeddings", None)
 
@@ -130,7 +133,7 @@ class ForwardScorer:
             self.rows,
             pad_id=self.pad_id,
             max_tokens=self.params.max_tokens,
-            max_batch_size=self.params.max_batch_size,
+            max_batch_size=self.max_batch_size,
             device=self.device,
         )
         by_trace = dict(zip(live, rows, strict=True))

@@ -37,8 +37,8 @@ def records() -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="session")
 def traces(records: list[dict[str, Any]]) -> list[TraceInput]:
-    """Six real traces of different lengths (2 to 15+ steps), from all four subsets."""
-    chosen = [records[i] for i in (0, 3, 21, 40, 42, 63)]
+    """Six real traces of different lengths (2 to 11 steps), from all four subsets."""
+    chosen = [records[i] for i in (0, 3, 21, 30, 43, 71)]
     return [to_trace(r) for r in chosen]
 
 

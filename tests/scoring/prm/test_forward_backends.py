@@ -166,7 +166,7 @@ def test_value_head_batched_equals_prefix_at_a_time(tiny_models, traces, model):
 def test_token_budget_is_respected_and_order_restored(tiny_models, traces):
     path = str(tiny_models["step_head"])
     reference = build_scorer("step_head", model_path=path, params=BIG_BUDGET).score(traces)
-    scorer = build_scorer("step_head", model_path=path, params={"max_tokens": 2500})
+    scorer = build_scorer("step_head", model_path=path, params={"max_tokens": 2500, "max_batch_size": 64})
     lengths = sorted((len(scorer.encode(t)) for t in traces), reverse=True)
     shapes = record_batches(scorer)
     results = scorer.score(traces)
@@ -174,10 +174,11 @@ def test_token_budget_is_respected_and_order_restored(tiny_models, traces):
     for rows, padded in shapes:
         assert rows * padded <= 2500 or rows == 1
     assert max(lengths) <= 2500 and len(shapes) > 1
+    assert any(rows > 1 for rows, _ in shapes)  # real right-padded multi-trace batches
     for a, b in zip(results, reference, strict=True):
         assert max(abs(x - y) for x, y in zip(a.scores, b.scores, strict=True)) <= TOL
     # A trace longer than the budget is scored alone, not refused.
-    tight = build_scorer("step_head", model_path=path, params={"max_tokens": 100})
+    tight = build_scorer("step_head", model_path=path, params={"max_tokens": 100, "max_batch_size": 64})
     tight_shapes = record_batches(tight)
     assert len(tight.score(traces[:2])) == 2
     assert all(rows == 1 for rows, _ in tight_shapes)

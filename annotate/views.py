@@ -21,7 +21,6 @@ from .imports import ImportFileError, project_for_import, traces_import
 from .models import FinishReason, LabelScheme, Role, StepPart
 
 
-
 class AuthedRequest(HttpRequest):
     """A request past login_required and django-htmx's middleware (for the type checker)."""
 

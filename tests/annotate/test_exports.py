@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import hashlib
 import json
 from collections import Counter
@@ -12,6 +13,8 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from annotate import exports, services
+from annotate.formats.exporters import EXPORTERS
+from annotate.formats.exporters import base as exporter_base
 from annotate.imports import traces_import
 from annotate.models import (
     ExportSnapshot,
@@ -302,3 +305,12 @@ def test_a_failed_build_leaves_no_files_and_says_why(monkeypatch: pytest.MonkeyP
         p.name.startswith(".v") or p.name == "v1"
         for p in (exports.exports_root() / "fail" / "f").iterdir()
     )
+
+
+@pytest.mark.parametrize(
+    "module",
+    [*EXPORTERS.values(), exporter_base, exports],
+    ids=lambda m: m.__name__,
+)
+def test_doctests(module: Any) -> None:
+    assert doctest.testmod(module).failed == 0

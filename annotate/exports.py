@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -245,6 +245,10 @@ def export_snapshot_create(
         raise ValidationError(errors)
     filters = _clean_filters(filters)
     options = _clean_options(format, options, project)
+    if options.get("select") == "scorer" and (user is None or not user.is_authenticated):
+        raise ValidationError(
+            {"options": "sft by scorer reads scores with a person's permissions: give --user."}
+        )
     if not neutral and EXPORTERS[format].needs_neutral_mapping(options):
         count = neutral_label_count(project=project, labels=labels, filters=filters)
         if count:
@@ -277,7 +281,7 @@ def export_snapshot_create(
             seed=seed,
             filters=filters,
             options=options,
-            created_by=user if user is not None and user.is_authenticated else None,
+            created_by=cast(Any, user) if user is not None and user.is_authenticated else None,
         )
         if enqueue:
             from .tasks import export_snapshot_build_task
@@ -429,6 +433,7 @@ def _records(snapshot: ExportSnapshot, tally: _Tally) -> Iterator[list[ExportRec
             group, group_problem = [], pid
             while problem is None or problem[0] != pid:
                 problem = next(problems)
+        assert problem is not None
         tally.traces += 1
         step_rows = steps.take(tid)
         texts = [row[1] for row in step_rows]
@@ -485,12 +490,12 @@ def _annotator_records(
     # A step is kept when the share of annotators agreeing on its majority value is high enough.
     majority: list[int | None] = []
     kept_step: list[bool] = []
-    for values in per_step:
-        if not values:
+    for step_values in per_step:
+        if not step_values:
             majority.append(None)
             kept_step.append(True)
             continue
-        top, share = tally.agreement(values)
+        top, share = tally.agreement(step_values)
         ok = share >= snapshot.min_agreement
         tally.below_min_agreement += not ok
         majority.append(top if ok else None)
@@ -533,6 +538,8 @@ def _scores_for(snapshot: ExportSnapshot) -> Callable[[int, int], float | None] 
         return None
     import math
 
+    from django.contrib.auth.models import AnonymousUser
+
     from scoring.models import Scorer
     from scoring.selectors import problem_best_of_n
 
@@ -543,7 +550,7 @@ def _scores_for(snapshot: ExportSnapshot) -> Callable[[int, int], float | None] 
         if problem_id not in cache:
             cache.clear()  # one problem at a time: memory stays flat
             _, ranked = problem_best_of_n(
-                user=snapshot.created_by,
+                user=snapshot.created_by or AnonymousUser(),
                 problem_id=problem_id,
                 scorer=scorer,
                 how=snapshot.options.get("aggregation", "min"),

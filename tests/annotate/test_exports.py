@@ -314,3 +314,38 @@ def test_a_failed_build_leaves_no_files_and_says_why(monkeypatch: pytest.MonkeyP
 )
 def test_doctests(module: Any) -> None:
     assert doctest.testmod(module).failed == 0
+
+
+def test_sft_keeps_the_prm_top_trace_of_each_problem() -> None:
+    from scoring.models import RunStatus, Scorer, ScoreRun, StepScore
+
+    reviewer = make_user()
+    project = make_project("sft", members={reviewer: "reviewer"})
+    scorer = Scorer.objects.create(name="tool", backend="tool")
+    scorer.projects.add(project)
+    traces = [
+        make_trace(project, steps=(f"s{i}", "end"), problem_text="Same problem.") for i in range(3)
+    ]
+    for trace, score in zip(traces, (0.2, 0.9, 0.5), strict=True):
+        run = ScoreRun.objects.create(
+            trace=trace, scorer=scorer, scorer_version=scorer.version, status=RunStatus.DONE
+        )
+        for step in trace.steps.all():
+            StepScore.objects.create(run=run, step=step, score=score)
+    options = {"select": "scorer", "scorer": "tool", "top_k": 1}
+    with pytest.raises(ValidationError, match="--user"):
+        exports.export_snapshot_create(
+            project=project, user=None, name="x", format="sft", options=options, enqueue=False
+        )
+    snapshot = exports.export_snapshot_create(
+        project=project, user=reviewer, name="sft", format="sft", options=options, enqueue=False
+    )
+    rows = [json.loads(x) for x in lines(exports.export_snapshot_build(snapshot_id=snapshot.pk))]
+    assert rows == [
+        {
+            "messages": [
+                {"role": "user", "content": "Same problem."},
+                {"role": "assistant", "content": "s1\n\nend"},
+            ]
+        }
+    ]

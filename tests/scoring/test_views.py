@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.urls import reverse
 
@@ -158,7 +160,7 @@ def test_scores_api_and_import(client, world, tmp_path, django_capture_on_commit
     assert [s["score"] for s in body["runs"][0]["steps"]] == [0.5, 0.25]
     # importing scores needs the project's admin role
     path = tmp_path / "s.jsonl"
-    path.write_text('{"trace_id": "%s", "scores": [0.1, 0.2]}\n' % world["trace"].external_id)
+    path.write_text(json.dumps({"trace_id": world["trace"].external_id, "scores": [0.1, 0.2]}))
     with path.open("rb") as f:
         denied = client.post(
             "/api/scores/import/", {"project": world["project"].slug, "scorer": "prm", "file": f}

@@ -15,6 +15,15 @@ from tests.scoring.worker import REDIS_URL, Worker, flush_broker, wait_until
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def _reset_broker_pools(app) -> None:
+    """Drop the app's cached connections, so that the next send uses the broker now configured."""
+    from kombu import pools
+
+    pools.reset()  # kombu keeps connection and producer pools in process-wide registries
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
 @pytest.fixture
 def celery_on_redis():
     """Send tasks from this test process to Redis (the suite otherwise runs tasks eagerly)."""
@@ -22,12 +31,12 @@ def celery_on_redis():
 
     saved = (app.conf.task_always_eager, app.conf.broker_url, app.conf.broker_transport_options)
     flush_broker()
+    _reset_broker_pools(app)
     app.conf.task_always_eager = False
     app.conf.broker_url = REDIS_URL
     app.conf.broker_transport_options = {"visibility_timeout": 3}
     yield app
-    app.pool.force_close_all()
-    app._pool = None
+    _reset_broker_pools(app)
     app.conf.task_always_eager, app.conf.broker_url, app.conf.broker_transport_options = saved
     flush_broker()
 
@@ -45,7 +54,10 @@ def corpus(repo_root):
     project = make_project(members={user: "annotator"})
     with open(repo_root / "data" / "processbench_sample.jsonl", "rb") as stream:
         imports.traces_import(
-            project=project, stream=stream, filename="processbench_sample.jsonl", format="processbench"
+            project=project,
+            stream=stream,
+            filename="processbench_sample.jsonl",
+            format="processbench",
         )
     scorer = services.scorer_create(name="tool", backend="tool", projects=[project])
     return user, project, scorer

@@ -58,9 +58,20 @@ class Worker:
         log = open(self.log_dir / f"worker-{self.starts}.log", "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "config", "worker",
-                "-n", f"{self.name}@%h", "-Q", "interactive,bulk", "--pool=solo",
-                "--loglevel=INFO", "--without-gossip", "--without-mingle",
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-n",
+                f"{self.name}@%h",
+                "-Q",
+                "interactive,bulk",
+                "--pool=solo",
+                "--loglevel=INFO",
+                "--without-gossip",
+                "--without-mingle",
             ],
             cwd=REPO_ROOT,
             env=self.env(),

@@ -1,0 +1,136 @@
+"""Server time of the labelling page with 1,000,000 steps in PostgreSQL.
+
+    python -m benchmarks.trace_page [--requests 300] [--keep]
+
+Builds (or, with --keep and an existing database, reuses) a PostgreSQL database holding the
+generated corpus of benchmarks/corpus.py (125,000 traces x 8 steps), 50 annotators as members,
+then times in-process requests through Django's full stack (middleware, session auth, template):
+the trace page (GET /t/<id>/), one label save (the htmx POST of a click), and "next trace"
+(GET /p/<slug>/next/, a redirect). Random traces, fixed seed. Prints p50/p95 and a JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.corpus import write_corpus
+from benchmarks.import_million_steps import _recreate_database, _setup_django
+
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/steplens_bench_page"
+ANNOTATORS = 50
+
+
+def _pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, max(0, round(q * len(values)) - 1))]
+
+
+def _database_ready(url: str) -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(url) as conn:
+            return conn.execute("SELECT count(*) FROM annotate_step").fetchone()[0] >= 1_000_000
+    except Exception:
+        return False
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--database-url", default=DEFAULT_URL)
+    parser.add_argument("--keep", action="store_true", help="reuse the database if it is built")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="steplens-bench-page-"))
+    reuse = args.keep and _database_ready(args.database_url)
+    if not reuse:
+        _recreate_database(args.database_url)
+    import os
+
+    os.environ["ALLOWED_HOSTS"] = "testserver"
+    os.environ["SECURE_SSL_REDIRECT"] = "0"
+    _setup_django(workdir, args.database_url)
+
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+
+    from annotate import imports, services
+    from annotate.models import Project, Step, Trace
+
+    User = get_user_model()
+    if not reuse:
+        call_command("migrate", verbosity=0)
+        corpus = workdir / "corpus.jsonl"
+        write_corpus(corpus, traces=125_000, steps_per_trace=8)
+        project, _ = imports.project_for_import(slug="bench")
+        started = time.perf_counter()
+        with corpus.open("rb") as stream:
+            imports.traces_import(
+                project=project, stream=stream, filename=corpus.name, format="jsonl"
+            )
+        print(f"corpus imported in {time.perf_counter() - started:.1f} s")
+        for i in range(ANNOTATORS):
+            user = User.objects.create_user(f"annotator{i}", password="bench-password-1")
+            services.membership_set(project=project, user=user, role="annotator")
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE")
+    project = Project.objects.get(slug="bench")
+    steps = Step.objects.filter(trace__project=project).count()
+    trace_ids = list(Trace.objects.filter(project=project).values_list("pk", flat=True))
+    print(f"{steps:,} steps, {len(trace_ids):,} traces, {ANNOTATORS} annotators")
+
+    rng = random.Random(0)
+    clients = []
+    for i in range(ANNOTATORS):
+        client = Client()
+        client.force_login(User.objects.get(username=f"annotator{i}"))
+        clients.append(client)
+
+    timings: dict[str, list[float]] = {"trace_page": [], "label_save": [], "next": []}
+    for n in range(args.requests + 10):
+        client = clients[n % ANNOTATORS]
+        trace_id = rng.choice(trace_ids)
+        t0 = time.perf_counter()
+        page = client.get(f"/t/{trace_id}/")
+        t1 = time.perf_counter()
+        save = client.post(
+            f"/t/{trace_id}/steps/{rng.randrange(8)}/label/",
+            {"value": rng.choice(["1", "-1"])},
+            headers={"HX-Request": "true"},
+        )
+        t2 = time.perf_counter()
+        nxt = client.get(f"/p/{project.slug}/next/")
+        t3 = time.perf_counter()
+        assert page.status_code == 200 and save.status_code == 200, (
+            page.status_code,
+            save.status_code,
+        )
+        assert nxt.status_code == 302, nxt.status_code
+        if n >= 10:  # warm-up: connections, template loading
+            timings["trace_page"].append((t1 - t0) * 1000)
+            timings["label_save"].append((t2 - t1) * 1000)
+            timings["next"].append((t3 - t2) * 1000)
+
+    result: dict[str, object] = {
+        "benchmark": "trace_page",
+        "steps": steps,
+        "requests": args.requests,
+    }
+    for name, values in timings.items():
+        p50, p95 = statistics.median(values), _pct(values, 0.95)
+        print(f"{name:>11}: p50 {p50:6.1f} ms   p95 {p95:6.1f} ms")
+        result[f"{name}_p50_ms"] = round(p50, 1)
+        result[f"{name}_p95_ms"] = round(p95, 1)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

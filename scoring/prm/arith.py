@@ -146,7 +146,7 @@ def lex(text: str) -> list[Tok]:
 # --- parsing and evaluation (exact, bounded) ----------------------------------------------
 
 
-def _digits(value: sympy.Expr) -> int:
+def _digits(value: sympy.Expr) -> float:
     """Rough decimal size of a number (numerator or denominator, whichever is larger)."""
     if isinstance(value, sympy.Rational):
         return max(abs(int(value.p)).bit_length(), abs(int(value.q)).bit_length()) * 0.30103 + 1

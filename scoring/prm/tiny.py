@@ -65,7 +65,7 @@ def tiny_config(
     so that tests comparing scores can tell positions apart."""
     from transformers import Qwen2Config
 
-    return Qwen2Config(
+    return Qwen2Config(  # type: ignore[call-arg]  # num_labels goes through **kwargs
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,
         intermediate_size=hidden_size * 2,
@@ -102,6 +102,7 @@ def save_tiny_model(
     directory.mkdir(parents=True, exist_ok=True)
     config = tiny_config(tokenizer, **config_kwargs)
     torch.manual_seed(seed)
+    model: Any
     if kind == "token_classification":
         model = tf.Qwen2ForTokenClassification(config)
     elif kind == "causal_lm":

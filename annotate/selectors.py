@@ -437,3 +437,10 @@ def queue_submitted(*, user: UserLike, project: Project, limit: int = 20) -> lis
         .select_related("problem")
         .order_by("-annotations__submitted_at", "-id")[:limit]
     )
+
+
+def annotation_revealed(*, user: UserLike, trace: Trace) -> bool:
+    """Blind projects: whether this user's scores were revealed (at their first submit)."""
+    return Annotation.objects.filter(
+        trace=trace, annotator_id=user.pk, revealed_at__isnull=False
+    ).exists()

@@ -222,14 +222,27 @@ def trace_submit(request: AuthedRequest, trace_id: int) -> HttpResponse:
             submit_error=_error_text(ValidationError(list(form.errors["finish_reason"]))),
             status=400,
         )
+    reveals = trace.project.blind and not selectors.annotation_revealed(
+        user=request.user, trace=trace
+    )
     try:
         services.annotation_submit(
             user=request.user, trace=trace, finish_reason=form.cleaned_data["finish_reason"] or None
         )
     except ValidationError as error:
         return _trace_page(request, trace_id, submit_error=_error_text(error), status=400)
-    messages.success(request, f"Submitted trace {trace.external_id}.")
-    url = reverse("annotate:next", args=[trace.project.slug]) + f"?after={trace.pk}"
+    if reveals:
+        # Blind project: this submit reveals the PRM scores; stay so the annotator can see them
+        # and revise (the label as first submitted is kept apart); the next submit moves on.
+        messages.info(
+            request,
+            "Submitted. The PRM scores are now shown: revise if you wish, then submit again "
+            "to move on (your first answer is kept).",
+        )
+        url = reverse("annotate:trace", args=[trace.pk])
+    else:
+        messages.success(request, f"Submitted trace {trace.external_id}.")
+        url = reverse("annotate:next", args=[trace.project.slug]) + f"?after={trace.pk}"
     if request.htmx:
         response = HttpResponse(status=204)
         response["HX-Redirect"] = url

@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from annotate import selectors as annotate_selectors
-from annotate.models import Annotation, Problem, Project, Role, Step, Trace
+from annotate.models import Problem, Project, Role, Step, Trace
 
 from .models import RunStatus, Scorer, ScoreRun, StepScore, WorkerHeartbeat
 
@@ -42,9 +42,7 @@ def scores_hidden_for(*, user: UserLike, trace: Trace) -> bool:
     role = annotate_selectors.project_role(user=user, project=trace.project)
     if annotate_selectors.role_at_least(role, Role.REVIEWER):
         return False
-    return not Annotation.objects.filter(
-        trace=trace, annotator_id=user.pk, revealed_at__isnull=False
-    ).exists()
+    return not annotate_selectors.annotation_revealed(user=user, trace=trace)
 
 
 @dataclass

@@ -10,42 +10,9 @@ from annotate import imports
 from scoring import services
 from scoring.models import RunQueue, RunStatus, ScoreRun, StepScore
 from tests.factories import make_project, make_user
-from tests.scoring.worker import REDIS_URL, Worker, flush_broker, wait_until
+from tests.scoring.worker import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _reset_broker_pools(app) -> None:
-    """Drop the app's cached connections, so that the next send uses the broker now configured."""
-    from kombu import pools
-
-    pools.reset()  # kombu keeps connection and producer pools in process-wide registries
-    app._pool = None
-    app.amqp._producer_pool = None
-
-
-@pytest.fixture
-def celery_on_redis():
-    """Send tasks from this test process to Redis (the suite otherwise runs tasks eagerly)."""
-    from config.celery import app
-
-    saved = (app.conf.task_always_eager, app.conf.broker_url, app.conf.broker_transport_options)
-    flush_broker()
-    _reset_broker_pools(app)
-    app.conf.task_always_eager = False
-    app.conf.broker_url = REDIS_URL
-    app.conf.broker_transport_options = {"visibility_timeout": 3}
-    yield app
-    _reset_broker_pools(app)
-    app.conf.task_always_eager, app.conf.broker_url, app.conf.broker_transport_options = saved
-    flush_broker()
-
-
-@pytest.fixture
-def worker(tmp_path, celery_on_redis):
-    w = Worker(tmp_path)
-    yield w
-    w.stop()
 
 
 @pytest.fixture

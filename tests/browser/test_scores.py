@@ -1,0 +1,75 @@
+"""In a real browser, with a real Celery worker on Redis: scores fill in on an open trace without a
+reload; in a blind project they stay hidden until Submit, then show, and a revision keeps both."""
+
+from __future__ import annotations
+
+import pytest
+
+from annotate import services
+from annotate.models import StepLabel
+from scoring import services as scoring_services
+from scoring.models import RunStatus, ScoreRun
+from tests.browser.test_labelling import PASSWORD, import_processbench, log_in
+from tests.factories import make_user
+from tests.scoring.worker import wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def _setup(*, blind: bool):  # type: ignore[no-untyped-def]
+    trace, following = import_processbench(["gsm8k-12", "math-128"])
+    project = trace.project
+    project.blind = blind
+    project.save()
+    services.membership_set(
+        project=project, user=make_user("sam", password=PASSWORD), role="annotator"
+    )
+    scoring_services.scorer_create(name="tool", backend="tool", projects=[project])
+    return trace, following
+
+
+def test_scores_fill_in_without_a_reload(page, worker, artifacts) -> None:  # type: ignore[no-untyped-def]
+    trace, _ = _setup(blind=False)
+    worker.start()
+    log_in(page, "sam", f"/t/{trace.pk}/")
+    page.evaluate("window.__sameDocument = true")  # gone if the page reloads
+    steps = trace.steps.count()
+    page.wait_for_function(
+        f"document.querySelectorAll('[data-testid=step-score]').length === {steps}", timeout=60_000
+    )
+    assert page.evaluate("window.__sameDocument") is True
+    assert page.locator("[data-testid=run-status]").inner_text() == "done"
+    # each step shows its score beside it, as a number
+    first = page.locator(f"#step-scores-{trace.steps.get(index=0).pk} [data-testid=step-score]")
+    assert first.inner_text().startswith("tool 0.")
+    # a label click re-renders the step's controls; its score stays
+    page.keyboard.press("1")
+    page.wait_for_selector("#step-0 [data-action=plus][aria-pressed=true]")
+    assert first.count() == 1
+    page.screenshot(path=str(artifacts / "scores.png"), full_page=False)
+
+
+def test_blind_project_shows_scores_only_after_submit(page, worker) -> None:  # type: ignore[no-untyped-def]
+    trace, _ = _setup(blind=True)
+    worker.start()
+    log_in(page, "sam", f"/t/{trace.pk}/")
+    page.wait_for_selector("[data-testid=blind-notice]")
+    run = ScoreRun.objects.get(trace=trace)
+    assert wait_until(lambda: ScoreRun.objects.get(pk=run.pk).status == RunStatus.DONE, timeout=60)
+    page.wait_for_timeout(1500)  # several polls after the run is done
+    assert page.locator("[data-testid=step-score]").count() == 0
+    assert "tool 0." not in page.content()
+
+    page.keyboard.press("a")  # all steps correct
+    page.wait_for_selector("#step-0 [data-action=plus][aria-pressed=true]")
+    page.keyboard.press("Enter")
+    # the first submit stays on the trace and reveals the scores
+    page.wait_for_selector("[data-testid=step-score]", timeout=20_000)
+    assert f"/t/{trace.pk}/" in page.url
+    assert page.locator("[data-testid=blind-notice]").count() == 0
+    # the annotator revises step 2 after seeing the scores; the blind answer is kept apart
+    page.keyboard.press("j")
+    page.keyboard.press("3")
+    page.wait_for_selector("#step-1 [data-action=minus][aria-pressed=true]")
+    label = StepLabel.objects.get(step__trace=trace, step__index=1)
+    assert (label.blind_value, label.value) == (1, -1)

@@ -12,7 +12,7 @@ from .models import Scorer, ScoreRun
 from .services import RunResult
 
 # Backends that run a model in micro-batches take the worker's token budget.
-_BATCHED_BACKENDS = {"step_head", "token_tag", "value_head"}
+_BATCHED_BACKENDS = {"step_head", "token_tag", "value_head", "generative"}
 
 # (scorer id, version) -> a built engine scorer; models load once per worker process.
 _ENGINES: dict[tuple[int, int], Any] = {}

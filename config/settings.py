@@ -76,6 +76,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "config.login_throttle.LoginThrottleMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
@@ -119,6 +120,23 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Failed-login limiter (config/login_throttle.py): this many failures for one username, or from
+# one address, within LOGIN_LOCKOUT_SECONDS lock log-in (429) until the window ends.
+AUTHENTICATION_BACKENDS = ["config.login_throttle.LoginThrottleBackend"]
+LOGIN_FAILURES_PER_USER = int(os.environ.get("LOGIN_FAILURES_PER_USER", "5"))
+LOGIN_FAILURES_PER_IP = int(os.environ.get("LOGIN_FAILURES_PER_IP", "100"))
+LOGIN_LOCKOUT_SECONDS = int(os.environ.get("LOGIN_LOCKOUT_SECONDS", "900"))
+
+# The cache holds login-failure counts and API throttle counters: Redis in production so that
+# every web process shares them (local memory is per process).
+CACHE_URL = os.environ.get("CACHE_URL", "")
+if CACHE_URL.startswith(("redis://", "rediss://")):
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "annotate:home"
 LOGOUT_REDIRECT_URL = "login"
@@ -197,6 +215,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = _env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_DEFAULT_QUEUE = "bulk"
+# Export snapshots go here; docker-compose sends them to the CPU worker's `exports` queue.
+STEPLENS_EXPORT_QUEUE = os.environ.get("STEPLENS_EXPORT_QUEUE", "bulk")
+CELERY_TASK_ROUTES = {"annotate.tasks.export_snapshot_build_task": {"queue": STEPLENS_EXPORT_QUEUE}}
 
 # Scoring workers (see README "Running a real PRM").
 STEPLENS_DEVICE = os.environ.get("STEPLENS_DEVICE", "auto")  # auto: cuda when available, else cpu

@@ -1,0 +1,31 @@
+"""gunicorn settings for the steplens web process: `gunicorn -c config/gunicorn.conf.py config.wsgi`.
+
+Django reads its own settings in config/settings.py; only the server's shape is set here, from
+GUNICORN_* variables (see .env.example). Measured on 2 cores in benchmarks/load.py.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+# Sync workers with threads: a request spends much of its time waiting on PostgreSQL, and a
+# thread per request lets one process overlap those waits without an async stack.
+workers = int(os.environ.get("GUNICORN_WORKERS") or multiprocessing.cpu_count() * 2)
+threads = int(os.environ.get("GUNICORN_THREADS") or 4)
+worker_class = "gthread"
+# Load the application once in the master (faster start, shared memory pages).
+preload_app = True
+# A stuck request (a pathological page) is killed rather than holding a worker forever.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT") or 60)
+graceful_timeout = 30
+keepalive = 5
+# Recycle workers now and then, so that a slow leak never grows without bound.
+max_requests = 5000
+max_requests_jitter = 500
+# Behind a TLS proxy: trust its X-Forwarded-* headers only from these addresses.
+forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()

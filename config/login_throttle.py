@@ -1,0 +1,166 @@
+"""Failed-login limiter: too many failures for one username (or from one address) lock log-in for a while.
+
+Counts live in Django's cache (Redis in production, so every gunicorn worker shares them: see
+CACHE_URL). The authentication backend refuses a locked-out log-in wherever `authenticate()` is
+called (login page, admin, API token); the middleware answers those entry points first with 429,
+a Retry-After header and a message a person can act on, instead of "wrong password".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import user_logged_in, user_login_failed
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
+from django.dispatch import receiver
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import NoReverseMatch, reverse
+
+_PREFIX = "login-failures"
+
+
+def _per_user() -> int:
+    return int(getattr(settings, "LOGIN_FAILURES_PER_USER", 5))
+
+
+def _per_ip() -> int:
+    return int(getattr(settings, "LOGIN_FAILURES_PER_IP", 100))
+
+
+def lockout_seconds() -> int:
+    return int(getattr(settings, "LOGIN_LOCKOUT_SECONDS", 900))
+
+
+def _client_ip(request: HttpRequest | None) -> str:
+    # REMOTE_ADDR only: X-Forwarded-For is whatever the client wants it to be.
+    return (request.META.get("REMOTE_ADDR") or "") if request is not None else ""
+
+
+def _user_key(username: str) -> str:
+    return f"{_PREFIX}:user:{username.strip().lower()}"
+
+
+def _ip_key(ip: str) -> str:
+    return f"{_PREFIX}:ip:{ip}"
+
+
+def _bump(key: str) -> None:
+    # A fixed window from the first failure: add() starts it, incr() keeps its expiry.
+    cache.add(key, 0, timeout=lockout_seconds())
+    try:
+        cache.incr(key)
+    except ValueError:  # expired between add() and incr()
+        cache.set(key, 1, timeout=lockout_seconds())
+
+
+def is_locked(*, username: str | None, request: HttpRequest | None) -> bool:
+    if username and (cache.get(_user_key(username)) or 0) >= _per_user():
+        return True
+    ip = _client_ip(request)
+    return bool(ip) and (cache.get(_ip_key(ip)) or 0) >= _per_ip()
+
+
+@receiver(user_login_failed, dispatch_uid="steplens-login-throttle-failed")
+def _on_failure(sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **_: Any) -> None:
+    username = credentials.get("username")
+    if username:
+        _bump(_user_key(str(username)))
+    ip = _client_ip(request)
+    if ip:
+        _bump(_ip_key(ip))
+
+
+@receiver(user_logged_in, dispatch_uid="steplens-login-throttle-success")
+def _on_success(sender: Any, request: HttpRequest | None, user: Any, **_: Any) -> None:
+    cache.delete(_user_key(user.get_username()))
+
+
+class LoginThrottleBackend(ModelBackend):
+    """Django's model backend, refusing every log-in of a locked-out username or address."""
+
+    def authenticate(  # type: ignore[override]
+        self,
+        request: HttpRequest | None,
+        username: str | None = None,
+        password: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        if username is None:
+            username = kwargs.get(self._username_field())
+        if is_locked(username=username, request=request):
+            raise PermissionDenied("Too many failed log-ins.")  # stops the backend chain
+        return super().authenticate(request, username=username, password=password, **kwargs)
+
+    @staticmethod
+    def _username_field() -> str:
+        from django.contrib.auth import get_user_model
+
+        return str(get_user_model().USERNAME_FIELD)
+
+
+def _message() -> str:
+    minutes = max(1, round(lockout_seconds() / 60))
+    return (
+        "Too many failed log-ins for this account or from this address. "
+        f"Try again in {minutes} minutes, or ask an admin to reset your password."
+    )
+
+
+def _login_paths() -> dict[str, str]:
+    paths = {}
+    for name, kind in (("login", "page"), ("admin:login", "page"), ("api:token", "api")):
+        try:
+            paths[reverse(name)] = kind
+        except NoReverseMatch:
+            continue
+    return paths
+
+
+def _posted_username(request: HttpRequest) -> str | None:
+    if request.content_type == "application/json":
+        try:
+            body = json.loads(request.body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        value = body.get("username") if isinstance(body, dict) else None
+        return value if isinstance(value, str) else None
+    return request.POST.get("username")
+
+
+class LoginThrottleMiddleware:
+    """Answer a locked-out log-in attempt with 429 before it reaches the view."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self._paths: dict[str, str] | None = None
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method == "POST":
+            if self._paths is None:
+                self._paths = _login_paths()
+            kind = self._paths.get(request.path_info)
+            if kind and is_locked(username=_posted_username(request), request=request):
+                return self._refuse(request, kind)
+        return self.get_response(request)
+
+    @staticmethod
+    def _refuse(request: HttpRequest, kind: str) -> HttpResponse:
+        response: HttpResponse
+        if kind == "api":
+            response = JsonResponse({"detail": _message()}, status=429)
+        else:
+            form = AuthenticationForm(request, data={"username": _posted_username(request) or ""})
+            # Shown: the lock-out message only (the password was never checked).
+            form._errors = {}  # type: ignore[assignment]
+            form.cleaned_data = {}
+            form.add_error(None, _message())
+            response = render(request, "registration/login.html", {"form": form}, status=429)
+        response["Retry-After"] = str(lockout_seconds())
+        return response

@@ -1,0 +1,388 @@
+"""Every page and API route, every method, as five kinds of visitor: the status each one gets.
+
+Routes come from the URL resolver AND the OpenAPI schema; a route (or a schema method) that has no
+row in EXPECTATIONS fails `test_every_route_has_an_expectation`, naming it. To add a route, append
+one row to EXPECTATIONS (and, if its URL has a new parameter, one entry to `route_params`).
+
+Visitors, in the order of an `E(...)` row: anonymous, an annotator of ANOTHER project (outsider),
+an annotator, a reviewer and an admin of the project (membership roles; not Django staff).
+Each request runs in a savepoint that is rolled back, so every visitor meets the same world.
+Page routes are tried with GET and POST (one of them is usually 405); API routes with each method
+the schema lists. The Django admin site (/admin/...) is one rule: non-staff are sent to its login.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+from django.db import transaction
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+from rest_framework.test import APIClient
+
+from annotate import exports, imports, services
+from annotate.models import Project, Step, Trace
+from scoring import services as scoring_services
+from scoring.models import RunStatus, ScoreRun
+from tests.conftest import REPO_ROOT
+from tests.factories import make_project, make_user
+
+pytestmark = pytest.mark.django_db
+
+ROLES = ("anon", "outsider", "annotator", "reviewer", "admin")
+
+
+@dataclass(frozen=True)
+class E:
+    """Expected status per visitor, and what to send (a body for writes)."""
+
+    anon: int
+    outsider: int
+    annotator: int
+    reviewer: int
+    admin: int
+    data: dict[str, Any] | Callable[[World], dict[str, Any]] | None = None
+    json: bool = True  # API bodies as JSON; pages post forms
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def status(self, role: str) -> int:
+        return int(getattr(self, role))
+
+
+# Shapes that recur. Pages: anonymous visitors are sent to the login page (302); outsiders get
+# 404 (a URL tells nobody what exists). API: anonymous 401 (token auth answers first).
+PAGE_MEMBERS = E(302, 404, 200, 200, 200)
+NO_POST = E(302, 405, 405, 405, 405)  # require_GET: the method is refused before any lookup
+NO_GET = E(302, 405, 405, 405, 405)  # require_POST, likewise
+API_MEMBERS = E(401, 404, 200, 200, 200)
+API_REVIEWERS = E(401, 404, 403, 200, 200)
+
+
+def _import_file(w: World) -> dict[str, Any]:
+    line = (REPO_ROOT / "data" / "processbench_sample.jsonl").read_text().splitlines()[1]
+    return {
+        "project": "alpha",
+        "format": "processbench",
+        "file": io.BytesIO(line.encode()),
+    }
+
+
+def _scores_file(w: World) -> dict[str, Any]:
+    steps = w.trace.steps.count()
+    line = json.dumps({"trace_id": w.trace.external_id, "source": "processbench", "scores": [0.5] * steps})
+    return {"project": "alpha", "scorer": "tool", "file": io.BytesIO(line.encode())}
+
+
+def _named(name: str, content: bytes) -> io.BytesIO:
+    stream = io.BytesIO(content)
+    stream.name = name
+    return stream
+
+
+EXPORT_FORM = {
+    "name": "walk",
+    "format": "trl",
+    "file_format": "jsonl",
+    "labels": "gold",
+    "min_agreement": "0",
+    "test_fraction": "0",
+    "seed": "0",
+}
+
+# One row per route (paths as the schema writes them: {param}); one E per method.
+EXPECTATIONS: dict[str, dict[str, E]] = {
+    # --- auth and docs
+    "/accounts/login/": {"GET": E(200, 200, 200, 200, 200), "POST": E(200, 200, 200, 200, 200, data={"username": "nobody", "password": "wrong"})},
+    "/accounts/logout/": {"GET": E(405, 405, 405, 405, 405), "POST": E(302, 302, 302, 302, 302)},
+    "/api/schema/": {"GET": E(200, 200, 200, 200, 200), "POST": E(405, 405, 405, 405, 405)},
+    "/api/docs/": {"GET": E(200, 200, 200, 200, 200), "POST": E(405, 405, 405, 405, 405)},
+    "/api/auth/token/": {"POST": E(400, 400, 400, 400, 400, data={"username": "nobody", "password": "wrong"})},
+    # --- labelling pages
+    "/": {"GET": E(302, 200, 200, 200, 200), "POST": NO_POST},  # everyone sees their own projects
+    # The import page is for admins; a site admin may name a new project.
+    "/import/": {"GET": E(302, 404, 404, 404, 200), "POST": E(302, 404, 404, 404, 400, data={})},
+    "/p/{slug}/": {"GET": PAGE_MEMBERS, "POST": NO_POST},
+    "/p/{slug}/next/": {"GET": E(302, 404, 302, 302, 302), "POST": NO_POST},
+    "/t/{trace_id}/": {"GET": PAGE_MEMBERS, "POST": NO_POST},
+    "/t/{trace_id}/steps/{index}/label/": {"GET": NO_GET, "POST": E(302, 404, 302, 302, 302, data={"value": "1"})},
+    "/t/{trace_id}/steps/{index}/first-error/": {"GET": NO_GET, "POST": E(302, 404, 302, 302, 302)},
+    "/t/{trace_id}/all-correct/": {"GET": NO_GET, "POST": E(302, 404, 302, 302, 302)},
+    "/t/{trace_id}/submit/": {"GET": NO_GET, "POST": E(302, 404, 302, 302, 302, data={"finish_reason": "give_up"})},
+    "/t/{trace_id}/heartbeat/": {"GET": NO_GET, "POST": E(302, 404, 200, 200, 200, data={"seconds": "5"})},
+    # --- exports pages: reviewers and admins; annotators know the project (403)
+    "/p/{slug}/exports/": {"GET": E(302, 404, 403, 200, 200), "POST": E(302, 404, 403, 302, 302, data=EXPORT_FORM)},
+    "/exports/{snapshot_id}/row/": {"GET": E(302, 404, 403, 200, 200), "POST": NO_POST},
+    "/exports/{snapshot_id}/files/{filename}": {"GET": E(302, 404, 403, 200, 200), "POST": NO_POST},
+    # --- score panel pages
+    "/scoring/traces/{trace_id}/scores/open/": {"GET": NO_GET, "POST": E(302, 404, 200, 200, 200)},
+    "/scoring/traces/{trace_id}/scores/": {"GET": PAGE_MEMBERS, "POST": NO_POST},
+    "/scoring/runs/{run_id}/retry/": {"GET": NO_GET, "POST": E(302, 404, 200, 200, 200)},
+    "/scoring/problems/{problem_id}/best-of-n/": {"GET": PAGE_MEMBERS, "POST": NO_POST},
+    # --- REST API: projects, traces, labels
+    "/api/projects/": {"GET": E(401, 200, 200, 200, 200)},  # everyone lists their own projects
+    "/api/projects/{slug}/": {"GET": API_MEMBERS},
+    "/api/projects/{slug}/traces/": {"GET": API_MEMBERS},
+    "/api/projects/{slug}/queue/next/": {"GET": API_MEMBERS},
+    "/api/traces/{trace_id}/": {"GET": API_MEMBERS},
+    "/api/traces/{trace_id}/annotation/": {"GET": API_MEMBERS},
+    "/api/traces/{trace_id}/annotations/": {"GET": API_MEMBERS},
+    "/api/traces/{trace_id}/steps/{index}/label/": {
+        "PUT": E(401, 404, 200, 200, 200, data={"value": -1}),
+        "PATCH": E(401, 404, 200, 200, 200, data={"note": "why"}),
+    },
+    "/api/traces/{trace_id}/first-error/": {"POST": E(401, 404, 200, 200, 200, data={"step_index": 1})},
+    "/api/traces/{trace_id}/all-correct/": {"POST": E(401, 404, 200, 200, 200)},
+    "/api/traces/{trace_id}/submit/": {"POST": E(401, 404, 200, 200, 200, data={"finish_reason": "give_up"})},
+    "/api/traces/{trace_id}/heartbeat/": {"POST": E(401, 404, 200, 200, 200, data={"seconds": 5})},
+    # Imports: outsiders 404, members below admin 403.
+    "/api/imports/": {"POST": E(401, 404, 403, 403, 201, data=_import_file, json=False)},
+    # --- REST API: exports
+    "/api/projects/{slug}/exports/": {
+        "GET": API_REVIEWERS,
+        "POST": E(401, 404, 403, 202, 202, data={"name": "walk", "format": "trl"}),
+    },
+    "/api/exports/{snapshot_id}/": {"GET": API_REVIEWERS},
+    "/api/exports/{snapshot_id}/files/{filename}": {"GET": API_REVIEWERS},
+    # --- REST API: scoring
+    # Everyone may list the scorers of their projects; only a site admin registers one.
+    "/api/scorers/": {
+        "GET": E(401, 200, 200, 200, 200),
+        "POST": E(401, 403, 403, 403, 403, data={"name": "walk", "backend": "tool"}),
+    },
+    "/api/traces/{trace_id}/scores/": {"GET": API_MEMBERS},
+    "/api/traces/{trace_id}/scores/enqueue/": {"POST": E(401, 404, 202, 202, 202)},
+    "/api/runs/{run_id}/retry/": {"POST": E(401, 404, 202, 202, 202)},
+    "/api/projects/{slug}/score/": {"POST": E(401, 404, 404, 404, 202, data={"scorer": "tool"})},
+    "/api/scores/import/": {"POST": E(401, 404, 404, 404, 201, data=_scores_file, json=False)},
+    "/api/problems/{problem_id}/best-of-n/": {"GET": E(401, 404, 200, 200, 200, data={"scorer": "tool"})},
+}
+# (Issue 4's review, adjudication and audit routes: append their rows above this line.)
+
+
+@dataclass
+class World:
+    project: Project
+    trace: Trace
+    users: dict[str, Any]
+    run: ScoreRun
+    snapshot: Any
+    filename: str
+
+
+def route_params(w: World) -> dict[str, Any]:
+    """A value for every URL parameter name the routes use (a new name needs an entry here)."""
+    return {
+        "slug": w.project.slug,
+        "trace_id": w.trace.pk,
+        "index": 0,
+        "run_id": w.run.pk,
+        "problem_id": w.trace.problem_id,
+        "snapshot_id": w.snapshot.pk,
+        "filename": w.filename,
+    }
+
+
+@pytest.fixture
+def world(tmp_path, settings) -> World:
+    cache.clear()  # login and API throttles start from zero
+    settings.VAR_DIR = tmp_path
+    outsider, annotator, reviewer, admin = (make_user(f"walk-{r}") for r in ROLES[1:])
+    project = make_project(
+        "alpha", members={annotator: "annotator", reviewer: "reviewer", admin: "admin"}
+    )
+    make_project("beta", members={outsider: "annotator"})
+    with open(REPO_ROOT / "data" / "processbench_sample.jsonl", "rb") as stream:
+        first = stream.readline()
+    imports.traces_import(
+        project=project, stream=io.BytesIO(first), filename="walk.jsonl", format="processbench"
+    )
+    trace = Trace.objects.get(project=project)
+    services.label_set(user=annotator, step=Step.objects.get(trace=trace, index=0), value=1)
+    scorer = scoring_services.scorer_create(name="tool", backend="tool", projects=[project])
+    run = ScoreRun.objects.create(
+        trace=trace, scorer=scorer, scorer_version=scorer.version, status=RunStatus.FAILED
+    )
+    snapshot = exports.export_snapshot_create(
+        project=project, user=admin, name="gold", format="trl", enqueue=False
+    )
+    snapshot = exports.export_snapshot_build(snapshot_id=snapshot.pk)
+    assert snapshot.status == "done", snapshot.error
+    return World(
+        project=project,
+        trace=trace,
+        users={"outsider": outsider, "annotator": annotator, "reviewer": reviewer, "admin": admin},
+        run=run,
+        snapshot=snapshot,
+        filename=snapshot.files[0]["name"],
+    )
+
+
+# --- enumerating routes ---------------------------------------------------------------------------
+
+_CONVERTER = re.compile(r"<(?:\w+:)?(\w+)>")
+
+
+def _walk(patterns: list[Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for entry in patterns:
+        if isinstance(entry, URLResolver):
+            yield from _walk(entry.url_patterns, prefix + str(entry.pattern))
+        elif isinstance(entry, URLPattern):
+            yield prefix + str(entry.pattern), entry
+
+
+def resolver_routes() -> dict[str, Any]:
+    """Every route of the URL resolver, as '/path/{param}/' (admin-site routes left out)."""
+    routes = {}
+    for route, entry in _walk(get_resolver().url_patterns):
+        path = "/" + _CONVERTER.sub(r"{\1}", route)
+        if path.startswith("/admin/"):
+            continue
+        routes[path] = entry
+    return routes
+
+
+def admin_routes() -> list[str]:
+    """The admin site's routes without regular expressions, as '/admin/...{param}/'."""
+    return [
+        "/" + _CONVERTER.sub(r"{\1}", route)
+        for route, _ in _walk(get_resolver().url_patterns)
+        if route.startswith("admin/") and "^" not in route and "(?P" not in route
+    ]
+
+
+def schema_operations() -> dict[str, set[str]]:
+    """Every path of the OpenAPI schema with its methods."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    methods = {"get", "post", "put", "patch", "delete"}
+    return {
+        path: {m.upper() for m in operations if m in methods}
+        for path, operations in schema["paths"].items()
+    }
+
+
+def is_api(path: str) -> bool:
+    return path.startswith("/api/") and path not in ("/api/schema/", "/api/docs/")
+
+
+# --- the tests ------------------------------------------------------------------------------------
+
+
+def coverage_problems(table: dict[str, dict[str, E]]) -> list[str]:
+    """What the table misses (or has in excess) against the resolver and the schema."""
+    routes = resolver_routes()
+    schema = schema_operations()
+    problems = []
+    for path in sorted(set(routes) | set(schema)):
+        rows = table.get(path)
+        if rows is None:
+            problems.append(f"{path}: no row in EXPECTATIONS (tests/test_permission_walk.py)")
+            continue
+        wanted = schema.get(path) if is_api(path) else {"GET", "POST"}
+        if wanted is None:
+            problems.append(f"{path}: an API route the OpenAPI schema does not list")
+            continue
+        if set(rows) != wanted:
+            problems.append(f"{path}: EXPECTATIONS has {sorted(rows)}, the route has {sorted(wanted)}")
+    for path in sorted(set(table) - set(routes)):
+        problems.append(f"{path}: in EXPECTATIONS but no such route (removed? renamed?)")
+    return problems
+
+
+def test_every_route_has_an_expectation() -> None:
+    problems = coverage_problems(EXPECTATIONS)
+    assert not problems, "\n".join(problems)
+    assert len(resolver_routes()) >= 40  # the walk really found the routes
+
+
+def test_a_route_without_a_row_is_named() -> None:
+    table = dict(EXPECTATIONS)
+    del table["/api/traces/{trace_id}/submit/"]
+    table["/api/scorers/"] = {"GET": API_MEMBERS}  # the schema also lists POST
+    assert coverage_problems(table) == [
+        "/api/scorers/: EXPECTATIONS has ['GET'], the route has ['GET', 'POST']",
+        "/api/traces/{trace_id}/submit/: no row in EXPECTATIONS (tests/test_permission_walk.py)",
+    ]
+
+
+def _client(role: str, users: dict[str, Any], *, api: bool) -> Client:
+    client: Client = APIClient() if api else Client()
+    if role != "anon":
+        client.force_login(users[role])
+    return client
+
+
+def _request(client: Client, method: str, url: str, expect: E, w: World, *, api: bool) -> Any:
+    data = expect.data(w) if callable(expect.data) else expect.data
+    kwargs: dict[str, Any] = {"headers": expect.headers}
+    if method != "GET" and api and expect.json:
+        kwargs["format"] = "json"
+    if data:  # files travel with a name, as a browser sends them
+        data = {k: _named("walk.jsonl", v.read()) if hasattr(v, "read") else v for k, v in data.items()}
+    return getattr(client, method.lower())(url, data or {}, **kwargs)
+
+
+def _url(path: str, w: World) -> str:
+    params = route_params(w)
+    missing = set(re.findall(r"{(\w+)}", path)) - set(params)
+    assert not missing, f"{path}: add {sorted(missing)} to route_params()"
+    return path.format(**params)
+
+
+@pytest.mark.parametrize(
+    ("path", "method"),
+    [(path, method) for path, rows in EXPECTATIONS.items() for method in rows],
+)
+def test_route_answers_each_visitor_as_expected(world: World, path: str, method: str) -> None:
+    expect = EXPECTATIONS[path][method]
+    url = _url(path, world)
+    api = is_api(path)
+    got = {}
+    for role in ROLES:
+        cache.clear()
+        with transaction.atomic():
+            response = _request(
+                _client(role, world.users, api=api), method, url, expect, world, api=api
+            )
+            got[role] = response.status_code
+            if response.status_code >= 500:
+                pytest.fail(f"{method} {url} as {role}: server error {response.status_code}")
+            if role == "anon" and response.status_code == 302:
+                # Anonymous visitors are sent to the login page, never into the app.
+                assert response["Location"].startswith("/accounts/login/"), response["Location"]
+            transaction.set_rollback(True)
+    wanted = {role: expect.status(role) for role in ROLES}
+    assert got == wanted, f"{method} {path}"
+
+
+@pytest.mark.parametrize("role", ROLES[1:])
+def test_admin_site_sends_every_non_staff_member_to_its_login(world: World, role: str) -> None:
+    client = _client(role, world.users, api=False)
+    params = {"object_id": 1, "content_type_id": 1, "app_label": "annotate"}
+    checked = 0
+    for path in admin_routes():
+        names = set(re.findall(r"{(\w+)}", path))
+        if path in ("/admin/login/", "/admin/logout/") or names - set(params):
+            continue
+        url = path.format(**params)
+        response = client.get(url)
+        assert response.status_code == 302, (url, response.status_code)
+        assert response["Location"].startswith("/admin/login/"), (url, response["Location"])
+        checked += 1
+    assert checked >= 20
+
+
+def test_a_superuser_reaches_the_admin_site(world: World) -> None:
+    boss = make_user("walk-boss", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(boss)
+    assert client.get("/admin/").status_code == 200
+    assert client.get("/admin/annotate/project/").status_code == 200

@@ -8,6 +8,16 @@ PG_TEST_URL=${PG_TEST_URL:-postgres://postgres@127.0.0.1:5432/steplens}
 echo "== lint"
 .venv/bin/ruff check .
 
+echo "== docker-compose.yml (the production shape) is valid"
+if command -v docker-compose >/dev/null 2>&1; then
+  SECRET_KEY=ci POSTGRES_PASSWORD=ci docker-compose -f docker-compose.yml config -q
+elif [ "${REQUIRE_POSTGRES:-0}" = 1 ]; then
+  echo "docker-compose is not installed (CI installs it in .ci/run): failing." >&2
+  exit 1
+else
+  echo "WARNING: docker-compose is not installed; docker-compose.yml was not validated." >&2
+fi
+
 echo "== tests on SQLite (all, browser tests included)"
 env -u DATABASE_URL $PY -m pytest -p no:cacheprovider "$@"
 

@@ -191,6 +191,11 @@ def route_params(w: World) -> dict[str, Any]:
 
 @pytest.fixture
 def world(tmp_path, settings) -> World:
+    return build_world(tmp_path, settings)
+
+
+def build_world(tmp_path, settings) -> World:  # type: ignore[no-untyped-def]
+    """Project "alpha" with one real ProcessBench trace, its members, a failed run, an export."""
     cache.clear()  # login and API throttles start from zero
     settings.VAR_DIR = tmp_path
     outsider, annotator, reviewer, admin = (make_user(f"walk-{r}") for r in ROLES[1:])

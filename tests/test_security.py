@@ -1,0 +1,297 @@
+"""Security of a production install: settings, secrets, CSRF on every write, login throttling, upload limits."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+from django.core.cache import cache
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from rest_framework.test import APIClient
+
+from annotate.models import StepLabel, Trace
+from tests.conftest import REPO_ROOT
+from tests.factories import make_project, make_user
+from tests.test_permission_walk import EXPECTATIONS, World, _url, build_world, is_api
+
+PASSWORD = "pw-for-tests-1"
+
+
+def _production_env(tmp_path, **extra: str) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO", "SECRET", "DATABASE", "SECURE", "STEPLENS", "CELERY"))
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        DJANGO_DEBUG="0",
+        ALLOWED_HOSTS="steplens.example.org",
+        STEPLENS_VAR_DIR=str(tmp_path),
+    )
+    env.update(extra)
+    return env
+
+
+def _manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+# --- settings and secrets -------------------------------------------------------------------------
+
+
+def test_check_deploy_is_clean_with_production_settings(tmp_path):
+    result = _manage(_production_env(tmp_path), "check", "--deploy", "--fail-level", "WARNING")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_refuses_to_start_without_a_secret_key(tmp_path):
+    env = _production_env(tmp_path)
+    del env["SECRET_KEY"]
+    result = _manage(env, "check")
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set in the environment" in result.stderr
+    assert not (tmp_path / "secret_key").exists()  # no key is made up for production
+
+
+def _settings_variables() -> set[str]:
+    text = (REPO_ROOT / "config" / "settings.py").read_text()
+    return set(re.findall(r'(?:os\.environ\.get|_env_bool|_env_list)\(\s*"([A-Z0-9_]+)"', text))
+
+
+def test_env_example_documents_every_variable_settings_read():
+    names = _settings_variables()
+    assert {"SECRET_KEY", "DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL"} <= names
+    example = (REPO_ROOT / ".env.example").read_text()
+    documented = set(re.findall(r"^#?\s*([A-Z0-9_]+)=", example, flags=re.M))
+    documented |= set(re.findall(r"\b([A-Z0-9_]+)=", example))
+    assert not names - documented, f"not in .env.example: {sorted(names - documented)}"
+
+
+def test_no_secret_is_written_in_the_repository():
+    example = (REPO_ROOT / ".env.example").read_text()
+    assert re.search(r"^SECRET_KEY=$", example, flags=re.M)
+    assert re.search(r"^POSTGRES_PASSWORD=$", example, flags=re.M)
+    compose = (REPO_ROOT / "docker-compose.yml").read_text()
+    assert "SECRET_KEY: ${SECRET_KEY:-}" in compose
+    settings_text = (REPO_ROOT / "config" / "settings.py").read_text()
+    assert not re.search(r"SECRET_KEY\s*=\s*['\"]", settings_text)
+    assert ".env" in (REPO_ROOT / ".gitignore").read_text().split()
+
+
+@pytest.fixture
+def compose() -> dict:
+    if shutil.which("docker-compose") is None:
+        pytest.skip("docker-compose is not installed (apt-get install docker-compose)")
+    result = subprocess.run(
+        ["docker-compose", "-f", "docker-compose.yml", "config"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "SECRET_KEY": "x", "POSTGRES_PASSWORD": "y"},
+    )
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+def test_compose_runs_the_production_shape(compose):
+    services = compose["services"]
+    assert {"web", "worker-gpu", "worker-cpu", "redis", "postgres", "migrate"} <= set(services)
+    assert "gunicorn" in services["web"]["command"]
+    gpu = services["worker-gpu"]
+    assert "interactive,bulk" in gpu["command"]
+    devices = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["capabilities"] == ["gpu"]
+    assert "--appendonly" in services["redis"]["command"]
+    assert any("/var/lib/postgresql/data" in v for v in map(str, services["postgres"]["volumes"]))
+    for name in ("web", "worker-gpu", "worker-cpu"):
+        assert services[name]["depends_on"]["migrate"]["condition"] == (
+            "service_completed_successfully"
+        )
+        assert services[name]["environment"]["DJANGO_DEBUG"] == "0"
+    for name in ("web", "worker-gpu", "worker-cpu", "redis", "postgres"):
+        assert "healthcheck" in services[name], name
+    assert "migrate" in services["migrate"]["command"]
+
+
+@pytest.fixture
+def world(tmp_path, settings) -> World:
+    return build_world(tmp_path, settings)
+
+
+# --- CSRF -----------------------------------------------------------------------------------------
+
+WRITES = [
+    (path, method)
+    for path, rows in EXPECTATIONS.items()
+    for method in rows
+    if method != "GET" and path != "/api/auth/token/"  # a password exchange: no session, no cookie
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("path", "method"), WRITES)
+def test_every_write_needs_the_csrf_token(world: World, path: str, method: str):
+    """A page or a session-authenticated API call without the CSRF token is refused, and changes nothing."""
+    cache.clear()
+    api = is_api(path)
+    client = (APIClient if api else Client)(enforce_csrf_checks=True)
+    client.force_login(world.users["admin"])
+    labels_before = list(StepLabel.objects.values_list("pk", "value", "note"))
+    response = getattr(client, method.lower())(_url(path, world), {})
+    assert response.status_code == 403, (method, path, response.status_code)
+    assert list(StepLabel.objects.values_list("pk", "value", "note")) == labels_before
+
+
+@pytest.mark.django_db
+def test_a_write_with_the_csrf_token_goes_through(world: World):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(world.users["annotator"])
+    client.get(f"/t/{world.trace.pk}/")
+    token = client.cookies["csrftoken"].value
+    response = client.post(
+        f"/t/{world.trace.pk}/steps/1/label/", {"value": "-1"}, headers={"X-CSRFToken": token}
+    )
+    assert response.status_code == 302
+    assert StepLabel.objects.get(step__index=1).value == -1
+
+
+# --- login throttling -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def _log_in(client: Client, username: str, password: str):
+    return client.post("/accounts/login/", {"username": username, "password": password})
+
+
+@pytest.mark.django_db
+def test_five_wrong_passwords_lock_the_account_with_a_clear_message(fresh_cache):
+    make_user("alice", password=PASSWORD)
+    make_user("bob", password=PASSWORD)
+    client = Client()
+    for _ in range(5):
+        assert _log_in(client, "alice", "guess").status_code == 200  # the form, with its error
+    locked = _log_in(client, "alice", PASSWORD)  # the right password, too late
+    assert locked.status_code == 429
+    assert "Too many failed log-ins" in locked.content.decode()
+    assert int(locked["Retry-After"]) == 900
+    assert "_auth_user_id" not in client.session
+    # The lock is on alice (and this address is far from its own limit): bob logs in.
+    assert _log_in(Client(), "bob", PASSWORD).status_code == 302
+    # The API's token exchange is locked too, with the same message.
+    api = APIClient().post("/api/auth/token/", {"username": "alice", "password": PASSWORD}, format="json")
+    assert api.status_code == 429
+    assert "Too many failed log-ins" in api.json()["detail"]
+    # When the window has passed (the cache entry expired), alice is back.
+    cache.clear()
+    assert _log_in(Client(), "alice", PASSWORD).status_code == 302
+
+
+@pytest.mark.django_db
+def test_a_successful_log_in_resets_the_count(fresh_cache):
+    make_user("carol", password=PASSWORD)
+    for _ in range(4):
+        _log_in(Client(), "carol", "guess")
+    assert _log_in(Client(), "carol", PASSWORD).status_code == 302
+    for _ in range(4):
+        _log_in(Client(), "carol", "guess")
+    assert _log_in(Client(), "carol", PASSWORD).status_code == 302
+
+
+@pytest.mark.django_db
+def test_token_guessing_through_the_api_locks_too(fresh_cache):
+    make_user("dave", password=PASSWORD)
+    api = APIClient()
+    for _ in range(5):
+        wrong = api.post("/api/auth/token/", {"username": "dave", "password": "x"}, format="json")
+        assert wrong.status_code == 400
+    assert api.post("/api/auth/token/", {"username": "dave", "password": PASSWORD}).status_code == 429
+
+
+@pytest.mark.django_db
+def test_one_address_trying_many_usernames_is_locked(fresh_cache, settings):
+    settings.LOGIN_FAILURES_PER_IP = 3
+    make_user("erin", password=PASSWORD)
+    attacker = Client(REMOTE_ADDR="203.0.113.9")
+    for name in ("u1", "u2", "u3"):
+        attacker.post("/accounts/login/", {"username": name, "password": "x"})
+    assert attacker.post("/accounts/login/", {"username": "erin", "password": PASSWORD}).status_code == 429
+    elsewhere = Client(REMOTE_ADDR="198.51.100.7")
+    assert elsewhere.post("/accounts/login/", {"username": "erin", "password": PASSWORD}).status_code == 302
+
+
+# --- upload limits and headers --------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_an_oversized_import_is_refused_with_a_clear_error(settings, repo_root):
+    settings.IMPORT_MAX_BYTES = 2000
+    admin = make_user()
+    project = make_project("big", members={admin: "admin"})
+    content = (repo_root / "data" / "processbench_sample.jsonl").read_bytes()[:5000]
+    api = APIClient()
+    api.force_login(admin)
+    response = api.post(
+        "/api/imports/",
+        {"project": "big", "format": "processbench", "file": SimpleUploadedFile("pb.jsonl", content)},
+        format="multipart",
+    )
+    assert response.status_code == 413
+    assert "imports are limited to" in response.json()["detail"]
+    page = Client()
+    page.force_login(admin)
+    response = page.post(
+        "/import/",
+        {"project": "big", "format": "processbench", "file": SimpleUploadedFile("pb.jsonl", content)},
+    )
+    assert response.status_code == 400
+    assert "the largest import is" in response.content.decode()
+    assert not Trace.objects.filter(project=project).exists()
+
+
+@pytest.mark.django_db
+def test_an_oversized_form_body_is_a_400_not_a_server_error(settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    user = make_user()
+    project = make_project(members={user: "annotator"})
+    from tests.factories import make_trace
+
+    trace = make_trace(project)
+    client = Client(raise_request_exception=False)
+    client.force_login(user)
+    response = client.post(f"/t/{trace.pk}/steps/0/label/", {"note": "x" * 20_000})
+    assert response.status_code == 400
+    assert not StepLabel.objects.exists()
+
+
+@pytest.mark.django_db
+def test_pages_forbid_framing_and_sniffing():
+    user = make_user()
+    client = Client()
+    client.force_login(user)
+    response = client.get("/")
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff"

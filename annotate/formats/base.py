@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -127,17 +128,29 @@ def _loads(raw: bytes, line_no: int) -> Any:
         raise FormatError(f"not UTF-8 text ({err.reason})", line=line_no) from None
     except json.JSONDecodeError as err:
         raise FormatError(_json_error(err, err.colno), line=line_no) from None
-    if b"\\u0000" in raw:  # rare: only then walk the record
+    if b"\\u0000" in raw or _SURROGATE_ESCAPE.search(raw):  # rare: only then walk the record
         _refuse_nul(value, "", line_no)
     return value
 
 
+# A \uD800-\uDFFF escape: JSON allows it alone, but a lone surrogate is not text (UTF-8 cannot
+# encode it, so the database would fail on it mid-import).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _refuse_nul(value: Any, path: str, line_no: int) -> None:
-    """A NUL character cannot be stored (PostgreSQL text and jsonb refuse it): say where it is."""
+    """A NUL character or a lone surrogate cannot be stored (PostgreSQL refuses them): say where."""
     if isinstance(value, str):
         if "\x00" in value:
             raise FormatError(
                 "contains a NUL character (\\u0000), which cannot be stored",
+                field=path or None,
+                line=line_no,
+            )
+        if _LONE_SURROGATE.search(value):
+            raise FormatError(
+                "contains a lone surrogate escape (\\ud800-\\udfff), which is not text",
                 field=path or None,
                 line=line_no,
             )
@@ -183,7 +196,7 @@ def _iter_array(data: bytes, first_line_no: int) -> Iterator[tuple[int, Any]]:
                 value, end = decoder.raw_decode(text, pos)
             except json.JSONDecodeError as err:
                 raise fail(err) from None
-            if "\\u0000" in text[pos:end]:
+            if "\\u0000" in text[pos:end] or _SURROGATE_ESCAPE.search(text[pos:end].encode()):
                 _refuse_nul(value, "", line)
             yield line, value
             pos = skip(end)

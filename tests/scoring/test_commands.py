@@ -1,0 +1,91 @@
+"""The batch commands of the model side: add_scorer, score (--sync), import_scores."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from annotate import imports
+from scoring.models import RunStatus, Scorer, ScoreRun, StepScore
+from tests.factories import make_project
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def project(repo_root):
+    project = make_project("pb")
+    with open(repo_root / "data" / "processbench_sample.jsonl", "rb") as stream:
+        imports.traces_import(
+            project=project,
+            stream=stream,
+            filename="processbench_sample.jsonl",
+            format="processbench",
+        )
+    return project
+
+
+def test_add_scorer_registers_then_a_change_bumps_the_version(project, capsys):
+    call_command("add_scorer", "tool", "--backend", "tool", "--project", "pb")
+    scorer = Scorer.objects.get(name="tool")
+    assert (scorer.version, list(scorer.projects.values_list("slug", flat=True))) == (1, ["pb"])
+    call_command("add_scorer", "tool", "--backend", "tool", "--params", '{"pass_score": 0.8}')
+    scorer.refresh_from_db()
+    assert (scorer.version, scorer.params) == (2, {"pass_score": 0.8})
+    with pytest.raises(CommandError, match="not valid JSON"):
+        call_command("add_scorer", "x", "--backend", "tool", "--params", "{oops")
+    with pytest.raises(CommandError, match="No project 'nope'"):
+        call_command("add_scorer", "y", "--backend", "tool", "--project", "nope")
+
+
+def test_score_sync_scores_every_trace_once(project, capsys):
+    call_command("add_scorer", "tool", "--backend", "tool", "--project", "pb")
+    call_command("score", "--project", "pb", "--scorer", "tool", "--sync")
+    out = capsys.readouterr()
+    assert "tool: 80 traces scored, 0 failed." in out.out
+    assert "80/80" in out.err  # the progress bar
+    steps = sum(t.steps.count() for t in project.traces.all())
+    assert StepScore.objects.count() == steps == 581
+    # again: nothing to do, nothing duplicated
+    call_command("score", "--project", "pb", "--scorer", "tool", "--sync")
+    assert StepScore.objects.count() == 581
+    assert not ScoreRun.objects.exclude(status=RunStatus.DONE).exists()
+    # the tool scorer catches the real arithmetic slip at gsm8k-74's labelled first wrong step
+    # ("2 + 48 + 3150 + 1300 = 3500")
+    wrong = project.traces.get(external_id="gsm8k-74").steps.get(gold__value=-1)
+    assert StepScore.objects.get(step=wrong).score < 0.5
+
+
+def test_score_without_a_worker_times_out_clearly(project):
+    call_command("add_scorer", "tool", "--backend", "tool", "--project", "pb")
+    from config.celery import app
+
+    app.conf.task_always_eager = False
+    try:
+        with pytest.raises(CommandError, match="is a worker running"):
+            call_command("score", "--project", "pb", "--scorer", "tool", "--timeout", "0.5")
+    finally:
+        app.conf.task_always_eager = True
+    assert ScoreRun.objects.filter(status=RunStatus.QUEUED).count() == 80
+
+
+def test_import_scores_command(project, tmp_path, capsys):
+    call_command("add_scorer", "ext", "--backend", "remote", "--project", "pb")
+    traces = list(project.traces.order_by("id")[:2])
+    path = tmp_path / "scores.jsonl"
+    path.write_text(
+        "\n".join(
+            json.dumps({"trace_id": t.external_id, "scores": [0.5] * t.steps.count()})
+            for t in traces
+        )
+    )
+    call_command("import_scores", str(path), "--scorer", "ext", "--project", "pb")
+    assert "2 runs" in capsys.readouterr().out
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"trace_id": traces[0].external_id, "scores": [2.0]}))
+    with pytest.raises(
+        CommandError, match=r"bad.jsonl, line 1, field 'scores'.*nothing was imported"
+    ):
+        call_command("import_scores", str(bad), "--scorer", "ext", "--project", "pb")

@@ -35,4 +35,5 @@ urlpatterns = [
     path("traces/<int:trace_id>/heartbeat/", api.HeartbeatApi.as_view(), name="heartbeat"),
     path("imports/", api.ImportApi.as_view(), name="import"),
     path("", include("annotate.export_api_urls")),
+    path("", include("annotate.review_api_urls")),
 ]

@@ -444,3 +444,165 @@ def annotation_revealed(*, user: UserLike, trace: Trace) -> bool:
     return Annotation.objects.filter(
         trace=trace, annotator_id=user.pk, revealed_at__isnull=False
     ).exists()
+
+
+# --- Review: the adjudication queue and page, agreement (reviewers only) -------------------------
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """A step that submitted annotators labelled differently."""
+
+    trace_id: int
+    external_id: str
+    step_index: int
+    values: list[int]
+    gold: int | None
+    gold_source: str
+
+    @property
+    def spread(self) -> int:
+        return max(self.values) - min(self.values)
+
+
+def disagreement_list(
+    *, project: Project, include_resolved: bool = False, limit: int = 200
+) -> list[Disagreement]:
+    """Steps where submitted annotations disagree, the widest splits (-1 against +1) first.
+
+    Resolved ones (an adjudicated gold label exists) are left out unless asked for. The caller
+    has checked that the user reviews `project` (project_get_for_user(min_role=REVIEWER)).
+    """
+    from django.db.models import Max, Min
+
+    rows = (
+        StepLabel.objects.filter(
+            annotation__trace__project=project,
+            annotation__status=AnnotationStatus.SUBMITTED,
+            value__isnull=False,
+        )
+        .values("step_id")
+        .annotate(kinds=Count("value", distinct=True), lo=Min("value"), hi=Max("value"))
+        .filter(kinds__gt=1)
+    )
+    if not include_resolved:
+        rows = rows.exclude(step__gold__source="adjudicated")
+    rows = rows.order_by(F("lo") - F("hi"), "step__trace_id", "step__index")[:limit]
+    step_ids = [row["step_id"] for row in rows]
+    values: dict[int, list[int]] = {}
+    for step_id, value in StepLabel.objects.filter(
+        step_id__in=step_ids,
+        annotation__status=AnnotationStatus.SUBMITTED,
+        value__isnull=False,
+    ).values_list("step_id", "value"):
+        values.setdefault(step_id, []).append(value)
+    steps = Step.objects.select_related("trace", "gold").in_bulk(step_ids)
+    out = []
+    for step_id in step_ids:
+        step = steps[step_id]
+        gold = getattr(step, "gold", None)
+        out.append(
+            Disagreement(
+                trace_id=step.trace_id,
+                external_id=step.trace.external_id,
+                step_index=step.index,
+                values=sorted(values.get(step_id, [])),
+                gold=gold.value if gold else None,
+                gold_source=gold.source if gold else "",
+            )
+        )
+    return out
+
+
+@dataclass
+class AdjudicationLabel:
+    annotator: str
+    status: str
+    value: int | None
+    blind_value: int | None
+    flagged: bool
+    note: str
+    updated_at: object
+    active_seconds: float
+
+
+@dataclass
+class AdjudicationStep:
+    step: Step
+    labels: list[AdjudicationLabel]
+    gold: GoldLabel | None
+    history: list[object]
+    scores: list[tuple[object, object]]  # (scorer, StepScore | None)
+
+    @property
+    def disagree(self) -> bool:
+        rated = {lab.value for lab in self.labels if lab.value is not None and lab.status == "submitted"}
+        return len(rated) > 1
+
+
+@dataclass
+class Adjudication:
+    trace: Trace
+    project: Project
+    annotations: list[Annotation]
+    steps: list[AdjudicationStep]
+    scorers: list[object]
+
+
+def adjudication_for_user(*, user: UserLike, trace_id: int) -> Adjudication:
+    """Everything a reviewer settles a trace with: each annotator's label, note and time per
+    step, the PRM scores (and generative critiques), the gold label and its change log."""
+    from scoring import selectors as scoring_selectors  # scoring builds on annotate
+
+    from .models import GoldLabelChange
+
+    trace = trace_get_for_user(user=user, trace_id=trace_id, min_role=Role.REVIEWER)
+    annotations = list(
+        Annotation.objects.filter(trace=trace).select_related("annotator").order_by("started_at")
+    )
+    labels: dict[int, list[AdjudicationLabel]] = {}
+    for label in StepLabel.objects.filter(annotation__trace=trace).select_related(
+        "annotation__annotator"
+    ).order_by("annotation__started_at", "pk"):
+        annotation = label.annotation
+        labels.setdefault(label.step_id, []).append(
+            AdjudicationLabel(
+                annotator=annotation.annotator.get_username(),
+                status=annotation.status,
+                value=label.value,
+                blind_value=label.blind_value,
+                flagged=label.flagged,
+                note=label.note,
+                updated_at=label.updated_at,
+                active_seconds=annotation.active_seconds,
+            )
+        )
+    history: dict[int, list[object]] = {}
+    for change in GoldLabelChange.objects.filter(step__trace=trace).select_related("changed_by"):
+        history.setdefault(change.step_id, []).append(change)
+    scores = scoring_selectors.trace_scores(user=user, trace_id=trace.pk)
+    steps = [
+        AdjudicationStep(
+            step=step,
+            labels=labels.get(step.pk, []),
+            gold=getattr(step, "gold", None),
+            history=history.get(step.pk, []),
+            scores=[(panel.scorer, panel.scores.get(step.pk)) for panel in scores.panels],
+        )
+        for step in trace.steps.select_related("gold").order_by("index")
+    ]
+    return Adjudication(
+        trace=trace,
+        project=trace.project,
+        annotations=annotations,
+        steps=steps,
+        scorers=[panel.scorer for panel in scores.panels],
+    )
+
+
+def agreement_for_user(*, user: UserLike, slug: str) -> tuple[Project, object]:
+    """The project's agreement report (agreement.ProjectAgreement), for its reviewers only."""
+    from . import agreement
+
+    project = project_get_for_user(user=user, slug=slug, min_role=Role.REVIEWER)
+    return project, agreement.project_agreement(project=project)

@@ -14,6 +14,9 @@ from .models import (
     Annotation,
     AnnotationStatus,
     FinishReason,
+    GoldLabel,
+    GoldLabelChange,
+    GoldSource,
     LabelScheme,
     Membership,
     Project,
@@ -201,6 +204,10 @@ def annotation_submit(
         annotation.save(
             update_fields=["finish_reason", "status", "submitted_at", "revealed_at", "updated_at"]
         )
+        if not annotation.imported:
+            from . import queues  # the queue reads scores: imported here, not at module load
+
+            queues.assignment_on_submit(user=user, trace=trace)
     return annotation
 
 
@@ -213,6 +220,9 @@ def annotation_add_active_time(
     Annotation.objects.filter(pk=annotation.pk).update(
         active_seconds=F("active_seconds") + seconds, updated_at=timezone.now()
     )
+    from . import queues
+
+    queues.lease_renew(user=user, trace=trace)  # still at work: the lease runs on
     annotation.refresh_from_db()
     return annotation
 
@@ -223,3 +233,49 @@ def auth_token_get_or_create(*, user: AbstractBaseUser) -> str:
 
     token, _ = Token.objects.get_or_create(user=user)
     return token.key
+
+
+# --- adjudication (gold labels) ------------------------------------------------------------------
+
+
+def gold_set(
+    *, user: AbstractBaseUser, step: Step, value: int | None, rationale: str
+) -> GoldLabel | None:
+    """A reviewer's gold label for a step (None clears it), with the reason; every change is
+    written to the audit log (GoldLabelChange) with the value and source it replaced."""
+    rationale = rationale.strip()
+    if value is not None and value not in (-1, 0, 1):
+        raise ValidationError({"value": f"{value!r} is not a gold label (-1, 0 or +1)."})
+    if not rationale:
+        raise ValidationError({"rationale": "Say why: a gold label needs a rationale."})
+    with transaction.atomic():
+        # Lock the step: two reviewers saving at once are logged one after the other.
+        Step.objects.select_for_update().filter(pk=step.pk).first()
+        current = GoldLabel.objects.filter(step=step).first()
+        old_value = current.value if current else None
+        old_source = current.source if current else ""
+        gold: GoldLabel | None
+        if value is None:
+            if current is not None:
+                current.delete()
+            gold = None
+        else:
+            gold, _ = GoldLabel.objects.update_or_create(
+                step=step,
+                defaults={
+                    "value": value,
+                    "source": GoldSource.ADJUDICATED,
+                    "set_by": user,
+                    "rationale": rationale,
+                },
+            )
+        GoldLabelChange.objects.create(
+            step=step,
+            old_value=old_value,
+            new_value=value,
+            old_source=old_source,
+            new_source=GoldSource.ADJUDICATED if value is not None else "",
+            changed_by=user,
+            rationale=rationale,
+        )
+    return gold

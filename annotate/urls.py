@@ -23,4 +23,5 @@ urlpatterns = [
     path("t/<int:trace_id>/submit/", views.trace_submit, name="submit"),
     path("t/<int:trace_id>/heartbeat/", views.trace_heartbeat, name="heartbeat"),
     path("", include("annotate.export_urls")),
+    path("", include("annotate.review_urls")),
 ]

@@ -15,10 +15,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
-from . import selectors, services
+from . import queues, selectors, services
 from .forms import HeartbeatForm, ImportForm, StepLabelForm, SubmitForm
 from .imports import ImportFileError, project_for_import, traces_import
-from .models import FinishReason, LabelScheme, Role, StepPart
+from .models import FinishReason, LabelScheme, QueueStrategy, Role, SkipReason, StepPart
 
 
 class AuthedRequest(HttpRequest):
@@ -64,9 +64,16 @@ def queue(request: AuthedRequest, slug: str) -> HttpResponse:
         {
             "project": project,
             "progress": selectors.queue_progress_fast(user=request.user, project=project),
-            "upcoming": selectors.queue_upcoming(user=request.user, project=project, limit=30),
+            "upcoming": queues.queue_preview(user=request.user, project=project, limit=30),
             "submitted": selectors.queue_submitted(user=request.user, project=project),
             "can_import": selectors.role_at_least(role, Role.ADMIN),
+            "can_review": selectors.role_at_least(role, Role.REVIEWER),
+            "queue_settings": queues.queue_settings_get(project=project),
+            "strategies": [
+                (value, label, queues.STRATEGY_HELP[value])
+                for value, label in QueueStrategy.choices
+            ],
+            "skip_reasons": SkipReason.choices,
         },
     )
 
@@ -74,16 +81,15 @@ def queue(request: AuthedRequest, slug: str) -> HttpResponse:
 @login_required
 @require_GET
 def queue_next(request: AuthedRequest, slug: str) -> HttpResponse:
-    """Open the annotator's next trace (the one they started, else the next new one)."""
+    """Open the annotator's next trace (one they hold or started, else the queue's best)."""
     project = selectors.project_get_for_user(user=request.user, slug=slug)
     after = request.GET.get("after")
-    upcoming = selectors.queue_upcoming(
+    # Through the queue: a held or started trace, else a lease on the best open one (annotate.queues).
+    trace = queues.lease_next(
         user=request.user,
         project=project,
-        limit=1,
         after_trace_id=int(after) if after and after.isdigit() else None,
     )
-    trace = upcoming[0] if upcoming else None
     if trace is None:
         messages.success(request, "Your queue is empty: every trace assigned to you is done.")
         return redirect("annotate:queue", slug=project.slug)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
 from . import api
 
@@ -16,6 +16,12 @@ urlpatterns = [
     ),
     path("runs/<int:run_id>/retry/", api.RunRetryApi.as_view(), name="api-run-retry"),
     path("projects/<slug:slug>/score/", api.ProjectBackfillApi.as_view(), name="api-project-score"),
+    path(
+        "projects/<slug:slug>/scorers/",
+        api.ProjectScorersApi.as_view(),
+        name="api-project-scorers",
+    ),
     path("scores/import/", api.ScoresImportApi.as_view(), name="api-scores-import"),
     path("problems/<int:problem_id>/best-of-n/", api.BestOfNApi.as_view(), name="api-best-of-n"),
+    path("", include("scoring.audit_api_urls")),
 ]

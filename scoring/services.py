@@ -74,8 +74,11 @@ def scorer_update(
     return scorer
 
 
-def scorer_set_projects(*, scorer: Scorer, projects: Iterable[Project]) -> None:
-    scorer.projects.set(list(projects))
+def project_scorers_set(*, project: Project, scorers: Iterable[Scorer]) -> list[Scorer]:
+    """Choose which scorers score this project (the others stop being shown and enqueued)."""
+    chosen = list(scorers)
+    project.scorers.set(chosen)
+    return chosen
 
 
 def _enqueue_tasks(*, run_ids_by_scorer: dict[int, list[int]], queue: str) -> None:
@@ -240,6 +243,9 @@ def score_run_complete(*, result: RunResult) -> ScoreRun:
         run.finished_at = timezone.now()
         run.duration_ms = result.duration_ms
         run.save()
+        from annotate import queues  # new scores change what labelling this trace is worth
+
+        queues.priorities_refresh_on_commit(project=run.trace.project, trace_ids=[run.trace_id])
     return run
 
 

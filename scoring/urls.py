@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
@@ -12,4 +12,6 @@ urlpatterns = [
     path("traces/<int:trace_id>/scores/", views.trace_scores_panel, name="panel"),
     path("runs/<int:run_id>/retry/", views.score_run_retry, name="retry"),
     path("problems/<int:problem_id>/best-of-n/", views.problem_best_of_n, name="best_of_n"),
+    path("p/<slug:slug>/scorers/", views.project_scorers, name="project_scorers"),
+    path("", include("scoring.audit_urls")),
 ]

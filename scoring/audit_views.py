@@ -1,0 +1,202 @@
+"""PRM audit pages (reviewers): a scorer's metrics against gold with plots, and the audit queue of
+its worst disagreements, each opening the trace. Plots are inline SVG drawn here from numbers
+only (no text from the data goes into them unescaped)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+from django.views.decorators.http import require_GET
+
+from . import audit
+from .selectors import scorers_for_project
+
+W, H, PAD = 320, 240, 36
+
+
+def _x(v: float) -> float:
+    return PAD + v * (W - PAD - 10)
+
+
+def _y(v: float) -> float:
+    return H - PAD - v * (H - PAD - 10)
+
+
+def _frame(title: str, x_label: str, y_label: str) -> list[str]:
+    parts = [
+        f'<svg viewBox="0 0 {W} {H}" role="img" aria-label="{escape(title)}" '
+        'xmlns="http://www.w3.org/2000/svg" font-size="10" font-family="sans-serif">',
+        f"<title>{escape(title)}</title>",
+        f'<rect x="{PAD}" y="10" width="{W - PAD - 10}" height="{H - PAD - 10}" fill="#fafbfc" '
+        'stroke="#c9ced6"/>',
+    ]
+    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+        parts.append(
+            f'<text x="{_x(tick):.1f}" y="{H - PAD + 12}" text-anchor="middle">{tick:g}</text>'
+        )
+        parts.append(
+            f'<text x="{PAD - 4}" y="{_y(tick) + 3:.1f}" text-anchor="end">{tick:g}</text>'
+        )
+        parts.append(
+            f'<line x1="{PAD}" x2="{W - 10}" y1="{_y(tick):.1f}" y2="{_y(tick):.1f}" '
+            'stroke="#e3e6ea"/>'
+        )
+    parts.append(
+        f'<text x="{(PAD + W - 10) / 2}" y="{H - 6}" text-anchor="middle">{escape(x_label)}</text>'
+    )
+    parts.append(
+        f'<text x="10" y="{(H - PAD) / 2}" text-anchor="middle" '
+        f'transform="rotate(-90 10 {(H - PAD) / 2})">{escape(y_label)}</text>'
+    )
+    return parts
+
+
+def _polyline(xs: Sequence[float], ys: Sequence[float | None], colour: str) -> str:
+    points = " ".join(
+        f"{_x(x):.1f},{_y(y):.1f}"
+        for x, y in zip(xs, ys, strict=True)
+        if y is not None and not math.isnan(y)
+    )
+    return f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>'
+
+
+def calibration_svg(bins: Sequence[dict[str, Any]], ece: float | None) -> SafeString:
+    """Reliability diagram: fraction of correct steps per score bin, against the diagonal."""
+    parts = _frame(
+        f"Calibration (ECE {ece:.3f})" if ece is not None else "Calibration",
+        "PRM score",
+        "fraction correct",
+    )
+    parts.append(
+        f'<line x1="{_x(0)}" y1="{_y(0)}" x2="{_x(1)}" y2="{_y(1)}" stroke="#999" '
+        'stroke-dasharray="4 3"/>'
+    )
+    for b in bins:
+        if not b["count"]:
+            continue
+        x0, x1 = _x(b["low"]) + 1, _x(b["high"]) - 1
+        top = _y(b["fraction_correct"])
+        parts.append(
+            f'<rect x="{x0:.1f}" y="{top:.1f}" width="{x1 - x0:.1f}" '
+            f'height="{_y(0) - top:.1f}" fill="#2a64c5" fill-opacity="0.7">'
+            f"<title>{b['low']:.1f}–{b['high']:.1f}: {b['count']} steps, "
+            f"{b['fraction_correct']:.2f} correct</title></rect>"
+        )
+        parts.append(
+            f'<circle cx="{_x(b["mean_score"]):.1f}" cy="{_y(b["mean_score"]):.1f}" r="2.5" '
+            'fill="#c0392b"/>'
+        )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308 - numbers and escaped titles only
+
+
+def roc_svg(roc: dict[str, list[float]], auroc: float | None) -> SafeString:
+    parts = _frame(
+        f"ROC (AUROC {auroc:.3f})" if auroc is not None else "ROC",
+        "false positive rate (wrong steps passed)",
+        "true positive rate",
+    )
+    parts.append(
+        f'<line x1="{_x(0)}" y1="{_y(0)}" x2="{_x(1)}" y2="{_y(1)}" stroke="#999" '
+        'stroke-dasharray="4 3"/>'
+    )
+    parts.append(_polyline(roc["fpr"], roc["tpr"], "#2a64c5"))
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308
+
+
+def f1_svg(curve: dict[str, list[float]], threshold: float, best: float | None) -> SafeString:
+    parts = _frame("ProcessBench F1 by threshold", "threshold", "F1")
+    parts.append(_polyline(curve["thresholds"], curve["f1"], "#1e7b45"))
+    parts.append(
+        f'<line x1="{_x(threshold):.1f}" x2="{_x(threshold):.1f}" y1="10" y2="{_y(0)}" '
+        'stroke="#c0392b" stroke-dasharray="3 2"><title>threshold in use</title></line>'
+    )
+    if best is not None and 0 <= best <= 1:
+        parts.append(
+            f'<line x1="{_x(best):.1f}" x2="{_x(best):.1f}" y1="10" y2="{_y(0)}" '
+            'stroke="#1e7b45" stroke-dasharray="1 2"><title>best threshold</title></line>'
+        )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308
+
+
+def position_svg(rows: Sequence[dict[str, Any]]) -> SafeString:
+    """Verdict accuracy and gold error rate by step position."""
+    parts = _frame("By step position", "step position (0 … 10+)", "rate")
+    n = len(rows)
+    xs = [i / max(1, n - 1) for i in range(n)]
+    parts.append(_polyline(xs, [r["accuracy"] for r in rows], "#2a64c5"))
+    parts.append(_polyline(xs, [r["error_rate"] for r in rows], "#c0392b"))
+    parts.append(
+        f'<text x="{PAD + 6}" y="22" fill="#2a64c5">accuracy</text>'
+        f'<text x="{PAD + 6}" y="34" fill="#c0392b">gold error rate</text></svg>'
+    )
+    return mark_safe("".join(parts))  # noqa: S308
+
+
+def _threshold(request: HttpRequest) -> float | None:
+    try:
+        value = float(request.GET.get("threshold", ""))
+    except ValueError:
+        return None
+    return value if 0.0 <= value <= 1.0 else None
+
+
+@login_required
+@require_GET
+def audit_page(request: HttpRequest, slug: str) -> HttpResponse:
+    project, scorer, report = audit.audit_for_user(
+        user=request.user,
+        slug=slug,
+        scorer_name=request.GET.get("scorer") or None,
+        threshold=_threshold(request),
+    )
+    context: dict[str, Any] = {
+        "project": project,
+        "scorer": scorer,
+        "scorers": list(scorers_for_project(project=project)),
+        "r": report,
+    }
+    if report is not None:
+        context["plots"] = [
+            calibration_svg(report["calibration"], report["ece"]),
+            roc_svg(report["roc"], report["auroc"]),
+            f1_svg(report["f1_curve"], report["threshold"], report["best_threshold"]["threshold"]),
+            position_svg(report["by_position"]),
+        ]
+        context["worst"] = report["worst"][:10]
+        context["breakdowns"] = [
+            ("generator", report["by_generator"]),
+            ("subset", report["by_subset"]),
+        ]
+    return render(request, "scoring/audit.html", context)
+
+
+@login_required
+@require_GET
+def audit_queue(request: HttpRequest, slug: str) -> HttpResponse:
+    """The scorer's most confident mistakes on gold-labelled steps, each opening the trace."""
+    project, scorer, report = audit.audit_for_user(
+        user=request.user,
+        slug=slug,
+        scorer_name=request.GET.get("scorer") or None,
+        threshold=_threshold(request),
+    )
+    return render(
+        request,
+        "scoring/audit_queue.html",
+        {
+            "project": project,
+            "scorer": scorer,
+            "r": report,
+            "worst": report["worst"] if report else [],
+        },
+    )

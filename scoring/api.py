@@ -304,3 +304,38 @@ class BestOfNApi(ApiView):
                 many=True,
             ).data
         )
+
+
+class ProjectScorersApi(ApiView):
+    class InputSerializer(serializers.Serializer):
+        scorers = serializers.ListField(child=serializers.CharField())
+
+        class Meta:
+            ref_name = "ProjectScorersInput"
+
+    @extend_schema(operation_id="project_scorers_list", responses=ScorerSerializer(many=True))
+    def get(self, request: Request, slug: str) -> Response:
+        project = annotate_selectors.project_get_for_user(user=request.user, slug=slug)
+        return Response(
+            ScorerSerializer(selectors.scorers_for_project(project=project), many=True).data
+        )
+
+    @extend_schema(
+        operation_id="project_scorers_set",
+        request=InputSerializer,
+        responses=ScorerSerializer(many=True),
+        description="Project admins: choose the scorers of this project (replaces the choice).",
+    )
+    def put(self, request: Request, slug: str) -> Response:
+        project = annotate_selectors.project_get_for_user(
+            user=request.user, slug=slug, min_role=Role.ADMIN
+        )
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        names = data.validated_data["scorers"]
+        found = {s.name: s for s in Scorer.objects.filter(name__in=names)}
+        missing = sorted(set(names) - set(found))
+        if missing:
+            raise serializers.ValidationError({"scorers": f"unknown scorers: {', '.join(missing)}"})
+        chosen = services.project_scorers_set(project=project, scorers=found.values())
+        return Response(ScorerSerializer(chosen, many=True).data)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from annotate import selectors as annotate_selectors
@@ -101,4 +102,25 @@ def problem_best_of_n(request: HttpRequest, problem_id: int) -> HttpResponse:
             "ranked": ranked,
             "show_correctness": annotate_selectors.role_at_least(role, Role.REVIEWER),
         },
+    )
+
+
+@login_required
+def project_scorers(request: HttpRequest, slug: str) -> HttpResponse:
+    """Project admins choose which registered scorers score their project."""
+    project = annotate_selectors.project_get_for_user(
+        user=request.user, slug=slug, min_role=Role.ADMIN
+    )
+    available = list(selectors.scorer_list_for_user(user=request.user))
+    if request.method == "POST":
+        names = set(request.POST.getlist("scorer"))
+        services.project_scorers_set(
+            project=project, scorers=[s for s in available if s.name in names]
+        )
+        return redirect(reverse("scoring:project_scorers", args=[project.slug]))
+    chosen = set(selectors.scorers_for_project(project=project).values_list("pk", flat=True))
+    return render(
+        request,
+        "scoring/project_scorers.html",
+        {"project": project, "rows": [(s, s.pk in chosen) for s in available]},
     )

@@ -125,6 +125,11 @@ EXPECTATIONS: dict[str, dict[str, E]] = {
     "/scoring/traces/{trace_id}/scores/": {"GET": PAGE_MEMBERS, "POST": NO_POST},
     "/scoring/runs/{run_id}/retry/": {"GET": NO_GET, "POST": E(302, 404, 200, 200, 200)},
     "/scoring/problems/{problem_id}/best-of-n/": {"GET": PAGE_MEMBERS, "POST": NO_POST},
+    # Project admins choose their project's scorers.
+    "/scoring/p/{slug}/scorers/": {
+        "GET": E(302, 404, 404, 404, 200),
+        "POST": E(302, 404, 404, 404, 302, data={"scorer": "tool"}),
+    },
     # --- REST API: projects, traces, labels
     "/api/projects/": {"GET": E(401, 200, 200, 200, 200)},  # everyone lists their own projects
     "/api/projects/{slug}/": {"GET": API_MEMBERS},
@@ -162,6 +167,10 @@ EXPECTATIONS: dict[str, dict[str, E]] = {
     "/api/projects/{slug}/score/": {"POST": E(401, 404, 404, 404, 202, data={"scorer": "tool"})},
     "/api/scores/import/": {"POST": E(401, 404, 404, 404, 201, data=_scores_file, json=False)},
     "/api/problems/{problem_id}/best-of-n/": {"GET": E(401, 404, 200, 200, 200, data={"scorer": "tool"})},
+    "/api/projects/{slug}/scorers/": {
+        "GET": API_MEMBERS,
+        "PUT": E(401, 404, 404, 404, 200, data={"scorers": ["tool"]}),
+    },
 }
 # (Issue 4's review, adjudication and audit routes: append their rows above this line.)
 

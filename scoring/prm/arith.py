@@ -227,7 +227,12 @@ class _Parser:
         start = self.peek()
         value = self.unary()
         while (tok := self.peek()) is not None and not tok.space_before:
-            if tok.kind == FRAC and start is not None and start.kind == NUM and self.i == self._after(start):
+            if (
+                tok.kind == FRAC
+                and start is not None
+                and start.kind == NUM
+                and self.i == self._after(start)
+            ):
                 frac = self.atom()
                 if value.is_Integer and frac.is_Rational and 0 < frac < 1:
                     value = value + frac if value >= 0 else value - frac
@@ -460,7 +465,13 @@ def _left_run(tokens: list[Tok], eq: int) -> list[Tok] | None:
     if not run or _modular_near(tokens, start - 6, start):
         return None
     at_line_start = start == 0 or _is_break(tokens[start - 1])
-    if at_line_start and len(run) > 1 and run[0].kind == OP and run[0].text in "-+*" and run[1].space_before:
+    if (
+        at_line_start
+        and len(run) > 1
+        and run[0].kind == OP
+        and run[0].text in "-+*"
+        and run[1].space_before
+    ):
         run = run[1:]  # "- 10 = 2 * 5": a list bullet, not a minus sign
     first = run[0]
     if first.kind in (RP, FACT, PCT) or (first.kind == OP and first.text not in "-+"):
@@ -504,7 +515,12 @@ def _right_run(tokens: list[Tok], eq: int) -> list[Tok] | None:
         if after.kind == SEP and after.text in "_'^":
             return None
         following = tokens[end + 1] if end + 1 < len(tokens) else None
-        if after.text == "." and following is not None and following.kind in (NUM, WORD) and not following.space_before:
+        if (
+            after.text == "."
+            and following is not None
+            and following.kind in (NUM, WORD)
+            and not following.space_before
+        ):
             return None  # "= 0.\\overline{6}": the number goes on
     return run
 
@@ -580,7 +596,10 @@ def check_text(text: str) -> list[Check]:
     checks: list[Check] = []
     for m in _CALCULATOR.finditer(text):
         check = _check_pair(
-            lex(normalise(m.group(1))), lex(normalise(m.group(2))), approx=False, source="calculator"
+            lex(normalise(m.group(1))),
+            lex(normalise(m.group(2))),
+            approx=False,
+            source="calculator",
         )
         if check is not None:
             checks.append(check)

@@ -43,7 +43,9 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     try:
         return DTYPES[dtype]
     except KeyError:
-        raise ModelLoadError(f"unknown dtype {dtype!r}; use one of auto, {', '.join(DTYPES)}") from None
+        raise ModelLoadError(
+            f"unknown dtype {dtype!r}; use one of auto, {', '.join(DTYPES)}"
+        ) from None
 
 
 def require_model_dir(model_path: str | os.PathLike[str] | None) -> Path:

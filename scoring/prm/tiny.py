@@ -112,7 +112,10 @@ def save_tiny_model(
         head = torch.nn.Linear(config.hidden_size, 1)
         torch.nn.init.normal_(head.weight, std=0.5)
         save_file(
-            {"v_head.summary.weight": head.weight.detach(), "v_head.summary.bias": head.bias.detach()},
+            {
+                "v_head.summary.weight": head.weight.detach(),
+                "v_head.summary.bias": head.bias.detach(),
+            },
             str(directory / "value_head.safetensors"),
         )
     else:

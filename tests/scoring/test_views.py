@@ -166,3 +166,29 @@ def test_scores_api_and_import(client, world, tmp_path, django_capture_on_commit
             "/api/scores/import/", {"project": world["project"].slug, "scorer": "prm", "file": f}
         )
     assert denied.status_code == 404
+
+
+def test_project_admin_chooses_the_scorers(client, world):
+    admin = make_user()
+    annotate_services.membership_set(project=world["project"], user=admin, role="admin")
+    services.scorer_create(name="other", backend="tool")
+    url = reverse("scoring:project_scorers", args=[world["project"].slug])
+    client.force_login(world["a"])
+    assert client.get(url).status_code == 404  # annotators do not choose
+    client.force_login(admin)
+    assert "other" in client.get(url).content.decode()
+    client.post(url, {"scorer": ["other"]})
+    assert list(world["project"].scorers.values_list("name", flat=True)) == ["other"]
+    response = client.put(
+        f"/api/projects/{world['project'].slug}/scorers/",
+        data=json.dumps({"scorers": ["prm", "other"]}),
+        content_type="application/json",
+    )
+    assert response.status_code == 200
+    assert sorted(world["project"].scorers.values_list("name", flat=True)) == ["other", "prm"]
+    bad = client.put(
+        f"/api/projects/{world['project'].slug}/scorers/",
+        data=json.dumps({"scorers": ["nope"]}),
+        content_type="application/json",
+    )
+    assert bad.status_code == 400 and "nope" in bad.content.decode()

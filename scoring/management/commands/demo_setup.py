@@ -59,13 +59,17 @@ class Command(BaseCommand):
             project = Project.objects.filter(slug=slug).first()
             if project is None:
                 project = services.project_create(
-                    slug=slug, name=name, guidelines=guidelines, label_scheme=scheme,
+                    slug=slug,
+                    name=name,
+                    guidelines=guidelines,
+                    label_scheme=scheme,
                     overlap=overlap,
                 )
             for username, spec in DEMO_USERS.items():
                 if not spec.get("is_superuser"):
                     services.membership_set(
-                        project=project, user=User.objects.get(username=username),
+                        project=project,
+                        user=User.objects.get(username=username),
                         role=spec["role"],
                     )
             with open(DATA_DIR / filename, "rb") as stream:

@@ -127,7 +127,9 @@ class ForwardScorer:
 
     def score(self, traces: Sequence[TraceInput]) -> list[TraceScores]:
         encoded = self.encode_all(traces)
-        live = [i for i, e in enumerate(encoded) if e.positions or e.trajectory_position is not None]
+        live = [
+            i for i, e in enumerate(encoded) if e.positions or e.trajectory_position is not None
+        ]
         rows = gather_rows(
             [encoded[i] for i in live],
             self.rows,

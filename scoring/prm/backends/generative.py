@@ -191,4 +191,6 @@ class GenerativeScorer(ForwardScorer):
                 "verdicts": [written_verdict(c) for c in texts],
             }
             per_trace[t].append(StepScoreOut(sum(probs) / len(probs), details))
-        return [TraceScores(trace.key, steps) for trace, steps in zip(traces, per_trace, strict=True)]
+        return [
+            TraceScores(trace.key, steps) for trace, steps in zip(traces, per_trace, strict=True)
+        ]

@@ -114,7 +114,9 @@ class RemoteScorer:
                 "Qwen2ForProcessRewardModel) so that one row comes back per step"
             )
         steps = [
-            StepScoreOut(_as_probability(row if isinstance(row, list) else [row], self.params.positive_label))
+            StepScoreOut(
+                _as_probability(row if isinstance(row, list) else [row], self.params.positive_label)
+            )
             for row in rows
         ]
         return TraceScores(trace.key, steps)

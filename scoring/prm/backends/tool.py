@@ -132,7 +132,9 @@ def _math_verify(predicted: str, reference: str) -> bool | None:
     if not main and ("^" in predicted + reference or "!" in predicted + reference):
         return None  # no timeout available: do not risk a huge power
     try:
-        gold = parse(f"${reference}$", parsing_timeout=timeout) or parse(reference, parsing_timeout=timeout)
+        gold = parse(f"${reference}$", parsing_timeout=timeout) or parse(
+            reference, parsing_timeout=timeout
+        )
         pred = parse(f"\\boxed{{{predicted}}}", parsing_timeout=timeout)
         if not gold or not pred:
             return None

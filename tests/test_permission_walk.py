@@ -171,6 +171,27 @@ EXPECTATIONS: dict[str, dict[str, E]] = {
         "GET": API_MEMBERS,
         "PUT": E(401, 404, 404, 404, 200, data={"scorers": ["tool"]}),
     },
+    # --- issue 4: queue, review, agreement, audit (reviewers; annotators get 404 like outsiders)
+    "/p/{slug}/review/": {"GET": E(302, 404, 404, 200, 200), "POST": NO_POST},
+    "/p/{slug}/agreement/": {"GET": E(302, 404, 404, 200, 200), "POST": NO_POST},
+    "/p/{slug}/strategy/": {"GET": NO_GET, "POST": E(302, 404, 404, 404, 302, data={"strategy": "random"})},
+    "/review/t/{trace_id}/": {
+        "GET": E(302, 404, 404, 200, 200),
+        "POST": E(302, 404, 404, 302, 302, data={"index": "0", "value": "1", "rationale": "walk"}),
+    },
+    "/t/{trace_id}/skip/": {"GET": NO_GET, "POST": E(302, 404, 302, 302, 302, data={"reason": "unclear"})},
+    "/scoring/audit/p/{slug}/": {"GET": E(302, 404, 404, 200, 200), "POST": NO_POST},
+    "/scoring/audit/p/{slug}/queue/": {"GET": E(302, 404, 404, 200, 200), "POST": NO_POST},
+    "/api/projects/{slug}/queue/": {"GET": API_MEMBERS},
+    "/api/projects/{slug}/queue/take/": {"POST": E(401, 404, 200, 200, 200)},
+    "/api/projects/{slug}/queue/strategy/": {"PUT": E(401, 404, 404, 404, 200, data={"strategy": "random"})},
+    "/api/traces/{trace_id}/skip/": {"POST": E(401, 404, 200, 200, 200, data={"reason": "unclear"})},
+    "/api/projects/{slug}/disagreements/": {"GET": E(401, 404, 404, 200, 200)},
+    "/api/projects/{slug}/agreement/": {"GET": E(401, 404, 404, 200, 200)},
+    "/api/traces/{trace_id}/adjudication/": {"GET": E(401, 404, 404, 200, 200)},
+    "/api/traces/{trace_id}/steps/{index}/gold/": {"PUT": E(401, 404, 404, 200, 200, data={"value": 1, "rationale": "walk"})},
+    "/api/projects/{slug}/audit/": {"GET": E(401, 404, 404, 200, 200)},
+    "/api/projects/{slug}/audit/queue/": {"GET": E(401, 404, 404, 200, 200)},
 }
 # (Issue 4's review, adjudication and audit routes: append their rows above this line.)
 

@@ -33,7 +33,7 @@ DEMO_PROJECTS: dict[str, tuple[str, str, int, str, str, str]] = {
     "prm800k-demo": (
         "PRM800K: rate every step +1 / 0 / -1",
         LabelScheme.TERNARY,
-        1,
+        2,  # each record already has its PRM800K labeler's pass: demo annotators add a second
         "prm800k_sample.jsonl",
         "prm800k",
         "Rate each step: **+1** correct and useful, **0** not wrong but no progress, "

@@ -29,7 +29,9 @@ def _y(v: float) -> float:
     return H - PAD - v * (H - PAD - 10)
 
 
-def _frame(title: str, x_label: str, y_label: str) -> list[str]:
+def _frame(
+    title: str, x_label: str, y_label: str, x_ticks: Sequence[tuple[float, str]] | None = None
+) -> list[str]:
     parts = [
         f'<svg viewBox="0 0 {W} {H}" role="img" aria-label="{escape(title)}" '
         'xmlns="http://www.w3.org/2000/svg" font-size="10" font-family="sans-serif">',
@@ -37,10 +39,11 @@ def _frame(title: str, x_label: str, y_label: str) -> list[str]:
         f'<rect x="{PAD}" y="10" width="{W - PAD - 10}" height="{H - PAD - 10}" fill="#fafbfc" '
         'stroke="#c9ced6"/>',
     ]
-    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+    for at, label in x_ticks or [(t, f"{t:g}") for t in (0.0, 0.25, 0.5, 0.75, 1.0)]:
         parts.append(
-            f'<text x="{_x(tick):.1f}" y="{H - PAD + 12}" text-anchor="middle">{tick:g}</text>'
+            f'<text x="{_x(at):.1f}" y="{H - PAD + 12}" text-anchor="middle">{escape(label)}</text>'
         )
+    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
         parts.append(
             f'<text x="{PAD - 4}" y="{_y(tick) + 3:.1f}" text-anchor="end">{tick:g}</text>'
         )
@@ -89,9 +92,9 @@ def calibration_svg(bins: Sequence[dict[str, Any]], ece: float | None) -> SafeSt
             f"<title>{b['low']:.1f}–{b['high']:.1f}: {b['count']} steps, "
             f"{b['fraction_correct']:.2f} correct</title></rect>"
         )
+        # The bin's mean score against its fraction correct: on the diagonal when calibrated.
         parts.append(
-            f'<circle cx="{_x(b["mean_score"]):.1f}" cy="{_y(b["mean_score"]):.1f}" r="2.5" '
-            'fill="#c0392b"/>'
+            f'<circle cx="{_x(b["mean_score"]):.1f}" cy="{top:.1f}" r="3" fill="#c0392b"/>'
         )
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 - numbers and escaped titles only
@@ -130,9 +133,10 @@ def f1_svg(curve: dict[str, list[float]], threshold: float, best: float | None) 
 
 def position_svg(rows: Sequence[dict[str, Any]]) -> SafeString:
     """Verdict accuracy and gold error rate by step position."""
-    parts = _frame("By step position", "step position (0 … 10+)", "rate")
     n = len(rows)
     xs = [i / max(1, n - 1) for i in range(n)]
+    ticks = [(xs[i], rows[i]["position"]) for i in range(0, n, 2)]
+    parts = _frame("By step position", "step position (0-based)", "rate", x_ticks=ticks)
     parts.append(_polyline(xs, [r["accuracy"] for r in rows], "#2a64c5"))
     parts.append(_polyline(xs, [r["error_rate"] for r in rows], "#c0392b"))
     parts.append(

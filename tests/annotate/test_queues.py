@@ -206,3 +206,19 @@ def test_queue_api_take_skip_and_strategy(team) -> None:
         content_type="application/json",
     )
     assert done.json()["strategy"] == "random"
+
+
+def test_queue_refresh_command_builds_rows_and_expires_leases(team) -> None:
+    from django.core.management import call_command
+
+    project, users, traces = team
+    out = io.StringIO()
+    call_command("queue_refresh", "--project", "q", stdout=out)
+    assert out.getvalue().startswith("3 traces refreshed")
+    assert TracePriority.objects.filter(project=project).count() == 3
+    queues.lease_next(user=users[0], project=project)
+    Assignment.objects.update(leased_until=timezone.now() - timedelta(minutes=1))
+    out = io.StringIO()
+    call_command("queue_refresh", "--project", "q", "--expire-only", stdout=out)
+    assert out.getvalue().strip() == "1 leases expired"
+    assert TracePriority.objects.get(trace=traces[0]).open_slots == 2

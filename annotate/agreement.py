@@ -119,11 +119,12 @@ def krippendorff_alpha(
         coincidence += (np.outer(counts, counts) - np.diag(counts)) / (m - 1)
     n_c = coincidence.sum(axis=1)
     n = n_c.sum()
+    delta: np.ndarray
     if level == "nominal":
         delta = 1.0 - np.eye(k)
     elif level == "interval":
-        v = np.asarray(values, dtype=np.float64)
-        delta = (v[:, None] - v[None, :]) ** 2
+        points = np.asarray(values, dtype=np.float64)
+        delta = (points[:, None] - points[None, :]) ** 2
     elif level == "ordinal":
         cumulative = np.cumsum(n_c)
         delta = np.zeros((k, k))
@@ -149,7 +150,7 @@ def first_error(values: Sequence[int | None]) -> int:
     return next((i for i, v in enumerate(values) if v == -1), -1)
 
 
-def first_error_agreement(traces: Sequence[Mapping[Hashable, int]]) -> dict[str, Any]:
+def first_error_agreement(traces: Sequence[Mapping[Any, int]]) -> dict[str, Any]:
     """Agreement on the first wrong step: each trace maps annotator -> first error index (-1: none).
 
     `pairwise`: the share of annotator pairs (over traces) naming the same step; `unanimous`: the
@@ -273,6 +274,8 @@ def project_agreement(*, project: Any) -> ProjectAgreement:
     by_step: dict[int, dict[int, int]] = defaultdict(dict)
     by_trace: dict[int, dict[int, dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
     for user_id, step_id, trace_id, index, value in rows.iterator(chunk_size=5000):
+        if value is None:  # excluded by the query; for the type checker
+            continue
         by_step[step_id][user_id] = value
         by_trace[trace_id][user_id][index] = value
         stats[user_id].steps_labelled += 1
@@ -282,7 +285,7 @@ def project_agreement(*, project: Any) -> ProjectAgreement:
         if step_id in gold:
             for user_id, value in raters.items():
                 stats[user_id].gold_steps += 1
-                stats[user_id].gold_agree += value == gold[step_id]
+                stats[user_id].gold_agree += int(value == gold[step_id])
                 gold_pairs[user_id][0].append(value)
                 gold_pairs[user_id][1].append(gold[step_id])
     for user_id, (mine, theirs) in gold_pairs.items():

@@ -128,8 +128,11 @@ def audit_data(*, project: Project, scorer: Scorer) -> list[AuditTrace]:
 
 
 def _processbench(traces: Sequence[AuditTrace], threshold: float) -> dict[str, Any]:
-    usable = [(t, t.gold_first_error()) for t in traces]
-    usable = [(t, label) for t, label in usable if label is not None]
+    usable: list[tuple[AuditTrace, int]] = []
+    for t in traces:
+        label = t.gold_first_error()
+        if label is not None:
+            usable.append((t, label))
     result = metrics.processbench_from_scores(
         [label for _, label in usable], [t.scores for t, _ in usable], threshold
     )
@@ -210,7 +213,7 @@ def _consistency(traces: Sequence[AuditTrace]) -> dict[str, Any]:
 
 def _worst(traces: Sequence[AuditTrace], threshold: float, limit: int) -> list[dict[str, Any]]:
     """Gold-labelled steps the scorer gets wrong, the most confident mistakes first."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for t in traces:
         for index, (g, s) in enumerate(zip(t.gold, t.scores, strict=True)):
             if g is None:

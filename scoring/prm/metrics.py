@@ -23,6 +23,10 @@ from typing import Any
 
 import numpy as np
 
+# Inputs: plain sequences or numpy arrays.
+Bools = Sequence[bool] | np.ndarray
+Floats = Sequence[float] | np.ndarray
+
 
 def _rate(hits: int, total: int) -> float | None:
     return hits / total if total else None
@@ -106,7 +110,7 @@ def _prefix_minima(scores: Sequence[Sequence[float]]) -> list[np.ndarray]:
 
 
 def processbench_f1_curve(
-    labels: Sequence[int], scores: Sequence[Sequence[float]], thresholds: Sequence[float]
+    labels: Sequence[int], scores: Sequence[Sequence[float]], thresholds: Floats
 ) -> np.ndarray:
     """ProcessBench F1 at each threshold, without re-scanning the traces per threshold.
 
@@ -208,9 +212,7 @@ class PRMBenchResult:
         return asdict(self)
 
 
-def prmbench(
-    correct: Sequence[bool], scores: Sequence[float], threshold: float = 0.5
-) -> PRMBenchResult:
+def prmbench(correct: Bools, scores: Floats, threshold: float = 0.5) -> PRMBenchResult:
     """PRMBench's PRMScore over steps: 0.5 * F1(correct class) + 0.5 * F1(error class), a step
     predicted correct when its score is above the threshold.
 
@@ -250,7 +252,7 @@ def _average_ranks(values: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def auroc(positive: Sequence[bool], scores: Sequence[float]) -> float | None:
+def auroc(positive: Bools, scores: Floats) -> float | None:
     """Area under the ROC curve (Mann-Whitney U with ties counted half); None with one class.
 
     >>> auroc([True, True, False, False], [0.9, 0.4, 0.2, 0.6])
@@ -268,7 +270,7 @@ def auroc(positive: Sequence[bool], scores: Sequence[float]) -> float | None:
     return float(u / (n_pos * n_neg))
 
 
-def roc_curve(positive: Sequence[bool], scores: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def roc_curve(positive: Bools, scores: Floats) -> tuple[np.ndarray, np.ndarray]:
     """(false positive rate, true positive rate) at every distinct score, from (0, 0) to (1, 1)."""
     y = np.asarray(positive, dtype=bool)
     s = np.asarray(scores, dtype=np.float64)
@@ -300,7 +302,7 @@ class Calibration:
         return {"ece": self.ece, "bins": [asdict(b) for b in self.bins]}
 
 
-def calibration(correct: Sequence[bool], scores: Sequence[float], n_bins: int = 10) -> Calibration:
+def calibration(correct: Bools, scores: Floats, n_bins: int = 10) -> Calibration:
     """Reliability diagram bins (equal width over [0, 1]) and the expected calibration error:
     the count-weighted mean gap between a bin's mean score and its fraction of correct steps.
 

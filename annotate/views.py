@@ -138,6 +138,7 @@ def _trace_page(
             "sections": sections,
             "progress": selectors.queue_progress_fast(user=request.user, project=data.project),
             "finish_reasons": FinishReason.choices,
+            "skip_reasons": SkipReason.choices,
             "chosen_reason": request.POST.get("finish_reason", "")
             if submit_error
             else (data.annotation.finish_reason if data.annotation else ""),

@@ -492,3 +492,22 @@ def test_fast_queue_reads_agree_with_the_reference_selectors(overlap: int) -> No
                 user=user, project=project, limit=1, after_trace_id=after
             )
             assert [t.pk for t in fast] == ([nxt.pk] if nxt else [])
+
+
+def test_trace_page_offers_skip_with_a_reason(client):
+    from annotate.models import Assignment, AssignmentStatus, SkipReason
+
+    user = make_user()
+    project = make_project(members={user: "annotator"})
+    first, second = make_trace(project), make_trace(project)
+    client.force_login(user)
+    page = client.get(f"/t/{first.pk}/").content.decode()
+    assert f'action="/t/{first.pk}/skip/"' in page and SkipReason.choices[0][1] in page
+    response = client.post(f"/t/{first.pk}/skip/", {"reason": SkipReason.choices[0][0]})
+    assert response.status_code == 302
+    assert client.get(response["Location"])["Location"].endswith(f"/t/{second.pk}/")
+    skipped = Assignment.objects.get(trace=first, annotator=user)
+    assert (skipped.status, skipped.skip_reason) == (
+        AssignmentStatus.SKIPPED,
+        SkipReason.choices[0][0],
+    )

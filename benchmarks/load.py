@@ -299,6 +299,9 @@ def server_env(database_url: str, var_dir: Path) -> dict[str, str]:
         CSRF_COOKIE_SECURE="0",
         STEPLENS_VAR_DIR=str(var_dir),
         LOG_LEVEL="WARNING",
+        # As docker-compose runs it: sessions, login counts and throttles in Redis (a database
+        # index of its own on the local server; nothing is flushed).
+        CACHE_URL=os.environ.get("LOAD_CACHE_URL", "redis://127.0.0.1:6379/13"),
         GUNICORN_ACCESS_LOG="",
     )
     return env
@@ -464,10 +467,15 @@ def main() -> None:
                 loop = lambda s, d, st, r: pages_loop(s, ids, d, st, r)  # noqa: E731
             else:
                 loop = lambda s, d, st, r: saves_loop(s, traces, d, st, r)  # noqa: E731
+            cpu0 = time.process_time()
             stats, elapsed = asyncio.run(
                 run_phase(port=server.port, users=users, seconds=seconds, make_loop=loop, seed=len(results))
             )
             results.append(report(phase, stats, elapsed, clients))
+            # The client shares the cores with the server: say how much of them it took.
+            client_cpu = (time.process_time() - cpu0) / elapsed
+            results[-1]["client_cpu_cores"] = round(client_cpu, 2)
+            print(f"the load generator used {client_cpu:.2f} of the {os.cpu_count()} cores")
     finally:
         server.stop()
     logged = server.errors_logged()

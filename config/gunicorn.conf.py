@@ -11,8 +11,9 @@ import os
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 # Sync workers with threads: a request spends much of its time waiting on PostgreSQL, and a
-# thread per request lets one process overlap those waits without an async stack.
-workers = int(os.environ.get("GUNICORN_WORKERS") or multiprocessing.cpu_count() * 2)
+# thread per request lets one process overlap those waits without an async stack. On 2 cores,
+# 3 x 4 served the most (benchmarks/load.py: 2 x 1, 2 x 4, 4 x 1 and 4 x 2 tried).
+workers = int(os.environ.get("GUNICORN_WORKERS") or multiprocessing.cpu_count() + 1)
 threads = int(os.environ.get("GUNICORN_THREADS") or 4)
 worker_class = "gthread"
 # Load the application once in the master (faster start, shared memory pages).

@@ -32,24 +32,26 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from benchmarks.corpus import write_corpus
 from benchmarks.import_million_steps import _recreate_database, _setup_django
+from benchmarks.million import (
+    ANNOTATORS,
+    TRACES,
+    build_million_step_database,
+    million_step_database_ready,
+)
 from benchmarks.trace_page import _pct
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/steplens_bench_next"
-ANNOTATORS = 50
 
 
 def _ready(url: str) -> bool:
     import psycopg
 
-    try:
-        with psycopg.connect(url) as conn:
-            steps = conn.execute("SELECT count(*) FROM annotate_step").fetchone()[0]
-            rows = conn.execute("SELECT count(*) FROM annotate_tracepriority").fetchone()[0]
-            return steps >= 1_000_000 and rows >= 125_000
-    except Exception:
+    if not million_step_database_ready(url):
         return False
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM annotate_tracepriority").fetchone()
+        return row is not None and row[0] >= TRACES
 
 
 def main() -> None:
@@ -74,24 +76,14 @@ def main() -> None:
     from django.db import connection, connections
     from django.test import Client
 
-    from annotate import imports, queues, services
+    from annotate import queues
     from annotate.models import Assignment, AssignmentStatus, Project, Trace, TracePriority
 
     User = get_user_model()
+    call_command("migrate", verbosity=0)  # a kept database may predate the latest migrations
     if not reuse:
-        call_command("migrate", verbosity=0)
-        corpus = workdir / "corpus.jsonl"
-        write_corpus(corpus, traces=125_000, steps_per_trace=8)
-        project, _ = imports.project_for_import(slug="bench")
-        started = time.perf_counter()
-        with corpus.open("rb") as stream:
-            imports.traces_import(
-                project=project, stream=stream, filename=corpus.name, format="jsonl"
-            )
-        print(f"corpus imported in {time.perf_counter() - started:.1f} s")
-        for i in range(ANNOTATORS):
-            user = User.objects.create_user(f"annotator{i}", password="bench-password-1")
-            services.membership_set(project=project, user=user, role="annotator")
+        build_million_step_database(workdir)
+        project = Project.objects.get(slug="bench")
         started = time.perf_counter()
         queues.priorities_refresh(project=project)
         print(f"priorities built for every trace in {time.perf_counter() - started:.1f} s")

@@ -19,11 +19,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.corpus import write_corpus
 from benchmarks.import_million_steps import _recreate_database, _setup_django
+from benchmarks.million import (
+    ANNOTATORS,
+    build_million_step_database,
+    million_step_database_ready,
+)
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/steplens_bench_page"
-ANNOTATORS = 50
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -32,13 +35,7 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def _database_ready(url: str) -> bool:
-    import psycopg
-
-    try:
-        with psycopg.connect(url) as conn:
-            return conn.execute("SELECT count(*) FROM annotate_step").fetchone()[0] >= 1_000_000
-    except Exception:
-        return False
+    return million_step_database_ready(url)
 
 
 def main() -> None:
@@ -59,29 +56,14 @@ def main() -> None:
 
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
-    from django.db import connection
     from django.test import Client
 
-    from annotate import imports, services
     from annotate.models import Project, Step, Trace
 
     User = get_user_model()
+    call_command("migrate", verbosity=0)  # a kept database may predate the latest migrations
     if not reuse:
-        call_command("migrate", verbosity=0)
-        corpus = workdir / "corpus.jsonl"
-        write_corpus(corpus, traces=125_000, steps_per_trace=8)
-        project, _ = imports.project_for_import(slug="bench")
-        started = time.perf_counter()
-        with corpus.open("rb") as stream:
-            imports.traces_import(
-                project=project, stream=stream, filename=corpus.name, format="jsonl"
-            )
-        print(f"corpus imported in {time.perf_counter() - started:.1f} s")
-        for i in range(ANNOTATORS):
-            user = User.objects.create_user(f"annotator{i}", password="bench-password-1")
-            services.membership_set(project=project, user=user, role="annotator")
-        with connection.cursor() as cursor:
-            cursor.execute("VACUUM ANALYZE")
+        build_million_step_database(workdir)
     project = Project.objects.get(slug="bench")
     steps = Step.objects.filter(trace__project=project).count()
     trace_ids = list(Trace.objects.filter(project=project).values_list("pk", flat=True))

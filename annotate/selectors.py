@@ -70,9 +70,7 @@ def project_get_for_user(*, user: UserLike, slug: str, min_role: Role = Role.ANN
 
 def trace_get_for_user(*, user: UserLike, trace_id: int, min_role: Role = Role.ANNOTATOR) -> Trace:
     trace = Trace.objects.select_related("project", "problem").filter(pk=trace_id).first()
-    if trace is None or not role_at_least(
-        project_role(user=user, project=trace.project), min_role
-    ):
+    if trace is None or not role_at_least(project_role(user=user, project=trace.project), min_role):
         raise Http404("No such trace.")
     return trace
 
@@ -140,7 +138,13 @@ class TraceForAnnotation:
 
 def trace_for_annotation(*, user: UserLike, trace_id: int) -> TraceForAnnotation:
     """Everything the labelling page shows for one trace, with the user's own labels only."""
-    trace = trace_get_for_user(user=user, trace_id=trace_id)
+    return trace_for_annotation_of(
+        user=user, trace=trace_get_for_user(user=user, trace_id=trace_id)
+    )
+
+
+def trace_for_annotation_of(*, user: UserLike, trace: Trace) -> TraceForAnnotation:
+    """The same, for a trace the caller already fetched through `trace_get_for_user`."""
     annotation = Annotation.objects.filter(trace=trace, annotator_id=user.pk).first()
     labels: dict[int, StepLabel] = {}
     if annotation is not None:
@@ -178,7 +182,9 @@ def _queue_queryset(*, user: UserLike, project: Project) -> QuerySet[Trace]:
     )
 
 
-def queue_next(*, user: UserLike, project: Project, after_trace_id: int | None = None) -> Trace | None:
+def queue_next(
+    *, user: UserLike, project: Project, after_trace_id: int | None = None
+) -> Trace | None:
     """The next trace for this annotator: one they started first, then in import order."""
     queue = _queue_queryset(user=user, project=project)
     if after_trace_id is not None:
@@ -536,7 +542,9 @@ class AdjudicationStep:
 
     @property
     def disagree(self) -> bool:
-        rated = {lab.value for lab in self.labels if lab.value is not None and lab.status == "submitted"}
+        rated = {
+            lab.value for lab in self.labels if lab.value is not None and lab.status == "submitted"
+        }
         return len(rated) > 1
 
 
@@ -561,9 +569,11 @@ def adjudication_for_user(*, user: UserLike, trace_id: int) -> Adjudication:
         Annotation.objects.filter(trace=trace).select_related("annotator").order_by("started_at")
     )
     labels: dict[int, list[AdjudicationLabel]] = {}
-    for label in StepLabel.objects.filter(annotation__trace=trace).select_related(
-        "annotation__annotator"
-    ).order_by("annotation__started_at", "pk"):
+    for label in (
+        StepLabel.objects.filter(annotation__trace=trace)
+        .select_related("annotation__annotator")
+        .order_by("annotation__started_at", "pk")
+    ):
         annotation = label.annotation
         labels.setdefault(label.step_id, []).append(
             AdjudicationLabel(

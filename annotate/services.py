@@ -61,7 +61,9 @@ def project_create(
     return project
 
 
-def membership_set(*, project: Project, user: AbstractBaseUser, role: str = Role.ANNOTATOR) -> Membership:
+def membership_set(
+    *, project: Project, user: AbstractBaseUser, role: str = Role.ANNOTATOR
+) -> Membership:
     membership, _ = Membership.objects.update_or_create(
         project=project, user=user, defaults={"role": Role(role)}
     )
@@ -80,8 +82,10 @@ def _check_value(*, project: Project, value: int | None) -> None:
     allowed = _ALLOWED_VALUES[LabelScheme(project.label_scheme)]
     if value not in allowed:
         raise ValidationError(
-            {"value": f"{value!r} is not a label of the {project.label_scheme} scheme "
-                      f"(allowed: {sorted(allowed)})."}
+            {
+                "value": f"{value!r} is not a label of the {project.label_scheme} scheme "
+                f"(allowed: {sorted(allowed)})."
+            }
         )
 
 
@@ -93,29 +97,32 @@ def label_set(
     flagged: bool = UNSET,
     note: str = UNSET,
 ) -> StepLabel:
-    """Save one step's label for this user at once; fields not given keep their saved value."""
+    """Save one step's label for this user at once; fields not given keep their saved value.
+
+    One upsert (INSERT ... ON CONFLICT DO UPDATE of the given fields only): concurrent saves of
+    different fields of the same step never undo each other, and no row lock is needed.
+    """
     project = step.trace.project
     if value is not UNSET:
         _check_value(project=project, value=value)
-    with transaction.atomic():
-        annotation = annotation_start(user=user, trace=step.trace)
-        # Serialise writers on this annotation (no-op on SQLite, whose writes are serial anyway).
-        Annotation.objects.select_for_update().filter(pk=annotation.pk).first()
-        label, _ = StepLabel.objects.get_or_create(annotation=annotation, step=step)
-        changed: list[str] = []
-        if value is not UNSET:
-            label.value = value
-            changed.append("value")
-        if flagged is not UNSET:
-            label.flagged = bool(flagged)
-            changed.append("flagged")
-        if note is not UNSET:
-            label.note = note
-            changed.append("note")
-        if changed:
-            label.save(update_fields=[*changed, "updated_at"])
-        Annotation.objects.filter(pk=annotation.pk).update(updated_at=timezone.now())
-    return label
+    fields: dict[str, Any] = {}
+    if value is not UNSET:
+        fields["value"] = value
+    if flagged is not UNSET:
+        fields["flagged"] = bool(flagged)
+    if note is not UNSET:
+        fields["note"] = note
+    annotation = annotation_start(user=user, trace=step.trace)
+    now = timezone.now()
+    StepLabel.objects.bulk_create(
+        [StepLabel(annotation=annotation, step=step, updated_at=now, **fields)],
+        update_conflicts=True,
+        unique_fields=["annotation", "step"],
+        update_fields=[*fields, "updated_at"],
+    )
+    Annotation.objects.filter(pk=annotation.pk).update(updated_at=now)
+    # The saved row as it now stands (fields not given keep their earlier values).
+    return StepLabel.objects.get(annotation=annotation, step=step)
 
 
 def label_first_error(*, user: AbstractBaseUser, step: Step) -> list[StepLabel]:
@@ -163,8 +170,10 @@ def _infer_finish_reason(*, annotation: Annotation, step_count: int) -> str:
     if len(values) == step_count:
         return FinishReason.SOLUTION
     raise ValidationError(
-        {"finish_reason": f"Label every step ({len(values)} of {step_count} labelled) or choose "
-                          "a finish reason (bad problem, give up)."}
+        {
+            "finish_reason": f"Label every step ({len(values)} of {step_count} labelled) or choose "
+            "a finish reason (bad problem, give up)."
+        }
     )
 
 
@@ -183,9 +192,10 @@ def annotation_submit(
             finish_reason = _infer_finish_reason(annotation=annotation, step_count=step_count)
         if finish_reason not in FinishReason.values:
             raise ValidationError({"finish_reason": f"Unknown finish reason {finish_reason!r}."})
-        if finish_reason == FinishReason.FOUND_ERROR and not annotation.labels.filter(
-            value=-1
-        ).exists():
+        if (
+            finish_reason == FinishReason.FOUND_ERROR
+            and not annotation.labels.filter(value=-1).exists()
+        ):
             raise ValidationError({"finish_reason": "'found_error' needs a step labelled -1."})
         if finish_reason == FinishReason.SOLUTION:
             rated = annotation.labels.exclude(value__isnull=True)

@@ -18,7 +18,7 @@ from django_htmx.middleware import HtmxDetails
 from . import queues, selectors, services
 from .forms import HeartbeatForm, ImportForm, StepLabelForm, SubmitForm
 from .imports import ImportFileError, project_for_import, traces_import
-from .models import FinishReason, LabelScheme, QueueStrategy, Role, SkipReason, StepPart
+from .models import FinishReason, LabelScheme, QueueStrategy, Role, SkipReason, StepPart, Trace
 
 
 class AuthedRequest(HttpRequest):
@@ -155,15 +155,15 @@ def trace(request: AuthedRequest, trace_id: int) -> HttpResponse:
 
 
 def _label_response(
-    request: AuthedRequest, trace_id: int, indexes: list[int] | None, error: str = ""
+    request: AuthedRequest, trace: Trace, indexes: list[int] | None, error: str = ""
 ) -> HttpResponse:
     """The saved state, re-read: htmx gets the changed steps' controls (out of band), others a
     redirect back to the page (the buttons work without JavaScript too)."""
     if not request.htmx:
         if error:
             messages.error(request, error)
-        return redirect(reverse("annotate:trace", args=[trace_id]))
-    data = selectors.trace_for_annotation(user=request.user, trace_id=trace_id)
+        return redirect(reverse("annotate:trace", args=[trace.pk]))
+    data = selectors.trace_for_annotation_of(user=request.user, trace=trace)
     context = _label_context(data)
     context["changed"] = [
         view for view in data.steps if indexes is None or view.step.index in indexes
@@ -186,15 +186,15 @@ def step_label(request: AuthedRequest, trace_id: int, index: int) -> HttpRespons
     if not form.is_valid():
         return _label_response(
             request,
-            trace_id,
+            trace,
             [index],
             error=_error_text(ValidationError(list(form.errors.values()))),
         )
     try:
         services.label_set(user=request.user, step=step, **form.changes())
     except ValidationError as error:
-        return _label_response(request, trace_id, [index], error=_error_text(error))
-    return _label_response(request, trace_id, [index])
+        return _label_response(request, trace, [index], error=_error_text(error))
+    return _label_response(request, trace, [index])
 
 
 @login_required
@@ -204,7 +204,7 @@ def step_first_error(request: AuthedRequest, trace_id: int, index: int) -> HttpR
     trace = selectors.trace_get_for_user(user=request.user, trace_id=trace_id)
     step = selectors.step_get(trace=trace, index=index)
     services.label_first_error(user=request.user, step=step)
-    return _label_response(request, trace_id, None)
+    return _label_response(request, trace, None)
 
 
 @login_required
@@ -213,7 +213,7 @@ def trace_all_correct(request: AuthedRequest, trace_id: int) -> HttpResponse:
     """No wrong step: every step +1."""
     trace = selectors.trace_get_for_user(user=request.user, trace_id=trace_id)
     services.label_all_correct(user=request.user, trace=trace)
-    return _label_response(request, trace_id, None)
+    return _label_response(request, trace, None)
 
 
 @login_required

@@ -47,6 +47,9 @@ def project_role(*, user: UserLike, project: Project) -> Role | None:
         return None
     if user_is_site_admin(user=user):
         return Role.ADMIN
+    cached = getattr(project, "_role_of_user", None)
+    if cached is not None and cached[0] == user.pk:  # read with the project (trace_get_for_user)
+        return cached[1]
     role = (
         Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
     )
@@ -69,8 +72,22 @@ def project_get_for_user(*, user: UserLike, slug: str, min_role: Role = Role.ANN
 
 
 def trace_get_for_user(*, user: UserLike, trace_id: int, min_role: Role = Role.ANNOTATOR) -> Trace:
-    trace = Trace.objects.select_related("project", "problem").filter(pk=trace_id).first()
-    if trace is None or not role_at_least(project_role(user=user, project=trace.project), min_role):
+    # The user's membership role comes with the trace, in the same query (the hot path of every
+    # label save); project_role() then answers from it for this project and user.
+    my_role = Membership.objects.filter(
+        project=OuterRef("project_id"), user_id=getattr(user, "pk", None)
+    ).values("role")[:1]
+    trace = (
+        Trace.objects.select_related("project", "problem")
+        .annotate(my_role=Subquery(my_role))
+        .filter(pk=trace_id)
+        .first()
+    )
+    if trace is None:
+        raise Http404("No such trace.")
+    role = trace.my_role  # type: ignore[attr-defined]
+    trace.project._role_of_user = (getattr(user, "pk", None), Role(role) if role else None)  # type: ignore[attr-defined]
+    if not role_at_least(project_role(user=user, project=trace.project), min_role):
         raise Http404("No such trace.")
     return trace
 
@@ -143,9 +160,13 @@ def trace_for_annotation(*, user: UserLike, trace_id: int) -> TraceForAnnotation
     )
 
 
-def trace_for_annotation_of(*, user: UserLike, trace: Trace) -> TraceForAnnotation:
-    """The same, for a trace the caller already fetched through `trace_get_for_user`."""
-    annotation = Annotation.objects.filter(trace=trace, annotator_id=user.pk).first()
+def trace_for_annotation_of(
+    *, user: UserLike, trace: Trace, annotation: Annotation | None = None
+) -> TraceForAnnotation:
+    """The same, for a trace the caller already fetched through `trace_get_for_user` (and, if it
+    has it in hand, the user's annotation of it)."""
+    if annotation is None or annotation.annotator_id != user.pk or annotation.trace_id != trace.pk:
+        annotation = Annotation.objects.filter(trace=trace, annotator_id=user.pk).first()
     labels: dict[int, StepLabel] = {}
     if annotation is not None:
         labels = {label.step_id: label for label in annotation.labels.all()}

@@ -113,16 +113,16 @@ def label_set(
     if note is not UNSET:
         fields["note"] = note
     annotation = annotation_start(user=user, trace=step.trace)
-    now = timezone.now()
     StepLabel.objects.bulk_create(
-        [StepLabel(annotation=annotation, step=step, updated_at=now, **fields)],
+        [StepLabel(annotation=annotation, step=step, **fields)],
         update_conflicts=True,
         unique_fields=["annotation", "step"],
         update_fields=[*fields, "updated_at"],
     )
-    Annotation.objects.filter(pk=annotation.pk).update(updated_at=now)
     # The saved row as it now stands (fields not given keep their earlier values).
-    return StepLabel.objects.get(annotation=annotation, step=step)
+    label = StepLabel.objects.get(annotation=annotation, step=step)
+    label.annotation = annotation
+    return label
 
 
 def label_first_error(*, user: AbstractBaseUser, step: Step) -> list[StepLabel]:

@@ -18,7 +18,16 @@ from django_htmx.middleware import HtmxDetails
 from . import queues, selectors, services
 from .forms import HeartbeatForm, ImportForm, StepLabelForm, SubmitForm
 from .imports import ImportFileError, project_for_import, traces_import
-from .models import FinishReason, LabelScheme, QueueStrategy, Role, SkipReason, StepPart, Trace
+from .models import (
+    Annotation,
+    FinishReason,
+    LabelScheme,
+    QueueStrategy,
+    Role,
+    SkipReason,
+    StepPart,
+    Trace,
+)
 
 
 class AuthedRequest(HttpRequest):
@@ -155,7 +164,11 @@ def trace(request: AuthedRequest, trace_id: int) -> HttpResponse:
 
 
 def _label_response(
-    request: AuthedRequest, trace: Trace, indexes: list[int] | None, error: str = ""
+    request: AuthedRequest,
+    trace: Trace,
+    indexes: list[int] | None,
+    error: str = "",
+    annotation: Annotation | None = None,
 ) -> HttpResponse:
     """The saved state, re-read: htmx gets the changed steps' controls (out of band), others a
     redirect back to the page (the buttons work without JavaScript too)."""
@@ -163,7 +176,7 @@ def _label_response(
         if error:
             messages.error(request, error)
         return redirect(reverse("annotate:trace", args=[trace.pk]))
-    data = selectors.trace_for_annotation_of(user=request.user, trace=trace)
+    data = selectors.trace_for_annotation_of(user=request.user, trace=trace, annotation=annotation)
     context = _label_context(data)
     context["changed"] = [
         view for view in data.steps if indexes is None or view.step.index in indexes
@@ -191,10 +204,10 @@ def step_label(request: AuthedRequest, trace_id: int, index: int) -> HttpRespons
             error=_error_text(ValidationError(list(form.errors.values()))),
         )
     try:
-        services.label_set(user=request.user, step=step, **form.changes())
+        label = services.label_set(user=request.user, step=step, **form.changes())
     except ValidationError as error:
         return _label_response(request, trace, [index], error=_error_text(error))
-    return _label_response(request, trace, [index])
+    return _label_response(request, trace, [index], annotation=label.annotation)
 
 
 @login_required

@@ -107,6 +107,20 @@ def project_for_import(*, slug: str) -> tuple[Project, bool]:
     return services.project_create(slug=slug), True
 
 
+# PostgreSQL plans queries on table statistics that autovacuum refreshes only some time after a
+# bulk load (or never, where it is off); a stale plan made the labelling page 2.5x slower after an
+# import of ProcessBench. A large import refreshes them itself, once committed.
+ANALYZE_AFTER_STEPS = 1000
+_CORPUS_TABLES = (Problem, Trace, Step, GoldLabel, Annotation, StepLabel)
+
+
+def _analyze_corpus_tables() -> None:
+    connection = connections[router.db_for_write(Trace)]
+    with connection.cursor() as cursor:
+        for model in _CORPUS_TABLES:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
+
+
 def traces_import(
     *, project: Project, stream: IO[bytes], filename: str, format: str, subset: str = ""
 ) -> ImportResult:
@@ -120,6 +134,9 @@ def traces_import(
     traces, repeated = _parse_file(stream=stream, filename=filename, format=format, subset=subset)
     with transaction.atomic():
         result = _write(project=project, source=format, traces=traces)
+        vendor = connections[router.db_for_write(Trace)].vendor
+        if vendor == "postgresql" and result["steps"] >= ANALYZE_AFTER_STEPS:
+            transaction.on_commit(_analyze_corpus_tables)
     return ImportResult(
         project=project,
         format=format,
@@ -229,7 +246,9 @@ class _Inserter:
     def __init__(self) -> None:
         self.connection = connections[router.db_for_write(Trace)]
         if not self.connection.features.can_return_rows_from_bulk_insert:
-            raise NotImplementedError("imports need INSERT ... RETURNING (SQLite 3.35+, PostgreSQL)")
+            raise NotImplementedError(
+                "imports need INSERT ... RETURNING (SQLite 3.35+, PostgreSQL)"
+            )
         self.max_params = self._max_params()
         self.now = timezone.now()
         self._statements: dict[tuple[str, int, bool], str] = {}
@@ -254,7 +273,11 @@ class _Inserter:
         return _field(model, field).get_db_prep_value(self.now, self.connection)
 
     def insert(
-        self, model: type[Model], fields: Sequence[str], rows: list[tuple[Any, ...]], *,
+        self,
+        model: type[Model],
+        fields: Sequence[str],
+        rows: list[tuple[Any, ...]],
+        *,
         returning: bool = False,
     ) -> list[int]:
         """Insert `rows` (values in the order of `fields`); their new ids if `returning`."""
@@ -273,7 +296,10 @@ class _Inserter:
         return ids
 
     def _copy(
-        self, model: type[Model], fields: Sequence[str], rows: list[tuple[Any, ...]],
+        self,
+        model: type[Model],
+        fields: Sequence[str],
+        rows: list[tuple[Any, ...]],
         returning: bool,
     ) -> list[int]:
         """PostgreSQL: COPY, with ids drawn from the table's sequence first when they are needed.
@@ -332,15 +358,32 @@ def _problem_ids(
     rows = []
     for sha in missing:
         p = wanted[sha].problem
-        rows.append((
-            project.pk, sha, p.text, p.reference_answer, p.reference_solution,
-            db.json(p.images), db.json(p.table) if p.table is not None else None,
-            db.json(p.metadata), False,
-        ))
+        rows.append(
+            (
+                project.pk,
+                sha,
+                p.text,
+                p.reference_answer,
+                p.reference_solution,
+                db.json(p.images),
+                db.json(p.table) if p.table is not None else None,
+                db.json(p.metadata),
+                False,
+            )
+        )
     new_ids = db.insert(
         Problem,
-        ("project", "text_sha256", "text", "reference_answer", "reference_solution", "images",
-         "table", "metadata", "flagged"),
+        (
+            "project",
+            "text_sha256",
+            "text",
+            "reference_answer",
+            "reference_solution",
+            "images",
+            "table",
+            "metadata",
+            "flagged",
+        ),
         rows,
         returning=True,
     )
@@ -370,12 +413,31 @@ def _write(*, project: Project, source: str, traces: list[ParsedTrace]) -> dict[
     for chunk in _chunks(new_traces, _TRACE_CHUNK):
         trace_ids = db.insert(
             Trace,
-            ("project", "problem", "generator", "final_answer", "final_answer_correct", "source",
-             "subset", "external_id", "metadata", "created_at"),
+            (
+                "project",
+                "problem",
+                "generator",
+                "final_answer",
+                "final_answer_correct",
+                "source",
+                "subset",
+                "external_id",
+                "metadata",
+                "created_at",
+            ),
             [
-                (project.pk, problem_ids[_text_sha256(t.problem.text)], t.generator,
-                 t.final_answer, t.final_answer_correct, source, t.subset, t.external_id,
-                 db.json(t.metadata) if t.metadata else empty, created_at)
+                (
+                    project.pk,
+                    problem_ids[_text_sha256(t.problem.text)],
+                    t.generator,
+                    t.final_answer,
+                    t.final_answer_correct,
+                    source,
+                    t.subset,
+                    t.external_id,
+                    db.json(t.metadata) if t.metadata else empty,
+                    created_at,
+                )
                 for t in chunk
             ],
             returning=True,
@@ -453,7 +515,9 @@ def _submitted_at(value: str | None) -> datetime | None:
     return moment if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)
 
 
-def _write_annotations(annotated: list[tuple[ParsedTrace, int, list[int]]], *, db: _Inserter) -> int:
+def _write_annotations(
+    annotated: list[tuple[ParsedTrace, int, list[int]]], *, db: _Inserter
+) -> int:
     """Imported passes (PRM800K labelers) with their step labels; returns how many were created.
 
     The same labeler on the same trace again is the same pass when the raw record is the same

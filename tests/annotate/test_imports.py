@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 
 from annotate import imports
 from annotate.formats import prm800k, prmbench, processbench
@@ -42,7 +43,9 @@ def import_file(project: Project, name: str, fmt: str, **kwargs: Any) -> ImportR
         return traces_import(project=project, stream=stream, filename=name, format=fmt, **kwargs)
 
 
-def import_bytes(project: Project, data: bytes, fmt: str, name: str = "upload.jsonl") -> ImportResult:
+def import_bytes(
+    project: Project, data: bytes, fmt: str, name: str = "upload.jsonl"
+) -> ImportResult:
     return traces_import(project=project, stream=io.BytesIO(data), filename=name, format=fmt)
 
 
@@ -51,9 +54,11 @@ def lines_of(name: str) -> list[str]:
 
 
 def gold_counts(project: Project) -> dict[int, int]:
-    return dict(Counter(GoldLabel.objects.filter(step__trace__project=project).values_list(
-        "value", flat=True
-    )))
+    return dict(
+        Counter(
+            GoldLabel.objects.filter(step__trace__project=project).values_list("value", flat=True)
+        )
+    )
 
 
 def row_counts() -> dict[str, int]:
@@ -83,7 +88,10 @@ def test_processbench_sample_exact_counts_and_gold() -> None:
     assert Step.objects.filter(trace__project=project).count() == 581
     assert gold_counts(project) == {1: 339, -1: 48}
     assert dict(Counter(Trace.objects.values_list("subset", flat=True))) == {
-        "gsm8k": 20, "math": 20, "olympiadbench": 20, "omnimath": 20
+        "gsm8k": 20,
+        "math": 20,
+        "olympiadbench": 20,
+        "omnimath": 20,
     }
     trace = Trace.objects.get(project=project, source="processbench", external_id="gsm8k-12")
     golds = [getattr(step, "gold", None) for step in trace.steps.select_related("gold")]
@@ -101,9 +109,11 @@ def test_processbench_full_gsm8k_file() -> None:
     assert (result.traces_created, result.steps_created) == (380, 1991)
     assert gold_counts(project) == {1: 1310, -1: 195}
     # final_answer_correct although a step is wrong: kept as it is.
-    assert Trace.objects.filter(final_answer_correct=True).exclude(
-        metadata__processbench__label=-1
-    ).exists()
+    assert (
+        Trace.objects.filter(final_answer_correct=True)
+        .exclude(metadata__processbench__label=-1)
+        .exists()
+    )
 
 
 def test_reimport_adds_nothing() -> None:
@@ -116,7 +126,9 @@ def test_reimport_adds_nothing() -> None:
     assert row_counts() == before
 
 
-def test_reimport_into_a_big_project_looks_ids_up_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reimport_into_a_big_project_looks_ids_up_in_chunks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The path a project with many more rows than the file takes (small numbers forced here)."""
     monkeypatch.setattr(imports, "_READ_ALL_BELOW", -10_000)
     monkeypatch.setattr(imports, "_LOOKUP_CHUNK", 7)
@@ -159,7 +171,11 @@ def test_processbench_json_array_file_as_upstream_ships_it() -> None:
     recs = [json.loads(line) for line in lines_of("processbench_sample.jsonl")]
     data = json.dumps(recs, indent=4, ensure_ascii=False).encode()
     result = import_bytes(project, data, "processbench", name="dataset/gsm8k.json")
-    assert (result.traces_created, result.steps_created, result.gold_labels_created) == (80, 581, 387)
+    assert (result.traces_created, result.steps_created, result.gold_labels_created) == (
+        80,
+        581,
+        387,
+    )
 
 
 def test_processbench_and_prmbench_records_rebuilt_exactly_from_the_database() -> None:
@@ -171,15 +187,22 @@ def test_processbench_and_prmbench_records_rebuilt_exactly_from_the_database() -
     for trace in Trace.objects.filter(project=project).select_related("problem").order_by("id"):
         steps = [s.text for s in trace.steps.order_by("index")]
         if trace.source == "processbench":
-            rebuilt.append(processbench.record_from_trace(
-                external_id=trace.external_id, generator=trace.generator,
-                problem=trace.problem.text, steps=steps,
-                final_answer_correct=trace.final_answer_correct, metadata=trace.metadata,
-            ))
+            rebuilt.append(
+                processbench.record_from_trace(
+                    external_id=trace.external_id,
+                    generator=trace.generator,
+                    problem=trace.problem.text,
+                    steps=steps,
+                    final_answer_correct=trace.final_answer_correct,
+                    metadata=trace.metadata,
+                )
+            )
         else:
-            rebuilt.append(prmbench.record_from_trace(
-                problem=trace.problem.text, steps=steps, metadata=trace.metadata
-            ))
+            rebuilt.append(
+                prmbench.record_from_trace(
+                    problem=trace.problem.text, steps=steps, metadata=trace.metadata
+                )
+            )
     original = lines_of("processbench_sample.jsonl") + lines_of("prmbench_sample.jsonl")
     assert [json.dumps(r, ensure_ascii=False) for r in rebuilt] == original
 
@@ -239,7 +262,9 @@ def test_label_out_of_range_is_refused() -> None:
     rec["label"] = len(rec["steps"])
     err = refused(project, corrupted(61, json.dumps(rec)))
     assert (err.line, err.field) == (61, "label")
-    assert err.message.startswith(f"label {len(rec['steps'])} out of range: -1 (no wrong step) or 0..")
+    assert err.message.startswith(
+        f"label {len(rec['steps'])} out of range: -1 (no wrong step) or 0.."
+    )
 
 
 def test_missing_field_and_empty_steps_are_refused() -> None:
@@ -252,7 +277,8 @@ def test_missing_field_and_empty_steps_are_refused() -> None:
     rec["generator"], rec["steps"] = "g", []
     err = refused(project, corrupted(10, json.dumps(rec)))
     assert (err.field, err.message) == (
-        "steps", "must not be empty (a trace needs at least one step)"
+        "steps",
+        "must not be empty (a trace needs at least one step)",
     )
 
 
@@ -287,7 +313,11 @@ def test_empty_file_and_unknown_format_are_refused() -> None:
 def test_prmbench_sample_exact_counts() -> None:
     project = make_project()
     result = import_file(project, "prmbench_sample.jsonl", "prmbench")
-    assert (result.traces_created, result.steps_created, result.gold_labels_created) == (43, 540, 540)
+    assert (result.traces_created, result.steps_created, result.gold_labels_created) == (
+        43,
+        540,
+        540,
+    )
     assert result.problems_created == 13
     assert gold_counts(project) == {1: 454, -1: 86}
     subsets = Counter(Trace.objects.values_list("subset", flat=True))
@@ -305,9 +335,13 @@ def test_math_shepherd_sample_exact_counts() -> None:
     assert (result.traces_created, result.steps_created, result.gold_labels_created) == (4, 15, 15)
     assert gold_counts(project) == {1: 5, -1: 10}
     trace = Trace.objects.get(final_answer="52")
-    assert [
-        (s.text[:7], s.gold.value) for s in trace.steps.select_related("gold")
-    ] == [("Step 1:", 1), ("Step 2:", -1), ("Step 3:", -1), ("Step 4:", -1), ("Step 5:", -1)]
+    assert [(s.text[:7], s.gold.value) for s in trace.steps.select_related("gold")] == [
+        ("Step 1:", 1),
+        ("Step 2:", -1),
+        ("Step 3:", -1),
+        ("Step 4:", -1),
+        ("Step 5:", -1),
+    ]
     assert import_file(project, "math_shepherd_sample.jsonl", "math_shepherd").traces_skipped == 4
 
 
@@ -321,13 +355,24 @@ def processbench_as(fmt: str) -> bytes:
         if fmt == "trl":
             # TRL's convention: the prefix up to and including the first wrong step.
             steps = r["steps"][: wrong + 1] if label != -1 else r["steps"]
-            out.append({"prompt": r["problem"], "completions": steps,
-                        "labels": [i < wrong for i in range(len(steps))]})
+            out.append(
+                {
+                    "prompt": r["problem"],
+                    "completions": steps,
+                    "labels": [i < wrong for i in range(len(steps))],
+                }
+            )
         else:
-            out.append({"id": r["id"], "problem": r["problem"], "steps": r["steps"],
-                        "labels": [1 if i < wrong else -1 if i == wrong else None for i in range(n)],
-                        "generator": r["generator"],
-                        "final_answer_correct": r["final_answer_correct"]})
+            out.append(
+                {
+                    "id": r["id"],
+                    "problem": r["problem"],
+                    "steps": r["steps"],
+                    "labels": [1 if i < wrong else -1 if i == wrong else None for i in range(n)],
+                    "generator": r["generator"],
+                    "final_answer_correct": r["final_answer_correct"],
+                }
+            )
     return "\n".join(json.dumps(r, ensure_ascii=False) for r in out).encode()
 
 
@@ -349,12 +394,20 @@ def test_generic_jsonl_file_from_real_traces() -> None:
 
 def test_generic_jsonl_thinking_and_response_parts() -> None:
     project = make_project()
-    rec = {"problem": "What is $2^3$?", "thinking": ["2*2=4", "4*2=8"], "response": ["$8$"],
-           "labels": [1, 1, None], "images": ["fig.png"], "table": [["x", 2]]}
+    rec = {
+        "problem": "What is $2^3$?",
+        "thinking": ["2*2=4", "4*2=8"],
+        "response": ["$8$"],
+        "labels": [1, 1, None],
+        "images": ["fig.png"],
+        "table": [["x", 2]],
+    }
     import_bytes(project, json.dumps(rec).encode(), "jsonl")
     trace = Trace.objects.get(project=project)
     assert list(trace.steps.values_list("part", "text")) == [
-        ("thinking", "2*2=4"), ("thinking", "4*2=8"), ("response", "$8$")
+        ("thinking", "2*2=4"),
+        ("thinking", "4*2=8"),
+        ("response", "$8$"),
     ]
     assert (trace.problem.images, trace.problem.table) == (["fig.png"], [["x", 2]])
     assert len(trace.external_id) == 64  # no id given: a hash of the content
@@ -376,10 +429,15 @@ def test_prm800k_sample_exact_counts() -> None:
     # Phase 2: the rating of the pre-generated step; phase 1: of the chosen or the human step
     # (the human ones unrated, null).
     assert dict(Counter(StepLabel.objects.values_list("value", flat=True))) == {
-        1: 78, 0: 13, -1: 5, None: 11
+        1: 78,
+        0: 13,
+        -1: 5,
+        None: 11,
     }
     assert dict(Counter(Annotation.objects.values_list("finish_reason", flat=True))) == {
-        "found_error": 5, "solution": 2, "give_up": 1
+        "found_error": 5,
+        "solution": 2,
+        "give_up": 1,
     }
 
 
@@ -419,7 +477,8 @@ def test_prm800k_raw_records_come_back_exactly_from_the_database() -> None:
         for record in prm800k.records_from_annotation(a.metadata)
     }
     original = {
-        json.dumps(json.loads(line), ensure_ascii=False) for line in lines_of("prm800k_sample.jsonl")
+        json.dumps(json.loads(line), ensure_ascii=False)
+        for line in lines_of("prm800k_sample.jsonl")
     }
     assert stored == original
 
@@ -494,3 +553,20 @@ def test_project_for_import_gets_or_creates() -> None:
     assert created and project.slug == "new-corpus"
     again, created = project_for_import(slug="new-corpus")
     assert again == project and not created
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="table statistics are PostgreSQL's (the CI runs it)"
+)
+def test_a_large_import_refreshes_postgresql_statistics(django_capture_on_commit_callbacks):
+    """After a bulk load the planner must not plan on an empty table's statistics."""
+    project = make_project("stats")
+    path = DATA / "processbench" / "gsm8k.jsonl"
+    with django_capture_on_commit_callbacks(execute=True), path.open("rb") as stream:
+        result = imports.traces_import(
+            project=project, stream=stream, filename=path.name, format="processbench"
+        )
+    assert result.steps_created >= imports.ANALYZE_AFTER_STEPS
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE relname = 'annotate_step'")
+        assert cursor.fetchone()[0] >= result.steps_created

@@ -452,6 +452,12 @@ def main() -> None:
         env=server_env(url, Path(tempfile.mkdtemp(prefix="steplens-load-migrate-"))),
         check=True,
     )
+    # Production runs autovacuum; this machine's PostgreSQL has it off, and earlier runs added
+    # thousands of annotations: refresh the planner's statistics as autovacuum would have.
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ANALYZE")
     traces = corpus_ids(url, slug)
     users = [f"annotator{i}" for i in range(clients)]
     print(f"{len(traces):,} traces, {sum(n for _, n in traces):,} steps; gunicorn {args.workers} workers x {args.threads} threads; {os.cpu_count()} cores shared with the client")

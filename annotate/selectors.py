@@ -160,17 +160,38 @@ def trace_for_annotation(*, user: UserLike, trace_id: int) -> TraceForAnnotation
     )
 
 
+def trace_steps(*, trace: Trace) -> list[Step]:
+    """The steps of a trace the caller fetched through `trace_get_for_user`, in order."""
+    steps = list(trace.steps.select_related("gold").order_by("index"))
+    for step in steps:
+        step.trace = trace  # already loaded with its project: spares the services a query
+    return steps
+
+
+def step_of(*, steps: list[Step], index: int) -> Step:
+    """The step at `index` of a list from `trace_steps`; 404 if there is no such index."""
+    step = next((step for step in steps if step.index == index), None)
+    if step is None:
+        raise Http404(f"This trace has no step {index}.")
+    return step
+
+
 def trace_for_annotation_of(
-    *, user: UserLike, trace: Trace, annotation: Annotation | None = None
+    *,
+    user: UserLike,
+    trace: Trace,
+    annotation: Annotation | None = None,
+    steps: list[Step] | None = None,
 ) -> TraceForAnnotation:
     """The same, for a trace the caller already fetched through `trace_get_for_user` (and, if it
-    has it in hand, the user's annotation of it)."""
+    has them in hand, the user's annotation of it and its steps from `trace_steps`)."""
     if annotation is None or annotation.annotator_id != user.pk or annotation.trace_id != trace.pk:
         annotation = Annotation.objects.filter(trace=trace, annotator_id=user.pk).first()
     labels: dict[int, StepLabel] = {}
     if annotation is not None:
         labels = {label.step_id: label for label in annotation.labels.all()}
-    steps = list(trace.steps.select_related("gold").order_by("index"))
+    if steps is None:
+        steps = trace_steps(trace=trace)
     views = [
         StepView(step=step, label=labels.get(step.pk), gold=getattr(step, "gold", None))
         for step in steps

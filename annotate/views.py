@@ -25,6 +25,7 @@ from .models import (
     QueueStrategy,
     Role,
     SkipReason,
+    Step,
     StepPart,
     Trace,
 )
@@ -169,6 +170,7 @@ def _label_response(
     indexes: list[int] | None,
     error: str = "",
     annotation: Annotation | None = None,
+    steps: list[Step] | None = None,
 ) -> HttpResponse:
     """The saved state, re-read: htmx gets the changed steps' controls (out of band), others a
     redirect back to the page (the buttons work without JavaScript too)."""
@@ -176,7 +178,9 @@ def _label_response(
         if error:
             messages.error(request, error)
         return redirect(reverse("annotate:trace", args=[trace.pk]))
-    data = selectors.trace_for_annotation_of(user=request.user, trace=trace, annotation=annotation)
+    data = selectors.trace_for_annotation_of(
+        user=request.user, trace=trace, annotation=annotation, steps=steps
+    )
     context = _label_context(data)
     context["changed"] = [
         view for view in data.steps if indexes is None or view.step.index in indexes
@@ -194,7 +198,8 @@ def _error_text(error: ValidationError) -> str:
 def step_label(request: AuthedRequest, trace_id: int, index: int) -> HttpResponse:
     """Save any of value / flagged / note for one step (one click, one keystroke, one note)."""
     trace = selectors.trace_get_for_user(user=request.user, trace_id=trace_id)
-    step = selectors.step_get(trace=trace, index=index)
+    steps = selectors.trace_steps(trace=trace)
+    step = selectors.step_of(steps=steps, index=index)
     form = StepLabelForm(request.POST)
     if not form.is_valid():
         return _label_response(
@@ -207,7 +212,7 @@ def step_label(request: AuthedRequest, trace_id: int, index: int) -> HttpRespons
         label = services.label_set(user=request.user, step=step, **form.changes())
     except ValidationError as error:
         return _label_response(request, trace, [index], error=_error_text(error))
-    return _label_response(request, trace, [index], annotation=label.annotation)
+    return _label_response(request, trace, [index], annotation=label.annotation, steps=steps)
 
 
 @login_required

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any, TypeVar
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.db import connections, router, transaction
@@ -38,6 +39,7 @@ from .models import (
     StepLabel,
     Trace,
 )
+from .tasks import queue_priorities_sync_task
 
 FORMATS: tuple[str, ...] = ("processbench", "prm800k", "prmbench", "math_shepherd", "trl", "jsonl")
 assert set(FORMATS) == set(PARSERS), "every format needs a parser in annotate.formats.PARSERS"
@@ -137,6 +139,14 @@ def traces_import(
         vendor = connections[router.db_for_write(Trace)].vendor
         if vendor == "postgresql" and result["steps"] >= ANALYZE_AFTER_STEPS:
             transaction.on_commit(_analyze_corpus_tables)
+        if result["traces"]:
+            # New traces need their labelling-queue rows; a worker makes them, off this request
+            # (else the first "next" after a large import would make them, slowly).
+            transaction.on_commit(
+                lambda: queue_priorities_sync_task.apply_async(
+                    args=[project.pk], queue=settings.STEPLENS_EXPORT_QUEUE
+                )
+            )
     return ImportResult(
         project=project,
         format=format,

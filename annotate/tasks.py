@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from . import exports
+from . import exports, queues
 
 logger = logging.getLogger(__name__)
 
@@ -20,3 +20,12 @@ def export_snapshot_build_task(snapshot_id: int) -> str:
         # The error is on the snapshot (status failed), shown on the page; retrying would fail alike.
         logger.exception("export snapshot %s failed", snapshot_id)
         return "failed"
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def queue_priorities_sync_task(project_id: int) -> int:
+    """Give newly imported traces their queue rows, so that the next "next" does not have to."""
+    from .models import Project
+
+    project = Project.objects.filter(pk=project_id).first()
+    return queues.priorities_sync(project=project) if project is not None else 0

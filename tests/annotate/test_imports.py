@@ -570,3 +570,16 @@ def test_a_large_import_refreshes_postgresql_statistics(django_capture_on_commit
     with connection.cursor() as cursor:
         cursor.execute("SELECT reltuples FROM pg_class WHERE relname = 'annotate_step'")
         assert cursor.fetchone()[0] >= result.steps_created
+
+
+def test_imported_traces_get_their_queue_rows_from_a_task(django_capture_on_commit_callbacks):
+    """The labelling queue of a freshly imported project is ready before anyone asks "next"."""
+    from annotate.models import TracePriority
+
+    project = make_project("queued")
+    path = DATA / "processbench_sample.jsonl"
+    with django_capture_on_commit_callbacks(execute=True), path.open("rb") as stream:
+        result = imports.traces_import(
+            project=project, stream=stream, filename=path.name, format="processbench"
+        )
+    assert TracePriority.objects.filter(project=project).count() == result.traces_created == 80

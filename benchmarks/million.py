@@ -6,7 +6,10 @@ service into project "bench", with 50 annotators as members ("annotator0" ... "a
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.corpus import write_corpus
@@ -49,3 +52,25 @@ def build_million_step_database(workdir: Path) -> None:
         services.membership_set(project=project, user=user, role="annotator")
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")
+
+
+def open_million_step_database(
+    url: str, *, keep: bool, ready: Callable[[str], bool] = million_step_database_ready
+) -> bool:
+    """Set Django up on `url` holding the corpus: reused when `keep` and `ready(url)`, else the
+    database is created afresh and filled. Returns whether it was reused."""
+    from benchmarks.import_million_steps import _recreate_database, _setup_django
+
+    reused = keep and ready(url)
+    if not reused:
+        _recreate_database(url)
+    os.environ["ALLOWED_HOSTS"] = "testserver"
+    os.environ["SECURE_SSL_REDIRECT"] = "0"
+    workdir = Path(tempfile.mkdtemp(prefix="steplens-bench-"))
+    _setup_django(workdir, url)
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)  # a kept database may predate the latest migrations
+    if not reused:
+        build_million_step_database(workdir)
+    return reused

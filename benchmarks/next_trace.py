@@ -26,18 +26,15 @@ import json
 import os
 import random
 import statistics
-import tempfile
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
-from benchmarks.import_million_steps import _recreate_database, _setup_django
 from benchmarks.million import (
     ANNOTATORS,
     TRACES,
-    build_million_step_database,
     million_step_database_ready,
+    open_million_step_database,
 )
 from benchmarks.trace_page import _pct
 
@@ -62,17 +59,9 @@ def main() -> None:
     parser.add_argument("--database-url", default=DEFAULT_URL)
     parser.add_argument("--keep", action="store_true", help="reuse the database if it is built")
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="steplens-bench-next-"))
-    reuse = args.keep and _ready(args.database_url)
-    if not reuse:
-        _recreate_database(args.database_url)
-    os.environ["ALLOWED_HOSTS"] = "testserver"
-    os.environ["SECURE_SSL_REDIRECT"] = "0"
     os.environ["DATABASE_CONN_MAX_AGE"] = "60"
-    _setup_django(workdir, args.database_url)
-
+    reused = open_million_step_database(args.database_url, keep=args.keep, ready=_ready)
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
     from django.db import connection, connections
     from django.test import Client
 
@@ -80,9 +69,7 @@ def main() -> None:
     from annotate.models import Assignment, AssignmentStatus, Project, Trace, TracePriority
 
     User = get_user_model()
-    call_command("migrate", verbosity=0)  # a kept database may predate the latest migrations
-    if not reuse:
-        build_million_step_database(workdir)
+    if not reused:
         project = Project.objects.get(slug="bench")
         started = time.perf_counter()
         queues.priorities_refresh(project=project)

@@ -15,15 +15,12 @@ import argparse
 import json
 import random
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
-from benchmarks.import_million_steps import _recreate_database, _setup_django
 from benchmarks.million import (
     ANNOTATORS,
-    build_million_step_database,
     million_step_database_ready,
+    open_million_step_database,
 )
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/steplens_bench_page"
@@ -44,26 +41,13 @@ def main() -> None:
     parser.add_argument("--database-url", default=DEFAULT_URL)
     parser.add_argument("--keep", action="store_true", help="reuse the database if it is built")
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="steplens-bench-page-"))
-    reuse = args.keep and _database_ready(args.database_url)
-    if not reuse:
-        _recreate_database(args.database_url)
-    import os
-
-    os.environ["ALLOWED_HOSTS"] = "testserver"
-    os.environ["SECURE_SSL_REDIRECT"] = "0"
-    _setup_django(workdir, args.database_url)
-
+    open_million_step_database(args.database_url, keep=args.keep)
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
     from django.test import Client
 
     from annotate.models import Project, Step, Trace
 
     User = get_user_model()
-    call_command("migrate", verbosity=0)  # a kept database may predate the latest migrations
-    if not reuse:
-        build_million_step_database(workdir)
     project = Project.objects.get(slug="bench")
     steps = Step.objects.filter(trace__project=project).count()
     trace_ids = list(Trace.objects.filter(project=project).values_list("pk", flat=True))

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from statistics import pstdev
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q
@@ -39,7 +39,7 @@ from .models import (
     TracePriority,
 )
 
-UserLike = AbstractBaseUser | AnonymousUser
+UserLike = User | AnonymousUser
 
 LIVE = (AssignmentStatus.LEASED, AssignmentStatus.SUBMITTED)
 

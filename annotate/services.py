@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import connections, router, transaction
 from django.db.models import F
@@ -62,7 +62,7 @@ def project_create(
 
 
 def membership_set(
-    *, project: Project, user: AbstractBaseUser, role: str = Role.ANNOTATOR
+    *, project: Project, user: User, role: str = Role.ANNOTATOR
 ) -> Membership:
     membership, _ = Membership.objects.update_or_create(
         project=project, user=user, defaults={"role": Role(role)}
@@ -70,7 +70,7 @@ def membership_set(
     return membership
 
 
-def annotation_start(*, user: AbstractBaseUser, trace: Trace) -> Annotation:
+def annotation_start(*, user: User, trace: Trace) -> Annotation:
     """The user's annotation of this trace, created on first touch (idempotent)."""
     annotation, _ = Annotation.objects.get_or_create(trace=trace, annotator=user)
     return annotation
@@ -94,7 +94,7 @@ _LABEL_FIELDS = ("value", "flagged", "note", "blind_value", "updated_at")
 
 def label_set(
     *,
-    user: AbstractBaseUser,
+    user: User,
     step: Step,
     value: int | None = UNSET,
     flagged: bool = UNSET,
@@ -129,7 +129,10 @@ def _label_upsert(*, annotation: Annotation, step: Step, fields: dict[str, Any])
     connection = connections[router.db_for_write(StepLabel)]
     qn = connection.ops.quote_name
     meta = StepLabel._meta
-    column = {name: meta.get_field(name).column for name in ("annotation", "step", *_LABEL_FIELDS)}
+    column = {
+        name: str(getattr(meta.get_field(name), "column", name))
+        for name in ("annotation", "step", *_LABEL_FIELDS)
+    }
     now = timezone.now()
     row = {"value": None, "flagged": False, "note": "", **fields}
     update = [*fields, "updated_at"]
@@ -165,7 +168,7 @@ def _label_upsert(*, annotation: Annotation, step: Step, fields: dict[str, Any])
     )
 
 
-def label_first_error(*, user: AbstractBaseUser, step: Step) -> list[StepLabel]:
+def label_first_error(*, user: User, step: Step) -> list[StepLabel]:
     """Mark `step` as the first wrong one: earlier steps +1, this one -1, later ratings cleared."""
     trace = step.trace
     with transaction.atomic():
@@ -188,7 +191,7 @@ def label_first_error(*, user: AbstractBaseUser, step: Step) -> list[StepLabel]:
     return labels
 
 
-def label_all_correct(*, user: AbstractBaseUser, trace: Trace) -> list[StepLabel]:
+def label_all_correct(*, user: User, trace: Trace) -> list[StepLabel]:
     """Every step +1: the "no wrong step" answer of the first-error scheme."""
     with transaction.atomic():
         annotation = annotation_start(user=user, trace=trace)
@@ -218,7 +221,7 @@ def _infer_finish_reason(*, annotation: Annotation, step_count: int) -> str:
 
 
 def annotation_submit(
-    *, user: AbstractBaseUser, trace: Trace, finish_reason: str | None = None
+    *, user: User, trace: Trace, finish_reason: str | None = None
 ) -> Annotation:
     """Submit the user's pass over a trace; the finish reason is inferred from the labels if not given.
 
@@ -262,7 +265,7 @@ def annotation_submit(
 
 
 def annotation_add_active_time(
-    *, user: AbstractBaseUser, trace: Trace, seconds: float
+    *, user: User, trace: Trace, seconds: float
 ) -> Annotation:
     """Add a heartbeat's worth of active time (capped, never negative) to the user's annotation."""
     seconds = max(0.0, min(float(seconds), MAX_ACTIVE_SECONDS_PER_HEARTBEAT))
@@ -277,7 +280,7 @@ def annotation_add_active_time(
     return annotation
 
 
-def auth_token_get_or_create(*, user: AbstractBaseUser) -> str:
+def auth_token_get_or_create(*, user: User) -> str:
     """The user's API token (DRF token auth), created on first request; the same key afterwards."""
     from rest_framework.authtoken.models import Token  # only the API needs tokens
 
@@ -289,7 +292,7 @@ def auth_token_get_or_create(*, user: AbstractBaseUser) -> str:
 
 
 def gold_set(
-    *, user: AbstractBaseUser, step: Step, value: int | None, rationale: str
+    *, user: User, step: Step, value: int | None, rationale: str
 ) -> GoldLabel | None:
     """A reviewer's gold label for a step (None clears it), with the reason; every change is
     written to the audit log (GoldLabelChange) with the value and source it replaced."""

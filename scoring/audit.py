@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Q
 from django.http import Http404
 
@@ -28,7 +28,7 @@ from .models import Backend, RunStatus, Scorer, StepScore
 from .prm import metrics
 from .prm.aggregate import AGGREGATIONS, aggregate
 
-UserLike = AbstractBaseUser | AnonymousUser
+UserLike = User | AnonymousUser
 
 POSITION_BUCKETS = 10  # step positions 0..9, then "10+"
 WORST_LIMIT = 50

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -15,7 +15,7 @@ from annotate.models import Problem, Project, Role, Step, Trace
 
 from .models import RunStatus, Scorer, ScoreRun, StepScore, WorkerHeartbeat
 
-UserLike = AbstractBaseUser | AnonymousUser
+UserLike = User | AnonymousUser
 
 WORKER_ALIVE_WITHIN = timedelta(seconds=30)
 AGGREGATIONS = ("min", "last", "product", "mean")

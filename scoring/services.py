@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -84,12 +85,13 @@ def project_scorers_set(*, project: Project, scorers: Iterable[Scorer]) -> list[
 def _enqueue_tasks(*, run_ids_by_scorer: dict[int, list[int]], queue: str) -> None:
     from . import tasks  # tasks import services: import here to keep the dependency one way
 
+    def send(chunk: list[int]) -> None:
+        tasks.score_runs.apply_async(args=[chunk], queue=queue)
+
     for run_ids in run_ids_by_scorer.values():
         for start in range(0, len(run_ids), RUNS_PER_TASK):
             chunk = run_ids[start : start + RUNS_PER_TASK]
-            transaction.on_commit(
-                lambda chunk=chunk: tasks.score_runs.apply_async(args=[chunk], queue=queue)
-            )
+            transaction.on_commit(functools.partial(send, chunk))
 
 
 def score_runs_enqueue(

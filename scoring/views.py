@@ -84,7 +84,7 @@ def problem_best_of_n(request: HttpRequest, problem_id: int) -> HttpResponse:
     how = request.GET.get("how", "min")
     if how not in selectors.AGGREGATIONS:
         how = "min"
-    ranked = []
+    ranked: list[selectors.RankedTrace] = []
     if scorer is not None:
         problem, ranked = selectors.problem_best_of_n(
             user=request.user, problem_id=problem_id, scorer=scorer, how=how

@@ -30,6 +30,8 @@ from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 from django.utils.text import slugify
 
+from scoring.prm.aggregate import AGGREGATIONS
+
 from . import selectors
 from .formats.exporters import EXPORTERS
 from .formats.exporters.base import NEUTRAL_CHOICES, ExportRecord, ExportRow
@@ -61,7 +63,6 @@ PROGRESS_EVERY_S = 0.5
 # gold labels and other annotators' labels, which annotators must not see (they bias them).
 EXPORT_MIN_ROLE = Role.REVIEWER
 PARQUET_FORMATS = tuple(name for name, mod in EXPORTERS.items() if mod.PARQUET_SCHEMA)
-AGGREGATIONS = ("min", "last", "product", "mean")
 CARD = "README.md"
 SUMS = "SHA256SUMS"
 
@@ -536,7 +537,6 @@ def _scores_for(snapshot: ExportSnapshot) -> Callable[[int, int], float | None] 
     """
     if snapshot.format != ExportFormat.SFT or snapshot.options.get("select") != "scorer":
         return None
-    import math
 
     from django.contrib.auth.models import AnonymousUser
 
@@ -555,9 +555,7 @@ def _scores_for(snapshot: ExportSnapshot) -> Callable[[int, int], float | None] 
                 scorer=scorer,
                 how=snapshot.options.get("aggregation", "min"),
             )
-            cache[problem_id] = {
-                r.trace.pk: r.aggregate for r in ranked if not math.isnan(r.aggregate)
-            }
+            cache[problem_id] = {r.trace.pk: r.aggregate for r in ranked if r.aggregate is not None}
         return cache[problem_id].get(trace_id)
 
     return score

@@ -18,6 +18,7 @@ from annotate.models import Role
 
 from . import selectors, services
 from .models import Backend, RunQueue, Scorer, ScoreRun
+from .prm.aggregate import AGGREGATIONS
 
 
 class ScorerSerializer(serializers.ModelSerializer):
@@ -271,7 +272,7 @@ class BestOfNApi(ApiView):
         operation_id="problem_best_of_n",
         parameters=[
             OpenApiParameter("scorer", str, required=True),
-            OpenApiParameter("how", str, enum=list(selectors.AGGREGATIONS), required=False),
+            OpenApiParameter("how", str, enum=list(AGGREGATIONS), required=False),
         ],
         responses=OutputSerializer(many=True),
     )
@@ -282,10 +283,8 @@ class BestOfNApi(ApiView):
             name=request.query_params.get("scorer", ""),
         )
         how = request.query_params.get("how", "min")
-        if how not in selectors.AGGREGATIONS:
-            raise serializers.ValidationError(
-                {"how": f"choose one of {', '.join(selectors.AGGREGATIONS)}"}
-            )
+        if how not in AGGREGATIONS:
+            raise serializers.ValidationError({"how": f"choose one of {', '.join(AGGREGATIONS)}"})
         _, ranked = selectors.problem_best_of_n(
             user=request.user, problem_id=problem_id, scorer=scorer, how=how
         )
@@ -296,7 +295,7 @@ class BestOfNApi(ApiView):
                         "trace_id": r.trace.pk,
                         "external_id": r.trace.external_id,
                         "generator": r.trace.generator,
-                        "aggregate": r.aggregate if r.step_count else None,
+                        "aggregate": r.aggregate,
                         "steps_scored": r.step_count,
                     }
                     for r in ranked

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -14,11 +13,11 @@ from annotate import selectors as annotate_selectors
 from annotate.models import Problem, Project, Role, Step, Trace
 
 from .models import RunStatus, Scorer, ScoreRun, StepScore, WorkerHeartbeat
+from .prm.aggregate import Thought, aggregate, group_thoughts
 
 UserLike = User | AnonymousUser
 
 WORKER_ALIVE_WITHIN = timedelta(seconds=30)
-AGGREGATIONS = ("min", "last", "product", "mean")
 
 
 def scorers_for_project(*, project: Project) -> QuerySet[Scorer]:
@@ -76,15 +75,6 @@ class StepBadge:
 
 
 @dataclass
-class Thought:
-    """Contiguous steps with the same verdict of one scorer (the thought-level view)."""
-
-    first: int
-    last: int
-    correct: bool
-
-
-@dataclass
 class TraceScoresView:
     trace: Trace
     hidden: bool
@@ -103,21 +93,12 @@ class TraceScoresView:
         ]
 
     def thoughts(self) -> list[Thought]:
+        """The first scorer with scores, its steps grouped by verdict at its threshold."""
         panel = next((p for p in self.panels if p.scores), None)
         if panel is None:
             return []
-        verdicts = [
-            panel.scores[step.pk].score >= panel.scorer.threshold
-            for step in self.steps
-            if step.pk in panel.scores
-        ]
-        groups: list[Thought] = []
-        for index, verdict in enumerate(verdicts):
-            if groups and groups[-1].correct == verdict:
-                groups[-1].last = index
-            else:
-                groups.append(Thought(first=index, last=index, correct=verdict))
-        return groups
+        scores = [panel.scores[s.pk].score for s in self.steps if s.pk in panel.scores]
+        return group_thoughts(scores, threshold=panel.scorer.threshold)
 
 
 def trace_scores(*, user: UserLike, trace_id: int) -> TraceScoresView:
@@ -146,25 +127,10 @@ def trace_scores(*, user: UserLike, trace_id: int) -> TraceScoresView:
     )
 
 
-def aggregate(scores: list[float], how: str) -> float:
-    """A trace's score from its step scores, as used for Best-of-N selection."""
-    if not scores:
-        return float("nan")
-    if how == "min":
-        return min(scores)
-    if how == "last":
-        return scores[-1]
-    if how == "product":
-        return math.prod(scores)
-    if how == "mean":
-        return sum(scores) / len(scores)
-    raise ValueError(f"unknown aggregation {how!r}; choose one of {AGGREGATIONS}")
-
-
 @dataclass
 class RankedTrace:
     trace: Trace
-    aggregate: float
+    aggregate: float | None  # None: not scored
     step_count: int
 
 
@@ -194,7 +160,5 @@ def problem_best_of_n(
         )
         for t in traces
     ]
-    ranked.sort(
-        key=lambda r: (math.isnan(r.aggregate), -(0 if math.isnan(r.aggregate) else r.aggregate))
-    )
+    ranked.sort(key=lambda r: (r.aggregate is None, -(r.aggregate or 0.0)))
     return problem, ranked

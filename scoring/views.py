@@ -14,6 +14,7 @@ from annotate.models import Role
 
 from . import selectors, services
 from .models import RunQueue, ScoreRun
+from .prm.aggregate import AGGREGATIONS
 
 
 def poll_delay_ms(poll: int) -> int:
@@ -82,7 +83,7 @@ def problem_best_of_n(request: HttpRequest, problem_id: int) -> HttpResponse:
     name = request.GET.get("scorer") or (scorers[0].name if scorers else "")
     scorer = next((s for s in scorers if s.name == name), None)
     how = request.GET.get("how", "min")
-    if how not in selectors.AGGREGATIONS:
+    if how not in AGGREGATIONS:
         how = "min"
     ranked: list[selectors.RankedTrace] = []
     if scorer is not None:
@@ -98,7 +99,7 @@ def problem_best_of_n(request: HttpRequest, problem_id: int) -> HttpResponse:
             "scorers": scorers,
             "scorer": scorer,
             "how": how,
-            "aggregations": selectors.AGGREGATIONS,
+            "aggregations": AGGREGATIONS,
             "ranked": ranked,
             "show_correctness": annotate_selectors.role_at_least(role, Role.REVIEWER),
         },

@@ -72,6 +72,8 @@ def test_panel_shows_scores_and_stops_polling_when_done(
     assert "hx-trigger" not in html.split("</section>")[0]
     assert "prm 0.93" in html and "prm 0.12" in html
     assert "score-wrong" in html  # 0.12 is below the scorer's threshold
+    # grouped into thoughts by verdict at the scorer's threshold
+    assert "step 1 ✓" in html and "step 2 ✗" in html
     step_ids = list(world["trace"].steps.values_list("pk", flat=True))
     for step_id in step_ids:
         assert f'id="step-scores-{step_id}"' in html

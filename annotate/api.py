@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from . import imports, selectors, services
+from . import imports, queues, selectors, services
 from .models import Annotation, FinishReason, Trace
 from .selectors import MY_STATUS_NEW
 from .serializers import (
@@ -162,7 +162,7 @@ class ProjectDetailApi(ApiView):
     def get(self, request: Request, slug: str) -> Response:
         project = selectors.project_get_for_user(user=request.user, slug=slug)
         project.my_role = selectors.project_role(user=request.user, project=project)
-        project.my_progress = selectors.queue_progress(user=request.user, project=project)
+        project.my_progress = selectors.queue_progress_fast(user=request.user, project=project)
         project.trace_count = selectors.trace_list_for_user(
             user=request.user, project=project
         ).count()
@@ -234,9 +234,10 @@ class QueueNextApi(ApiView):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         project = selectors.project_get_for_user(user=request.user, slug=slug)
-        trace = selectors.queue_next(
-            user=request.user, project=project, after_trace_id=filters.validated_data.get("after")
-        )
+        # What POST .../queue/take/ would lease, in the project's strategy order; leases nothing.
+        after = filters.validated_data.get("after")
+        upcoming = queues.queue_preview(user=request.user, project=project, limit=2)
+        trace = next((t for t in upcoming if t.pk != after), None)
         if trace is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         trace.project = project

@@ -362,3 +362,18 @@ def test_an_upload_over_the_limit_is_refused_with_413(repo_root: Path, settings)
     assert response.status_code == 413
     assert "(10000 bytes)" in response.json()["detail"]
     assert not Trace.objects.exists()
+
+
+def test_queue_next_previews_what_take_would_lease():
+    """GET .../queue/next/ agrees with the leasing queue: a slot another annotator holds is not
+    offered again, and one's own lease is what comes next."""
+    alice, bob = make_user(), make_user()
+    project = make_project(members={alice: "annotator", bob: "annotator"}, overlap=1)
+    first, second = make_trace(project), make_trace(project)
+    a, b = token_client(alice), token_client(bob)
+    taken = a.post(f"/api/projects/{project.slug}/queue/take/", {}, format="json")
+    assert taken.status_code == 200
+    held = taken.json()["trace_id"]
+    assert a.get(f"/api/projects/{project.slug}/queue/next/").json()["id"] == held
+    other = second.pk if held == first.pk else first.pk
+    assert b.get(f"/api/projects/{project.slug}/queue/next/").json()["id"] == other

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
 
+from . import services
 from .models import Scorer, ScoreRun
-from .services import RunResult
+
+logger = logging.getLogger(__name__)
 
 # Backends that run a model in micro-batches take the worker's token budget.
 _BATCHED_BACKENDS = {"step_head", "token_tag", "value_head", "generative"}
@@ -43,7 +47,7 @@ def engine_for(scorer: Scorer) -> Any:
     return _ENGINES[key]
 
 
-def score_runs(runs: Sequence[ScoreRun]) -> list[RunResult]:
+def score_runs(runs: Sequence[ScoreRun]) -> list[services.RunResult]:
     """Score runs of ONE scorer in one engine call (the engine packs them into micro-batches)."""
     from scoring.prm import TraceInput
 
@@ -64,7 +68,7 @@ def score_runs(runs: Sequence[ScoreRun]) -> list[RunResult]:
     outputs = engine_for(scorer).score(inputs)
     per_run_ms = (time.perf_counter() - started) * 1000 / max(len(runs), 1)
     return [
-        RunResult(
+        services.RunResult(
             run_id=int(out.key),
             step_scores=[s.score for s in out.steps],
             step_details=[dict(s.details or {}) for s in out.steps],
@@ -73,3 +77,33 @@ def score_runs(runs: Sequence[ScoreRun]) -> list[RunResult]:
         )
         for out in outputs
     ]
+
+
+def score_and_write(*, run_ids: Sequence[int], worker: str = "") -> dict[str, int]:
+    """Claim these runs, score them (one engine call per scorer) and write each run's scores.
+
+    Done runs are skipped (a redelivered task scores nothing twice); an engine error becomes the
+    error of the runs it was scoring, shown on the page and retryable.
+    """
+    runs = services.score_runs_claim(run_ids=run_ids, worker=worker)
+    by_scorer: dict[int, list[ScoreRun]] = defaultdict(list)
+    for run in runs:
+        by_scorer[run.scorer_id].append(run)
+    done = failed = 0
+    for scorer_runs in by_scorer.values():
+        try:
+            results = score_runs(scorer_runs)
+        except Exception as exc:
+            logger.exception("scorer %s failed", scorer_runs[0].scorer.name)
+            for run in scorer_runs:
+                services.score_run_fail(run_id=run.pk, error=f"{type(exc).__name__}: {exc}")
+            failed += len(scorer_runs)
+            continue
+        for result in results:
+            try:
+                services.score_run_complete(result=result)
+                done += 1
+            except Exception as exc:
+                services.score_run_fail(run_id=result.run_id, error=f"{type(exc).__name__}: {exc}")
+                failed += 1
+    return {"done": done, "failed": failed, "skipped": len(run_ids) - len(runs)}

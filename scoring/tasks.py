@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import defaultdict
 from typing import Any
 
 from celery import shared_task
@@ -25,28 +24,7 @@ SWEEP_EVERY_BEATS = 12
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def score_runs(self: Any, run_ids: list[int]) -> dict[str, int]:
     """Score these runs (already-done ones are skipped), one engine call per scorer."""
-    runs = services.score_runs_claim(run_ids=run_ids, worker=self.request.hostname or "")
-    by_scorer: dict[int, list[ScoreRun]] = defaultdict(list)
-    for run in runs:
-        by_scorer[run.scorer_id].append(run)
-    done = failed = 0
-    for scorer_runs in by_scorer.values():
-        try:
-            results = engine.score_runs(scorer_runs)
-        except Exception as exc:  # the engine's error is the run's error, shown on the page
-            logger.exception("scorer %s failed", scorer_runs[0].scorer.name)
-            for run in scorer_runs:
-                services.score_run_fail(run_id=run.pk, error=f"{type(exc).__name__}: {exc}")
-            failed += len(scorer_runs)
-            continue
-        for result in results:
-            try:
-                services.score_run_complete(result=result)
-                done += 1
-            except Exception as exc:
-                services.score_run_fail(run_id=result.run_id, error=f"{type(exc).__name__}: {exc}")
-                failed += 1
-    return {"done": done, "failed": failed, "skipped": len(run_ids) - len(runs)}
+    return engine.score_and_write(run_ids=run_ids, worker=self.request.hostname or "")
 
 
 @shared_task(ignore_result=True)

@@ -67,18 +67,15 @@ class Command(BaseCommand):
         )
         total = len(pending)
         for start in range(0, total, services.RUNS_PER_TASK):
-            runs = services.score_runs_claim(
-                run_ids=pending[start : start + services.RUNS_PER_TASK]
-            )
-            if runs:
-                try:
-                    results = engine.score_runs(runs)
-                except Exception as exc:
-                    for run in runs:
-                        services.score_run_fail(run_id=run.pk, error=f"{type(exc).__name__}: {exc}")
-                    raise CommandError(f"{scorer.name} failed: {exc}") from exc
-                for result in results:
-                    services.score_run_complete(result=result)
+            counts = engine.score_and_write(run_ids=pending[start : start + services.RUNS_PER_TASK])
+            if counts["failed"]:
+                error = (
+                    self._runs(scorer, trace_ids)
+                    .filter(status=RunStatus.FAILED)
+                    .values_list("error", flat=True)
+                    .first()
+                )
+                raise CommandError(f"{scorer.name} failed: {error}")
             sys.stderr.write("\r" + _bar(min(start + services.RUNS_PER_TASK, total), total))
             sys.stderr.flush()
         sys.stderr.write("\n")

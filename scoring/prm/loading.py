@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from scoring.prm import qwen_prm
 from scoring.prm.contract import ModelLoadError
 
 DTYPES = {
@@ -22,7 +23,7 @@ DTYPES = {
     "float16": torch.float16,
     "fp16": torch.float16,
 }
-MODEL_CLASSES = ("auto", "token_classification", "causal_lm", "base")
+MODEL_CLASSES = ("auto", "token_classification", "causal_lm", "base", "qwen2_prm")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -72,7 +73,7 @@ def load_tokenizer(model_path: str | os.PathLike[str], *, trust_remote_code: boo
         raise ModelLoadError(f"cannot load a tokenizer from {str(path)!r}: {exc}") from exc
 
 
-def _auto_class(model_class: str, config: Any) -> Any:
+def _auto_class(model_class: str, config: Any, *, trust_remote_code: bool = False) -> Any:
     import transformers as tf
 
     if model_class == "auto":
@@ -81,9 +82,15 @@ def _auto_class(model_class: str, config: Any) -> Any:
             model_class = "token_classification"
         elif any(a.endswith("ForCausalLM") for a in architectures):
             model_class = "causal_lm"
+        elif qwen_prm.ARCHITECTURE in architectures and not trust_remote_code:
+            # Qwen2.5-Math-PRM: built in (AutoModel without its remote file would load a bare
+            # decoder and drop the head); with trust_remote_code, the checkpoint's own file.
+            model_class = "qwen2_prm"
         else:
-            # e.g. Qwen2ForProcessRewardModel: its model card loads it with AutoModel.
+            # e.g. Skywork's Qwen2ForPrmModel: the decoder; its v_head is read by the backend.
             model_class = "base"
+    if model_class == "qwen2_prm":
+        return qwen_prm.process_reward_model_class()
     return {
         "token_classification": tf.AutoModelForTokenClassification,
         "causal_lm": tf.AutoModelForCausalLM,
@@ -120,7 +127,7 @@ def load_model(
         )
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot read the config in {str(path)!r}: {exc}") from exc
-    auto = _auto_class(model_class, config)
+    auto = _auto_class(model_class, config, trust_remote_code=trust_remote_code)
     kwargs: dict[str, Any] = {
         "local_files_only": True,
         "trust_remote_code": trust_remote_code,

@@ -8,6 +8,7 @@ same ``from_pretrained`` path as a real checkpoint.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -92,11 +93,13 @@ def save_tiny_model(
     """Save a random tiny model + tokenizer with ``save_pretrained``.
 
     ``kind``: ``token_classification`` (step head; ``num_labels=1`` for a scalar value head),
-    ``causal_lm`` (token tag / generative), ``v_head`` (a base Qwen2 model plus Skywork-style
-    ``v_head.summary`` weights in their own safetensors file).
+    ``causal_lm`` (token tag / generative), ``v_head`` (Skywork-o1-Open-PRM's layout:
+    causal-LM weights plus ``v_head.summary`` in one file, architectures ``Qwen2ForPrmModel``),
+    ``qwen2_prm`` (Qwen2.5-Math-PRM's layout: ``Qwen2ForProcessRewardModel`` with its
+    ``score.0`` / ``score.2`` MLP head).
     """
     import transformers as tf
-    from safetensors.torch import save_file
+    from safetensors.torch import load_file, save_file
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -107,17 +110,30 @@ def save_tiny_model(
         model = tf.Qwen2ForTokenClassification(config)
     elif kind == "causal_lm":
         model = tf.Qwen2ForCausalLM(config)
+    elif kind == "qwen2_prm":
+        from scoring.prm.qwen_prm import process_reward_model_class
+
+        model = process_reward_model_class()(config)
+        for layer in (model.score[0], model.score[2]):  # spread the random scores over [0, 1]
+            torch.nn.init.normal_(layer.weight, std=config.initializer_range)
     elif kind == "v_head":
-        model = tf.Qwen2Model(config)
+        # Skywork-o1-Open-PRM's layout: the weights of a causal LM (``model.*``, ``lm_head.*``)
+        # and ``v_head.summary.*`` in the same file, architectures ``Qwen2ForPrmModel``.
+        model = tf.Qwen2ForCausalLM(config)
         head = torch.nn.Linear(config.hidden_size, 1)
         torch.nn.init.normal_(head.weight, std=0.5)
-        save_file(
-            {
-                "v_head.summary.weight": head.weight.detach(),
-                "v_head.summary.bias": head.bias.detach(),
-            },
-            str(directory / "value_head.safetensors"),
-        )
+        model.eval()
+        model.save_pretrained(str(directory))  # (writes architectures: its own class name)
+        tokenizer.save_pretrained(str(directory))
+        config_file = directory / "config.json"
+        saved = json.loads(config_file.read_text(encoding="utf-8"))
+        saved["architectures"] = ["Qwen2ForPrmModel"]
+        config_file.write_text(json.dumps(saved, indent=2), encoding="utf-8")
+        weights = load_file(str(directory / "model.safetensors"))
+        weights["v_head.summary.weight"] = head.weight.detach().clone()
+        weights["v_head.summary.bias"] = head.bias.detach().clone()
+        save_file(weights, str(directory / "model.safetensors"), metadata={"format": "pt"})
+        return directory
     else:
         raise ValueError(f"unknown kind {kind!r}")
     model.eval()

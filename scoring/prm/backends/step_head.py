@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from scoring.prm.backends._base import ForwardParams, ForwardScorer
-from scoring.prm.contract import ScorerError, TraceInput, parse_params
+from scoring.prm.contract import ModelLoadError, ScorerError, TraceInput, parse_params
 from scoring.prm.formatting import (
     QWEN_PRM_SEPARATOR,
     QWEN_PRM_SYSTEM_PROMPT,
@@ -53,6 +53,16 @@ class StepHeadScorer(ForwardScorer):
         default_sep = QWEN_PRM_SEPARATOR if p.style == "qwen" else TRL_STEP_SEPARATOR
         self.separator = p.separator if p.separator is not None else default_sep
         super().__init__(model_path, device=device, dtype=dtype, common=p)
+        if getattr(self.model, "base_model", None) is self.model:
+            # A bare decoder (e.g. AutoModel on a checkpoint whose head class is unknown): its
+            # hidden states would be read as logits. Refuse instead of scoring nonsense.
+            architectures = getattr(self.model.config, "architectures", None)
+            raise ModelLoadError(
+                f"{model_path!r} loaded as {type(self.model).__name__}, a model without a "
+                f"scoring head (config architectures: {architectures}); step_head needs a "
+                "token-classification head: set params model_class='token_classification' "
+                "(or 'qwen2_prm'), or trust_remote_code=True for a checkpoint with its own code"
+            )
 
     def encode(self, trace: TraceInput) -> Encoded:
         if self.style_params.style == "qwen":

@@ -59,9 +59,14 @@ def scorer_update(
     revision: str | None = None,
     params: dict[str, Any] | None = None,
     threshold: float | None = None,
+    rescore: bool = False,
 ) -> Scorer:
-    """Change what a scorer computes; any change to the model or its parameters bumps the version."""
-    changed = False
+    """Change what a scorer computes; any change to the model or its parameters bumps the version.
+
+    ``rescore`` bumps it with nothing changed here (the weights were replaced in place, or a
+    steplens upgrade changed what the backend computes): every trace is scored again.
+    """
+    changed = rescore
     for field, value in (("model_path", model_path), ("revision", revision), ("params", params)):
         if value is not None and getattr(scorer, field) != value:
             setattr(scorer, field, value)

@@ -34,6 +34,13 @@ def test_add_scorer_registers_then_a_change_bumps_the_version(project, capsys):
     call_command("add_scorer", "tool", "--backend", "tool", "--params", '{"pass_score": 0.8}')
     scorer.refresh_from_db()
     assert (scorer.version, scorer.params) == (2, {"pass_score": 0.8})
+    args = ("add_scorer", "tool", "--backend", "tool", "--params", '{"pass_score": 0.8}')
+    call_command(*args)  # nothing changed: the scores stand
+    scorer.refresh_from_db()
+    assert scorer.version == 2
+    call_command(*args, "--rescore")  # e.g. weights replaced in place: score everything again
+    scorer.refresh_from_db()
+    assert scorer.version == 3
     with pytest.raises(CommandError, match="not valid JSON"):
         call_command("add_scorer", "x", "--backend", "tool", "--params", "{oops")
     with pytest.raises(CommandError, match="No project 'nope'"):

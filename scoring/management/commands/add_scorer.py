@@ -28,6 +28,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--project", action="append", default=[], help="Project slug (repeatable)."
         )
+        parser.add_argument(
+            "--rescore",
+            action="store_true",
+            help="Bump the version even if nothing changed (weights replaced in place, or a "
+            "steplens upgrade changed the backend): every trace is scored again.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -67,6 +73,7 @@ class Command(BaseCommand):
                     revision=options["revision"],
                     params=params,
                     threshold=options["threshold"],
+                    rescore=options["rescore"],
                 )
                 if projects:
                     scorer.projects.add(*projects)

@@ -4,7 +4,8 @@ The rule, per step:
 - every equation written in the step (plain text, LaTeX, GSM8K ``<<a=b>>`` annotations) that is
   plain arithmetic is evaluated exactly with sympy (scoring.prm.arith; untrusted text is never
   ``eval``-ed) and recorded in ``details["checks"]`` as {expression, expected, computed, ok};
-- the final answer (the last ``\\boxed{...}``, else "The answer is: X") is checked against the
+- the final answer (the last ``\\boxed{...}``, else PRM800K's "# Answer" block, GSM8K's
+  "#### X" or "The answer is: X") is checked against the
   trace's ``reference_answer`` with math-verify; it is one more check of the step that holds it,
   and sets ``trajectory_score`` (1.0 right, 0.0 wrong or no answer found, None without a
   reference or when the answer cannot be compared);
@@ -53,6 +54,11 @@ _REFUTING = re.compile(
     re.IGNORECASE,
 )
 _ANSWER_IS = re.compile(r"answer is[:\s]*\$?(.+?)\$?\s*(?:\.\s*)?$", re.IGNORECASE | re.MULTILINE)
+# PRM800K's last step ("# Answer", a blank line, the answer) and GSM8K's "#### 42".
+_ANSWER_MARKERS = (
+    re.compile(r"^#\s*Answer\s*\n+\s*\$?(.+?)\$?\s*$", re.IGNORECASE | re.MULTILINE),
+    re.compile(r"^####\s*\$?(-?[0-9][0-9,./]*)\$?\s*$", re.MULTILINE),
+)
 
 
 def last_boxed(text: str) -> str | None:
@@ -77,15 +83,23 @@ def last_boxed(text: str) -> str | None:
 
 
 def find_final_answer(steps: Sequence[str]) -> tuple[int, str] | None:
-    """(step index, answer) of the final answer: the last boxed one, else "The answer is"."""
+    """(step index, answer) of the final answer: the last boxed one, else the last step with
+    PRM800K's "# Answer" block, GSM8K's "####" or "The answer is".
+
+    >>> find_final_answer(["2 x 60 = 120", "# Answer\\n\\n7200"])
+    (1, '7200')
+    >>> find_final_answer(["so 18 + 12 = 30", "#### 30"]), find_final_answer(["no answer here"])
+    ((1, '30'), None)
+    """
     for index in range(len(steps) - 1, -1, -1):
         boxed = last_boxed(steps[index])
         if boxed:
             return index, boxed
     for index in range(len(steps) - 1, -1, -1):
-        matches = _ANSWER_IS.findall(steps[index])
-        if matches and matches[-1].strip():
-            return index, matches[-1].strip()
+        for pattern in (*_ANSWER_MARKERS, _ANSWER_IS):
+            matches = pattern.findall(steps[index])
+            if matches and matches[-1].strip():
+                return index, matches[-1].strip()
     return None
 
 
@@ -119,8 +133,22 @@ def answers_match(predicted: str, reference: str) -> bool | None:
     return _math_verify(predicted, reference)
 
 
+# A power whose exponent is itself a power (9^9^9, 2^{3^{4}}) or has 4+ digits: a parser that
+# simplifies it would compute a huge integer in C, where no timeout can interrupt it.
+_RISKY_POWER = re.compile(
+    r"\^\s*(?:\{[^{}]*[\^{]|\(?\s*[\w.]*\s*\^|\{?\(?\s*\d{4,}|\{[^{}]*\}\s*\^|\([^()]*\)\s*\^)"
+)
+
+
 def _math_verify(predicted: str, reference: str) -> bool | None:
-    if len(predicted) > 300 or len(reference) > 300 or predicted.count("^") > 2:
+    """math-verify's verdict, or None when it cannot parse or the text is risky.
+
+    >>> _math_verify("a^2 + b^2 + c^2 - 12R^2", "3R^2"), _math_verify("9^9^9", "1")
+    (False, None)
+    """
+    if len(predicted) > 300 or len(reference) > 300:
+        return None
+    if _RISKY_POWER.search(predicted) or _RISKY_POWER.search(reference):
         return None
     try:
         from math_verify import parse, verify

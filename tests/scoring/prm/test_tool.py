@@ -3,6 +3,7 @@ passed, final answers checked against a reference, hostile text neither run nor 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -126,3 +127,26 @@ def test_whole_sample_scores_fast_and_in_range(records):
         assert all(s.score in (0.05, 0.5, 0.9) for s in result.steps)
     checked = sum(1 for r in results for s in r.steps if s.details["checks"])
     assert checked > 50  # plenty of real arithmetic is checkable
+
+
+def test_prm800k_answer_step_is_found_and_checked():
+    """PRM800K ends a solution with a "# Answer" step; its answer is checked against the
+    reference on that step (the record's own pre_generated_answer says what was answered)."""
+    path = data_file("prm800k_sample.jsonl")
+    phase2 = [json.loads(line)["question"] for line in path.read_text(encoding="utf-8").splitlines()]
+    phase2 = [q for q in phase2 if q.get("pre_generated_steps")]
+    assert phase2
+    scorer = build_scorer("tool")
+    for q in phase2:
+        steps = q["pre_generated_steps"]
+        assert steps[-1].startswith("# Answer")
+        wrong, right = scorer.score(
+            [
+                TraceInput(q["problem"], steps, reference_answer=q["ground_truth_answer"]),
+                TraceInput(q["problem"], steps, reference_answer=q["pre_generated_answer"]),
+            ]
+        )
+        # every sampled solution here got the wrong answer (found_error)
+        assert wrong.steps[-1].details["answer"]["found"] == q["pre_generated_answer"]
+        assert wrong.trajectory_score == 0.0 and wrong.steps[-1].score == 0.05
+        assert right.trajectory_score == 1.0 and right.steps[-1].score == 0.9

@@ -23,5 +23,10 @@ urlpatterns = [
     ),
     path("scores/import/", api.ScoresImportApi.as_view(), name="api-scores-import"),
     path("problems/<int:problem_id>/best-of-n/", api.BestOfNApi.as_view(), name="api-best-of-n"),
+    path(
+        "problems/<int:problem_id>/best-of-n/score/",
+        api.BestOfNScoreApi.as_view(),
+        name="api-best-of-n-score",
+    ),
     path("", include("scoring.audit_api_urls")),
 ]

@@ -132,6 +132,11 @@ class RankedTrace:
     trace: Trace
     aggregate: float | None  # None: not scored
     step_count: int
+    status: str | None = None  # this scorer version's run: queued / running / done / failed
+
+    @property
+    def pending(self) -> bool:
+        return self.status in (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
 def problem_best_of_n(
@@ -152,11 +157,17 @@ def problem_best_of_n(
         .values_list("run__trace_id", "score")
     ):
         by_trace.setdefault(trace_id, []).append(score)
+    statuses = dict(
+        ScoreRun.objects.filter(
+            trace__in=traces, scorer=scorer, scorer_version=scorer.version
+        ).values_list("trace_id", "status")
+    )
     ranked = [
         RankedTrace(
             trace=t,
             aggregate=aggregate(by_trace.get(t.pk, []), how),
             step_count=len(by_trace.get(t.pk, [])),
+            status=statuses.get(t.pk),
         )
         for t in traces
     ]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
@@ -101,9 +103,28 @@ def problem_best_of_n(request: HttpRequest, problem_id: int) -> HttpResponse:
             "how": how,
             "aggregations": AGGREGATIONS,
             "ranked": ranked,
+            "unscored": sum(1 for r in ranked if r.status is None),
+            "pending": any(r.pending for r in ranked),
             "show_correctness": annotate_selectors.role_at_least(role, Role.REVIEWER),
         },
     )
+
+
+@login_required
+@require_POST
+def problem_best_of_n_score(request: HttpRequest, problem_id: int) -> HttpResponse:
+    """Score the problem's traces that this scorer has not scored yet (interactive queue: a
+    person is waiting on the page), then back to the ranking, which refreshes until done."""
+    problem = annotate_selectors.problem_get_for_user(user=request.user, problem_id=problem_id)
+    scorer = get_object_or_404(
+        selectors.scorers_for_project(project=problem.project), name=request.POST.get("scorer", "")
+    )
+    services.score_runs_enqueue(
+        traces=list(problem.traces.all()), scorers=[scorer], queue=RunQueue.INTERACTIVE
+    )
+    how = request.POST.get("how", "min")
+    query = urlencode({"scorer": scorer.name, "how": how if how in AGGREGATIONS else "min"})
+    return redirect(f"{reverse('scoring:best_of_n', args=[problem.pk])}?{query}")
 
 
 @login_required

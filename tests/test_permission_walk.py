@@ -125,6 +125,10 @@ EXPECTATIONS: dict[str, dict[str, E]] = {
     "/scoring/traces/{trace_id}/scores/": {"GET": PAGE_MEMBERS, "POST": NO_POST},
     "/scoring/runs/{run_id}/retry/": {"GET": NO_GET, "POST": E(302, 404, 200, 200, 200)},
     "/scoring/problems/{problem_id}/best-of-n/": {"GET": PAGE_MEMBERS, "POST": NO_POST},
+    "/scoring/problems/{problem_id}/best-of-n/score/": {
+        "GET": NO_GET,
+        "POST": E(302, 404, 302, 302, 302, data={"scorer": "tool"}, json=False),
+    },
     # Project admins choose their project's scorers.
     "/scoring/p/{slug}/scorers/": {
         "GET": E(302, 404, 404, 404, 200),
@@ -167,6 +171,7 @@ EXPECTATIONS: dict[str, dict[str, E]] = {
     "/api/projects/{slug}/score/": {"POST": E(401, 404, 404, 404, 202, data={"scorer": "tool"})},
     "/api/scores/import/": {"POST": E(401, 404, 404, 404, 201, data=_scores_file, json=False)},
     "/api/problems/{problem_id}/best-of-n/": {"GET": E(401, 404, 200, 200, 200, data={"scorer": "tool"})},
+    "/api/problems/{problem_id}/best-of-n/score/": {"POST": E(401, 404, 202, 202, 202, data={"scorer": "tool"})},
     "/api/projects/{slug}/scorers/": {
         "GET": API_MEMBERS,
         "PUT": E(401, 404, 404, 404, 200, data={"scorers": ["tool"]}),

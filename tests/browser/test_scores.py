@@ -73,3 +73,39 @@ def test_blind_project_shows_scores_only_after_submit(page, worker) -> None:  # 
     page.wait_for_selector("#step-1 [data-action=minus][aria-pressed=true]")
     label = StepLabel.objects.get(step__trace=trace, step__index=1)
     assert (label.blind_value, label.value) == (1, -1)
+
+
+def test_best_of_n_scores_a_problems_traces_and_ranks_them(page, worker, artifacts) -> None:  # type: ignore[no-untyped-def]
+    """PRM800K's three sampled solutions of one problem: the page offers to score them, the
+    worker does, and the ranking fills in without a reload, each with its final answer."""
+    import io
+
+    from annotate.imports import project_for_import, traces_import
+    from annotate.models import Trace
+    from tests.conftest import REPO_ROOT
+
+    path = REPO_ROOT / "data" / "prm800k_sample.jsonl"
+    project, _ = project_for_import(slug="prm")
+    traces_import(project=project, stream=io.BytesIO(path.read_bytes()), filename=path.name, format="prm800k")
+    services.membership_set(project=project, user=make_user("sam", password=PASSWORD), role="reviewer")
+    scoring_services.scorer_create(name="tool", backend="tool", projects=[project])
+    problem = next(t.problem for t in Trace.objects.filter(project=project) if t.problem.reference_answer == "504")
+    n = problem.traces.count()
+    assert n == 3
+    worker.start()
+    log_in(page, "sam", f"/scoring/problems/{problem.pk}/best-of-n/")
+    assert "3 of these traces have no tool scores yet" in page.inner_text("main")
+    page.click("[data-testid=score-missing]")  # a form POST, then the page polls
+    page.wait_for_function(
+        "[...document.querySelectorAll('[data-testid=ranking] tbody tr td:nth-child(6)')]"
+        ".every(td => /^\\d\\.\\d{3}$/.test(td.innerText.trim()))",
+        timeout=60_000,
+    )
+    rows = page.locator("[data-testid=ranking] tbody tr")
+    assert rows.count() == n
+    # every sampled solution answered 2016 (the reference is 504): the answer step fails its
+    # check, so each trace's weakest step is the tool's "false" score
+    assert all(rows.nth(i).locator("td").nth(3).inner_text() == "2016" for i in range(n))
+    assert all(rows.nth(i).locator("td").nth(5).inner_text() == "0.050" for i in range(n))
+    assert page.locator("[data-testid=reference-answer]").inner_text() == "504"
+    page.screenshot(path=str(artifacts / "best_of_n.png"), full_page=True)

@@ -150,6 +150,29 @@ def test_best_of_n_ranks_traces_by_aggregate(client, world, django_capture_on_co
     assert api.json()[0]["aggregate"] == pytest.approx(0.56)
 
 
+def test_best_of_n_shows_answers_and_correctness_to_reviewers_only(client, world):
+    project = world["project"]
+    problem_text = "Shared: what is $1+1$?"
+    right = make_trace(project, steps=["1+1=2", "\\boxed{2}"], problem_text=problem_text)
+    wrong = make_trace(project, steps=["1+1=3", "\\boxed{3}"], problem_text=problem_text)
+    for trace, answer, ok in ((right, "2", True), (wrong, "3", False)):
+        trace.final_answer, trace.final_answer_correct = answer, ok
+        trace.save()
+    url = reverse("scoring:best_of_n", args=[right.problem_id])
+    api = f"/api/problems/{right.problem_id}/best-of-n/"
+    client.force_login(world["r"])
+    html = client.get(url).content.decode()
+    assert 'data-testid="reference-answer"' in html  # the problem's reference answer, "2"
+    assert '<span class="val-minus">no</span>' in html and '<span class="val-plus">yes</span>' in html
+    rows = {row["trace_id"]: row for row in client.get(api, {"scorer": "prm"}).json()}
+    assert (rows[wrong.pk]["final_answer"], rows[wrong.pk]["final_answer_correct"]) == ("3", False)
+    client.force_login(world["a"])  # annotators see the answers, not whether they are right
+    html = client.get(url).content.decode()
+    assert "val-minus" not in html and "val-plus" not in html
+    rows = {row["trace_id"]: row for row in client.get(api, {"scorer": "prm"}).json()}
+    assert (rows[wrong.pk]["final_answer"], rows[wrong.pk]["final_answer_correct"]) == ("3", None)
+
+
 def test_scores_api_and_import(client, world, tmp_path, django_capture_on_commit_callbacks):
     client.force_login(world["a"])
     with django_capture_on_commit_callbacks(execute=True):
@@ -194,3 +217,42 @@ def test_project_admin_chooses_the_scorers(client, world):
         content_type="application/json",
     )
     assert bad.status_code == 400 and "nope" in bad.content.decode()
+
+
+def test_best_of_n_scores_the_missing_traces_and_refreshes_until_done(
+    client, world, django_capture_on_commit_callbacks
+):
+    project, scorer = world["project"], world["scorer"]
+    problem_text = "Shared: what is $3+3$?"
+    first = make_trace(project, steps=["3+3=6"], problem_text=problem_text)
+    second = make_trace(project, steps=["3+3=7"], problem_text=problem_text)
+    url = reverse("scoring:best_of_n", args=[first.problem_id])
+    client.force_login(world["a"])
+    html = client.get(url).content.decode()
+    assert "2 of these traces have no prm scores yet" in html
+    assert 'hx-trigger="every 1s"' not in html  # nothing is running: no polling
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("scoring:best_of_n_score", args=[first.problem_id]),
+            {"scorer": "prm", "how": "mean"},
+        )
+    assert response.status_code == 302 and response["Location"].endswith("?scorer=prm&how=mean")
+    runs = ScoreRun.objects.filter(trace__in=[first, second], scorer=scorer)
+    assert {(r.trace_id, r.queue, r.status) for r in runs} == {
+        (first.pk, "interactive", "queued"),
+        (second.pk, "interactive", "queued"),
+    }
+    assert [q for q, _ in world["sent"]] == ["interactive"]  # one task for both runs
+    html = client.get(url).content.decode()
+    assert 'hx-trigger="every 1s"' in html and "Scoring…" in html and "queued" in html
+    _finish(first, scorer, [0.9])
+    _finish(second, scorer, [0.1])
+    html = client.get(url).content.decode()
+    assert 'hx-trigger="every 1s"' not in html and "no prm scores yet" not in html
+    assert html.index(first.external_id) < html.index(second.external_id)
+    # the same through the API: POST enqueues nothing more, and reports every run done
+    rows = client.post(
+        f"/api/problems/{first.problem_id}/best-of-n/score/", {"scorer": "prm"}, content_type="application/json"
+    ).json()
+    assert [(r["trace_id"], r["status"]) for r in rows] == [(first.pk, "done"), (second.pk, "done")]
+    assert runs.count() == 2

@@ -56,7 +56,7 @@ class StepHeadScorer(ForwardScorer):
         if getattr(self.model, "base_model", None) is self.model:
             # A bare decoder (e.g. AutoModel on a checkpoint whose head class is unknown): its
             # hidden states would be read as logits. Refuse instead of scoring nonsense.
-            architectures = getattr(self.model.config, "architectures", None)
+            architectures = getattr(getattr(self.model, "config", None), "architectures", None)
             raise ModelLoadError(
                 f"{model_path!r} loaded as {type(self.model).__name__}, a model without a "
                 f"scoring head (config architectures: {architectures}); step_head needs a "

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.scoring_throughput import load_sample
+from benchmarks.scoring_throughput import load_sample, max_abs_diff, naive_scores
 
 SHAPES: dict[str, dict[str, Any]] = {
     # Qwen2.5-1.5B (and Qwen2.5-Math-1.5B): the decoder dimensions of its config.json.
@@ -125,7 +125,6 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from scoring.prm import TraceInput, build_scorer
-    from scoring.prm.formatting import prefix_trace
     from scoring.prm.loading import DTYPES
     from scoring.prm.tiny import train_tokenizer
 
@@ -157,30 +156,16 @@ def main(argv: list[str] | None = None) -> int:
         batched_s = statistics.median(timings)
 
         subset = traces[: args.naive_traces]
+        start = time.perf_counter()
         subset_batched = [r.scores for r in scorer.score(subset)]
-        start = time.perf_counter()
-        naive = []
-        with torch.inference_mode():
-            for trace in subset:
-                scores = []
-                for i in range(len(trace.steps)):
-                    enc = scorer.encode(prefix_trace(trace, i + 1))
-                    ids = torch.tensor([enc.input_ids], device=device)
-                    logits = scorer.model(input_ids=ids).logits[0]
-                    scores.append(torch.softmax(logits[enc.positions[-1]].float(), -1)[1].item())
-                naive.append(scores)
-        sync(device)
-        naive_s = time.perf_counter() - start
-        start = time.perf_counter()
-        scorer.score(subset)
         sync(device)
         subset_batched_s = time.perf_counter() - start
+        start = time.perf_counter()
+        naive = naive_scores(scorer, subset)
+        sync(device)
+        naive_s = time.perf_counter() - start
 
-    diff = max(
-        abs(a - b)
-        for x, y in zip(subset_batched, naive, strict=True)
-        for a, b in zip(x, y, strict=True)
-    )
+    diff = max_abs_diff(subset_batched, naive)
     tokens_per_s = tokens / batched_s
     bound = rate / (2 * non_embedding)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"

@@ -28,10 +28,15 @@ SUBSETS = ("gsm8k", "math", "olympiadbench", "omnimath")
 
 
 def processbench_dir() -> Path:
-    for candidate in (REPO_ROOT / "data" / "processbench", REPO_ROOT.parent / "shared" / "data" / "processbench"):
+    for candidate in (
+        REPO_ROOT / "data" / "processbench",
+        REPO_ROOT.parent / "shared" / "data" / "processbench",
+    ):
         if all((candidate / f"{s}.jsonl").exists() for s in SUBSETS):
             return candidate
-    raise SystemExit("ProcessBench data not found (data/processbench or ../shared/data/processbench)")
+    raise SystemExit(
+        "ProcessBench data not found (data/processbench or ../shared/data/processbench)"
+    )
 
 
 def load_sample(per_subset: int, min_steps: int = 1) -> tuple[list[dict[str, Any]], list[str]]:
@@ -51,10 +56,38 @@ def load_sample(per_subset: int, min_steps: int = 1) -> tuple[list[dict[str, Any
     return chosen, corpus
 
 
+def naive_scores(scorer: Any, traces: list[Any]) -> list[list[float]]:
+    """For every step, the prefix ``steps[: i + 1]`` formatted alone and run alone, reading its
+    last separator (what many reference scripts do)."""
+    import torch
+
+    from scoring.prm.formatting import prefix_trace
+
+    out = []
+    with torch.inference_mode():
+        for trace in traces:
+            scores = []
+            for i in range(len(trace.steps)):
+                enc = scorer.encode(prefix_trace(trace, i + 1))
+                ids = torch.tensor([enc.input_ids], device=scorer.device)
+                logits = scorer.model(input_ids=ids).logits[0]
+                scores.append(torch.softmax(logits[enc.positions[-1]].float(), dim=-1)[1].item())
+            out.append(scores)
+    return out
+
+
+def max_abs_diff(a: list[list[float]], b: list[list[float]]) -> float:
+    return max(abs(p - q) for x, y in zip(a, b, strict=True) for p, q in zip(x, y, strict=True))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a smaller sample, one repeat (< 1 min)")
-    parser.add_argument("--per-subset", type=int, default=None, help="traces per ProcessBench subset")
+    parser.add_argument(
+        "--quick", action="store_true", help="a smaller sample, one repeat (< 1 min)"
+    )
+    parser.add_argument(
+        "--per-subset", type=int, default=None, help="traces per ProcessBench subset"
+    )
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--layers", type=int, default=4)
@@ -73,7 +106,6 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     from scoring.prm import TraceInput, build_scorer
-    from scoring.prm.formatting import prefix_trace
     from scoring.prm.tiny import save_tiny_model, train_tokenizer
 
     records, corpus = load_sample(per_subset, args.min_steps)
@@ -100,16 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             return [r.scores for r in scorer.score(traces)]
 
         def naive() -> list[list[float]]:
-            out = []
-            with torch.inference_mode():
-                for trace in traces:
-                    scores = []
-                    for i in range(len(trace.steps)):
-                        enc = scorer.encode(prefix_trace(trace, i + 1))
-                        logits = scorer.model(input_ids=torch.tensor([enc.input_ids])).logits[0]
-                        scores.append(torch.softmax(logits[enc.positions[-1]], dim=-1)[1].item())
-                    out.append(scores)
-            return out
+            return naive_scores(scorer, traces)
 
         scorer.score(traces[:2])  # warm-up (allocator, kernels)
         timings: dict[str, list[float]] = {"batched": [], "naive": []}
@@ -120,11 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                 results[name] = fn()
                 timings[name].append(time.perf_counter() - start)
 
-    diff = max(
-        abs(a - b)
-        for x, y in zip(results["batched"], results["naive"], strict=True)
-        for a, b in zip(x, y, strict=True)
-    )
+    diff = max_abs_diff(results["batched"], results["naive"])
     batched_s = statistics.median(timings["batched"])
     naive_s = statistics.median(timings["naive"])
     print(f"traces {len(traces)}, steps {steps}, tokens {sum(lengths)} (longest {max(lengths)})")

@@ -122,9 +122,12 @@ def save_tiny_model(
         model = tf.Qwen2ForCausalLM(config)
         head = torch.nn.Linear(config.hidden_size, 1)
         torch.nn.init.normal_(head.weight, std=0.5)
-        model.eval()
-        model.save_pretrained(str(directory))  # (writes architectures: its own class name)
-        tokenizer.save_pretrained(str(directory))
+    else:
+        raise ValueError(f"unknown kind {kind!r}")
+    model.eval()
+    model.save_pretrained(str(directory))  # (writes architectures: its own class name)
+    tokenizer.save_pretrained(str(directory))
+    if kind == "v_head":
         config_file = directory / "config.json"
         saved = json.loads(config_file.read_text(encoding="utf-8"))
         saved["architectures"] = ["Qwen2ForPrmModel"]
@@ -133,10 +136,4 @@ def save_tiny_model(
         weights["v_head.summary.weight"] = head.weight.detach().clone()
         weights["v_head.summary.bias"] = head.bias.detach().clone()
         save_file(weights, str(directory / "model.safetensors"), metadata={"format": "pt"})
-        return directory
-    else:
-        raise ValueError(f"unknown kind {kind!r}")
-    model.eval()
-    model.save_pretrained(str(directory))
-    tokenizer.save_pretrained(str(directory))
     return directory

@@ -67,19 +67,3 @@ class GoldLabelAdmin(admin.ModelAdmin):
     list_display = ["id", "step", "value", "source", "set_by"]
     list_filter = ["source"]
     raw_id_fields = ["step"]
-
-
-# Exports: snapshots are immutable, so the admin shows them read-only.
-from typing import Any  # noqa: E402
-
-from .models import ExportSnapshot  # noqa: E402
-
-
-@admin.register(ExportSnapshot)
-class ExportSnapshotAdmin(admin.ModelAdmin):
-    list_display = ["id", "project", "name", "version", "format", "labels", "status", "created_at"]
-    list_filter = ["status", "format", "labels"]
-    search_fields = ["name"]
-
-    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
-        return False

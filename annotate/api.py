@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from . import imports, queues, selectors, services
+from . import imports, selectors, services
 from .models import Annotation, FinishReason, Trace
 from .selectors import MY_STATUS_NEW
 from .serializers import (
@@ -65,7 +65,7 @@ def _paginated(view: APIView, request: Request, queryset: Any, serializer: type)
     return paginator.get_paginated_response(serializer(page, many=True).data)
 
 
-def _trace_detail(request: Request, trace: Trace) -> Response:
+def trace_detail_response(request: Request, trace: Trace) -> Response:
     detail = selectors.trace_detail_for_user(user=request.user, trace=trace)
     return Response(TraceDetailSerializer(detail).data)
 
@@ -162,7 +162,7 @@ class ProjectDetailApi(ApiView):
     def get(self, request: Request, slug: str) -> Response:
         project = selectors.project_get_for_user(user=request.user, slug=slug)
         project.my_role = selectors.project_role(user=request.user, project=project)
-        project.my_progress = selectors.queue_progress_fast(user=request.user, project=project)
+        project.my_progress = selectors.labelling_progress(user=request.user, project=project)
         project.trace_count = selectors.trace_list_for_user(
             user=request.user, project=project
         ).count()
@@ -208,40 +208,7 @@ class TraceDetailApi(ApiView):
     @extend_schema(tags=[TAG_TRACES], responses=TraceDetailSerializer)
     def get(self, request: Request, trace_id: int) -> Response:
         trace = selectors.trace_get_for_user(user=request.user, trace_id=trace_id)
-        return _trace_detail(request, trace)
-
-
-class QueueNextApi(ApiView):
-    """The next trace of your queue: the one you started, else the first still short of labels."""
-
-    class FilterSerializer(serializers.Serializer):
-        after = serializers.IntegerField(
-            required=False, help_text="Skip this trace id (e.g. the one you just left)."
-        )
-
-        class Meta:
-            ref_name = "QueueNextFilter"
-
-    @extend_schema(
-        tags=[TAG_TRACES],
-        parameters=[FilterSerializer],
-        responses={
-            200: TraceDetailSerializer,
-            204: OpenApiResponse(description="Your queue is empty."),
-        },
-    )
-    def get(self, request: Request, slug: str) -> Response:
-        filters = self.FilterSerializer(data=request.query_params)
-        filters.is_valid(raise_exception=True)
-        project = selectors.project_get_for_user(user=request.user, slug=slug)
-        # What POST .../queue/take/ would lease, in the project's strategy order; leases nothing.
-        after = filters.validated_data.get("after")
-        upcoming = queues.queue_preview(user=request.user, project=project, limit=2)
-        trace = next((t for t in upcoming if t.pk != after), None)
-        if trace is None:
-            return Response(status=status.HTTP_204_NO_CONTENT)
-        trace.project = project
-        return _trace_detail(request, trace)
+        return trace_detail_response(request, trace)
 
 
 # --- labels ---------------------------------------------------------------------------------------

@@ -1,18 +1,16 @@
-"""URLs of the REST API (session and token auth); the schema is at /api/schema/."""
+"""API routes of annotate (composed into the `api` namespace by config/api_urls.py)."""
 
 from __future__ import annotations
 
-from django.urls import include, path
+from django.urls import path
 
 from . import api
 
-app_name = "api"
 urlpatterns = [
     path("auth/token/", api.TokenCreateApi.as_view(), name="token"),
     path("projects/", api.ProjectListApi.as_view(), name="project-list"),
     path("projects/<slug:slug>/", api.ProjectDetailApi.as_view(), name="project-detail"),
     path("projects/<slug:slug>/traces/", api.TraceListApi.as_view(), name="trace-list"),
-    path("projects/<slug:slug>/queue/next/", api.QueueNextApi.as_view(), name="queue-next"),
     path("traces/<int:trace_id>/", api.TraceDetailApi.as_view(), name="trace-detail"),
     path(
         "traces/<int:trace_id>/annotation/",
@@ -34,6 +32,4 @@ urlpatterns = [
     path("traces/<int:trace_id>/submit/", api.SubmitApi.as_view(), name="submit"),
     path("traces/<int:trace_id>/heartbeat/", api.HeartbeatApi.as_view(), name="heartbeat"),
     path("imports/", api.ImportApi.as_view(), name="import"),
-    path("", include("annotate.export_api_urls")),
-    path("", include("annotate.review_api_urls")),
 ]

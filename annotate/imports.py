@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any, TypeVar
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.db import connections, router, transaction
@@ -24,7 +23,7 @@ from django.db.models import Field, Model, QuerySet
 from django.db.models.fields.json import KT
 from django.utils import timezone
 
-from . import services
+from . import services, signals
 from .formats import PARSERS
 from .formats.base import FormatError, ParsedAnnotation, ParsedTrace, iter_records
 from .formats.prm800k import username_for
@@ -39,7 +38,6 @@ from .models import (
     StepLabel,
     Trace,
 )
-from .tasks import queue_priorities_sync_task
 
 FORMATS: tuple[str, ...] = ("processbench", "prm800k", "prmbench", "math_shepherd", "trl", "jsonl")
 assert set(FORMATS) == set(PARSERS), "every format needs a parser in annotate.formats.PARSERS"
@@ -140,13 +138,8 @@ def traces_import(
         if vendor == "postgresql" and result["steps"] >= ANALYZE_AFTER_STEPS:
             transaction.on_commit(_analyze_corpus_tables)
         if result["traces"]:
-            # New traces need their labelling-queue rows; a worker makes them, off this request
-            # (else the first "next" after a large import would make them, slowly).
-            transaction.on_commit(
-                lambda: queue_priorities_sync_task.apply_async(
-                    args=[project.pk], queue=settings.STEPLENS_EXPORT_QUEUE
-                )
-            )
+            # New traces need their labelling-queue rows (review makes them, off this request).
+            signals.traces_imported.send(sender=Trace, project=project)
     return ImportResult(
         project=project,
         format=format,

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models import Count, F, OuterRef, Prefetch, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
@@ -205,40 +205,6 @@ def trace_for_annotation_of(
     )
 
 
-def _queue_queryset(*, user: UserLike, project: Project) -> QuerySet[Trace]:
-    """Traces this annotator still owes a label: not submitted by them, and short of the overlap."""
-    mine = Annotation.objects.filter(trace=OuterRef("pk"), annotator_id=user.pk)
-    mine_submitted = mine.filter(status=AnnotationStatus.SUBMITTED)
-    return (
-        Trace.objects.filter(project=project)
-        .annotate(
-            others_submitted=Count(
-                "annotations",
-                filter=Q(annotations__status=AnnotationStatus.SUBMITTED)
-                & ~Q(annotations__annotator_id=user.pk),
-            ),
-            started_by_me=Exists(mine),
-        )
-        .exclude(Exists(mine_submitted))
-        .filter(Q(others_submitted__lt=project.overlap) | Q(started_by_me=True))
-    )
-
-
-def queue_next(
-    *, user: UserLike, project: Project, after_trace_id: int | None = None
-) -> Trace | None:
-    """The next trace for this annotator: one they started first, then in import order."""
-    queue = _queue_queryset(user=user, project=project)
-    if after_trace_id is not None:
-        queue = queue.exclude(pk=after_trace_id)
-    return queue.order_by("-started_by_me", "id").first()
-
-
-def queue_list(*, user: UserLike, project: Project, limit: int = 50) -> list[Trace]:
-    queue = _queue_queryset(user=user, project=project).select_related("problem")
-    return list(queue.order_by("-started_by_me", "id")[:limit])
-
-
 @dataclass(frozen=True)
 class Progress:
     done: int
@@ -247,15 +213,6 @@ class Progress:
     @property
     def percent(self) -> int:
         return round(100 * self.done / self.assigned) if self.assigned else 0
-
-
-def queue_progress(*, user: UserLike, project: Project) -> Progress:
-    """Done: traces this annotator submitted. Assigned: done plus what the queue still holds."""
-    done = Annotation.objects.filter(
-        trace__project=project, annotator_id=user.pk, status=AnnotationStatus.SUBMITTED
-    ).count()
-    remaining = _queue_queryset(user=user, project=project).count()
-    return Progress(done=done, assigned=done + remaining)
 
 
 # --- Reads for the REST API (annotate.api) ------------------------------------------------------
@@ -404,13 +361,11 @@ def project_import_target(*, user: UserLike, slug: str) -> Project | None:
 
 
 # --- Reads for the labelling pages at scale (annotate.views) --------------------------------------
-# queue_progress / queue_list / queue_next aggregate over every trace of the project, which costs
-# a full scan per page on a large project. These give the same answers from the (few) annotation
-# rows, plus a primary-key walk that stops after `limit` traces.
 
 
-def queue_progress_fast(*, user: UserLike, project: Project) -> Progress:
-    """Same as queue_progress, counted from annotations instead of a scan of the project's traces.
+def labelling_progress(*, user: UserLike, project: Project) -> Progress:
+    """An annotator's progress in a project, counted from the (few) annotation rows instead of a
+    scan of the project's traces (a full scan per page on a large project).
 
     assigned = all traces, less those the overlap has filled with others' submissions and that
     this annotator never started; done = the traces this annotator submitted.
@@ -428,50 +383,6 @@ def queue_progress_fast(*, user: UserLike, project: Project) -> Progress:
     )
     total = Trace.objects.filter(project=project).count()
     return Progress(done=done, assigned=total - filled_by_others)
-
-
-def queue_upcoming(
-    *, user: UserLike, project: Project, limit: int = 50, after_trace_id: int | None = None
-) -> list[Trace]:
-    """Same traces and order as queue_list (queue_next: limit=1): the ones this annotator started
-    and has not submitted, then new ones in import order that the overlap still leaves open.
-    Each carries `started_by_me`."""
-    skip = Q(pk=after_trace_id) if after_trace_id is not None else Q(pk__in=[])
-    started = list(
-        Trace.objects.filter(
-            project=project,
-            annotations__annotator_id=user.pk,
-            annotations__status=AnnotationStatus.IN_PROGRESS,
-        )
-        .exclude(skip)
-        .select_related("problem")
-        .order_by("id")[:limit]
-    )
-    for trace in started:
-        trace.started_by_me = True  # type: ignore[attr-defined]
-    if len(started) >= limit:
-        return started
-    others_submitted = (
-        Annotation.objects.filter(trace=OuterRef("pk"), status=AnnotationStatus.SUBMITTED)
-        .exclude(annotator_id=user.pk)
-        .order_by()
-        .values("trace")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    fresh = (
-        Trace.objects.filter(project=project)
-        .exclude(Exists(Annotation.objects.filter(trace=OuterRef("pk"), annotator_id=user.pk)))
-        .annotate(others=Coalesce(Subquery(others_submitted), Value(0)))
-        .filter(others__lt=project.overlap)
-        .exclude(skip)
-        .select_related("problem")
-        .order_by("id")[: limit - len(started)]
-    )
-    new: list[Trace] = list(fresh)
-    for trace in new:
-        trace.started_by_me = False  # type: ignore[attr-defined]
-    return started + new
 
 
 def queue_submitted(*, user: UserLike, project: Project, limit: int = 20) -> list[Trace]:
@@ -492,169 +403,3 @@ def annotation_revealed(*, user: UserLike, trace: Trace) -> bool:
     return Annotation.objects.filter(
         trace=trace, annotator_id=user.pk, revealed_at__isnull=False
     ).exists()
-
-
-# --- Review: the adjudication queue and page, agreement (reviewers only) -------------------------
-
-
-@dataclass(frozen=True)
-class Disagreement:
-    """A step that submitted annotators labelled differently."""
-
-    trace_id: int
-    external_id: str
-    step_index: int
-    values: list[int]
-    gold: int | None
-    gold_source: str
-
-    @property
-    def spread(self) -> int:
-        return max(self.values) - min(self.values)
-
-
-def disagreement_list(
-    *, project: Project, include_resolved: bool = False, limit: int = 200
-) -> list[Disagreement]:
-    """Steps where submitted annotations disagree, the widest splits (-1 against +1) first.
-
-    Resolved ones (an adjudicated gold label exists) are left out unless asked for. The caller
-    has checked that the user reviews `project` (project_get_for_user(min_role=REVIEWER)).
-    """
-    from django.db.models import Max, Min
-
-    rows = (
-        StepLabel.objects.filter(
-            annotation__trace__project=project,
-            annotation__status=AnnotationStatus.SUBMITTED,
-            value__isnull=False,
-        )
-        .values("step_id")
-        .annotate(kinds=Count("value", distinct=True), lo=Min("value"), hi=Max("value"))
-        .filter(kinds__gt=1)
-    )
-    if not include_resolved:
-        rows = rows.exclude(step__gold__source="adjudicated")
-    rows = rows.order_by(F("lo") - F("hi"), "step__trace_id", "step__index")[:limit]
-    step_ids = [row["step_id"] for row in rows]
-    values: dict[int, list[int]] = {}
-    for step_id, value in StepLabel.objects.filter(
-        step_id__in=step_ids,
-        annotation__status=AnnotationStatus.SUBMITTED,
-        value__isnull=False,
-    ).values_list("step_id", "value"):
-        values.setdefault(step_id, []).append(value)
-    steps = Step.objects.select_related("trace", "gold").in_bulk(step_ids)
-    out = []
-    for step_id in step_ids:
-        step = steps[step_id]
-        gold = getattr(step, "gold", None)
-        out.append(
-            Disagreement(
-                trace_id=step.trace_id,
-                external_id=step.trace.external_id,
-                step_index=step.index,
-                values=sorted(values.get(step_id, [])),
-                gold=gold.value if gold else None,
-                gold_source=gold.source if gold else "",
-            )
-        )
-    return out
-
-
-@dataclass
-class AdjudicationLabel:
-    annotator: str
-    status: str
-    value: int | None
-    blind_value: int | None
-    flagged: bool
-    note: str
-    updated_at: object
-    active_seconds: float
-
-
-@dataclass
-class AdjudicationStep:
-    step: Step
-    labels: list[AdjudicationLabel]
-    gold: GoldLabel | None
-    history: list[object]
-    scores: list[tuple[object, object]]  # (scorer, StepScore | None)
-
-    @property
-    def disagree(self) -> bool:
-        rated = {
-            lab.value for lab in self.labels if lab.value is not None and lab.status == "submitted"
-        }
-        return len(rated) > 1
-
-
-@dataclass
-class Adjudication:
-    trace: Trace
-    project: Project
-    annotations: list[Annotation]
-    steps: list[AdjudicationStep]
-    scorers: list[object]
-
-
-def adjudication_for_user(*, user: UserLike, trace_id: int) -> Adjudication:
-    """Everything a reviewer settles a trace with: each annotator's label, note and time per
-    step, the PRM scores (and generative critiques), the gold label and its change log."""
-    from scoring import selectors as scoring_selectors  # scoring builds on annotate
-
-    from .models import GoldLabelChange
-
-    trace = trace_get_for_user(user=user, trace_id=trace_id, min_role=Role.REVIEWER)
-    annotations = list(
-        Annotation.objects.filter(trace=trace).select_related("annotator").order_by("started_at")
-    )
-    labels: dict[int, list[AdjudicationLabel]] = {}
-    for label in (
-        StepLabel.objects.filter(annotation__trace=trace)
-        .select_related("annotation__annotator")
-        .order_by("annotation__started_at", "pk")
-    ):
-        annotation = label.annotation
-        labels.setdefault(label.step_id, []).append(
-            AdjudicationLabel(
-                annotator=annotation.annotator.get_username(),
-                status=annotation.status,
-                value=label.value,
-                blind_value=label.blind_value,
-                flagged=label.flagged,
-                note=label.note,
-                updated_at=label.updated_at,
-                active_seconds=annotation.active_seconds,
-            )
-        )
-    history: dict[int, list[object]] = {}
-    for change in GoldLabelChange.objects.filter(step__trace=trace).select_related("changed_by"):
-        history.setdefault(change.step_id, []).append(change)
-    scores = scoring_selectors.trace_scores(user=user, trace_id=trace.pk)
-    steps = [
-        AdjudicationStep(
-            step=step,
-            labels=labels.get(step.pk, []),
-            gold=getattr(step, "gold", None),
-            history=history.get(step.pk, []),
-            scores=[(panel.scorer, panel.scores.get(step.pk)) for panel in scores.panels],
-        )
-        for step in trace.steps.select_related("gold").order_by("index")
-    ]
-    return Adjudication(
-        trace=trace,
-        project=trace.project,
-        annotations=annotations,
-        steps=steps,
-        scorers=[panel.scorer for panel in scores.panels],
-    )
-
-
-def agreement_for_user(*, user: UserLike, slug: str) -> tuple[Project, object]:
-    """The project's agreement report (agreement.ProjectAgreement), for its reviewers only."""
-    from . import agreement
-
-    project = project_get_for_user(user=user, slug=slug, min_role=Role.REVIEWER)
-    return project, agreement.project_agreement(project=project)

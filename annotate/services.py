@@ -10,13 +10,11 @@ from django.db import connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from . import signals
 from .models import (
     Annotation,
     AnnotationStatus,
     FinishReason,
-    GoldLabel,
-    GoldLabelChange,
-    GoldSource,
     LabelScheme,
     Membership,
     Project,
@@ -61,9 +59,7 @@ def project_create(
     return project
 
 
-def membership_set(
-    *, project: Project, user: User, role: str = Role.ANNOTATOR
-) -> Membership:
+def membership_set(*, project: Project, user: User, role: str = Role.ANNOTATOR) -> Membership:
     membership, _ = Membership.objects.update_or_create(
         project=project, user=user, defaults={"role": Role(role)}
     )
@@ -220,9 +216,7 @@ def _infer_finish_reason(*, annotation: Annotation, step_count: int) -> str:
     )
 
 
-def annotation_submit(
-    *, user: User, trace: Trace, finish_reason: str | None = None
-) -> Annotation:
+def annotation_submit(*, user: User, trace: Trace, finish_reason: str | None = None) -> Annotation:
     """Submit the user's pass over a trace; the finish reason is inferred from the labels if not given.
 
     Submitting again (a revision) keeps the first submission time.
@@ -258,24 +252,18 @@ def annotation_submit(
             update_fields=["finish_reason", "status", "submitted_at", "revealed_at", "updated_at"]
         )
         if not annotation.imported:
-            from . import queues  # the queue reads scores: imported here, not at module load
-
-            queues.assignment_on_submit(user=user, trace=trace)
+            signals.annotation_submitted.send(sender=Annotation, user=user, trace=trace)
     return annotation
 
 
-def annotation_add_active_time(
-    *, user: User, trace: Trace, seconds: float
-) -> Annotation:
+def annotation_add_active_time(*, user: User, trace: Trace, seconds: float) -> Annotation:
     """Add a heartbeat's worth of active time (capped, never negative) to the user's annotation."""
     seconds = max(0.0, min(float(seconds), MAX_ACTIVE_SECONDS_PER_HEARTBEAT))
     annotation = annotation_start(user=user, trace=trace)
     Annotation.objects.filter(pk=annotation.pk).update(
         active_seconds=F("active_seconds") + seconds, updated_at=timezone.now()
     )
-    from . import queues
-
-    queues.lease_renew(user=user, trace=trace)  # still at work: the lease runs on
+    signals.annotation_active.send(sender=Annotation, user=user, trace=trace)
     annotation.refresh_from_db()
     return annotation
 
@@ -286,49 +274,3 @@ def auth_token_get_or_create(*, user: User) -> str:
 
     token, _ = Token.objects.get_or_create(user=user)
     return token.key
-
-
-# --- adjudication (gold labels) ------------------------------------------------------------------
-
-
-def gold_set(
-    *, user: User, step: Step, value: int | None, rationale: str
-) -> GoldLabel | None:
-    """A reviewer's gold label for a step (None clears it), with the reason; every change is
-    written to the audit log (GoldLabelChange) with the value and source it replaced."""
-    rationale = rationale.strip()
-    if value is not None and value not in (-1, 0, 1):
-        raise ValidationError({"value": f"{value!r} is not a gold label (-1, 0 or +1)."})
-    if not rationale:
-        raise ValidationError({"rationale": "Say why: a gold label needs a rationale."})
-    with transaction.atomic():
-        # Lock the step: two reviewers saving at once are logged one after the other.
-        Step.objects.select_for_update().filter(pk=step.pk).first()
-        current = GoldLabel.objects.filter(step=step).first()
-        old_value = current.value if current else None
-        old_source = current.source if current else ""
-        gold: GoldLabel | None
-        if value is None:
-            if current is not None:
-                current.delete()
-            gold = None
-        else:
-            gold, _ = GoldLabel.objects.update_or_create(
-                step=step,
-                defaults={
-                    "value": value,
-                    "source": GoldSource.ADJUDICATED,
-                    "set_by": user,
-                    "rationale": rationale,
-                },
-            )
-        GoldLabelChange.objects.create(
-            step=step,
-            old_value=old_value,
-            new_value=value,
-            old_source=old_source,
-            new_source=GoldSource.ADJUDICATED if value is not None else "",
-            changed_by=user,
-            rationale=rationale,
-        )
-    return gold

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.urls import include, path
+from django.urls import path
 
 from . import views
 
@@ -10,8 +10,6 @@ app_name = "annotate"
 urlpatterns = [
     path("", views.home, name="home"),
     path("import/", views.import_traces, name="import"),
-    path("p/<slug:slug>/", views.queue, name="queue"),
-    path("p/<slug:slug>/next/", views.queue_next, name="next"),
     path("t/<int:trace_id>/", views.trace, name="trace"),
     path("t/<int:trace_id>/steps/<int:index>/label/", views.step_label, name="step_label"),
     path(
@@ -22,6 +20,4 @@ urlpatterns = [
     path("t/<int:trace_id>/all-correct/", views.trace_all_correct, name="all_correct"),
     path("t/<int:trace_id>/submit/", views.trace_submit, name="submit"),
     path("t/<int:trace_id>/heartbeat/", views.trace_heartbeat, name="heartbeat"),
-    path("", include("annotate.export_urls")),
-    path("", include("annotate.review_urls")),
 ]

@@ -6,37 +6,27 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.middleware import HtmxDetails
 
-from . import queues, selectors, services
+from config.types import AuthedRequest
+
+from . import selectors, services
 from .forms import HeartbeatForm, ImportForm, StepLabelForm, SubmitForm
 from .imports import ImportFileError, project_for_import, traces_import
 from .models import (
     Annotation,
     FinishReason,
     LabelScheme,
-    QueueStrategy,
     Role,
-    SkipReason,
     Step,
     StepPart,
     Trace,
 )
-
-
-class AuthedRequest(HttpRequest):
-    """A request past login_required and django-htmx's middleware (for the type checker)."""
-
-    user: User  # type: ignore[assignment]  # login_required: never anonymous
-    htmx: HtmxDetails
-
 
 # ---------------------------------------------------------------------------------------------
 # Projects and queues
@@ -51,7 +41,7 @@ def home(request: AuthedRequest) -> HttpResponse:
         {
             "project": project,
             "role": roles.get(project.pk),
-            "progress": selectors.queue_progress_fast(user=request.user, project=project),
+            "progress": selectors.labelling_progress(user=request.user, project=project),
             "can_import": selectors.role_at_least(roles.get(project.pk), Role.ADMIN),
         }
         for project in projects
@@ -61,49 +51,6 @@ def home(request: AuthedRequest) -> HttpResponse:
         "annotate/home.html",
         {"rows": rows, "is_site_admin": selectors.user_is_site_admin(user=request.user)},
     )
-
-
-@login_required
-@require_GET
-def queue(request: AuthedRequest, slug: str) -> HttpResponse:
-    project = selectors.project_get_for_user(user=request.user, slug=slug)
-    role = selectors.project_role(user=request.user, project=project)
-    return render(
-        request,
-        "annotate/queue.html",
-        {
-            "project": project,
-            "progress": selectors.queue_progress_fast(user=request.user, project=project),
-            "upcoming": queues.queue_preview(user=request.user, project=project, limit=30),
-            "submitted": selectors.queue_submitted(user=request.user, project=project),
-            "can_import": selectors.role_at_least(role, Role.ADMIN),
-            "can_review": selectors.role_at_least(role, Role.REVIEWER),
-            "queue_settings": queues.queue_settings_get(project=project),
-            "strategies": [
-                (value, label, queues.STRATEGY_HELP[value])
-                for value, label in QueueStrategy.choices
-            ],
-            "skip_reasons": SkipReason.choices,
-        },
-    )
-
-
-@login_required
-@require_GET
-def queue_next(request: AuthedRequest, slug: str) -> HttpResponse:
-    """Open the annotator's next trace (one they hold or started, else the queue's best)."""
-    project = selectors.project_get_for_user(user=request.user, slug=slug)
-    after = request.GET.get("after")
-    # Through the queue: a held or started trace, else a lease on the best open one (annotate.queues).
-    trace = queues.lease_next(
-        user=request.user,
-        project=project,
-        after_trace_id=int(after) if after and after.isdigit() else None,
-    )
-    if trace is None:
-        messages.success(request, "Your queue is empty: every trace assigned to you is done.")
-        return redirect("annotate:queue", slug=project.slug)
-    return redirect("annotate:trace", trace_id=trace.pk)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,9 +93,8 @@ def _trace_page(
     context.update(
         {
             "sections": sections,
-            "progress": selectors.queue_progress_fast(user=request.user, project=data.project),
+            "progress": selectors.labelling_progress(user=request.user, project=data.project),
             "finish_reasons": FinishReason.choices,
-            "skip_reasons": SkipReason.choices,
             "chosen_reason": request.POST.get("finish_reason", "")
             if submit_error
             else (data.annotation.finish_reason if data.annotation else ""),
@@ -267,7 +213,7 @@ def trace_submit(request: AuthedRequest, trace_id: int) -> HttpResponse:
         url = reverse("annotate:trace", args=[trace.pk])
     else:
         messages.success(request, f"Submitted trace {trace.external_id}.")
-        url = reverse("annotate:next", args=[trace.project.slug]) + f"?after={trace.pk}"
+        url = reverse("review:next", args=[trace.project.slug]) + f"?after={trace.pk}"
     if request.htmx:
         response = HttpResponse(status=204)
         response["HX-Redirect"] = url

@@ -68,8 +68,8 @@ def _status_kib(field: str) -> int:
 
 def child(slug: str, run: int) -> None:
     """One timed export in this (fresh) process; prints one JSON line."""
-    from annotate import exports
     from annotate.models import Project
+    from snapshots import services as exports
 
     project = Project.objects.get(slug=slug)
     project.traces.exists()  # connection and ORM warm
@@ -136,14 +136,29 @@ def main() -> None:
         _django(args.database_url, var_dir)
         start = time.perf_counter()
         labelled = setup(args.database_url)
-        print(f"setup (untimed): {labelled} gold labels imported in {time.perf_counter() - start:.0f} s")
+        print(
+            f"setup (untimed): {labelled} gold labels imported in {time.perf_counter() - start:.0f} s"
+        )
         results: dict[str, list[dict[str, object]]] = {}
         for slug in SIZES:
             for run in range(1, args.runs + 1):
                 out = subprocess.run(
-                    [sys.executable, "-m", "benchmarks.export_million_steps", "--child", slug,
-                     str(run), "--database-url", args.database_url, "--var-dir", var_dir],
-                    cwd=REPO, check=True, capture_output=True, text=True,
+                    [
+                        sys.executable,
+                        "-m",
+                        "benchmarks.export_million_steps",
+                        "--child",
+                        slug,
+                        str(run),
+                        "--database-url",
+                        args.database_url,
+                        "--var-dir",
+                        var_dir,
+                    ],
+                    cwd=REPO,
+                    check=True,
+                    capture_output=True,
+                    text=True,
                 )
                 result = json.loads(out.stdout.strip().splitlines()[-1])
                 results.setdefault(slug, []).append(result)
@@ -157,8 +172,16 @@ def main() -> None:
             }
             for slug, runs in results.items()
         }
-        print(json.dumps({"benchmark": "export_million_steps", "python": platform.python_version(),
-                          "cpus": os.cpu_count(), "results": summary}))
+        print(
+            json.dumps(
+                {
+                    "benchmark": "export_million_steps",
+                    "python": platform.python_version(),
+                    "cpus": os.cpu_count(),
+                    "results": summary,
+                }
+            )
+        )
     finally:
         from django.db import connections
 

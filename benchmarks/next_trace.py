@@ -65,8 +65,9 @@ def main() -> None:
     from django.db import connection, connections
     from django.test import Client
 
-    from annotate import queues
-    from annotate.models import Assignment, AssignmentStatus, Project, Trace, TracePriority
+    from annotate.models import Project, Trace
+    from review import services as queues
+    from review.models import Assignment, AssignmentStatus, TracePriority
 
     User = get_user_model()
     if not reused:

@@ -64,8 +64,11 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # One app per concern; each may import only the ones above it (import-linter checks it).
     "annotate",
     "scoring",
+    "review",
+    "snapshots",
 ]
 
 MIDDLEWARE = [

@@ -13,8 +13,9 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/", include("annotate.api_urls")),
-    path("api/", include("scoring.api_urls")),
+    path("api/", include("config.api_urls")),
     path("scoring/", include("scoring.urls")),
     path("", include("annotate.urls")),
+    path("", include("review.urls")),
+    path("", include("snapshots.urls")),
 ]

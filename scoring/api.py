@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
@@ -18,7 +18,6 @@ from annotate.models import Role
 
 from . import selectors, services
 from .models import Backend, RunQueue, Scorer, ScoreRun
-from .prm.aggregate import AGGREGATIONS
 
 
 class ScorerSerializer(serializers.ModelSerializer):
@@ -255,100 +254,6 @@ class ScoresImportApi(ApiView):
             {"runs_written": result.runs_written, "steps_scored": result.steps_scored},
             status=status.HTTP_201_CREATED,
         )
-
-
-class RankedTraceSerializer(serializers.Serializer):
-    trace_id = serializers.IntegerField()
-    external_id = serializers.CharField()
-    generator = serializers.CharField()
-    final_answer = serializers.CharField()
-    final_answer_correct = serializers.BooleanField(
-        allow_null=True, help_text="Reviewers and admins only (null for annotators)."
-    )
-    aggregate = serializers.FloatField(allow_null=True)
-    steps_scored = serializers.IntegerField()
-    status = serializers.CharField(
-        allow_null=True,
-        help_text="This scorer version's run: queued/running/done/failed; null: none",
-    )
-
-    class Meta:
-        ref_name = "RankedTrace"
-
-
-def _best_of_n(request: Request, problem_id: int, name: str, how: str) -> tuple[Any, Scorer, Any]:
-    problem = annotate_selectors.problem_get_for_user(user=request.user, problem_id=problem_id)
-    scorer = get_object_or_404(selectors.scorers_for_project(project=problem.project), name=name)
-    if how not in AGGREGATIONS:
-        raise serializers.ValidationError({"how": f"choose one of {', '.join(AGGREGATIONS)}"})
-    return problem, scorer, how
-
-
-def _ranking(request: Request, problem: Any, scorer: Scorer, how: str) -> list[dict[str, Any]]:
-    _, ranked = selectors.problem_best_of_n(
-        user=request.user, problem_id=problem.pk, scorer=scorer, how=how
-    )
-    role = annotate_selectors.project_role(user=request.user, project=problem.project)
-    show_correctness = annotate_selectors.role_at_least(role, Role.REVIEWER)
-    return RankedTraceSerializer(
-        [
-            {
-                "trace_id": r.trace.pk,
-                "external_id": r.trace.external_id,
-                "generator": r.trace.generator,
-                "final_answer": r.trace.final_answer,
-                "final_answer_correct": r.trace.final_answer_correct if show_correctness else None,
-                "aggregate": r.aggregate,
-                "steps_scored": r.step_count,
-                "status": r.status,
-            }
-            for r in ranked
-        ],
-        many=True,
-    ).data
-
-
-class BestOfNApi(ApiView):
-    @extend_schema(
-        operation_id="problem_best_of_n",
-        parameters=[
-            OpenApiParameter("scorer", str, required=True),
-            OpenApiParameter("how", str, enum=list(AGGREGATIONS), required=False),
-        ],
-        responses=RankedTraceSerializer(many=True),
-    )
-    def get(self, request: Request, problem_id: int) -> Response:
-        problem, scorer, how = _best_of_n(
-            request,
-            problem_id,
-            request.query_params.get("scorer", ""),
-            request.query_params.get("how", "min"),
-        )
-        return Response(_ranking(request, problem, scorer, how))
-
-
-class BestOfNScoreApi(ApiView):
-    class InputSerializer(serializers.Serializer):
-        scorer = serializers.CharField()
-        how = serializers.ChoiceField(choices=list(AGGREGATIONS), default="min")
-
-    @extend_schema(
-        operation_id="problem_best_of_n_score",
-        request=InputSerializer,
-        responses={202: RankedTraceSerializer(many=True)},
-        description="Enqueue the scorer's missing runs for every trace of the problem on the "
-        "interactive queue; returns the ranking (poll GET until no run is queued or running).",
-    )
-    def post(self, request: Request, problem_id: int) -> Response:
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        problem, scorer, how = _best_of_n(
-            request, problem_id, data.validated_data["scorer"], data.validated_data["how"]
-        )
-        services.score_runs_enqueue(
-            traces=list(problem.traces.all()), scorers=[scorer], queue=RunQueue.INTERACTIVE
-        )
-        return Response(_ranking(request, problem, scorer, how), status=status.HTTP_202_ACCEPTED)
 
 
 class ProjectScorersApi(ApiView):

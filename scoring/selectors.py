@@ -10,10 +10,10 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from annotate import selectors as annotate_selectors
-from annotate.models import Problem, Project, Role, Step, Trace
+from annotate.models import Project, Role, Step, Trace
 
 from .models import RunStatus, Scorer, ScoreRun, StepScore, WorkerHeartbeat
-from .prm.aggregate import Thought, aggregate, group_thoughts
+from .prm.aggregate import Thought, group_thoughts
 
 UserLike = User | AnonymousUser
 
@@ -125,51 +125,3 @@ def trace_scores(*, user: UserLike, trace_id: int) -> TraceScoresView:
         workers=workers_alive(),
         steps=list(trace.steps.order_by("index")),
     )
-
-
-@dataclass
-class RankedTrace:
-    trace: Trace
-    aggregate: float | None  # None: not scored
-    step_count: int
-    status: str | None = None  # this scorer version's run: queued / running / done / failed
-
-    @property
-    def pending(self) -> bool:
-        return self.status in (RunStatus.QUEUED, RunStatus.RUNNING)
-
-
-def problem_best_of_n(
-    *, user: UserLike, problem_id: int, scorer: Scorer, how: str = "min"
-) -> tuple[Problem, list[RankedTrace]]:
-    """The problem's traces ranked by the scorer's aggregate, best first (unscored ones last)."""
-    problem = annotate_selectors.problem_get_for_user(user=user, problem_id=problem_id)
-    traces = list(Trace.objects.filter(problem=problem).order_by("id"))
-    by_trace: dict[int, list[float]] = {}
-    for trace_id, score in (
-        StepScore.objects.filter(
-            run__trace__in=traces,
-            run__scorer=scorer,
-            run__scorer_version=scorer.version,
-            run__status=RunStatus.DONE,
-        )
-        .order_by("run__trace_id", "step__index")
-        .values_list("run__trace_id", "score")
-    ):
-        by_trace.setdefault(trace_id, []).append(score)
-    statuses = dict(
-        ScoreRun.objects.filter(
-            trace__in=traces, scorer=scorer, scorer_version=scorer.version
-        ).values_list("trace_id", "status")
-    )
-    ranked = [
-        RankedTrace(
-            trace=t,
-            aggregate=aggregate(by_trace.get(t.pk, []), how),
-            step_count=len(by_trace.get(t.pk, [])),
-            status=statuses.get(t.pk),
-        )
-        for t in traces
-    ]
-    ranked.sort(key=lambda r: (r.aggregate is None, -(r.aggregate or 0.0)))
-    return problem, ranked

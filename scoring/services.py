@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -16,11 +15,14 @@ from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from annotate.models import Project, Step, Trace
+from config.celery import task_send_on_commit
 
+from . import signals
 from .models import Backend, RunQueue, RunStatus, Scorer, ScoreRun, StepScore, WorkerHeartbeat
 
 # How many runs one Celery task scores together (the engine then packs them by token budget).
 RUNS_PER_TASK = 32
+SCORE_RUNS_TASK = "scoring.tasks.score_runs"
 
 
 def run_lease() -> timedelta:
@@ -88,15 +90,11 @@ def project_scorers_set(*, project: Project, scorers: Iterable[Scorer]) -> list[
 
 
 def _enqueue_tasks(*, run_ids_by_scorer: dict[int, list[int]], queue: str) -> None:
-    from . import tasks  # tasks import services: import here to keep the dependency one way
-
-    def send(chunk: list[int]) -> None:
-        tasks.score_runs.apply_async(args=[chunk], queue=queue)
-
+    # By name: scoring.tasks imports this module, so this one never imports it.
     for run_ids in run_ids_by_scorer.values():
         for start in range(0, len(run_ids), RUNS_PER_TASK):
             chunk = run_ids[start : start + RUNS_PER_TASK]
-            transaction.on_commit(functools.partial(send, chunk))
+            task_send_on_commit(SCORE_RUNS_TASK, chunk, queue=queue)
 
 
 def score_runs_enqueue(
@@ -250,9 +248,10 @@ def score_run_complete(*, result: RunResult) -> ScoreRun:
         run.finished_at = timezone.now()
         run.duration_ms = result.duration_ms
         run.save()
-        from annotate import queues  # new scores change what labelling this trace is worth
-
-        queues.priorities_refresh_on_commit(project=run.trace.project, trace_ids=[run.trace_id])
+        # New scores change what labelling this trace is worth (review's queue listens).
+        signals.scores_written.send(
+            sender=ScoreRun, project=run.trace.project, trace_ids=[run.trace_id]
+        )
     return run
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
@@ -16,7 +14,6 @@ from annotate.models import Role
 
 from . import selectors, services
 from .models import RunQueue, ScoreRun
-from .prm.aggregate import AGGREGATIONS
 
 
 def poll_delay_ms(poll: int) -> int:
@@ -74,57 +71,6 @@ def score_run_retry(request: HttpRequest, run_id: int) -> HttpResponse:
     except ValidationError as exc:
         error = "; ".join(exc.messages)
     return _panel(request, trace_id, error=error)
-
-
-@login_required
-@require_GET
-def problem_best_of_n(request: HttpRequest, problem_id: int) -> HttpResponse:
-    """A problem's N traces ranked by a scorer's aggregate score, next to the reference answer."""
-    problem = annotate_selectors.problem_get_for_user(user=request.user, problem_id=problem_id)
-    scorers = list(selectors.scorers_for_project(project=problem.project))
-    name = request.GET.get("scorer") or (scorers[0].name if scorers else "")
-    scorer = next((s for s in scorers if s.name == name), None)
-    how = request.GET.get("how", "min")
-    if how not in AGGREGATIONS:
-        how = "min"
-    ranked: list[selectors.RankedTrace] = []
-    if scorer is not None:
-        problem, ranked = selectors.problem_best_of_n(
-            user=request.user, problem_id=problem_id, scorer=scorer, how=how
-        )
-    role = annotate_selectors.project_role(user=request.user, project=problem.project)
-    return render(
-        request,
-        "scoring/best_of_n.html",
-        {
-            "problem": problem,
-            "scorers": scorers,
-            "scorer": scorer,
-            "how": how,
-            "aggregations": AGGREGATIONS,
-            "ranked": ranked,
-            "unscored": sum(1 for r in ranked if r.status is None),
-            "pending": any(r.pending for r in ranked),
-            "show_correctness": annotate_selectors.role_at_least(role, Role.REVIEWER),
-        },
-    )
-
-
-@login_required
-@require_POST
-def problem_best_of_n_score(request: HttpRequest, problem_id: int) -> HttpResponse:
-    """Score the problem's traces that this scorer has not scored yet (interactive queue: a
-    person is waiting on the page), then back to the ranking, which refreshes until done."""
-    problem = annotate_selectors.problem_get_for_user(user=request.user, problem_id=problem_id)
-    scorer = get_object_or_404(
-        selectors.scorers_for_project(project=problem.project), name=request.POST.get("scorer", "")
-    )
-    services.score_runs_enqueue(
-        traces=list(problem.traces.all()), scorers=[scorer], queue=RunQueue.INTERACTIVE
-    )
-    how = request.POST.get("how", "min")
-    query = urlencode({"scorer": scorer.name, "how": how if how in AGGREGATIONS else "min"})
-    return redirect(f"{reverse('scoring:best_of_n', args=[problem.pk])}?{query}")
 
 
 @login_required

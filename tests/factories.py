@@ -15,7 +15,9 @@ from annotate.models import LabelScheme, Problem, Project, Role, Step, Trace
 _counter = itertools.count(1)
 
 
-def make_user(username: str | None = None, *, password: str = "pw-for-tests-1", **extra: object) -> AbstractBaseUser:
+def make_user(
+    username: str | None = None, *, password: str = "pw-for-tests-1", **extra: object
+) -> AbstractBaseUser:
     username = username or f"user{next(_counter)}"
     return get_user_model().objects.create_user(username=username, password=password, **extra)
 

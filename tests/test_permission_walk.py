@@ -27,10 +27,11 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
-from annotate import exports, imports, services
+from annotate import imports, services
 from annotate.models import Project, Step, Trace
 from scoring import services as scoring_services
 from scoring.models import RunStatus, ScoreRun
+from snapshots import services as exports
 from tests.conftest import REPO_ROOT
 from tests.factories import make_project, make_user
 
@@ -76,7 +77,9 @@ def _import_file(w: World) -> dict[str, Any]:
 
 def _scores_file(w: World) -> dict[str, Any]:
     steps = w.trace.steps.count()
-    line = json.dumps({"trace_id": w.trace.external_id, "source": "processbench", "scores": [0.5] * steps})
+    line = json.dumps(
+        {"trace_id": w.trace.external_id, "source": "processbench", "scores": [0.5] * steps}
+    )
     return {"project": "alpha", "scorer": "tool", "file": io.BytesIO(line.encode())}
 
 
@@ -99,11 +102,16 @@ EXPORT_FORM = {
 # One row per route (paths as the schema writes them: {param}); one E per method.
 EXPECTATIONS: dict[str, dict[str, E]] = {
     # --- auth and docs
-    "/accounts/login/": {"GET": E(200, 200, 200, 200, 200), "POST": E(200, 200, 200, 200, 200, data={"username": "nobody", "password": "wrong"})},
+    "/accounts/login/": {
+        "GET": E(200, 200, 200, 200, 200),
+        "POST": E(200, 200, 200, 200, 200, data={"username": "nobody", "password": "wrong"}),
+    },
     "/accounts/logout/": {"GET": E(405, 405, 405, 405, 405), "POST": E(302, 302, 302, 302, 302)},
     "/api/schema/": {"GET": E(200, 200, 200, 200, 200), "POST": E(405, 405, 405, 405, 405)},
     "/api/docs/": {"GET": E(200, 200, 200, 200, 200), "POST": E(405, 405, 405, 405, 405)},
-    "/api/auth/token/": {"POST": E(400, 400, 400, 400, 400, data={"username": "nobody", "password": "wrong"})},
+    "/api/auth/token/": {
+        "POST": E(400, 400, 400, 400, 400, data={"username": "nobody", "password": "wrong"})
+    },
     # --- labelling pages
     "/": {"GET": E(302, 200, 200, 200, 200), "POST": NO_POST},  # everyone sees their own projects
     # The import page is for admins; a site admin may name a new project.
@@ -111,13 +119,25 @@ EXPECTATIONS: dict[str, dict[str, E]] = {
     "/p/{slug}/": {"GET": PAGE_MEMBERS, "POST": NO_POST},
     "/p/{slug}/next/": {"GET": E(302, 404, 302, 302, 302), "POST": NO_POST},
     "/t/{trace_id}/": {"GET": PAGE_MEMBERS, "POST": NO_POST},
-    "/t/{trace_id}/steps/{index}/label/": {"GET": NO_GET, "POST": E(302, 404, 302, 302, 302, data={"value": "1"})},
+    "/t/{trace_id}/steps/{index}/label/": {
+        "GET": NO_GET,
+        "POST": E(302, 404, 302, 302, 302, data={"value": "1"}),
+    },
     "/t/{trace_id}/steps/{index}/first-error/": {"GET": NO_GET, "POST": E(302, 404, 302, 302, 302)},
     "/t/{trace_id}/all-correct/": {"GET": NO_GET, "POST": E(302, 404, 302, 302, 302)},
-    "/t/{trace_id}/submit/": {"GET": NO_GET, "POST": E(302, 404, 302, 302, 302, data={"finish_reason": "give_up"})},
-    "/t/{trace_id}/heartbeat/": {"GET": NO_GET, "POST": E(302, 404, 200, 200, 200, data={"seconds": "5"})},
+    "/t/{trace_id}/submit/": {
+        "GET": NO_GET,
+        "POST": E(302, 404, 302, 302, 302, data={"finish_reason": "give_up"}),
+    },
+    "/t/{trace_id}/heartbeat/": {
+        "GET": NO_GET,
+        "POST": E(302, 404, 200, 200, 200, data={"seconds": "5"}),
+    },
     # --- exports pages: reviewers and admins; annotators know the project (403)
-    "/p/{slug}/exports/": {"GET": E(302, 404, 403, 200, 200), "POST": E(302, 404, 403, 302, 302, data=EXPORT_FORM)},
+    "/p/{slug}/exports/": {
+        "GET": E(302, 404, 403, 200, 200),
+        "POST": E(302, 404, 403, 302, 302, data=EXPORT_FORM),
+    },
     "/exports/{snapshot_id}/row/": {"GET": E(302, 404, 403, 200, 200), "POST": NO_POST},
     "/exports/{snapshot_id}/files/{filename}": {"GET": E(302, 404, 403, 200, 200), "POST": NO_POST},
     # --- score panel pages
@@ -146,9 +166,13 @@ EXPECTATIONS: dict[str, dict[str, E]] = {
         "PUT": E(401, 404, 200, 200, 200, data={"value": -1}),
         "PATCH": E(401, 404, 200, 200, 200, data={"note": "why"}),
     },
-    "/api/traces/{trace_id}/first-error/": {"POST": E(401, 404, 200, 200, 200, data={"step_index": 1})},
+    "/api/traces/{trace_id}/first-error/": {
+        "POST": E(401, 404, 200, 200, 200, data={"step_index": 1})
+    },
     "/api/traces/{trace_id}/all-correct/": {"POST": E(401, 404, 200, 200, 200)},
-    "/api/traces/{trace_id}/submit/": {"POST": E(401, 404, 200, 200, 200, data={"finish_reason": "give_up"})},
+    "/api/traces/{trace_id}/submit/": {
+        "POST": E(401, 404, 200, 200, 200, data={"finish_reason": "give_up"})
+    },
     "/api/traces/{trace_id}/heartbeat/": {"POST": E(401, 404, 200, 200, 200, data={"seconds": 5})},
     # Imports: outsiders 404, members below admin 403.
     "/api/imports/": {"POST": E(401, 404, 403, 403, 201, data=_import_file, json=False)},
@@ -170,8 +194,12 @@ EXPECTATIONS: dict[str, dict[str, E]] = {
     "/api/runs/{run_id}/retry/": {"POST": E(401, 404, 202, 202, 202)},
     "/api/projects/{slug}/score/": {"POST": E(401, 404, 404, 404, 202, data={"scorer": "tool"})},
     "/api/scores/import/": {"POST": E(401, 404, 404, 404, 201, data=_scores_file, json=False)},
-    "/api/problems/{problem_id}/best-of-n/": {"GET": E(401, 404, 200, 200, 200, data={"scorer": "tool"})},
-    "/api/problems/{problem_id}/best-of-n/score/": {"POST": E(401, 404, 202, 202, 202, data={"scorer": "tool"})},
+    "/api/problems/{problem_id}/best-of-n/": {
+        "GET": E(401, 404, 200, 200, 200, data={"scorer": "tool"})
+    },
+    "/api/problems/{problem_id}/best-of-n/score/": {
+        "POST": E(401, 404, 202, 202, 202, data={"scorer": "tool"})
+    },
     "/api/projects/{slug}/scorers/": {
         "GET": API_MEMBERS,
         "PUT": E(401, 404, 404, 404, 200, data={"scorers": ["tool"]}),
@@ -179,22 +207,34 @@ EXPECTATIONS: dict[str, dict[str, E]] = {
     # --- issue 4: queue, review, agreement, audit (reviewers; annotators get 404 like outsiders)
     "/p/{slug}/review/": {"GET": E(302, 404, 404, 200, 200), "POST": NO_POST},
     "/p/{slug}/agreement/": {"GET": E(302, 404, 404, 200, 200), "POST": NO_POST},
-    "/p/{slug}/strategy/": {"GET": NO_GET, "POST": E(302, 404, 404, 404, 302, data={"strategy": "random"})},
+    "/p/{slug}/strategy/": {
+        "GET": NO_GET,
+        "POST": E(302, 404, 404, 404, 302, data={"strategy": "random"}),
+    },
     "/review/t/{trace_id}/": {
         "GET": E(302, 404, 404, 200, 200),
         "POST": E(302, 404, 404, 302, 302, data={"index": "0", "value": "1", "rationale": "walk"}),
     },
-    "/t/{trace_id}/skip/": {"GET": NO_GET, "POST": E(302, 404, 302, 302, 302, data={"reason": "unclear"})},
+    "/t/{trace_id}/skip/": {
+        "GET": NO_GET,
+        "POST": E(302, 404, 302, 302, 302, data={"reason": "unclear"}),
+    },
     "/scoring/audit/p/{slug}/": {"GET": E(302, 404, 404, 200, 200), "POST": NO_POST},
     "/scoring/audit/p/{slug}/queue/": {"GET": E(302, 404, 404, 200, 200), "POST": NO_POST},
     "/api/projects/{slug}/queue/": {"GET": API_MEMBERS},
     "/api/projects/{slug}/queue/take/": {"POST": E(401, 404, 200, 200, 200)},
-    "/api/projects/{slug}/queue/strategy/": {"PUT": E(401, 404, 404, 404, 200, data={"strategy": "random"})},
-    "/api/traces/{trace_id}/skip/": {"POST": E(401, 404, 200, 200, 200, data={"reason": "unclear"})},
+    "/api/projects/{slug}/queue/strategy/": {
+        "PUT": E(401, 404, 404, 404, 200, data={"strategy": "random"})
+    },
+    "/api/traces/{trace_id}/skip/": {
+        "POST": E(401, 404, 200, 200, 200, data={"reason": "unclear"})
+    },
     "/api/projects/{slug}/disagreements/": {"GET": E(401, 404, 404, 200, 200)},
     "/api/projects/{slug}/agreement/": {"GET": E(401, 404, 404, 200, 200)},
     "/api/traces/{trace_id}/adjudication/": {"GET": E(401, 404, 404, 200, 200)},
-    "/api/traces/{trace_id}/steps/{index}/gold/": {"PUT": E(401, 404, 404, 200, 200, data={"value": 1, "rationale": "walk"})},
+    "/api/traces/{trace_id}/steps/{index}/gold/": {
+        "PUT": E(401, 404, 404, 200, 200, data={"value": 1, "rationale": "walk"})
+    },
     "/api/projects/{slug}/audit/": {"GET": E(401, 404, 404, 200, 200)},
     "/api/projects/{slug}/audit/queue/": {"GET": E(401, 404, 404, 200, 200)},
 }
@@ -331,7 +371,9 @@ def coverage_problems(table: dict[str, dict[str, E]]) -> list[str]:
             problems.append(f"{path}: an API route the OpenAPI schema does not list")
             continue
         if set(rows) != wanted:
-            problems.append(f"{path}: EXPECTATIONS has {sorted(rows)}, the route has {sorted(wanted)}")
+            problems.append(
+                f"{path}: EXPECTATIONS has {sorted(rows)}, the route has {sorted(wanted)}"
+            )
     for path in sorted(set(table) - set(routes)):
         problems.append(f"{path}: in EXPECTATIONS but no such route (removed? renamed?)")
     return problems
@@ -366,7 +408,9 @@ def _request(client: Client, method: str, url: str, expect: E, w: World, *, api:
     if method != "GET" and api and expect.json:
         kwargs["format"] = "json"
     if data:  # files travel with a name, as a browser sends them
-        data = {k: _named("walk.jsonl", v.read()) if hasattr(v, "read") else v for k, v in data.items()}
+        data = {
+            k: _named("walk.jsonl", v.read()) if hasattr(v, "read") else v for k, v in data.items()
+        }
     return getattr(client, method.lower())(url, data or {}, **kwargs)
 
 

@@ -202,7 +202,9 @@ def test_five_wrong_passwords_lock_the_account_with_a_clear_message(fresh_cache)
     # The lock is on alice (and this address is far from its own limit): bob logs in.
     assert _log_in(Client(), "bob", PASSWORD).status_code == 302
     # The API's token exchange is locked too, with the same message.
-    api = APIClient().post("/api/auth/token/", {"username": "alice", "password": PASSWORD}, format="json")
+    api = APIClient().post(
+        "/api/auth/token/", {"username": "alice", "password": PASSWORD}, format="json"
+    )
     assert api.status_code == 429
     assert "Too many failed log-ins" in api.json()["detail"]
     # When the window has passed (the cache entry expired), alice is back.
@@ -228,7 +230,9 @@ def test_token_guessing_through_the_api_locks_too(fresh_cache):
     for _ in range(5):
         wrong = api.post("/api/auth/token/", {"username": "dave", "password": "x"}, format="json")
         assert wrong.status_code == 400
-    assert api.post("/api/auth/token/", {"username": "dave", "password": PASSWORD}).status_code == 429
+    assert (
+        api.post("/api/auth/token/", {"username": "dave", "password": PASSWORD}).status_code == 429
+    )
 
 
 @pytest.mark.django_db
@@ -238,9 +242,15 @@ def test_one_address_trying_many_usernames_is_locked(fresh_cache, settings):
     attacker = Client(REMOTE_ADDR="203.0.113.9")
     for name in ("u1", "u2", "u3"):
         attacker.post("/accounts/login/", {"username": name, "password": "x"})
-    assert attacker.post("/accounts/login/", {"username": "erin", "password": PASSWORD}).status_code == 429
+    assert (
+        attacker.post("/accounts/login/", {"username": "erin", "password": PASSWORD}).status_code
+        == 429
+    )
     elsewhere = Client(REMOTE_ADDR="198.51.100.7")
-    assert elsewhere.post("/accounts/login/", {"username": "erin", "password": PASSWORD}).status_code == 302
+    assert (
+        elsewhere.post("/accounts/login/", {"username": "erin", "password": PASSWORD}).status_code
+        == 302
+    )
 
 
 # --- upload limits and headers --------------------------------------------------------------------
@@ -256,7 +266,11 @@ def test_an_oversized_import_is_refused_with_a_clear_error(settings, repo_root):
     api.force_login(admin)
     response = api.post(
         "/api/imports/",
-        {"project": "big", "format": "processbench", "file": SimpleUploadedFile("pb.jsonl", content)},
+        {
+            "project": "big",
+            "format": "processbench",
+            "file": SimpleUploadedFile("pb.jsonl", content),
+        },
         format="multipart",
     )
     assert response.status_code == 413
@@ -265,7 +279,11 @@ def test_an_oversized_import_is_refused_with_a_clear_error(settings, repo_root):
     page.force_login(admin)
     response = page.post(
         "/import/",
-        {"project": "big", "format": "processbench", "file": SimpleUploadedFile("pb.jsonl", content)},
+        {
+            "project": "big",
+            "format": "processbench",
+            "file": SimpleUploadedFile("pb.jsonl", content),
+        },
     )
     assert response.status_code == 400
     assert "the largest import is" in response.content.decode()

@@ -32,7 +32,12 @@ def test_web_process_does_not_import_torch():
         "DJANGO_DEBUG": "0",
     }
     out = subprocess.run(
-        [sys.executable, "-c", SCRIPT], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-        timeout=120, check=True,
+        [sys.executable, "-c", SCRIPT],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     ).stdout
     assert out.strip().splitlines()[-1] == "HEAVY:", out

@@ -88,8 +88,11 @@ def test_processbench_write_back_keeps_unknown_fields_and_key_order() -> None:
     rec["label"] = -1
     t = processbench.parse_record(rec)
     back = processbench.record_from_trace(
-        external_id=t.external_id, generator=t.generator, problem=t.problem.text,
-        steps=[s.text for s in t.steps], final_answer_correct=t.final_answer_correct,
+        external_id=t.external_id,
+        generator=t.generator,
+        problem=t.problem.text,
+        steps=[s.text for s in t.steps],
+        final_answer_correct=t.final_answer_correct,
         metadata=t.metadata,
     )
     assert dumps(back) == dumps(rec)
@@ -113,7 +116,9 @@ def test_prmbench_error_steps_are_one_based_gold_minus_one() -> None:
 
 
 def test_prmbench_multi_solutions_have_no_wrong_step_and_a_reference_answer() -> None:
-    rec = next(r for r in records("prmbench_sample.jsonl") if r["classification"] == "multi_solutions")
+    rec = next(
+        r for r in records("prmbench_sample.jsonl") if r["classification"] == "multi_solutions"
+    )
     t = prmbench.parse_record(rec)
     assert {s.gold for s in t.steps} == {1}
     assert t.problem.reference_answer == rec["ground_truth"]
@@ -149,7 +154,10 @@ def test_math_shepherd_labels_follow_the_tags_although_the_lengths_differ() -> N
 def test_math_shepherd_third_record_step_by_step() -> None:
     t = math_shepherd.parse_record(records("math_shepherd_sample.jsonl")[2])
     assert t.problem.text.startswith("If Buzz bought a pizza with 78 slices")
-    assert t.steps[1].text == "Step 2: The waiter ate 13 x 8 / 13 = <<13*8/13=6>>6 slices of the pizza."
+    assert (
+        t.steps[1].text
+        == "Step 2: The waiter ate 13 x 8 / 13 = <<13*8/13=6>>6 slices of the pizza."
+    )
     assert [s.gold for s in t.steps] == [1, -1, -1, -1, -1]
     assert t.final_answer == "52"
 
@@ -158,8 +166,10 @@ def test_math_shepherd_every_record_is_written_back_exactly() -> None:
     for rec in records("math_shepherd_sample.jsonl"):
         t = math_shepherd.parse_record(rec)
         back = math_shepherd.record_from_trace(
-            problem=t.problem.text, steps=[s.text for s in t.steps],
-            golds=[s.gold for s in t.steps], metadata=t.metadata,
+            problem=t.problem.text,
+            steps=[s.text for s in t.steps],
+            golds=[s.gold for s in t.steps],
+            metadata=t.metadata,
         )
         assert dumps(back) == dumps(rec)
         assert "input" not in t.metadata["math_shepherd"]  # the layout rebuilt it, no copy kept
@@ -195,11 +205,15 @@ def test_trl_labels_must_match_the_completions() -> None:
     with pytest.raises(FormatError) as info:
         trl.parse_record({"prompt": "p", "completions": ["a", "b"], "labels": [True]})
     assert (info.value.field, info.value.message) == (
-        "labels", "expected one label per completion (2), got 1"
+        "labels",
+        "expected one label per completion (2), got 1",
     )
     with pytest.raises(FormatError) as info:
         trl.parse_record({"prompt": "p", "completions": ["a"], "labels": [1]})
-    assert (info.value.field, info.value.message) == ("labels[0]", "expected true or false, got int")
+    assert (info.value.field, info.value.message) == (
+        "labels[0]",
+        "expected true or false, got int",
+    )
 
 
 def test_jsonl_steps_as_objects_with_parts_and_every_optional_field() -> None:
@@ -220,9 +234,15 @@ def test_jsonl_steps_as_objects_with_parts_and_every_optional_field() -> None:
         }
     )
     assert [(s.part, s.text, s.gold) for s in t.steps] == [
-        ("thinking", "Think.", None), ("response", "So $2$.", 1)
+        ("thinking", "Think.", None),
+        ("response", "So $2$.", 1),
     ]
-    assert (t.external_id, t.subset, t.generator, t.final_answer_correct) == ("r1", "toy", "m", True)
+    assert (t.external_id, t.subset, t.generator, t.final_answer_correct) == (
+        "r1",
+        "toy",
+        "m",
+        True,
+    )
     assert t.problem.images == ["https://example.org/a.png"]
     assert t.problem.table == {"rows": [[1, 2]]}
     assert t.metadata == {"k": "v"}
@@ -233,7 +253,10 @@ def test_the_documented_generic_example_parses_as_documented() -> None:
     example = doc.split("```json\n", 1)[1].split("```", 1)[0]
     t = jsonl.parse_record(json.loads(example))
     assert [(s.part, s.gold) for s in t.steps] == [
-        ("thinking", 1), ("thinking", 1), ("response", 1), ("response", None)
+        ("thinking", 1),
+        ("thinking", 1),
+        ("response", 1),
+        ("response", None),
     ]
     assert (t.external_id, t.final_answer, t.metadata) == ("demo-1", "1024", {"temperature": 0.7})
 
@@ -241,28 +264,52 @@ def test_the_documented_generic_example_parses_as_documented() -> None:
 @pytest.mark.parametrize(
     ("record", "field", "message"),
     [
-        ({"problem": "p", "steps": 3}, "steps",
-         "expected a list of strings or of {\"text\", \"part\"} objects, got int"),
-        ({"problem": "p", "steps": ["a", 3]}, "steps[1]",
-         "expected a string or a {\"text\", \"part\"} object, got int"),
+        (
+            {"problem": "p", "steps": 3},
+            "steps",
+            'expected a list of strings or of {"text", "part"} objects, got int',
+        ),
+        (
+            {"problem": "p", "steps": ["a", 3]},
+            "steps[1]",
+            'expected a string or a {"text", "part"} object, got int',
+        ),
         ({"problem": "p", "steps": []}, "steps", "no steps: a trace needs at least one step"),
         ({"problem": "p"}, "steps", "missing field (or 'thinking' / 'response')"),
         ({"steps": ["a"]}, "problem", "missing field"),
         ({"problem": 5, "steps": ["a"]}, "problem", "expected a string, got int"),
-        ({"problem": "p", "steps": ["a"], "labels": [2]}, "labels[0]",
-         "label 2 out of range (allowed: -1, 0, 1 or null)"),
-        ({"problem": "p", "steps": ["a"], "labels": [True]}, "labels[0]",
-         "expected one of -1, 0, 1 or null, got bool"),
-        ({"problem": "p", "steps": ["a"], "labels": [1, 1]}, "labels",
-         "expected one label per step (1), got 2"),
-        ({"problem": "p", "steps": [{"text": "a", "part": "answer"}]}, "steps[0].part",
-         "expected 'thinking' or 'response', got 'answer'"),
-        ({"problem": "p", "steps": ["a"], "label": [1]}, "label",
-         "unknown field (known: id, problem, steps, thinking, response, labels, reference_answer, "
-         "reference_solution, final_answer, final_answer_correct, generator, subset, images, "
-         "table, metadata; put anything else in 'metadata')"),
-        ({"problem": "p", "steps": ["a"], "response": ["b"]}, "response",
-         "give either 'steps' or 'response', not both"),
+        (
+            {"problem": "p", "steps": ["a"], "labels": [2]},
+            "labels[0]",
+            "label 2 out of range (allowed: -1, 0, 1 or null)",
+        ),
+        (
+            {"problem": "p", "steps": ["a"], "labels": [True]},
+            "labels[0]",
+            "expected one of -1, 0, 1 or null, got bool",
+        ),
+        (
+            {"problem": "p", "steps": ["a"], "labels": [1, 1]},
+            "labels",
+            "expected one label per step (1), got 2",
+        ),
+        (
+            {"problem": "p", "steps": [{"text": "a", "part": "answer"}]},
+            "steps[0].part",
+            "expected 'thinking' or 'response', got 'answer'",
+        ),
+        (
+            {"problem": "p", "steps": ["a"], "label": [1]},
+            "label",
+            "unknown field (known: id, problem, steps, thinking, response, labels, reference_answer, "
+            "reference_solution, final_answer, final_answer_correct, generator, subset, images, "
+            "table, metadata; put anything else in 'metadata')",
+        ),
+        (
+            {"problem": "p", "steps": ["a"], "response": ["b"]},
+            "response",
+            "give either 'steps' or 'response', not both",
+        ),
     ],
 )
 def test_jsonl_errors_name_the_field(record: dict[str, Any], field: str, message: str) -> None:
@@ -281,7 +328,13 @@ def test_prm800k_phase2_found_error_rates_only_a_prefix() -> None:
     (annotation,) = t.annotations
     assert annotation.finish_reason == "found_error"
     assert [(lab.step_index, lab.value) for lab in annotation.labels] == [
-        (0, 1), (1, 0), (2, 1), (3, 1), (4, 1), (5, 1), (6, -1)
+        (0, 1),
+        (1, 0),
+        (2, 1),
+        (3, 1),
+        (4, 1),
+        (5, 1),
+        (6, -1),
     ]
     assert annotation.active_seconds == pytest.approx(164.458)
     assert annotation.labeler == "cc88bf76-df08-4041-be67-3464279cb3b1"
@@ -345,7 +398,8 @@ def test_prm800k_rating_out_of_range_names_the_completion() -> None:
     with pytest.raises(FormatError) as info:
         prm800k.parse_record(rec)
     assert (info.value.field, info.value.message) == (
-        "label.steps[0].chosen_completion", "index 3 out of range (1 completions)"
+        "label.steps[0].chosen_completion",
+        "index 3 out of range (1 completions)",
     )
 
 

@@ -63,8 +63,9 @@ def test_a_malformed_file_exits_non_zero_and_writes_nothing(tmp_path: Path) -> N
     out = io.StringIO()
     with pytest.raises(CommandError) as info:
         # The good file first: it is rolled back with the bad one, and so is the new project.
-        call_command("import_traces", good, str(bad), "--format", "prmbench", "--project", "new",
-                     stdout=out)
+        call_command(
+            "import_traces", good, str(bad), "--format", "prmbench", "--project", "new", stdout=out
+        )
     assert out.getvalue() == ""  # nothing claims an import that was rolled back
     assert str(info.value).startswith(f"{bad}, line 1, field 'modified_question': missing field")
     with pytest.raises(CommandError) as info:
@@ -83,5 +84,10 @@ def test_usage_errors(tmp_path: Path) -> None:
     with pytest.raises(CommandError, match="invalid choice: 'csv'"):
         run(str(DATA / "processbench_sample.jsonl"), "--format", "csv", "--project", "x")
     with pytest.raises(CommandError, match="--project 'not a slug'"):
-        run(str(DATA / "processbench_sample.jsonl"), "--format", "processbench",
-            "--project", "not a slug")
+        run(
+            str(DATA / "processbench_sample.jsonl"),
+            "--format",
+            "processbench",
+            "--project",
+            "not a slug",
+        )

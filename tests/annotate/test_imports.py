@@ -574,7 +574,7 @@ def test_a_large_import_refreshes_postgresql_statistics(django_capture_on_commit
 
 def test_imported_traces_get_their_queue_rows_from_a_task(django_capture_on_commit_callbacks):
     """The labelling queue of a freshly imported project is ready before anyone asks "next"."""
-    from annotate.models import TracePriority
+    from review.models import TracePriority
 
     project = make_project("queued")
     path = DATA / "processbench_sample.jsonl"

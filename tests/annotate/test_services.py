@@ -56,18 +56,17 @@ def test_submit_without_labels_needs_a_reason():
     assert annotation.finish_reason == "bad_problem"
 
 
-def test_queue_moves_on_after_submit_and_respects_overlap():
+def test_progress_counts_submissions_and_respects_overlap():
     alice, bob = make_user(), make_user()
     project = make_project(members={alice: "annotator", bob: "annotator"}, overlap=1)
-    first, second = make_trace(project), make_trace(project)
-    assert selectors.queue_next(user=alice, project=project) == first
+    first, _second = make_trace(project), make_trace(project)
     services.label_all_correct(user=alice, trace=first)
     services.annotation_submit(user=alice, trace=first)
-    assert selectors.queue_next(user=alice, project=project) == second
-    # overlap 1: alice's submission took the only slot of `first`, so bob starts at `second`
-    assert selectors.queue_next(user=bob, project=project) == second
-    progress = selectors.queue_progress(user=alice, project=project)
+    progress = selectors.labelling_progress(user=alice, project=project)
     assert (progress.done, progress.assigned) == (1, 2)
+    # overlap 1: alice's submission filled `first`, so bob owes only the other trace
+    progress = selectors.labelling_progress(user=bob, project=project)
+    assert (progress.done, progress.assigned) == (0, 1)
 
 
 def test_active_time_is_capped_per_heartbeat():

@@ -10,7 +10,8 @@ import json
 import pytest
 
 from annotate import services
-from annotate.models import AnnotationStatus, GoldLabel, GoldLabelChange, Trace
+from annotate.models import AnnotationStatus, GoldLabel, Trace
+from review.models import GoldLabelChange
 from scoring import services as scoring_services
 from tests.browser.test_labelling import PASSWORD
 from tests.factories import make_user

@@ -86,10 +86,18 @@ def test_best_of_n_scores_a_problems_traces_and_ranks_them(page, worker, artifac
 
     path = REPO_ROOT / "data" / "prm800k_sample.jsonl"
     project, _ = project_for_import(slug="prm")
-    traces_import(project=project, stream=io.BytesIO(path.read_bytes()), filename=path.name, format="prm800k")
-    services.membership_set(project=project, user=make_user("sam", password=PASSWORD), role="reviewer")
+    traces_import(
+        project=project, stream=io.BytesIO(path.read_bytes()), filename=path.name, format="prm800k"
+    )
+    services.membership_set(
+        project=project, user=make_user("sam", password=PASSWORD), role="reviewer"
+    )
     scoring_services.scorer_create(name="tool", backend="tool", projects=[project])
-    problem = next(t.problem for t in Trace.objects.filter(project=project) if t.problem.reference_answer == "504")
+    problem = next(
+        t.problem
+        for t in Trace.objects.filter(project=project)
+        if t.problem.reference_answer == "504"
+    )
     n = problem.traces.count()
     assert n == 3
     worker.start()

@@ -23,7 +23,7 @@ PAYLOADS = [
     "<b onmouseover=\"alert('hover')\" onclick=\"alert('click')\">bold</b>",
     "[click me](javascript:window.__pwned='link';alert('link'))",
     "[spaced](  JaVaScRiPt:alert('case') )",
-    "<a href=\"javascript:alert('a')\">a</a> <a href=\"data:text/html,<script>alert(1)</script>\">d</a>",
+    '<a href="javascript:alert(\'a\')">a</a> <a href="data:text/html,<script>alert(1)</script>">d</a>',
     r"$\href{javascript:alert('href')}{x}$ and $\url{javascript:alert('url')}$",
     r"$$\href{javascript:window.__pwned='display'}{\text{display}}$$",
     "</textarea><svg onload=\"window.__pwned = 'svg'; alert('svg')\"></svg>",
@@ -69,7 +69,10 @@ def _poke_everything(page) -> None:  # type: ignore[no-untyped-def]
 def _assert_inert(page, dialogs: list[str], where: str) -> None:  # type: ignore[no-untyped-def]
     assert dialogs == [], where
     assert page.evaluate("window.__pwned") is None, where
-    assert page.locator(INJECTED).count() == 0, (where, page.locator(INJECTED).first.evaluate("e => e.outerHTML"))
+    assert page.locator(INJECTED).count() == 0, (
+        where,
+        page.locator(INJECTED).first.evaluate("e => e.outerHTML"),
+    )
 
 
 def test_hostile_problem_and_steps_stay_inert_on_every_page(page) -> None:  # type: ignore[no-untyped-def]
@@ -87,7 +90,11 @@ def test_hostile_problem_and_steps_stay_inert_on_every_page(page) -> None:  # ty
     assert "<script>window.__pwned" in page.locator(".problem-text").inner_text()
     assert "<script>window.__pwned" in page.locator("#step-0 .step-text").inner_text()
 
-    for url in (f"/p/{trace.project.slug}/", f"/scoring/problems/{trace.problem_id}/best-of-n/", "/"):
+    for url in (
+        f"/p/{trace.project.slug}/",
+        f"/scoring/problems/{trace.problem_id}/best-of-n/",
+        "/",
+    ):
         page.goto(url)
         page.wait_for_load_state("load")
         _poke_everything(page)

@@ -31,7 +31,9 @@ from tests.scoring.worker import Worker, wait_until
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed"),
+    pytest.mark.skipif(
+        shutil.which("redis-server") is None, reason="redis-server is not installed"
+    ),
 ]
 
 
@@ -134,7 +136,10 @@ def queued_runs(repo_root):
     project = make_project()
     with open(repo_root / "data" / "processbench_sample.jsonl", "rb") as stream:
         imports.traces_import(
-            project=project, stream=stream, filename="processbench_sample.jsonl", format="processbench"
+            project=project,
+            stream=stream,
+            filename="processbench_sample.jsonl",
+            format="processbench",
         )
     scorer = services.scorer_create(name="tool", backend="tool", projects=[project])
 
@@ -220,9 +225,7 @@ def test_worker_killed_mid_batch_and_replaced_by_another_node(
     done = ScoreRun.objects.filter(status=RunStatus.DONE)
     assert wait_until(lambda: done.count() >= 5, timeout=60), first.log()
     first.kill()
-    held = list(
-        ScoreRun.objects.filter(status=RunStatus.RUNNING).values_list("pk", flat=True)
-    )
+    held = list(ScoreRun.objects.filter(status=RunStatus.RUNNING).values_list("pk", flat=True))
     assert held, "the worker finished its batch before it could be killed"
     assert done.count() < 80
 

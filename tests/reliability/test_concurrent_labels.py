@@ -55,14 +55,22 @@ def test_fifty_tabs_labelling_different_steps_lose_nothing():
     values = [(-1, 1)[i % 2] for i in range(THREADS)]
 
     def save(i: int) -> Callable[[], int]:
-        return lambda: tabs[i].post(
-            f"/t/{trace.pk}/steps/{i}/label/", {"value": str(values[i])}, headers={"HX-Request": "true"}
-        ).status_code
+        return lambda: (
+            tabs[i]
+            .post(
+                f"/t/{trace.pk}/steps/{i}/label/",
+                {"value": str(values[i])},
+                headers={"HX-Request": "true"},
+            )
+            .status_code
+        )
 
     statuses = _run_at_once([save(i) for i in range(THREADS)])
     assert statuses == [200] * THREADS
     assert Annotation.objects.filter(trace=trace, annotator=user).count() == 1
-    saved = dict(StepLabel.objects.filter(annotation__trace=trace).values_list("step__index", "value"))
+    saved = dict(
+        StepLabel.objects.filter(annotation__trace=trace).values_list("step__index", "value")
+    )
     assert saved == dict(enumerate(values))
 
 

@@ -135,17 +135,23 @@ def _has_surrogate(value: Any) -> bool:
     return any(0xD800 <= ord(ch) <= 0xDFFF for ch in json.dumps(value, ensure_ascii=False))
 
 
-@pytest.mark.parametrize(("special", "refused"), [("\ud800", True), ("\x00", True), ("\u202e\ufeff", False)])
+@pytest.mark.parametrize(
+    ("special", "refused"), [("\ud800", True), ("\x00", True), ("\u202e\ufeff", False)]
+)
 def test_text_that_cannot_be_stored_is_refused_where_it_is(special: str, refused: bool):
     record = _replace(BASES["processbench"], ("steps", 1), f"step {special} text")
     project, _ = imports.project_for_import(slug="special")
     content = json.dumps(record).encode()
     if refused:
         with pytest.raises(imports.ImportFileError, match=r"line 1, field 'steps\[1\]'"):
-            imports.traces_import(project=project, stream=io.BytesIO(content), filename="f", format="processbench")
+            imports.traces_import(
+                project=project, stream=io.BytesIO(content), filename="f", format="processbench"
+            )
         assert not Trace.objects.exists()
     else:
-        imports.traces_import(project=project, stream=io.BytesIO(content), filename="f", format="processbench")
+        imports.traces_import(
+            project=project, stream=io.BytesIO(content), filename="f", format="processbench"
+        )
         assert Step.objects.get(index=1).text == f"step {special} text"  # stored exactly
 
 

@@ -21,7 +21,7 @@ def setup(monkeypatch):
     sent: list[list[int]] = []
     from scoring import tasks
 
-    monkeypatch.setattr(tasks.score_runs, "apply_async", lambda args, queue: sent.append(args[0]))
+    monkeypatch.setattr(tasks.score_runs, "apply_async", lambda args, kwargs=None, queue=None, **_: sent.append(args[0]))
     user = make_user()
     project = make_project(members={user: "annotator"})
     scorer = services.scorer_create(name="tool", backend="tool", projects=[project])

@@ -21,7 +21,9 @@ def world(monkeypatch):
 
     sent: list[list[int]] = []
     monkeypatch.setattr(
-        tasks.score_runs, "apply_async", lambda args, queue: sent.append((queue, args[0]))
+        tasks.score_runs,
+        "apply_async",
+        lambda args, kwargs=None, queue=None, **_: sent.append((queue, args[0])),
     )
     annotator, reviewer, outsider = make_user(), make_user(), make_user()
     project = make_project(members={annotator: "annotator", reviewer: "reviewer"})
@@ -137,7 +139,7 @@ def test_best_of_n_ranks_traces_by_aggregate(client, world, django_capture_on_co
     _finish(low, scorer, [0.9, 0.2])
     _finish(high, scorer, [0.8, 0.7])
     client.force_login(world["a"])
-    url = reverse("scoring:best_of_n", args=[low.problem_id])
+    url = reverse("review:best_of_n", args=[low.problem_id])
     html = client.get(url, {"scorer": "prm", "how": "min"}).content.decode()
     assert html.index(high.external_id) < html.index(low.external_id)
     # by the last step's score the order is the same; by the mean too (0.75 > 0.55)
@@ -158,12 +160,14 @@ def test_best_of_n_shows_answers_and_correctness_to_reviewers_only(client, world
     for trace, answer, ok in ((right, "2", True), (wrong, "3", False)):
         trace.final_answer, trace.final_answer_correct = answer, ok
         trace.save()
-    url = reverse("scoring:best_of_n", args=[right.problem_id])
+    url = reverse("review:best_of_n", args=[right.problem_id])
     api = f"/api/problems/{right.problem_id}/best-of-n/"
     client.force_login(world["r"])
     html = client.get(url).content.decode()
     assert 'data-testid="reference-answer"' in html  # the problem's reference answer, "2"
-    assert '<span class="val-minus">no</span>' in html and '<span class="val-plus">yes</span>' in html
+    assert (
+        '<span class="val-minus">no</span>' in html and '<span class="val-plus">yes</span>' in html
+    )
     rows = {row["trace_id"]: row for row in client.get(api, {"scorer": "prm"}).json()}
     assert (rows[wrong.pk]["final_answer"], rows[wrong.pk]["final_answer_correct"]) == ("3", False)
     client.force_login(world["a"])  # annotators see the answers, not whether they are right
@@ -226,14 +230,14 @@ def test_best_of_n_scores_the_missing_traces_and_refreshes_until_done(
     problem_text = "Shared: what is $3+3$?"
     first = make_trace(project, steps=["3+3=6"], problem_text=problem_text)
     second = make_trace(project, steps=["3+3=7"], problem_text=problem_text)
-    url = reverse("scoring:best_of_n", args=[first.problem_id])
+    url = reverse("review:best_of_n", args=[first.problem_id])
     client.force_login(world["a"])
     html = client.get(url).content.decode()
     assert "2 of these traces have no prm scores yet" in html
     assert 'hx-trigger="every 1s"' not in html  # nothing is running: no polling
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
-            reverse("scoring:best_of_n_score", args=[first.problem_id]),
+            reverse("review:best_of_n_score", args=[first.problem_id]),
             {"scorer": "prm", "how": "mean"},
         )
     assert response.status_code == 302 and response["Location"].endswith("?scorer=prm&how=mean")
@@ -252,7 +256,9 @@ def test_best_of_n_scores_the_missing_traces_and_refreshes_until_done(
     assert html.index(first.external_id) < html.index(second.external_id)
     # the same through the API: POST enqueues nothing more, and reports every run done
     rows = client.post(
-        f"/api/problems/{first.problem_id}/best-of-n/score/", {"scorer": "prm"}, content_type="application/json"
+        f"/api/problems/{first.problem_id}/best-of-n/score/",
+        {"scorer": "prm"},
+        content_type="application/json",
     ).json()
     assert [(r["trace_id"], r["status"]) for r in rows] == [(first.pk, "done"), (second.pk, "done")]
     assert runs.count() == 2

@@ -35,7 +35,8 @@ def test_best_of_n_ranking_by_min_prefers_the_trace_without_a_bad_step():
 
 def test_thoughts_split_on_verdict_and_part():
     thoughts = group_thoughts(
-        [0.9, 0.8, 0.2, 0.3, 0.9], parts=["thinking", "thinking", "thinking", "response", "response"]
+        [0.9, 0.8, 0.2, 0.3, 0.9],
+        parts=["thinking", "thinking", "thinking", "response", "response"],
     )
     assert [(t.start, t.end, t.verdict, t.part) for t in thoughts] == [
         (0, 1, "good", "thinking"),

@@ -123,7 +123,9 @@ def test_token_tag_math_shepherd_batched_equals_prefix_at_a_time(tiny_models, tr
 
 def test_token_tag_chat_teacher_forced_equals_prefix_conversations(tiny_models, traces):
     scorer = build_scorer(
-        "token_tag", model_path=str(tiny_models["causal_lm"]), params={"style": "chat", **BIG_BUDGET}
+        "token_tag",
+        model_path=str(tiny_models["causal_lm"]),
+        params={"style": "chat", **BIG_BUDGET},
     )
     tokenizer = scorer.tokenizer
     plus = tokenizer.encode("+")[-1]
@@ -166,7 +168,9 @@ def test_value_head_batched_equals_prefix_at_a_time(tiny_models, traces, model):
 def test_token_budget_is_respected_and_order_restored(tiny_models, traces):
     path = str(tiny_models["step_head"])
     reference = build_scorer("step_head", model_path=path, params=BIG_BUDGET).score(traces)
-    scorer = build_scorer("step_head", model_path=path, params={"max_tokens": 2500, "max_batch_size": 64})
+    scorer = build_scorer(
+        "step_head", model_path=path, params={"max_tokens": 2500, "max_batch_size": 64}
+    )
     lengths = sorted((len(scorer.encode(t)) for t in traces), reverse=True)
     shapes = record_batches(scorer)
     results = scorer.score(traces)
@@ -178,14 +182,18 @@ def test_token_budget_is_respected_and_order_restored(tiny_models, traces):
     for a, b in zip(results, reference, strict=True):
         assert max(abs(x - y) for x, y in zip(a.scores, b.scores, strict=True)) <= TOL
     # A trace longer than the budget is scored alone, not refused.
-    tight = build_scorer("step_head", model_path=path, params={"max_tokens": 100, "max_batch_size": 64})
+    tight = build_scorer(
+        "step_head", model_path=path, params={"max_tokens": 100, "max_batch_size": 64}
+    )
     tight_shapes = record_batches(tight)
     assert len(tight.score(traces[:2])) == 2
     assert all(rows == 1 for rows, _ in tight_shapes)
 
 
 def test_too_long_trace_is_named_before_any_forward_pass(tiny_models, traces):
-    scorer = build_scorer("step_head", model_path=str(tiny_models["step_head"]), params={"max_length": 300})
+    scorer = build_scorer(
+        "step_head", model_path=str(tiny_models["step_head"]), params={"max_length": 300}
+    )
     shapes = record_batches(scorer)
     with pytest.raises(TraceError) as info:
         scorer.score(traces)
@@ -216,7 +224,9 @@ def test_unknown_backend_and_param_are_errors(tiny_models):
     with pytest.raises(ScorerError, match="unknown backend"):
         build_scorer("nope")
     with pytest.raises(ScorerError, match="max_tokenz"):
-        build_scorer("step_head", model_path=str(tiny_models["step_head"]), params={"max_tokenz": 1})
+        build_scorer(
+            "step_head", model_path=str(tiny_models["step_head"]), params={"max_tokenz": 1}
+        )
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

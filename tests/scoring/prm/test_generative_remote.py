@@ -25,7 +25,9 @@ def test_generative_keeps_k_critiques_and_is_reproducible(tiny_models, records):
         assert all(isinstance(c, str) and c for c in step.details["critiques"])
         assert 0.0 <= step.score <= 1.0
         assert step.score == pytest.approx(sum(step.details["p_yes"]) / 3)
-    assert [s.details["critiques"] for s in first.steps] == [s.details["critiques"] for s in again.steps]
+    assert [s.details["critiques"] for s in first.steps] == [
+        s.details["critiques"] for s in again.steps
+    ]
     assert first.scores == again.scores
     # sampling: the K critiques differ; another seed gives other critiques
     assert len(set(first.steps[0].details["critiques"])) > 1
@@ -94,7 +96,9 @@ def test_remote_scores_over_the_pooling_api(fake_vllm, traces):
     assert [m["role"] for m in request["messages"]] == ["system", "user", "assistant"]
     assert request["messages"][-1]["content"].endswith("<extra_0>")
     # logits instead of probabilities are soft-maxed on our side
-    [logits] = build_scorer("remote", params={"url": fake_vllm, "model": "logits"}).score(traces[:1])
+    [logits] = build_scorer("remote", params={"url": fake_vllm, "model": "logits"}).score(
+        traces[:1]
+    )
     assert logits.scores[0] == pytest.approx(0.8808, abs=1e-4)
 
 
@@ -102,7 +106,9 @@ def test_remote_errors_are_clear(fake_vllm):
     wrong_path = build_scorer("remote", params={"url": fake_vllm + "/v1", "model": "m"})
     with pytest.raises(ScorerError, match="HTTP 404"):
         wrong_path.score([TraceInput("q", ["a"])])
-    down = build_scorer("remote", params={"url": "http://127.0.0.1:9", "model": "m", "timeout_s": 2})
+    down = build_scorer(
+        "remote", params={"url": "http://127.0.0.1:9", "model": "m", "timeout_s": 2}
+    )
     with pytest.raises(ScorerError, match="127.0.0.1:9"):
         down.score([TraceInput("q", ["a"])])
     with pytest.raises(ScorerError, match="model"):

@@ -85,7 +85,9 @@ def test_boxed_answer_checked_against_reference(records):
     assert right.trajectory_score == 1.0 and right.steps[-1].score == 0.9
     # math-verify: equal values written differently (the last \boxed{} is \frac{8}{7})
     fractions = by_id(records, "omnimath-46")
-    [result] = scorer.score([TraceInput(fractions["problem"], fractions["steps"], reference_answer="8/7")])
+    [result] = scorer.score(
+        [TraceInput(fractions["problem"], fractions["steps"], reference_answer="8/7")]
+    )
     assert result.trajectory_score == 1.0
     [result] = scorer.score([TraceInput("q", ["no answer here"], reference_answer="3")])
     assert result.trajectory_score == 0.0
@@ -133,7 +135,9 @@ def test_prm800k_answer_step_is_found_and_checked():
     """PRM800K ends a solution with a "# Answer" step; its answer is checked against the
     reference on that step (the record's own pre_generated_answer says what was answered)."""
     path = data_file("prm800k_sample.jsonl")
-    phase2 = [json.loads(line)["question"] for line in path.read_text(encoding="utf-8").splitlines()]
+    phase2 = [
+        json.loads(line)["question"] for line in path.read_text(encoding="utf-8").splitlines()
+    ]
     phase2 = [q for q in phase2 if q.get("pre_generated_steps")]
     assert phase2
     scorer = build_scorer("tool")

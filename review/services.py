@@ -1,0 +1,592 @@
+"""Writes of review: the labelling queue (stored priorities, strategies, leases on overlap slots,
+skips) and gold labels set by adjudication, with their change log.
+
+"Next" is one indexed query over `TracePriority` (partial index on project, priority desc, trace
+where slots are open), never a scan of a project's traces per request. Priorities are refreshed
+when scores change (scoring.signals.scores_written, see review.receivers) and when a submission,
+skip or lease changes a trace's open slots; `manage.py queue_refresh` rebuilds a whole project.
+
+A trace has `project.overlap` slots. Handing a trace out leases one slot (the `TracePriority`
+row is locked while the slot is chosen, and the database refuses two live holders of one slot);
+a lease not submitted within `lease_minutes` expires and the slot returns to the queue. Annotators
+never see each other's labels here: the queue only hands out traces.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from statistics import pstdev
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser, User
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q
+from django.utils import timezone
+
+from annotate.models import (
+    Annotation,
+    AnnotationStatus,
+    GoldLabel,
+    GoldSource,
+    Project,
+    Step,
+    Trace,
+)
+from scoring.prm.aggregate import aggregate
+
+from . import audit
+from .models import (
+    Assignment,
+    AssignmentStatus,
+    GoldLabelChange,
+    QueueSettings,
+    QueueStrategy,
+    SkipReason,
+    TracePriority,
+)
+
+UserLike = User | AnonymousUser
+
+LIVE = (AssignmentStatus.LEASED, AssignmentStatus.SUBMITTED)
+
+# What each strategy puts first, shown on the queue page and in the API.
+STRATEGY_HELP: dict[str, str] = {
+    QueueStrategy.SEQUENTIAL: "Traces in import order. A baseline, and the right choice when every "
+    "trace must be labelled anyway.",
+    QueueStrategy.RANDOM: "Traces in a fixed random order: an unbiased sample of the corpus, the "
+    "baseline that active-learning strategies are measured against.",
+    QueueStrategy.UNCERTAINTY: "Traces with a step scored closest to the PRM's threshold first "
+    "(the PRM is least sure there, so a human label teaches it the most).",
+    QueueStrategy.COMMITTEE: "Traces where the project's PRMs disagree most on some step (the "
+    "largest gap between two scorers' scores of one step) first.",
+    QueueStrategy.SPREAD: "Traces where a generative PRM's sampled critiques disagree most on "
+    "some step (the spread of P(Yes) over the K samples) first.",
+    QueueStrategy.CONVINCING_WRONG: "Traces with a wrong final answer that the PRM still scores "
+    "highly (its weakest step scored high) first: the convincing wrong answers PRM800K chose.",
+}
+
+# The TracePriority column each strategy orders by (sequential: none, so import order).
+_STRATEGY_COLUMN = {
+    QueueStrategy.RANDOM: "random_key",
+    QueueStrategy.UNCERTAINTY: "uncertainty",
+    QueueStrategy.COMMITTEE: "committee",
+    QueueStrategy.SPREAD: "spread",
+    QueueStrategy.CONVINCING_WRONG: "convincing_wrong",
+}
+
+_REFRESH_CHUNK = 2000
+
+
+def queue_settings_get(*, project: Project) -> QueueSettings:
+    settings, _ = QueueSettings.objects.get_or_create(project=project)
+    return settings
+
+
+def strategy_set(*, project: Project, strategy: str) -> QueueSettings:
+    """Order the project's queue by another strategy: one UPDATE copies the stored signal."""
+    if strategy not in QueueStrategy.values:
+        raise ValidationError({"strategy": f"Unknown strategy {strategy!r}."})
+    with transaction.atomic():
+        settings = queue_settings_get(project=project)
+        settings.strategy = strategy
+        settings.save(update_fields=["strategy"])
+        column = _STRATEGY_COLUMN.get(QueueStrategy(strategy))
+        TracePriority.objects.filter(project=project).update(priority=F(column) if column else 0.0)
+    return settings
+
+
+# --- signals --------------------------------------------------------------------------------------
+
+
+def random_key(trace_id: int) -> float:
+    """A fixed pseudo-random number in [0, 1) per trace (Knuth's multiplicative hash).
+
+    >>> random_key(1), random_key(2) != random_key(1)
+    (0.6180339871, True)
+    """
+    return round(((trace_id * 2654435761) % 2**32) / 2**32, 10)
+
+
+def trace_signals(
+    *,
+    scores_by_scorer: Sequence[tuple[float, list[float], list[list[float]]]],
+    final_answer_correct: bool | None,
+) -> dict[str, float]:
+    """The worth of labelling one trace under each strategy, from its scorers' step scores.
+
+    `scores_by_scorer`: (threshold, step scores, per-step sampled P(Yes) or []) per scorer.
+
+    >>> s = trace_signals(scores_by_scorer=[(0.5, [0.9, 0.55], []), (0.5, [0.2, 0.6], [])],
+    ...                   final_answer_correct=False)
+    >>> {k: round(v, 3) for k, v in s.items()}
+    {'uncertainty': 0.85, 'committee': 0.7, 'spread': 0.0, 'convincing_wrong': 0.55}
+    """
+    uncertainty: list[float] = []
+    spread = 0.0
+    aggregates: list[float] = []
+    for threshold, scores, samples in scores_by_scorer:
+        if not scores:
+            continue
+        width = max(threshold, 1.0 - threshold) or 1.0
+        uncertainty.append(max(1.0 - abs(s - threshold) / width for s in scores))
+        for step_samples in samples:
+            if len(step_samples) >= 2:
+                spread = max(spread, pstdev(step_samples))
+        weakest = aggregate(scores, "min")
+        if weakest is not None:
+            aggregates.append(weakest)
+    committee = 0.0
+    scored = [scores for _, scores, _ in scores_by_scorer if scores]
+    if len(scored) >= 2:
+        for column in zip(*scored, strict=False):
+            committee = max(committee, max(column) - min(column))
+    return {
+        "uncertainty": sum(uncertainty) / len(uncertainty) if uncertainty else 0.0,
+        "committee": committee,
+        "spread": spread,
+        "convincing_wrong": max(aggregates)
+        if final_answer_correct is False and aggregates
+        else 0.0,
+    }
+
+
+def _open_slots(*, project: Project, trace_ids: Sequence[int]) -> dict[int, int]:
+    """Overlap less the live assignments and the submissions of people without one (older data)."""
+    live = dict(
+        Assignment.objects.filter(trace_id__in=trace_ids, status__in=LIVE)
+        .values("trace_id")
+        .annotate(n=Count("pk"))
+        .values_list("trace_id", "n")
+    )
+    unassigned = dict(
+        Annotation.objects.filter(
+            trace_id__in=trace_ids, status=AnnotationStatus.SUBMITTED, imported=False
+        )
+        .exclude(
+            Exists(
+                Assignment.objects.filter(
+                    trace_id=OuterRef("trace_id"),
+                    annotator_id=OuterRef("annotator_id"),
+                    status__in=LIVE,
+                )
+            )
+        )
+        .values("trace_id")
+        .annotate(n=Count("pk"))
+        .values_list("trace_id", "n")
+    )
+    return {t: max(0, project.overlap - live.get(t, 0) - unassigned.get(t, 0)) for t in trace_ids}
+
+
+def priorities_refresh(*, project: Project, trace_ids: Iterable[int] | None = None) -> int:
+    """Recompute the stored signals, priority and open slots of these traces (all of the
+    project's when None), creating rows that are missing. Returns how many rows were written."""
+    settings = queue_settings_get(project=project)
+    column = _STRATEGY_COLUMN.get(QueueStrategy(settings.strategy))
+    if trace_ids is None:
+        ids = list(
+            Trace.objects.filter(project=project).order_by("pk").values_list("pk", flat=True)
+        )
+    else:
+        ids = sorted(set(trace_ids))
+    leases_expire(project=project)
+    written = 0
+    for start in range(0, len(ids), _REFRESH_CHUNK):
+        chunk = ids[start : start + _REFRESH_CHUNK]
+        traces = dict(
+            Trace.objects.filter(pk__in=chunk, project=project).values_list(
+                "pk", "final_answer_correct"
+            )
+        )
+        per_trace = audit.queue_scores(project=project, trace_ids=list(traces))
+        slots = _open_slots(project=project, trace_ids=list(traces))
+        rows = []
+        for trace_id, correct in traces.items():
+            signals = trace_signals(
+                scores_by_scorer=per_trace.get(trace_id, []), final_answer_correct=correct
+            )
+            row = TracePriority(
+                trace_id=trace_id,
+                project=project,
+                open_slots=slots[trace_id],
+                random_key=random_key(trace_id),
+                **signals,
+            )
+            row.priority = getattr(row, column) if column else 0.0
+            rows.append(row)
+        TracePriority.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["trace"],
+            update_fields=[
+                "priority",
+                "open_slots",
+                "uncertainty",
+                "committee",
+                "spread",
+                "convincing_wrong",
+                "random_key",
+                "updated_at",
+            ],
+        )
+        written += len(rows)
+    return written
+
+
+_pending = threading.local()
+
+
+def priorities_refresh_on_commit(*, project: Project, trace_ids: Iterable[int]) -> None:
+    """priorities_refresh once the transaction commits, batched: a scores import of thousands of
+    runs in one transaction refreshes its traces in a few queries, not a few per run."""
+    pending: dict[int, set[int]] = _pending.__dict__.setdefault("by_project", {})
+    pending.setdefault(project.pk, set()).update(trace_ids)
+    transaction.on_commit(_flush_pending)
+
+
+def _flush_pending() -> None:
+    pending: dict[int, set[int]] = _pending.__dict__.pop("by_project", {})
+    for project in Project.objects.filter(pk__in=list(pending)):
+        priorities_refresh(project=project, trace_ids=pending[project.pk])
+
+
+def priorities_sync(*, project: Project) -> int:
+    """Create the rows of traces imported since the last refresh (their signals computed)."""
+    missing = list(
+        Trace.objects.filter(project=project)
+        .exclude(Exists(TracePriority.objects.filter(trace_id=OuterRef("pk"))))
+        .values_list("pk", flat=True)
+    )
+    return priorities_refresh(project=project, trace_ids=missing) if missing else 0
+
+
+# --- leases ---------------------------------------------------------------------------------------
+
+
+def _lease_length(project: Project) -> timedelta:
+    return timedelta(minutes=queue_settings_get(project=project).lease_minutes)
+
+
+def leases_expire(*, project: Project | None = None, now: datetime | None = None) -> int:
+    """Leases past their time return their slot to the queue; returns how many expired."""
+    now = now or timezone.now()
+    expired = Assignment.objects.filter(status=AssignmentStatus.LEASED, leased_until__lt=now)
+    if project is not None:
+        expired = expired.filter(project=project)
+    count = 0
+    with transaction.atomic():
+        for pk, trace_id in expired.select_for_update(skip_locked=True).values_list(
+            "pk", "trace_id"
+        ):
+            Assignment.objects.filter(pk=pk).update(
+                status=AssignmentStatus.EXPIRED, finished_at=now
+            )
+            TracePriority.objects.filter(trace_id=trace_id).update(open_slots=F("open_slots") + 1)
+            count += 1
+    return count
+
+
+def _free_slot(*, trace_id: int, overlap: int) -> int | None:
+    used = set(
+        Assignment.objects.filter(
+            trace_id=trace_id, status__in=LIVE, slot__isnull=False
+        ).values_list("slot", flat=True)
+    )
+    return next((s for s in range(overlap) if s not in used), None)
+
+
+def _hold(
+    *, user: UserLike, project: Project, trace_id: int, slot: int | None, now: datetime, status: str
+) -> Assignment:
+    until = now + _lease_length(project)
+    assignment, _ = Assignment.objects.update_or_create(
+        trace_id=trace_id,
+        annotator_id=user.pk,
+        defaults={
+            "project": project,
+            "slot": slot,
+            "status": status,
+            "leased_at": now,
+            "leased_until": until,
+            "finished_at": now if status == AssignmentStatus.SUBMITTED else None,
+            "skip_reason": "",
+            "skip_note": "",
+        },
+    )
+    return assignment
+
+
+def _take_slot(
+    *, user: UserLike, project: Project, trace_id: int, now: datetime, status: str
+) -> Assignment | None:
+    """Give this user a free slot of the trace (row lock held), or None when all are taken."""
+    row = TracePriority.objects.select_for_update().filter(trace_id=trace_id).first()
+    if row is None:
+        priorities_refresh(project=project, trace_ids=[trace_id])
+        row = TracePriority.objects.select_for_update().filter(trace_id=trace_id).first()
+    slot = _free_slot(trace_id=trace_id, overlap=project.overlap)
+    if slot is None:
+        return None
+    assignment = _hold(
+        user=user, project=project, trace_id=trace_id, slot=slot, now=now, status=status
+    )
+    TracePriority.objects.filter(trace_id=trace_id).update(open_slots=F("open_slots") - 1)
+    return assignment
+
+
+def _candidates(*, user: UserLike, project: Project, after_trace_id: int | None) -> Any:
+    mine = Assignment.objects.filter(trace_id=OuterRef("trace_id"), annotator_id=user.pk).exclude(
+        status__in=[AssignmentStatus.EXPIRED, AssignmentStatus.RELEASED]
+    )
+    touched = Annotation.objects.filter(trace_id=OuterRef("trace_id"), annotator_id=user.pk)
+    rows = (
+        TracePriority.objects.filter(project=project, open_slots__gt=0)
+        .exclude(Exists(mine))
+        .exclude(Exists(touched))
+        .order_by("-priority", "trace_id")
+    )
+    if after_trace_id is not None:
+        rows = rows.exclude(trace_id=after_trace_id)
+    return rows
+
+
+def lease_next(
+    *, user: UserLike, project: Project, after_trace_id: int | None = None
+) -> Trace | None:
+    """The trace this annotator should open next, leasing a slot on it when it is a new one.
+
+    First a trace they hold a live lease on, then one they started and did not skip, then the
+    best open trace by the project's strategy. None when the queue is empty for them.
+    """
+    now = timezone.now()
+    leases_expire(project=project, now=now)
+    skip = Q(pk=after_trace_id) if after_trace_id is not None else Q(pk__in=[])
+    held = (
+        Trace.objects.filter(
+            project=project,
+            assignments__annotator_id=user.pk,
+            assignments__status=AssignmentStatus.LEASED,
+        )
+        .exclude(skip)
+        .order_by("pk")
+        .first()
+    )
+    if held is not None:
+        return held
+    started = (
+        Trace.objects.filter(
+            project=project,
+            annotations__annotator_id=user.pk,
+            annotations__status=AnnotationStatus.IN_PROGRESS,
+        )
+        .exclude(skip)
+        .exclude(
+            Exists(
+                Assignment.objects.filter(
+                    trace_id=OuterRef("pk"),
+                    annotator_id=user.pk,
+                    status=AssignmentStatus.SKIPPED,
+                )
+            )
+        )
+        .order_by("pk")
+        .first()
+    )
+    if started is not None:
+        with transaction.atomic():
+            _take_slot(
+                user=user,
+                project=project,
+                trace_id=started.pk,
+                now=now,
+                status=AssignmentStatus.LEASED,
+            )
+        return started
+    for attempt in range(2):
+        for _ in range(5):  # a stale open_slots count is repaired and the next row tried
+            with transaction.atomic():
+                row = (
+                    _candidates(user=user, project=project, after_trace_id=after_trace_id)
+                    .select_for_update(skip_locked=True, of=("self",))
+                    .only("trace_id")
+                    .first()
+                )
+                if row is None:
+                    break
+                try:
+                    taken = _take_slot(
+                        user=user,
+                        project=project,
+                        trace_id=row.trace_id,
+                        now=now,
+                        status=AssignmentStatus.LEASED,
+                    )
+                except IntegrityError:  # pragma: no cover - the constraint caught a race
+                    taken = None
+                if taken is not None:
+                    return Trace.objects.select_related("problem").get(pk=row.trace_id)
+            priorities_refresh(project=project, trace_ids=[row.trace_id])
+        if attempt == 0 and not priorities_sync(project=project):
+            break
+    return None
+
+
+def assignment_on_submit(*, user: UserLike, trace: Trace) -> Assignment:
+    """A submission keeps its slot for good (or takes a free one if it had none; a submission
+    beyond the overlap is recorded without a slot)."""
+    now = timezone.now()
+    project = trace.project
+    with transaction.atomic():
+        assignment = Assignment.objects.filter(trace=trace, annotator_id=user.pk).first()
+        if assignment is not None and assignment.status == AssignmentStatus.SUBMITTED:
+            return assignment
+        if assignment is not None and assignment.status == AssignmentStatus.LEASED:
+            Assignment.objects.filter(pk=assignment.pk).update(
+                status=AssignmentStatus.SUBMITTED, finished_at=now
+            )
+            assignment.status = AssignmentStatus.SUBMITTED
+            return assignment
+        taken = _take_slot(
+            user=user,
+            project=project,
+            trace_id=trace.pk,
+            now=now,
+            status=AssignmentStatus.SUBMITTED,
+        )
+        if taken is not None:
+            return taken
+        return _hold(
+            user=user,
+            project=project,
+            trace_id=trace.pk,
+            slot=None,
+            now=now,
+            status=AssignmentStatus.SUBMITTED,
+        )
+
+
+def assignment_skip(*, user: UserLike, trace: Trace, reason: str, note: str = "") -> Assignment:
+    """Skip a trace with a reason: its slot returns to the queue, and it is not offered to this
+    annotator again. Labels already given are kept."""
+    if reason not in SkipReason.values:
+        raise ValidationError({"reason": f"Choose a reason ({', '.join(SkipReason.values)})."})
+    if reason == SkipReason.OTHER and not note.strip():
+        raise ValidationError({"note": "Say why in a note when the reason is 'other'."})
+    now = timezone.now()
+    with transaction.atomic():
+        if Annotation.objects.filter(
+            trace=trace, annotator_id=user.pk, status=AnnotationStatus.SUBMITTED
+        ).exists():
+            raise ValidationError({"reason": "You submitted this trace; it cannot be skipped."})
+        assignment = (
+            Assignment.objects.select_for_update().filter(trace=trace, annotator_id=user.pk).first()
+        )
+        if assignment is not None and assignment.status == AssignmentStatus.LEASED:
+            TracePriority.objects.filter(trace_id=trace.pk).update(open_slots=F("open_slots") + 1)
+        assignment = _hold(
+            user=user,
+            project=trace.project,
+            trace_id=trace.pk,
+            slot=None,
+            now=now,
+            status=AssignmentStatus.SKIPPED,
+        )
+        Assignment.objects.filter(pk=assignment.pk).update(
+            skip_reason=reason, skip_note=note.strip(), finished_at=now
+        )
+        assignment.skip_reason, assignment.skip_note = reason, note.strip()
+    return assignment
+
+
+def lease_renew(*, user: UserLike, trace: Trace) -> int:
+    """An annotator still at work (a heartbeat) keeps their lease: one indexed UPDATE."""
+    return Assignment.objects.filter(
+        trace=trace, annotator_id=user.pk, status=AssignmentStatus.LEASED
+    ).update(leased_until=timezone.now() + _lease_length(trace.project))
+
+
+def queue_preview(*, user: UserLike, project: Project, limit: int = 30) -> list[Trace]:
+    """What "next" would hand this annotator, in order, without leasing anything: their held and
+    started traces, then the best open ones. Each trace carries `started_by_me`."""
+    mine = list(
+        Trace.objects.filter(project=project)
+        .filter(
+            Q(
+                assignments__annotator_id=user.pk,
+                assignments__status=AssignmentStatus.LEASED,
+            )
+            | Q(
+                annotations__annotator_id=user.pk,
+                annotations__status=AnnotationStatus.IN_PROGRESS,
+            )
+        )
+        .distinct()
+        .select_related("problem")
+        .order_by("pk")[:limit]
+    )
+    for trace in mine:
+        trace.started_by_me = True  # type: ignore[attr-defined]
+    want = max(0, limit - len(mine))
+    ids = list(
+        _candidates(user=user, project=project, after_trace_id=None).values_list(
+            "trace_id", flat=True
+        )[:want]
+    )
+    if len(ids) < want and priorities_sync(project=project):  # traces imported since
+        ids = list(
+            _candidates(user=user, project=project, after_trace_id=None).values_list(
+                "trace_id", flat=True
+            )[:want]
+        )
+    fresh = Trace.objects.select_related("problem").in_bulk(ids)
+    new = [fresh[i] for i in ids if i in fresh]
+    for trace in new:
+        trace.started_by_me = False  # type: ignore[attr-defined]
+    return mine + new
+
+
+# --- adjudication (gold labels) ------------------------------------------------------------------
+
+
+def gold_set(*, user: User, step: Step, value: int | None, rationale: str) -> GoldLabel | None:
+    """A reviewer's gold label for a step (None clears it), with the reason; every change is
+    written to the audit log (GoldLabelChange) with the value and source it replaced."""
+    rationale = rationale.strip()
+    if value is not None and value not in (-1, 0, 1):
+        raise ValidationError({"value": f"{value!r} is not a gold label (-1, 0 or +1)."})
+    if not rationale:
+        raise ValidationError({"rationale": "Say why: a gold label needs a rationale."})
+    with transaction.atomic():
+        # Lock the step: two reviewers saving at once are logged one after the other.
+        Step.objects.select_for_update().filter(pk=step.pk).first()
+        current = GoldLabel.objects.filter(step=step).first()
+        old_value = current.value if current else None
+        old_source = current.source if current else ""
+        gold: GoldLabel | None
+        if value is None:
+            if current is not None:
+                current.delete()
+            gold = None
+        else:
+            gold, _ = GoldLabel.objects.update_or_create(
+                step=step,
+                defaults={
+                    "value": value,
+                    "source": GoldSource.ADJUDICATED,
+                    "set_by": user,
+                    "rationale": rationale,
+                },
+            )
+        GoldLabelChange.objects.create(
+            step=step,
+            old_value=old_value,
+            new_value=value,
+            old_source=old_source,
+            new_source=GoldSource.ADJUDICATED if value is not None else "",
+            changed_by=user,
+            rationale=rationale,
+        )
+    return gold

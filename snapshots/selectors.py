@@ -1,0 +1,67 @@
+"""Reads of snapshots: export snapshots and their files, for the project's reviewers and admins."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import Http404
+
+from annotate import selectors
+from annotate.models import Project, Role
+from annotate.selectors import UserLike
+
+from .models import ExportSnapshot, ExportStatus
+
+# Who may create and download exports: reviewers and admins. Annotators may not: an export holds
+# gold labels and other annotators' labels, which annotators must not see (they bias them).
+EXPORT_MIN_ROLE = Role.REVIEWER
+CARD = "README.md"
+SUMS = "SHA256SUMS"
+
+
+def exports_root() -> Path:
+    return Path(settings.VAR_DIR) / "exports"
+
+
+def project_for_export(*, user: UserLike, slug: str) -> Project:
+    """The project whose exports the user may create, list and download.
+
+    Outsiders get 404 (a URL tells nobody what exists); annotators, who know the project, 403.
+    """
+    project = selectors.project_get_for_user(user=user, slug=slug)
+    if not selectors.role_at_least(
+        selectors.project_role(user=user, project=project), EXPORT_MIN_ROLE
+    ):
+        raise PermissionDenied("Only the project's reviewers and admins may export its labels.")
+    return project
+
+
+def export_list_for_user(*, user: UserLike, project: Project) -> QuerySet[ExportSnapshot]:
+    project = project_for_export(user=user, slug=project.slug)
+    return ExportSnapshot.objects.filter(project=project).select_related("created_by", "project")
+
+
+def export_get_for_user(*, user: UserLike, snapshot_id: int) -> ExportSnapshot:
+    snapshot = (
+        ExportSnapshot.objects.select_related("project", "created_by")
+        .filter(pk=snapshot_id)
+        .first()
+    )
+    if snapshot is None:
+        raise Http404("No such export.")
+    project_for_export(user=user, slug=snapshot.project.slug)
+    return snapshot
+
+
+def export_file_path(*, snapshot: ExportSnapshot, filename: str) -> Path:
+    """The path of one file of a finished snapshot (a data file, the card or SHA256SUMS)."""
+    names = {f["name"] for f in snapshot.files} | {CARD, SUMS}
+    if snapshot.status != ExportStatus.DONE or filename not in names or not snapshot.path:
+        raise Http404("No such file in this export.")
+    path = exports_root() / snapshot.path / filename
+    if not path.is_file():
+        raise Http404("The file of this export is missing on the server.")
+    return path

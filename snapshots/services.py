@@ -1,0 +1,807 @@
+"""Export snapshots: creation (checked, versioned), the streaming build (files, sha256, card), reads.
+
+A snapshot is immutable once built: its files are written into a temporary folder and moved into
+VAR_DIR/exports/<project>/<name>/v<version>/ in one rename, with a SHA256SUMS file and a dataset
+card (README.md) beside them. The build reads the database as a few streams ordered by
+(problem, trace) with `.iterator()`, so memory stays flat however many steps there are, and hands
+the records of one problem at a time to the format's exporter (annotate.formats.exporters).
+Rows go to `test` or `train` by a seeded hash of their problem's sha256: no problem is in both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, cast
+
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+from django.utils.text import slugify
+
+from annotate.formats.exporters import EXPORTERS
+from annotate.formats.exporters.base import NEUTRAL_CHOICES, ExportRecord, ExportRow
+from annotate.models import (
+    Annotation,
+    AnnotationStatus,
+    GoldLabel,
+    Problem,
+    Project,
+    Step,
+    StepLabel,
+    Trace,
+)
+from annotate.selectors import UserLike
+from config.celery import task_send_on_commit
+from review.selectors import problem_best_of_n
+from scoring.models import Scorer
+from scoring.prm.aggregate import AGGREGATIONS
+from scoring.selectors import scorers_for_project
+
+from .models import (
+    ExportFileFormat,
+    ExportFormat,
+    ExportSnapshot,
+    ExportStatus,
+    LabelPolicy,
+)
+from .selectors import CARD, SUMS, exports_root
+
+# The build task's name (snapshots.tasks): the name it had in annotate.tasks, so that messages
+# queued before the move still run, and the exports route in config/settings.py still applies.
+EXPORT_BUILD_TASK = "annotate.tasks.export_snapshot_build_task"
+# Rows fetched per round trip (server-side cursor on PostgreSQL).
+CHUNK = 5000
+# Rows per Parquet row group: bounded memory, and big enough for fast reads.
+PARQUET_BATCH = 10_000
+# Progress is written at most this often (seconds), so a big export does not spend its time on it.
+PROGRESS_EVERY_S = 0.5
+PARQUET_FORMATS = tuple(name for name, mod in EXPORTERS.items() if mod.PARQUET_SCHEMA)
+
+
+# --- creation ---------------------------------------------------------------------------------
+
+
+def _traces(project: Project, filters: dict[str, Any], prefix: str = "") -> Q:
+    """The traces an export covers, as a Q on a model reaching Trace through `prefix`."""
+    q = Q(**{f"{prefix}project": project})
+    if filters.get("subsets"):
+        q &= Q(**{f"{prefix}subset__in": filters["subsets"]})
+    if filters.get("sources"):
+        q &= Q(**{f"{prefix}source__in": filters["sources"]})
+    if not filters.get("include_flagged"):
+        q &= Q(**{f"{prefix}problem__flagged": False})  # a flagged problem is a bad problem
+    return q
+
+
+def neutral_label_count(*, project: Project, labels: str, filters: dict[str, Any]) -> int:
+    """How many neutral (0) labels the export would read under this label policy."""
+    if labels == LabelPolicy.GOLD:
+        return GoldLabel.objects.filter(_traces(project, filters, "step__trace__"), value=0).count()
+    return StepLabel.objects.filter(
+        _traces(project, filters, "annotation__trace__"),
+        annotation__status=AnnotationStatus.SUBMITTED,
+        value=0,
+    ).count()
+
+
+def _clean_filters(filters: dict[str, Any] | None) -> dict[str, Any]:
+    filters = dict(filters or {})
+    unknown = sorted(set(filters) - {"subsets", "sources", "include_flagged"})
+    if unknown:
+        raise ValidationError(
+            {"filters": f"Unknown filter {unknown[0]!r} (subsets, sources, include_flagged)."}
+        )
+    clean: dict[str, Any] = {}
+    for key in ("subsets", "sources"):
+        values = filters.get(key) or []
+        if isinstance(values, str):
+            values = [v.strip() for v in values.split(",") if v.strip()]
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise ValidationError({"filters": f"{key}: expected a list of names."})
+        if values:
+            clean[key] = sorted(set(values))
+    if filters.get("include_flagged"):
+        clean["include_flagged"] = True
+    return clean
+
+
+def _clean_options(format: str, options: dict[str, Any] | None, project: Project) -> dict[str, Any]:
+    options = dict(options or {})
+    if format != ExportFormat.SFT:
+        if options:
+            raise ValidationError({"options": f"The {format} format takes no options."})
+        return {}
+    select = options.get("select") or "labels"
+    if select not in ("labels", "scorer"):
+        raise ValidationError({"options": "sft: select is 'labels' or 'scorer'."})
+    clean: dict[str, Any] = {"select": select}
+    top_k = options.get("top_k")
+    if top_k not in (None, ""):
+        try:
+            top_k = int(top_k)
+        except (TypeError, ValueError):
+            top_k = 0
+        if top_k < 1:
+            raise ValidationError({"options": "sft: top_k is a whole number, 1 or more."})
+        clean["top_k"] = top_k
+    if select == "scorer":
+        name = options.get("scorer") or ""
+        if not scorers_for_project(project=project).filter(name=name).exists():
+            raise ValidationError(
+                {"options": f"sft: no scorer {name!r} in this project (set options.scorer)."}
+            )
+        aggregation = options.get("aggregation") or "min"
+        if aggregation not in AGGREGATIONS:
+            raise ValidationError(
+                {"options": f"sft: aggregation is one of {', '.join(AGGREGATIONS)}."}
+            )
+        clean.update(scorer=name, aggregation=aggregation, top_k=clean.get("top_k", 1))
+    return clean
+
+
+def export_snapshot_create(
+    *,
+    project: Project,
+    user: UserLike | None,
+    name: str,
+    format: str,
+    file_format: str = ExportFileFormat.JSONL,
+    labels: str = LabelPolicy.GOLD,
+    min_agreement: float = 0.0,
+    neutral: str = "",
+    test_fraction: float = 0.0,
+    seed: int = 0,
+    filters: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
+    enqueue: bool = True,
+) -> ExportSnapshot:
+    """Check an export request, record it as the next version of `name`, and queue its build.
+
+    Refused (ValidationError, with what to change) before anything is written: an unknown format or
+    policy, Parquet for a format without a fixed schema, and neutral labels with no mapping.
+    """
+    errors: dict[str, str] = {}
+    if format not in EXPORTERS:
+        errors["format"] = f"Unknown format {format!r} (one of: {', '.join(EXPORTERS)})."
+    if file_format not in ExportFileFormat.values:
+        errors["file_format"] = "jsonl or parquet."
+    elif file_format == ExportFileFormat.PARQUET and format not in PARQUET_FORMATS:
+        errors["file_format"] = f"Parquet is written for {', '.join(PARQUET_FORMATS)}; use jsonl."
+    if labels not in LabelPolicy.values:
+        errors["labels"] = "gold, majority or all."
+    if neutral not in NEUTRAL_CHOICES:
+        errors["neutral"] = "positive, negative or drop."
+    if not 0.0 <= min_agreement <= 1.0:
+        errors["min_agreement"] = "A fraction between 0 and 1."
+    elif min_agreement > 0 and labels == LabelPolicy.GOLD:
+        errors["min_agreement"] = "Applies to annotators' labels: use --labels majority or all."
+    if not 0.0 <= test_fraction < 1.0:
+        errors["test_fraction"] = "A fraction from 0 (no test split) up to, not including, 1."
+    if slugify(name) != name or not name:
+        errors["name"] = "Letters, digits, - and _ only (a slug), e.g. prm-train."
+    if errors:
+        raise ValidationError(errors)
+    filters = _clean_filters(filters)
+    options = _clean_options(format, options, project)
+    if options.get("select") == "scorer" and (user is None or not user.is_authenticated):
+        raise ValidationError(
+            {"options": "sft by scorer reads scores with a person's permissions: give --user."}
+        )
+    if not neutral and EXPORTERS[format].needs_neutral_mapping(options):
+        count = neutral_label_count(project=project, labels=labels, filters=filters)
+        if count:
+            raise ValidationError(
+                {
+                    "neutral": (
+                        f"This export contains {count} neutral (0) label{'s' if count != 1 else ''} "
+                        f"and the {format} format has no neutral value: choose how they map with "
+                        "--neutral positive|negative|drop (the `neutral` field in the API and "
+                        "on the page)."
+                    )
+                }
+            )
+    with transaction.atomic():
+        # Lock the project row so two exports of the same name get different versions.
+        Project.objects.select_for_update().filter(pk=project.pk).first()
+        latest = ExportSnapshot.objects.filter(project=project, name=name).aggregate(
+            v=Max("version")
+        )
+        snapshot = ExportSnapshot.objects.create(
+            project=project,
+            name=name,
+            version=(latest["v"] or 0) + 1,
+            format=format,
+            file_format=file_format,
+            labels=labels,
+            min_agreement=min_agreement,
+            neutral=neutral,
+            test_fraction=test_fraction,
+            seed=seed,
+            filters=filters,
+            options=options,
+            created_by=cast(Any, user) if user is not None and user.is_authenticated else None,
+        )
+        if enqueue:
+            # By name: snapshots.tasks imports this module, so this one never imports it.
+            task_send_on_commit(EXPORT_BUILD_TASK, snapshot.pk)
+    return snapshot
+
+
+# --- reading the corpus as records ---------------------------------------------------------------
+
+
+class _Aligned:
+    """Rows of a stream ordered like the traces (problem, trace), taken one trace at a time."""
+
+    def __init__(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        self._rows = iter(rows)
+        self._head = next(self._rows, None)
+
+    def take(self, trace_id: int) -> list[tuple[Any, ...]]:
+        taken = []
+        while self._head is not None and self._head[0] == trace_id:
+            taken.append(self._head)
+            self._head = next(self._rows, None)
+        return taken
+
+
+def pseudonym(user_id: int) -> str:
+    """A stable pseudonym for an annotator: the same in every export, meaningless outside it."""
+    key = settings.SECRET_KEY.encode()
+    return (
+        "annotator-" + hmac.new(key, f"export:{user_id}".encode(), hashlib.sha256).hexdigest()[:12]
+    )
+
+
+@dataclass
+class _Tally:
+    """What the dataset card reports."""
+
+    traces: int = 0
+    records: int = 0
+    records_without_rows: int = 0
+    rows: Counter[str] = field(default_factory=Counter)
+    steps: int = 0
+    balance: Counter[str] = field(default_factory=Counter)
+    problems: Counter[str] = field(default_factory=Counter)
+    multi_labelled_steps: int = 0
+    agreement_sum: float = 0.0
+    unanimous_steps: int = 0
+    below_min_agreement: int = 0
+    ties: int = 0
+
+    def agreement(self, values: list[int]) -> tuple[int | None, float]:
+        """The majority value of one step's labels (None on a tie) and the share that gave it."""
+        counts = Counter(values).most_common()
+        top, n = counts[0]
+        share = n / len(values)
+        if len(values) > 1:
+            self.multi_labelled_steps += 1
+            self.agreement_sum += share
+            self.unanimous_steps += share == 1.0
+        if len(counts) > 1 and counts[1][1] == n:
+            self.ties += 1
+            return None, share
+        return top, share
+
+
+def _records(snapshot: ExportSnapshot, tally: _Tally) -> Iterator[list[ExportRecord]]:
+    """The export's records, grouped by problem, in (problem id, trace id) order."""
+    project, filters = snapshot.project, snapshot.filters
+    exporter = EXPORTERS[snapshot.format]
+    trace_q = _traces(project, filters)
+    traces = (
+        Trace.objects.filter(trace_q)
+        .order_by("problem_id", "id")
+        .values_list(
+            "id",
+            "problem_id",
+            "external_id",
+            "source",
+            "subset",
+            "generator",
+            "final_answer",
+            "final_answer_correct",
+            "metadata",
+        )
+        .iterator(chunk_size=CHUNK)
+    )
+    problem_q = (
+        Q(project=project) if filters.get("include_flagged") else Q(project=project, flagged=False)
+    )
+    problems = iter(
+        Problem.objects.filter(problem_q)
+        .order_by("id")
+        .values_list("id", "text", "text_sha256", "reference_answer")
+        .iterator(chunk_size=CHUNK)
+    )
+    step_fields = ["trace_id", "text", "part", "gold__value"]
+    if exporter.NEEDS_STEP_METADATA:
+        step_fields.append("metadata")
+    steps = _Aligned(
+        Step.objects.filter(_traces(project, filters, "trace__"))
+        .order_by("trace__problem_id", "trace_id", "index")
+        .values_list(*step_fields)
+        .iterator(chunk_size=CHUNK)
+    )
+    by_annotators = snapshot.labels != LabelPolicy.GOLD
+    if by_annotators:
+        submitted = Q(annotation__status=AnnotationStatus.SUBMITTED)
+        labels = _Aligned(
+            StepLabel.objects.filter(_traces(project, filters, "annotation__trace__"), submitted)
+            .order_by(
+                "annotation__trace__problem_id",
+                "annotation__trace_id",
+                "annotation_id",
+                "step__index",
+            )
+            .values_list("annotation__trace_id", "annotation_id", "step__index", "value", "flagged")
+            .iterator(chunk_size=CHUNK)
+        )
+        annotation_fields = [
+            "trace_id",
+            "id",
+            "annotator_id",
+            "finish_reason",
+            "submitted_at",
+            "active_seconds",
+            "imported",
+        ]
+        if snapshot.format == ExportFormat.PRM800K:
+            annotation_fields.append("metadata")  # the raw imported record
+        annotations = _Aligned(
+            Annotation.objects.filter(
+                _traces(project, filters, "trace__"), status=AnnotationStatus.SUBMITTED
+            )
+            .order_by("trace__problem_id", "trace_id", "id")
+            .values_list(*annotation_fields)
+            .iterator(chunk_size=CHUNK)
+        )
+    scores = _scores_for(snapshot)
+
+    problem: tuple[Any, ...] | None = None
+    group: list[ExportRecord] = []
+    group_problem: int | None = None
+    for tid, pid, external_id, source, subset, generator, final_answer, correct, meta in traces:
+        if pid != group_problem:
+            if group:
+                yield group
+            group, group_problem = [], pid
+            while problem is None or problem[0] != pid:
+                problem = next(problems)
+        assert problem is not None
+        tally.traces += 1
+        step_rows = steps.take(tid)
+        texts = [row[1] for row in step_rows]
+        parts = [row[2] for row in step_rows]
+        base: dict[str, Any] = dict(
+            trace_id=tid,
+            external_id=external_id,
+            source=source,
+            subset=subset,
+            generator=generator,
+            final_answer=final_answer,
+            final_answer_correct=correct,
+            trace_metadata=meta,
+            problem=problem[1],
+            problem_sha256=problem[2],
+            reference_answer=problem[3],
+            steps=texts,
+            parts=parts,
+            step_metadata=[row[4] for row in step_rows] if exporter.NEEDS_STEP_METADATA else [],
+            aggregate=scores(pid, tid) if scores else None,
+        )
+        if not by_annotators:
+            group.append(
+                ExportRecord(labels=[row[3] for row in step_rows], annotator="gold", **base)
+            )
+            continue
+        group.extend(
+            _annotator_records(
+                snapshot, tally, base, len(step_rows), annotations.take(tid), labels.take(tid)
+            )
+        )
+    if group:
+        yield group
+
+
+def _annotator_records(
+    snapshot: ExportSnapshot,
+    tally: _Tally,
+    base: dict[str, Any],
+    step_count: int,
+    annotation_rows: list[tuple[Any, ...]],
+    label_rows: list[tuple[Any, ...]],
+) -> list[ExportRecord]:
+    """The majority record of a trace, or one record per submitted annotation ("all")."""
+    per_annotation: dict[int, tuple[list[int | None], list[bool]]] = {}
+    per_step: list[list[int]] = [[] for _ in range(step_count)]
+    for _, annotation_id, index, value, flagged in label_rows:
+        values, flags = per_annotation.setdefault(
+            annotation_id, ([None] * step_count, [False] * step_count)
+        )
+        values[index], flags[index] = value, flagged
+        if value is not None:
+            per_step[index].append(value)
+    # A step is kept when the share of annotators agreeing on its majority value is high enough.
+    majority: list[int | None] = []
+    kept_step: list[bool] = []
+    for step_values in per_step:
+        if not step_values:
+            majority.append(None)
+            kept_step.append(True)
+            continue
+        top, share = tally.agreement(step_values)
+        ok = share >= snapshot.min_agreement
+        tally.below_min_agreement += not ok
+        majority.append(top if ok else None)
+        kept_step.append(ok)
+    if snapshot.labels == LabelPolicy.MAJORITY:
+        return [ExportRecord(labels=majority, annotator="majority", **base)] if label_rows else []
+    records = []
+    for row in annotation_rows:
+        _, annotation_id, annotator_id, finish_reason, submitted_at, seconds, imported = row[:7]
+        values, flags = per_annotation.get(
+            annotation_id, ([None] * step_count, [False] * step_count)
+        )
+        records.append(
+            ExportRecord(
+                labels=[v if keep else None for v, keep in zip(values, kept_step, strict=True)],
+                flagged=flags,
+                annotator=pseudonym(annotator_id),
+                annotation={
+                    "finish_reason": finish_reason,
+                    "submitted_at": submitted_at.replace(tzinfo=None).isoformat()
+                    if submitted_at
+                    else None,
+                    "active_seconds": seconds,
+                    "imported": imported,
+                    "metadata": row[7] if len(row) > 7 else {},
+                },
+                **base,
+            )
+        )
+    return records
+
+
+def _scores_for(snapshot: ExportSnapshot) -> Callable[[int, int], float | None] | None:
+    """For PRM-selected sft exports: (problem id, trace id) -> the trace's aggregate score.
+
+    Scores are read through scoring's selector (the Best-of-N ranking of a problem), with the
+    permissions of the person who asked for the export.
+    """
+    if snapshot.format != ExportFormat.SFT or snapshot.options.get("select") != "scorer":
+        return None
+
+    scorer = Scorer.objects.get(name=snapshot.options["scorer"])
+    cache: dict[int, dict[int, float]] = {}
+
+    def score(problem_id: int, trace_id: int) -> float | None:
+        if problem_id not in cache:
+            cache.clear()  # one problem at a time: memory stays flat
+            _, ranked = problem_best_of_n(
+                user=snapshot.created_by or AnonymousUser(),
+                problem_id=problem_id,
+                scorer=scorer,
+                how=snapshot.options.get("aggregation", "min"),
+            )
+            cache[problem_id] = {r.trace.pk: r.aggregate for r in ranked if r.aggregate is not None}
+        return cache[problem_id].get(trace_id)
+
+    return score
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+
+def is_test(problem_sha256: str, *, seed: int, fraction: float) -> bool:
+    """Whether a problem goes to the test split: a seeded hash, so the split is stable.
+
+    >>> is_test("ab" * 32, seed=0, fraction=0.0), is_test("ab" * 32, seed=0, fraction=0.999999)
+    (False, True)
+    """
+    if fraction <= 0:
+        return False
+    digest = hashlib.sha256(f"{seed}:{problem_sha256}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
+class _JsonlWriter:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[bytes] = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self._hash = hashlib.sha256()
+        self.rows = 0
+
+    def write(self, row: dict[str, Any]) -> None:
+        # ensure_ascii=False and the default separators: the way the upstream files are written.
+        line = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+        self._hash.update(line)
+        self._file.write(line)
+        self.rows += 1
+
+    def close(self) -> str:
+        self._file.close()
+        return self._hash.hexdigest()
+
+
+def _arrow_type(name: str) -> Any:
+    import pyarrow as pa
+
+    return {
+        "string": pa.string(),
+        "bool": pa.bool_(),
+        "int": pa.int64(),
+        "list<string>": pa.list_(pa.string()),
+        "list<bool>": pa.list_(pa.bool_()),
+        "messages": pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())])),
+    }[name]
+
+
+class _ParquetWriter:
+    def __init__(self, path: Path, schema: dict[str, str]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.path = path
+        self._schema = pa.schema([(name, _arrow_type(kind)) for name, kind in schema.items()])
+        self._writer = pq.ParquetWriter(path, self._schema, compression="zstd")
+        self._batch: list[dict[str, Any]] = []
+        self.rows = 0
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._batch.append(row)
+        self.rows += 1
+        if len(self._batch) >= PARQUET_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        if self._batch:
+            self._writer.write_table(pa.Table.from_pylist(self._batch, schema=self._schema))
+            self._batch = []
+
+    def close(self) -> str:
+        self._flush()
+        self._writer.close()
+        digest = hashlib.sha256()
+        with open(self.path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+
+
+def _progress(snapshot_id: int, done: int, total: int) -> None:
+    ExportSnapshot.objects.filter(pk=snapshot_id).update(progress_done=done, progress_total=total)
+
+
+def export_snapshot_build(*, snapshot_id: int) -> ExportSnapshot:
+    """Build a snapshot's files; safe to call twice (a finished snapshot is left as it is).
+
+    A failure is recorded on the snapshot (status failed, with the error) and leaves no files.
+    """
+    snapshot = ExportSnapshot.objects.select_related("project", "created_by").get(pk=snapshot_id)
+    if snapshot.status == ExportStatus.DONE:
+        return snapshot
+    total = Trace.objects.filter(_traces(snapshot.project, snapshot.filters)).count()
+    ExportSnapshot.objects.filter(pk=snapshot.pk).update(
+        status=ExportStatus.RUNNING, progress_done=0, progress_total=total, error=""
+    )
+    relative = Path(snapshot.project.slug) / snapshot.name / f"v{snapshot.version}"
+    final = exports_root() / relative
+    tmp = final.parent / f".v{snapshot.version}.{uuid.uuid4().hex}.tmp"
+    tmp.mkdir(parents=True)
+    try:
+        result = _write_files(snapshot, tmp, total)
+        if final.exists():  # a build that died after its rename and before its status update
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except Exception as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        ExportSnapshot.objects.filter(pk=snapshot.pk).update(
+            status=ExportStatus.FAILED,
+            error=f"{type(exc).__name__}: {exc}",
+            finished_at=timezone.now(),
+        )
+        raise
+    ExportSnapshot.objects.filter(pk=snapshot.pk).update(
+        status=ExportStatus.DONE,
+        path=str(relative),
+        progress_done=total,
+        finished_at=timezone.now(),
+        **result,
+    )
+    snapshot.refresh_from_db()
+    return snapshot
+
+
+def _write_files(snapshot: ExportSnapshot, folder: Path, total: int) -> dict[str, Any]:
+    exporter = EXPORTERS[snapshot.format]
+    ext = snapshot.file_format
+    splits = ["train", "test"] if snapshot.test_fraction > 0 else ["train"]
+
+    def open_writer(split: str) -> _JsonlWriter | _ParquetWriter:
+        path = folder / f"{split}.{ext}"
+        if ext == ExportFileFormat.PARQUET:
+            return _ParquetWriter(path, exporter.PARQUET_SCHEMA)
+        return _JsonlWriter(path)
+
+    writers = {split: open_writer(split) for split in splits}
+    tally = _Tally()
+    last = time.monotonic()
+    try:
+        for group in _records(snapshot, tally):
+            sha = group[0].problem_sha256
+            split = (
+                "test"
+                if is_test(sha, seed=snapshot.seed, fraction=snapshot.test_fraction)
+                else "train"
+            )
+            wrote = False
+            rows_by_record = _rows(exporter, group, snapshot)
+            for row in rows_by_record:
+                writers[split].write(row.data)
+                tally.rows[split] += 1
+                tally.steps += len(row.labels)
+                for value in row.labels:
+                    tally.balance[{1: "positive", -1: "negative", 0: "neutral"}[value]] += 1
+                wrote = True
+            tally.records += len(group)
+            if wrote:
+                tally.problems[split] += 1
+            if time.monotonic() - last > PROGRESS_EVERY_S:
+                _progress(snapshot.pk, tally.traces, total)
+                last = time.monotonic()
+    finally:
+        digests = {split: writer.close() for split, writer in writers.items()}
+    files = [
+        {
+            "name": writers[split].path.name,
+            "split": split,
+            "rows": writers[split].rows,
+            "bytes": writers[split].path.stat().st_size,
+            "sha256": digests[split],
+        }
+        for split in splits
+    ]
+    sums = "".join(f"{f['sha256']}  {f['name']}\n" for f in files)
+    (folder / SUMS).write_text(sums, encoding="utf-8")
+    sha256 = hashlib.sha256(sums.encode()).hexdigest()
+    stats = {
+        "traces": tally.traces,
+        "records": tally.records,
+        "steps": tally.steps,
+        "label_balance": {k: tally.balance.get(k, 0) for k in ("positive", "negative", "neutral")},
+        "problems": {split: tally.problems.get(split, 0) for split in splits},
+        "agreement": {
+            "steps_with_2_or_more_labels": tally.multi_labelled_steps,
+            "mean_agreement": round(tally.agreement_sum / tally.multi_labelled_steps, 4)
+            if tally.multi_labelled_steps
+            else None,
+            "unanimous_steps": tally.unanimous_steps,
+            "ties": tally.ties,
+            "below_min_agreement": tally.below_min_agreement,
+        },
+    }
+    row_counts = {split: tally.rows.get(split, 0) for split in splits}
+    card = render_card(snapshot, files=files, stats=stats, row_counts=row_counts, sha256=sha256)
+    (folder / CARD).write_text(card, encoding="utf-8")
+    return {
+        "files": files,
+        "stats": stats,
+        "row_counts": row_counts,
+        "sha256": sha256,
+        "card": card,
+    }
+
+
+def _rows(
+    exporter: Any, group: list[ExportRecord], snapshot: ExportSnapshot
+) -> Iterator[ExportRow]:
+    return exporter.rows(group, neutral=snapshot.neutral, options=snapshot.options)
+
+
+# --- the dataset card --------------------------------------------------------------------------
+
+
+def render_card(
+    snapshot: ExportSnapshot,
+    *,
+    files: list[dict[str, Any]],
+    stats: dict[str, Any],
+    row_counts: dict[str, int],
+    sha256: str,
+) -> str:
+    """README.md beside the files: a Hugging Face dataset card (YAML header names the splits)."""
+    project = snapshot.project
+    header = ["---", "configs:", "- config_name: default", "  data_files:"]
+    for f in files:
+        header += [f"  - split: {f['split']}", f"    path: {f['name']}"]
+    header.append("---")
+    balance = stats["label_balance"]
+    labelled = sum(balance.values()) or 1
+    agreement = stats["agreement"]
+    neutral = {
+        "": "not mapped (kept as 0, or there were none)",
+        "positive": "neutral (0) counts as correct",
+        "negative": "neutral (0) counts as wrong",
+        "drop": "neutral (0) counts as unlabelled (a trace's labelled prefix ends before it)",
+    }[snapshot.neutral]
+    who = snapshot.created_by.get_username() if snapshot.created_by else "manage.py export_dataset"
+    lines = [
+        *header,
+        "",
+        f"# {project.slug}/{snapshot.name} v{snapshot.version}",
+        "",
+        f"Exported by steplens from project `{project.slug}` ({project.name}) by {who} "
+        f"at {timezone.localtime(snapshot.created_at).isoformat(timespec='seconds')}.",
+        "",
+        "## Source and filters",
+        f"- format: `{snapshot.format}` ({snapshot.get_format_display()}), file: {snapshot.file_format}",
+        f"- filters: `{json.dumps(snapshot.filters, sort_keys=True)}`"
+        + (" (flagged problems excluded)" if not snapshot.filters.get("include_flagged") else ""),
+    ]
+    if snapshot.options:
+        lines.append(f"- options: `{json.dumps(snapshot.options, sort_keys=True)}`")
+    lines += [
+        "",
+        "## Label policy",
+        f"- labels: `{snapshot.labels}` ({snapshot.get_labels_display()})",
+        f"- minimum agreement: {snapshot.min_agreement:g}",
+        f"- neutral: {neutral}",
+        "- only labelled steps are exported: a trace stops at its first unlabelled step",
+        "",
+        "## Split",
+        f"- test fraction {snapshot.test_fraction:g}, seed {snapshot.seed}: by problem "
+        "(sha256 of the seed and the problem text's sha256), so no problem is in two splits",
+        "",
+        "## Counts",
+        "| split | rows | problems |",
+        "|---|---|---|",
+        *(
+            f"| {split} | {rows} | {stats['problems'].get(split, 0)} |"
+            for split, rows in row_counts.items()
+        ),
+        "",
+        f"- traces read: {stats['traces']}, label records: {stats['records']}, "
+        f"labelled steps exported: {stats['steps']}",
+        f"- label balance: {balance['positive']} positive ({100 * balance['positive'] / labelled:.1f}%), "
+        f"{balance['negative']} negative ({100 * balance['negative'] / labelled:.1f}%), "
+        f"{balance['neutral']} neutral ({100 * balance['neutral'] / labelled:.1f}%)",
+        "",
+        "## Agreement",
+    ]
+    if agreement["steps_with_2_or_more_labels"]:
+        lines += [
+            f"- steps labelled by 2 or more annotators: {agreement['steps_with_2_or_more_labels']}",
+            f"- mean agreement (share giving the majority value): {agreement['mean_agreement']}",
+            f"- unanimous steps: {agreement['unanimous_steps']}, ties: {agreement['ties']}, "
+            f"below the minimum agreement: {agreement['below_min_agreement']}",
+        ]
+    else:
+        lines.append("- no step was labelled by two or more annotators in this export")
+    lines += [
+        "",
+        "## Files",
+        "| file | rows | bytes | sha256 |",
+        "|---|---|---|---|",
+        *(f"| {f['name']} | {f['rows']} | {f['bytes']} | `{f['sha256']}` |" for f in files),
+        "",
+        f"Snapshot sha256 (of {SUMS}): `{sha256}`",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,24 @@
+"""Celery tasks of snapshots: thin (ids in, service out) and safe to run twice."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from . import services
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(
+    name=services.EXPORT_BUILD_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True
+)
+def export_snapshot_build_task(snapshot_id: int) -> str:
+    """Build an export snapshot's files; a finished snapshot is left as it is (redelivery is harmless)."""
+    try:
+        return services.export_snapshot_build(snapshot_id=snapshot_id).status
+    except Exception:
+        # The error is on the snapshot (status failed), shown on the page; retrying would fail alike.
+        logger.exception("export snapshot %s failed", snapshot_id)
+        return "failed"

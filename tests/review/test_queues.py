@@ -1,0 +1,225 @@
+"""The labelling queue: overlap slots and leases (never two holders of one slot, expired leases come
+back), skip with a reason, strategies ordered by stored priorities refreshed when scores change,
+and annotators who never see each other's labels."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from annotate import selectors, services
+from review import services as queues
+from review.models import Assignment, AssignmentStatus, QueueStrategy, TracePriority
+from scoring import services as scoring_services
+from tests.factories import make_project, make_trace, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def team():
+    users = [make_user(f"a{i}") for i in range(4)]
+    project = make_project("q", members={u: "annotator" for u in users}, overlap=2)
+    traces = [make_trace(project, external_id=f"t{i}") for i in range(3)]
+    return project, users, traces
+
+
+def test_overlap_gives_each_trace_k_annotators_and_never_two_holders_of_a_slot(team) -> None:
+    project, users, traces = team
+    taken = {u.username: queues.lease_next(user=u, project=project) for u in users}
+    # Sequential: t0 twice (overlap 2), then t1 twice.
+    assert [t.external_id for t in taken.values()] == ["t0", "t0", "t1", "t1"]
+    slots = Assignment.objects.filter(status=AssignmentStatus.LEASED)
+    assert sorted(slots.filter(trace=traces[0]).values_list("slot", flat=True)) == [0, 1]
+    assert TracePriority.objects.get(trace=traces[0]).open_slots == 0
+    # Asking again hands back the same lease (no second slot).
+    assert queues.lease_next(user=users[0], project=project) == traces[0]
+    assert Assignment.objects.filter(annotator=users[0]).count() == 1
+    # The database refuses a second live holder of a slot.
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Assignment.objects.filter(trace=traces[1], annotator=users[2]).update(slot=0)
+        Assignment.objects.filter(trace=traces[1], annotator=users[3]).update(slot=0)
+
+
+def test_expired_leases_return_to_the_queue(team) -> None:
+    project, users, traces = team
+    first = queues.lease_next(user=users[0], project=project)
+    queues.lease_next(user=users[1], project=project)
+    Assignment.objects.filter(annotator=users[0]).update(
+        leased_until=timezone.now() - timedelta(seconds=1)
+    )
+    # users[2] gets the freed slot of t0 rather than t1.
+    assert queues.lease_next(user=users[2], project=project) == first
+    assert Assignment.objects.get(annotator=users[0]).status == AssignmentStatus.EXPIRED
+    assert TracePriority.objects.get(trace=first).open_slots == 0
+
+
+def test_heartbeat_keeps_the_lease(team) -> None:
+    project, users, traces = team
+    trace = queues.lease_next(user=users[0], project=project)
+    Assignment.objects.filter(annotator=users[0]).update(
+        leased_until=timezone.now() + timedelta(seconds=5)
+    )
+    services.annotation_add_active_time(user=users[0], trace=trace, seconds=10)
+    assert Assignment.objects.get(annotator=users[0]).leased_until > timezone.now() + timedelta(
+        minutes=20
+    )
+
+
+def test_submit_keeps_the_slot_and_the_queue_moves_on(team) -> None:
+    project, users, traces = team
+    for user in users[:2]:
+        trace = queues.lease_next(user=user, project=project)
+        services.label_all_correct(user=user, trace=trace)
+        services.annotation_submit(user=user, trace=trace)
+    assert set(Assignment.objects.filter(trace=traces[0]).values_list("status", flat=True)) == {
+        AssignmentStatus.SUBMITTED
+    }
+    assert queues.lease_next(user=users[2], project=project) == traces[1]
+    # Someone who opens a trace directly and submits still takes a slot.
+    services.label_all_correct(user=users[3], trace=traces[2])
+    services.annotation_submit(user=users[3], trace=traces[2])
+    assert TracePriority.objects.get(trace=traces[2]).open_slots == 1
+
+
+def test_skip_with_a_reason_frees_the_slot_and_is_not_offered_again(team) -> None:
+    project, users, traces = team
+    trace = queues.lease_next(user=users[0], project=project)
+    with pytest.raises(ValidationError):
+        queues.assignment_skip(user=users[0], trace=trace, reason="bored")
+    with pytest.raises(ValidationError):
+        queues.assignment_skip(user=users[0], trace=trace, reason="other", note=" ")
+    queues.assignment_skip(user=users[0], trace=trace, reason="too_hard")
+    skipped = Assignment.objects.get(annotator=users[0])
+    assert (skipped.status, skipped.skip_reason, skipped.slot) == ("skipped", "too_hard", None)
+    assert TracePriority.objects.get(trace=trace).open_slots == 2
+    assert queues.lease_next(user=users[0], project=project) == traces[1]
+
+
+def test_skip_through_the_page_opens_the_next_trace(team) -> None:
+    project, users, traces = team
+    client = Client()
+    client.force_login(users[0])
+    assert client.get(reverse("review:next", args=["q"]))["Location"] == reverse(
+        "annotate:trace", args=[traces[0].pk]
+    )
+    queue_page = client.get(reverse("review:queue", args=["q"])).content.decode()
+    assert "Sequential (import order)" in queue_page and "Skip" in queue_page
+    response = client.post(
+        reverse("review:skip", args=[traces[0].pk]), {"reason": "unclear"}, follow=True
+    )
+    assert response.redirect_chain[-1][0] == reverse("annotate:trace", args=[traces[1].pk])
+
+
+def _score(project, scorer, scores: dict[str, list[float]], capture) -> None:
+    payload = "\n".join(json.dumps({"trace_id": k, "scores": v}) for k, v in scores.items())
+    with capture(execute=True):  # priorities are refreshed once the scores are committed
+        scoring_services.scores_import(
+            project=project, scorer=scorer, stream=io.BytesIO(payload.encode()), filename="s"
+        )
+
+
+def test_strategies_order_by_stored_priorities_refreshed_when_scores_change(
+    team, django_capture_on_commit_callbacks
+) -> None:
+    project, users, traces = team
+    traces[2].final_answer_correct = False
+    traces[2].save()
+    a = scoring_services.scorer_create(name="a", backend="tool", projects=[project])
+    b = scoring_services.scorer_create(name="b", backend="tool", projects=[project])
+    _score(
+        project,
+        a,
+        {"t0": [0.9, 0.9, 0.95], "t1": [0.9, 0.52, 0.9], "t2": [0.9, 0.8, 0.85]},
+        django_capture_on_commit_callbacks,
+    )
+    _score(
+        project,
+        b,
+        {"t0": [0.9, 0.9, 0.95], "t1": [0.9, 0.5, 0.9], "t2": [0.1, 0.8, 0.85]},
+        django_capture_on_commit_callbacks,
+    )
+    order = {}
+    for strategy in (
+        QueueStrategy.UNCERTAINTY,
+        QueueStrategy.COMMITTEE,
+        QueueStrategy.CONVINCING_WRONG,
+        QueueStrategy.SEQUENTIAL,
+    ):
+        queues.strategy_set(project=project, strategy=strategy)
+        order[strategy] = [
+            t.external_id for t in queues.queue_preview(user=users[0], project=project)
+        ]
+    assert order[QueueStrategy.UNCERTAINTY][0] == "t1"  # a step at 0.5 / 0.52
+    assert order[QueueStrategy.COMMITTEE][0] == "t2"  # 0.9 against 0.1 on step 0
+    assert order[QueueStrategy.CONVINCING_WRONG][0] == "t2"  # wrong answer, scored 0.8 by a
+    assert order[QueueStrategy.SEQUENTIAL] == ["t0", "t1", "t2"]
+    # New scores change the order: both PRMs now put t0 right at the threshold.
+    queues.strategy_set(project=project, strategy=QueueStrategy.UNCERTAINTY)
+    _score(project, a, {"t0": [0.5, 0.5, 0.5]}, django_capture_on_commit_callbacks)
+    _score(project, b, {"t0": [0.9, 0.5, 0.9]}, django_capture_on_commit_callbacks)
+    assert queues.lease_next(user=users[0], project=project) == traces[0]
+
+
+def test_annotators_never_see_each_others_labels(team) -> None:
+    project, users, traces = team
+    services.label_set(user=users[0], step=traces[0].steps.get(index=0), value=-1, note="mine")
+    data = selectors.trace_for_annotation(user=users[1], trace_id=traces[0].pk)
+    assert all(view.label is None for view in data.steps)
+    assert list(selectors.annotation_list_for_user(user=users[1], trace=traces[0])) == []
+    client = Client()
+    client.force_login(users[1])
+    assert "mine" not in client.get(reverse("annotate:trace", args=[traces[0].pk])).content.decode()
+    assert client.get(reverse("review:review", args=["q"])).status_code == 404
+
+
+def test_queue_api_take_skip_and_strategy(team) -> None:
+    project, users, traces = team
+    admin = make_user("boss")
+    services.membership_set(project=project, user=admin, role="admin")
+    client = Client()
+    client.force_login(users[0])
+    lease = client.post(reverse("api:queue-take", args=["q"])).json()
+    assert (lease["trace_id"], lease["slot"], lease["status"]) == (traces[0].pk, 0, "leased")
+    info = client.get(reverse("api:queue", args=["q"])).json()
+    assert info["strategy"] == "sequential" and len(info["strategies"]) == 6
+    assert [row["trace_id"] for row in info["my_leases"]] == [traces[0].pk]
+    skip = client.post(reverse("api:trace-skip", args=[traces[0].pk]), {"reason": "broken"}).json()
+    assert skip["status"] == "skipped"
+    denied = client.put(
+        reverse("api:queue-strategy", args=["q"]),
+        {"strategy": "random"},
+        content_type="application/json",
+    )
+    assert denied.status_code == 404
+    client.force_login(admin)
+    done = client.put(
+        reverse("api:queue-strategy", args=["q"]),
+        {"strategy": "random"},
+        content_type="application/json",
+    )
+    assert done.json()["strategy"] == "random"
+
+
+def test_queue_refresh_command_builds_rows_and_expires_leases(team) -> None:
+    from django.core.management import call_command
+
+    project, users, traces = team
+    out = io.StringIO()
+    call_command("queue_refresh", "--project", "q", stdout=out)
+    assert out.getvalue().startswith("3 traces refreshed")
+    assert TracePriority.objects.filter(project=project).count() == 3
+    queues.lease_next(user=users[0], project=project)
+    Assignment.objects.update(leased_until=timezone.now() - timedelta(minutes=1))
+    out = io.StringIO()
+    call_command("queue_refresh", "--project", "q", "--expire-only", stdout=out)
+    assert out.getvalue().strip() == "1 leases expired"
+    assert TracePriority.objects.get(trace=traces[0]).open_slots == 2

@@ -9,10 +9,12 @@ them all, and `selectors.agreement_for_user` checks that the reader is a reviewe
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import krippendorff
 import numpy as np
 
 LABEL_VALUES = (-1, 0, 1)
@@ -93,8 +95,9 @@ def krippendorff_alpha(
     (missing ratings simply absent; units with fewer than two values are not pairable).
 
     `level`: "nominal", "ordinal" (the default: -1 < 0 < +1 are ordered) or "interval".
-    The ordinal distance between categories c <= k uses the coincidence marginals n_g:
-    (sum_{g=c..k} n_g - (n_c + n_k) / 2) ** 2.
+    Computed by the `krippendorff` package (its ordinal metric uses the coincidence marginals,
+    as Krippendorff defines it); this wrapper keeps steplens' conventions: None when no unit is
+    pairable or alpha is undefined.
 
     Krippendorff's own worked example (4 coders, 12 units, values 1..5, missing data):
     >>> data = [[1, 1, 1], [2, 2, 3, 2], [3, 3, 3, 3], [3, 3, 3, 3], [2, 2, 2, 2], [1, 2, 3, 4],
@@ -105,39 +108,23 @@ def krippendorff_alpha(
     pairable = [list(u) for u in units if len(u) >= 2]
     if not pairable:
         return None
-    values = sorted(set(categories or ()) | {v for u in pairable for v in u})
-    code = {v: i for i, v in enumerate(values)}
-    k = len(values)
-    coincidence = np.zeros((k, k))
-    for unit in pairable:
-        m = len(unit)
-        counts = np.zeros(k)
-        for v in unit:
-            counts[code[v]] += 1
-        # Ordered pairs of different raters within the unit, weighted 1 / (m - 1).
-        coincidence += (np.outer(counts, counts) - np.diag(counts)) / (m - 1)
-    n_c = coincidence.sum(axis=1)
-    n = n_c.sum()
-    delta: np.ndarray
-    if level == "nominal":
-        delta = 1.0 - np.eye(k)
-    elif level == "interval":
-        points = np.asarray(values, dtype=np.float64)
-        delta = (points[:, None] - points[None, :]) ** 2
-    elif level == "ordinal":
-        cumulative = np.cumsum(n_c)
-        delta = np.zeros((k, k))
-        for c, d in itertools.product(range(k), repeat=2):
-            lo, hi = min(c, d), max(c, d)
-            between = cumulative[hi] - (cumulative[lo - 1] if lo > 0 else 0.0)
-            delta[c, d] = (between - (n_c[lo] + n_c[hi]) / 2) ** 2
-    else:
+    if level not in ("nominal", "ordinal", "interval"):
         raise ValueError(f"unknown level {level!r}")
-    observed = float((coincidence * delta).sum())
-    expected = float((np.outer(n_c, n_c) * delta).sum() / (n - 1))
-    if expected == 0.0:
-        return 1.0 if observed == 0.0 else None
-    return 1.0 - observed / expected
+    domain = sorted(set(categories or ()) | {v for u in pairable for v in u})
+    if len(domain) < 2:
+        return 1.0  # one value only, given by everyone: perfect agreement (D_o = D_e = 0)
+    # The `krippendorff` package wants raters x units with NaN for missing; alpha depends only on
+    # the values each unit received, so a unit's values fill the first rows of its column.
+    data = np.full((max(len(u) for u in pairable), len(pairable)), np.nan)
+    for column, unit in enumerate(pairable):
+        data[: len(unit), column] = unit
+    try:
+        alpha = krippendorff.alpha(
+            reliability_data=data, level_of_measurement=level, value_domain=domain
+        )
+    except ValueError:  # raised where D_e = 0 with disagreement present: undefined
+        return None
+    return None if math.isnan(alpha) else float(alpha)
 
 
 def first_error(values: Sequence[int | None]) -> int:

@@ -8,6 +8,9 @@ PG_TEST_URL=${PG_TEST_URL:-postgres://postgres@127.0.0.1:5432/steplens}
 echo "== lint"
 .venv/bin/ruff check .
 
+echo "== dependency rules between the apps (import-linter, [tool.importlinter] in pyproject.toml)"
+.venv/bin/lint-imports
+
 echo "== docker-compose.yml (the production shape) is valid"
 if command -v docker-compose >/dev/null 2>&1; then
   SECRET_KEY=ci POSTGRES_PASSWORD=ci docker-compose -f docker-compose.yml config -q

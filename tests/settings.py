@@ -23,6 +23,4 @@ WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     # A file, not memory, so that a worker process started by a test sees the test database.
-    DATABASES["default"]["TEST"] = {
-        "NAME": os.path.join(os.environ["STEPLENS_VAR_DIR"], "test.sqlite3")
-    }  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": os.path.join(os.environ["STEPLENS_VAR_DIR"], "test.sqlite3")}  # noqa: F405

@@ -7,9 +7,9 @@ so that no app includes another's.
 from __future__ import annotations
 
 from annotate import api_urls as annotate_api
-from snapshots import api_urls as snapshots_api
 from review import api_urls as review_api
 from scoring import api_urls as scoring_api
+from snapshots import api_urls as snapshots_api
 
 app_name = "api"
 urlpatterns = [

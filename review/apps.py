@@ -12,6 +12,8 @@ class ReviewConfig(AppConfig):
     def ready(self) -> None:
         # The apps to the left announce what changed (annotate.signals, scoring.signals); the
         # queue listens here, so that they never import review.
-        from . import receivers  # noqa: F401
         # Register the Celery tasks in every process (services send them by name).
-        from . import tasks  # noqa: F401
+        from . import (
+            receivers,  # noqa: F401
+            tasks,  # noqa: F401
+        )

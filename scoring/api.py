@@ -21,7 +21,19 @@ from .models import Backend, RunQueue, Scorer, ScoreRun
 
 
 class ScorerSerializer(serializers.ModelSerializer):
-    projects = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
+    """A scorer as `context["user"]` may see it: parameters for site admins only (null for others),
+    and only the projects the user is a member of."""
+
+    projects = serializers.SerializerMethodField()
+    params = serializers.SerializerMethodField()
+
+    def get_projects(self, scorer: Scorer) -> list[str]:
+        return selectors.scorer_projects_visible(user=self.context["user"], scorer=scorer)
+
+    def get_params(self, scorer: Scorer) -> dict[str, Any] | None:
+        if annotate_selectors.user_is_site_admin(user=self.context["user"]):
+            return scorer.params
+        return None
 
     class Meta:
         model = Scorer
@@ -115,7 +127,7 @@ class ScorerListApi(ApiView):
     @extend_schema(operation_id="scorers_list", responses=ScorerSerializer(many=True))
     def get(self, request: Request) -> Response:
         scorers = selectors.scorer_list_for_user(user=request.user)
-        return Response(ScorerSerializer(scorers, many=True).data)
+        return Response(ScorerSerializer(scorers, many=True, context={"user": request.user}).data)
 
     @extend_schema(
         operation_id="scorers_create", request=InputSerializer, responses={201: ScorerSerializer}
@@ -130,7 +142,10 @@ class ScorerListApi(ApiView):
             for slug in payload.pop("projects")
         ]
         scorer = services.scorer_create(**payload, projects=projects)
-        return Response(ScorerSerializer(scorer).data, status=status.HTTP_201_CREATED)
+        return Response(
+            ScorerSerializer(scorer, context={"user": request.user}).data,
+            status=status.HTTP_201_CREATED,
+        )
 
 
 class TraceScoresApi(ApiView):
@@ -267,7 +282,11 @@ class ProjectScorersApi(ApiView):
     def get(self, request: Request, slug: str) -> Response:
         project = annotate_selectors.project_get_for_user(user=request.user, slug=slug)
         return Response(
-            ScorerSerializer(selectors.scorers_for_project(project=project), many=True).data
+            ScorerSerializer(
+                selectors.scorers_for_project(project=project),
+                many=True,
+                context={"user": request.user},
+            ).data
         )
 
     @extend_schema(
@@ -283,9 +302,10 @@ class ProjectScorersApi(ApiView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         names = data.validated_data["scorers"]
-        found = {s.name: s for s in Scorer.objects.filter(name__in=names)}
+        available = selectors.scorers_to_choose_from(user=request.user, project=project)
+        found = {s.name: s for s in available.filter(name__in=names)}
         missing = sorted(set(names) - set(found))
         if missing:
             raise serializers.ValidationError({"scorers": f"unknown scorers: {', '.join(missing)}"})
         chosen = services.project_scorers_set(project=project, scorers=found.values())
-        return Response(ScorerSerializer(chosen, many=True).data)
+        return Response(ScorerSerializer(chosen, many=True, context={"user": request.user}).data)

@@ -25,9 +25,28 @@ def scorers_for_project(*, project: Project) -> QuerySet[Scorer]:
 
 
 def scorer_list_for_user(*, user: UserLike) -> QuerySet[Scorer]:
+    """Site admins: every scorer; others: the scorers of the projects they are members of."""
     if not user.is_authenticated:
         return Scorer.objects.none()
+    if annotate_selectors.user_is_site_admin(user=user):
+        return Scorer.objects.all().order_by("name")
+    projects = annotate_selectors.project_list_for_user(user=user)
+    return Scorer.objects.filter(projects__in=projects).distinct().order_by("name")
+
+
+def scorers_to_choose_from(*, user: UserLike, project: Project) -> QuerySet[Scorer]:
+    """Every registered scorer, for a project's admins choosing theirs (names, backends and models
+    only are shown: never parameters, nor which other projects use them)."""
+    annotate_selectors.project_get_for_user(user=user, slug=project.slug, min_role=Role.ADMIN)
     return Scorer.objects.all().order_by("name")
+
+
+def scorer_projects_visible(*, user: UserLike, scorer: Scorer) -> list[str]:
+    """The slugs of a scorer's projects that this user may know of (their own; all for admins)."""
+    projects = scorer.projects.all()
+    if not annotate_selectors.user_is_site_admin(user=user):
+        projects = projects.filter(pk__in=annotate_selectors.project_list_for_user(user=user))
+    return sorted(p.slug for p in projects)
 
 
 def workers_alive(*, within: timedelta = WORKER_ALIVE_WITHIN) -> list[WorkerHeartbeat]:

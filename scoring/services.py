@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -19,6 +21,7 @@ from config.celery import task_send_on_commit
 
 from . import signals
 from .models import Backend, RunQueue, RunStatus, Scorer, ScoreRun, StepScore, WorkerHeartbeat
+from .prm.redact import redact_text, redact_url
 
 # How many runs one Celery task scores together (the engine then packs them by token budget).
 RUNS_PER_TASK = 32
@@ -28,6 +31,33 @@ SCORE_RUNS_TASK = "scoring.tasks.score_runs"
 def run_lease() -> timedelta:
     """A run claimed (or queued) longer ago than this and not finished goes to another worker."""
     return timedelta(seconds=settings.STEPLENS_RUN_LEASE_SECONDS)
+
+
+# Parameter names that would hold a secret: never stored (a scorer's params are shown to site
+# admins, written to the admin, logs and run errors). A secret stays in the worker's environment,
+# referenced by name (the remote backend's `api_key_env`).
+_SECRET_PARAM = re.compile(r"(api_?key|token|secret|password|passwd|credential)", re.IGNORECASE)
+
+
+def _check_no_secrets(params: dict[str, Any]) -> None:
+    for key, value in params.items():
+        if _SECRET_PARAM.search(key) and not key.endswith("_env"):
+            raise ValidationError(
+                {
+                    "params": f"params.{key}: secrets are not stored with a scorer; put it in an "
+                    f"environment variable of the workers and name it in params.{key}_env"
+                }
+            )
+        if isinstance(value, str) and "://" in value:
+            parts = urlsplit(value)
+            if parts.username or parts.password or parts.query or parts.fragment:
+                raise ValidationError(
+                    {
+                        "params": f"params.{key}: a URL with credentials or a query string "
+                        f"({redact_url(value)} is fine); pass a key through an environment "
+                        "variable instead (params.api_key_env)"
+                    }
+                )
 
 
 def scorer_create(
@@ -40,6 +70,7 @@ def scorer_create(
     threshold: float = 0.5,
     projects: Iterable[Project] = (),
 ) -> Scorer:
+    _check_no_secrets(params or {})
     scorer = Scorer(
         name=name,
         backend=Backend(backend),
@@ -68,6 +99,8 @@ def scorer_update(
     ``rescore`` bumps it with nothing changed here (the weights were replaced in place, or a
     steplens upgrade changed what the backend computes): every trace is scored again.
     """
+    if params is not None:
+        _check_no_secrets(params)
     changed = rescore
     for field, value in (("model_path", model_path), ("revision", revision), ("params", params)):
         if value is not None and getattr(scorer, field) != value:
@@ -256,8 +289,9 @@ def score_run_complete(*, result: RunResult) -> ScoreRun:
 
 
 def score_run_fail(*, run_id: int, error: str) -> None:
+    """A run failed: its error is stored (and shown to annotators) with every URL redacted."""
     ScoreRun.objects.filter(pk=run_id).exclude(status=RunStatus.DONE).update(
-        status=RunStatus.FAILED, error=error[:5000], finished_at=timezone.now()
+        status=RunStatus.FAILED, error=redact_text(error)[:5000], finished_at=timezone.now()
     )
 
 

@@ -79,7 +79,7 @@ def project_scorers(request: HttpRequest, slug: str) -> HttpResponse:
     project = annotate_selectors.project_get_for_user(
         user=request.user, slug=slug, min_role=Role.ADMIN
     )
-    available = list(selectors.scorer_list_for_user(user=request.user))
+    available = list(selectors.scorers_to_choose_from(user=request.user, project=project))
     if request.method == "POST":
         names = set(request.POST.getlist("scorer"))
         services.project_scorers_set(

@@ -10,7 +10,9 @@ default pooler is STEP with ``step_tag_id`` 151651 (``<extra_0>``) and softmax o
 probabilities (a server started without the activation) are soft-maxed here.
 
 Server: ``vllm serve /models/Qwen2.5-Math-PRM-7B --runner pooling --trust-remote-code``.
-Standard library only (urllib), a timeout per request, errors that name the URL.
+Standard library only (urllib), a timeout per request, errors that name the URL (without its
+credentials or query: `redact_url`). The API key is never a parameter: `api_key_env` names the
+environment variable of the worker that holds it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -26,6 +29,7 @@ from typing import Any
 
 from scoring.prm.contract import ScorerError, StepScoreOut, TraceInput, TraceScores, parse_params
 from scoring.prm.formatting import QWEN_PRM_SEPARATOR, QWEN_PRM_SYSTEM_PROMPT, clean_step
+from scoring.prm.redact import redact_text, redact_url
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,7 +41,9 @@ class RemoteParams:
     separator: str = QWEN_PRM_SEPARATOR
     system_prompt: str | None = QWEN_PRM_SYSTEM_PROMPT
     positive_label: int = 1
-    api_key: str | None = None
+    # The name of the environment variable that holds the server's API key (sent as a bearer
+    # token); the key itself is never stored with the scorer.
+    api_key_env: str | None = None
 
 
 def pooling_request(trace: TraceInput, p: RemoteParams, model: str) -> dict[str, Any]:
@@ -80,6 +86,14 @@ class RemoteScorer:
             raise ScorerError("remote: set params['model'] (the served model name) or model_path")
         self.model = model
         self.endpoint = self.params.url.rstrip("/") + "/pooling"
+        self.api_key: str | None = None
+        if self.params.api_key_env:
+            self.api_key = os.environ.get(self.params.api_key_env)
+            if not self.api_key:
+                raise ScorerError(
+                    f"remote: the environment variable {self.params.api_key_env} is not set on "
+                    "this worker (params['api_key_env'] names the variable holding the API key)"
+                )
 
     def score(self, traces: Sequence[TraceInput]) -> list[TraceScores]:
         with ThreadPoolExecutor(max_workers=max(1, self.params.concurrency)) as pool:
@@ -90,26 +104,29 @@ class RemoteScorer:
             return TraceScores(trace.key, [])
         body = json.dumps(pooling_request(trace, self.params, self.model)).encode()
         headers = {"Content-Type": "application/json"}
-        if self.params.api_key:
-            headers["Authorization"] = f"Bearer {self.params.api_key}"
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
         request = urllib.request.Request(self.endpoint, data=body, headers=headers, method="POST")
+        shown = redact_url(self.endpoint)
         try:
             with urllib.request.urlopen(request, timeout=self.params.timeout_s) as response:
                 payload = json.loads(response.read().decode())
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")[:500]
-            raise ScorerError(f"remote {self.endpoint}: HTTP {exc.code}: {detail}") from exc
+            raise ScorerError(f"remote {shown}: HTTP {exc.code}: {detail}") from exc
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            raise ScorerError(f"remote {self.endpoint}: {exc}") from exc
+            raise ScorerError(f"remote {shown}: {redact_text(str(exc))}") from exc
         except json.JSONDecodeError as exc:
-            raise ScorerError(f"remote {self.endpoint}: not JSON: {exc}") from exc
+            raise ScorerError(f"remote {shown}: not JSON: {exc}") from exc
+        except Exception as exc:  # e.g. http.client.InvalidURL, whose text quotes the URL
+            raise ScorerError(f"remote {shown}: {redact_text(str(exc))}") from None
         try:
             rows = payload["data"][0]["data"]
         except (KeyError, IndexError, TypeError) as exc:
-            raise ScorerError(f"remote {self.endpoint}: unexpected answer shape") from exc
+            raise ScorerError(f"remote {shown}: unexpected answer shape") from exc
         if len(rows) != len(trace.steps):
             raise ScorerError(
-                f"remote {self.endpoint}: {len(rows)} rows for {len(trace.steps)} steps of trace "
+                f"remote {shown}: {len(rows)} rows for {len(trace.steps)} steps of trace "
                 f"{trace.key!r}; serve the PRM with the STEP pooler (the default for "
                 "Qwen2ForProcessRewardModel) so that one row comes back per step"
             )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any, TypeVar
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.db import connections, router, transaction
@@ -25,7 +26,13 @@ from django.utils import timezone
 
 from . import services, signals
 from .formats import PARSERS
-from .formats.base import FormatError, ParsedAnnotation, ParsedTrace, iter_records
+from .formats.base import (
+    FormatError,
+    ParsedAnnotation,
+    ParsedTrace,
+    check_text_limits,
+    iter_records,
+)
 from .formats.prm800k import username_for
 from .models import (
     Annotation,
@@ -160,12 +167,14 @@ def _parse_file(
 ) -> tuple[list[ParsedTrace], int]:
     """Every record parsed and checked, one trace per external id; and how many repeats were dropped."""
     parse = PARSERS[format]
+    max_step, max_problem = settings.STEPLENS_MAX_STEP_CHARS, settings.STEPLENS_MAX_PROBLEM_CHARS
     traces: dict[str, ParsedTrace] = {}
     repeated = 0
     line: int | None = None
     try:
         for line, record in iter_records(stream):
             trace = parse(record, subset=subset)
+            check_text_limits(trace, max_step_chars=max_step, max_problem_chars=max_problem)
             trace.line = line
             first = traces.get(trace.external_id)
             if first is None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import secrets
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from html import escape
 from typing import Any
 
@@ -19,24 +21,26 @@ from markdown_it.token import Token
 # with raw HTML off, (3) put the math back as escaped text in a span KaTeX renders in the browser,
 # (4) nh3 as the last word on which tags and attributes survive.
 
+# Math spans and the code they must not be taken from, found in ONE left-to-right pass: at each
+# position the first of these that matches wins (fence, code, \$, $$, \[, \(, $, \boxed), and
+# every closer is looked for with str.find or a bounded pattern, never by rescanning the rest of
+# the text from each opener, so text of any length is scanned in linear time. (One step of `\[`
+# repeated 80,000 times held a web worker past gunicorn's 60 s timeout: a regex with `.+?` up to
+# `\]` read the whole remainder again from every unclosed opener.)
+_TRIGGER = re.compile(r"^[ \t]*(?:```|~~~)|[`$\\]", re.MULTILINE)
+# Possessive (*+): a line of 200,000 backticks and no newline fails once, not once per backtick.
+_FENCE_OPEN = re.compile(r"[ \t]*+(`{3,}+|~{3,}+)[^\n]*+\n")
+_BACKTICKS = re.compile(r"`+")
+# A newline that ends a paragraph (the next line is blank): code spans and $...$ stop there.
+_PARAGRAPH_END = re.compile(r"\n(?=[^\S\n]*\n)")
 _BRACES = r"\{(?:[^{}]|\{(?:[^{}]|\{[^{}]*\})*\})*\}"  # balanced braces, three levels deep
-_MATH_RE = re.compile(
-    r"""
-      (?P<fence>^[ \t]*(?P<ticks>`{3,}|~{3,})[^\n]*\n.*?(?:^[ \t]*(?P=ticks)[ \t]*$|\Z))
-    | (?P<code>(?P<bt>`+)(?:[^\n]|\n(?!\s*\n))+?(?P=bt))
-    | (?P<escaped>\\\$)
-    | \$\$(?P<dollars2>(?:\\.|[^\\])+?)\$\$
-    | \\\[(?P<bracket>.+?)\\\]
-    | \\\((?P<paren>.+?)\\\)
-    # Pandoc's rule, so that prices ("$6.00 each and $5.00") are not math: the opening $ is
-    # followed by a non-space, the closing $ preceded by a non-space and not followed by a digit.
-    # A backslash escapes the next character, so `$\$5$` is math holding a dollar sign.
-    | \$(?P<dollar>(?:\\.|[^\s$\\])(?:\\.|[^$\\\n]|\n(?!\s*\n))*?)(?<!\s)\$(?!\d)
-    # Reasoning traces often box the final answer outside any math delimiters.
-    | (?P<boxed>\\boxed<BRACES>)
-    """.replace("<BRACES>", _BRACES),
-    re.DOTALL | re.MULTILINE | re.VERBOSE,
-)
+# Reasoning traces often box the final answer outside any math delimiters. A failed match stops
+# at the end or at a fourth level of unclosed braces, so no character is read by more than three
+# failed openers.
+_BOXED = re.compile(r"\\boxed" + _BRACES)
+_ESCAPE_OR_DOUBLE_DOLLAR = re.compile(r"\\.|\$\$", re.DOTALL)
+_DIGIT = re.compile(r"\d")
+_DOLLAR_STOP = re.compile(r"[$\\\n]")  # where $...$ content needs a decision
 
 
 @dataclass(frozen=True)
@@ -46,28 +50,162 @@ class _Math:
     source: str  # the original text, delimiters included, for places math cannot go (code, URLs)
 
 
+class _MathScanner:
+    """The math spans of one text. Each method tries one kind of span at `start` and returns
+    where the scan goes on (None: no such span there, the next kind is tried)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.found: list[tuple[int, int, _Math]] = []  # (start, end, math): code is not listed
+        self._breaks: list[int] | None = None
+        self._runs: dict[int, list[int]] | None = None
+        self._last_closer: dict[str, int] = {}
+        self._no_double_dollar_after = len(text)
+
+    def scan(self) -> list[tuple[int, int, _Math]]:
+        text, pos = self.text, 0
+        while (trigger := _TRIGGER.search(text, pos)) is not None:
+            start = trigger.start()
+            end = self._match_at(start)
+            pos = start + 1 if end is None else end
+        return self.found
+
+    def _match_at(self, start: int) -> int | None:
+        text = self.text
+        if start == 0 or text[start - 1] == "\n":
+            end = self._fence(start)
+            if end is not None:
+                return end
+        char = text[start]
+        if char == "`":
+            return self._code(start)
+        if text.startswith("\\$", start):
+            return start + 2  # an escaped dollar is text
+        if text.startswith("$$", start) and (end := self._double_dollar(start)) is not None:
+            return end
+        if text.startswith("\\[", start) and (end := self._closed(start, "\\]", True)) is not None:
+            return end
+        if text.startswith("\\(", start) and (end := self._closed(start, "\\)", False)) is not None:
+            return end
+        if char == "$":
+            return self._dollar(start)
+        if text.startswith("\\boxed", start) and (boxed := _BOXED.match(text, start)):
+            self.found.append((start, boxed.end(), _Math(boxed.group(), False, boxed.group())))
+            return boxed.end()
+        return None
+
+    def _fence(self, start: int) -> int | None:
+        """A fenced code block: to a line of the same fence alone, or to the end of the text."""
+        opening = _FENCE_OPEN.match(self.text, start)
+        if opening is None:
+            return None
+        closing = _fence_close(opening.group(1)).search(self.text, opening.end())
+        return len(self.text) if closing is None else closing.end()
+
+    def _code(self, start: int) -> int:
+        """A code span (CommonMark): a run of n backticks closed by the next run of exactly n,
+        within the paragraph; a run without one is plain text."""
+        text = self.text
+        run = _BACKTICKS.match(text, start)
+        assert run is not None, "called at a backtick"
+        after = run.end()
+        length = after - start
+        runs = self._backtick_runs().get(length, [])
+        k = bisect_right(runs, start)
+        if k < len(runs) and runs[k] < self._paragraph_end(after):
+            return runs[k] + length
+        return after
+
+    def _double_dollar(self, start: int) -> int | None:
+        """$$...$$: the first $$ not escaped by a backslash, after at least one character."""
+        text = self.text
+        if start >= self._no_double_dollar_after:
+            return None  # an earlier $$ found no closer: no later one can
+        pos = start + 2
+        if pos >= len(text) or (text[pos] == "\\" and pos + 1 >= len(text)):
+            return None
+        pos += 2 if text[pos] == "\\" else 1
+        for found in _ESCAPE_OR_DOUBLE_DOLLAR.finditer(text, pos):
+            if found.group() == "$$":
+                tex = text[start + 2 : found.start()]
+                self.found.append((start, found.end(), _Math(tex, True, text[start : found.end()])))
+                return found.end()
+        self._no_double_dollar_after = start
+        return None
+
+    def _closed(self, start: int, closer: str, display: bool) -> int | None:
+        """\\[...\\] and \\(...\\): the first closer after at least one character."""
+        text = self.text
+        if closer not in self._last_closer:
+            self._last_closer[closer] = text.rfind(closer)
+        if self._last_closer[closer] < start + 3:
+            return None  # no closer after this opener (found once per text, not per opener)
+        close = text.find(closer, start + 3)
+        end = close + len(closer)
+        self.found.append((start, end, _Math(text[start + 2 : close], display, text[start:end])))
+        return end
+
+    def _dollar(self, start: int) -> int | None:
+        """$...$ by Pandoc's rule, so that prices ("$6.00 each and $5.00") are not math: the
+        opening $ is followed by a non-space, the closing $ preceded by a non-space and not
+        followed by a digit; a backslash escapes the next character ($\\$5$ is math holding a
+        dollar sign); no $ inside, and no blank line."""
+        text, n = self.text, len(self.text)
+        pos = start + 1
+        if pos >= n or text[pos].isspace() or text[pos] == "$":
+            return None
+        pos += 2 if text[pos] == "\\" else 1
+        while pos < n and (stop := _DOLLAR_STOP.search(text, pos)) is not None:
+            pos = stop.start()
+            char = text[pos]
+            if char == "$":
+                if text[pos - 1].isspace() or _DIGIT.match(text, pos + 1):
+                    return None  # not a closer, and a $ cannot be inside
+                tex = text[start + 1 : pos]
+                self.found.append((start, pos + 1, _Math(tex, False, text[start : pos + 1])))
+                return pos + 1
+            if char == "\\":
+                pos += 2
+            elif pos == self._paragraph_end(pos):
+                return None
+            else:
+                pos += 1
+        return None
+
+    def _paragraph_end(self, pos: int) -> int:
+        """The first newline at or after `pos` that ends a paragraph (or the text's length)."""
+        if self._breaks is None:
+            self._breaks = [m.start() for m in _PARAGRAPH_END.finditer(self.text)]
+        k = bisect_left(self._breaks, pos)
+        return self._breaks[k] if k < len(self._breaks) else len(self.text)
+
+    def _backtick_runs(self) -> dict[int, list[int]]:
+        """Start positions of the backtick runs of the text, by run length."""
+        if self._runs is None:
+            self._runs = {}
+            for run in _BACKTICKS.finditer(self.text):
+                self._runs.setdefault(run.end() - run.start(), []).append(run.start())
+        return self._runs
+
+
+@lru_cache(maxsize=32)
+def _fence_close(fence: str) -> re.Pattern[str]:
+    return re.compile(rf"^[ \t]*{re.escape(fence)}[ \t]*$", re.MULTILINE)
+
+
 def _protect_math(text: str) -> tuple[str, list[_Math], str]:
     """Replace every math span with an inert alphanumeric placeholder; code is left untouched."""
     nonce = secrets.token_hex(4)
     found: list[_Math] = []
-
-    def replace(match: re.Match[str]) -> str:
-        if match.group("fence") or match.group("code") or match.group("escaped"):
-            return match.group(0)
-        if match.group("dollars2") is not None:
-            math = _Math(match.group("dollars2"), True, match.group(0))
-        elif match.group("bracket") is not None:
-            math = _Math(match.group("bracket"), True, match.group(0))
-        elif match.group("paren") is not None:
-            math = _Math(match.group("paren"), False, match.group(0))
-        elif match.group("boxed") is not None:
-            math = _Math(match.group("boxed"), False, match.group(0))
-        else:
-            math = _Math(match.group("dollar"), False, match.group(0))
+    out: list[str] = []
+    pos = 0
+    for start, end, math in _MathScanner(text).scan():
+        out.append(text[pos:start])
+        out.append(f"mathph{nonce}x{len(found)}x")
         found.append(math)
-        return f"mathph{nonce}x{len(found) - 1}x"
-
-    return _MATH_RE.sub(replace, text), found, nonce
+        pos = end
+    out.append(text[pos:])
+    return "".join(out), found, nonce
 
 
 def _math_html(math: _Math) -> str:

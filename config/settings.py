@@ -159,6 +159,12 @@ IMPORT_MAX_BYTES = int(os.environ.get("STEPLENS_IMPORT_MAX_BYTES", str(200 * 102
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
+# Longest step text (also a trace's final answer) and problem text (also its reference answer and
+# solution) an import accepts, in characters; longer is refused with the line and field. The real
+# data's longest step is 1,470 characters and its longest problem 4,415 (see docs/formats.md).
+STEPLENS_MAX_STEP_CHARS = int(os.environ.get("STEPLENS_MAX_STEP_CHARS", "20000"))
+STEPLENS_MAX_PROBLEM_CHARS = int(os.environ.get("STEPLENS_MAX_PROBLEM_CHARS", "50000"))
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
@@ -222,6 +228,8 @@ CELERY_TASK_ALWAYS_EAGER = _env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_DEFAULT_QUEUE = "bulk"
 # Export snapshots go here; docker-compose sends them to the CPU worker's `exports` queue.
 STEPLENS_EXPORT_QUEUE = os.environ.get("STEPLENS_EXPORT_QUEUE", "bulk")
+# Training runs go here; docker-compose's GPU worker serves it (the demo's worker too, on CPU).
+STEPLENS_TRAIN_QUEUE = os.environ.get("STEPLENS_TRAIN_QUEUE", "train")
 CELERY_TASK_ROUTES = {"annotate.tasks.export_snapshot_build_task": {"queue": STEPLENS_EXPORT_QUEUE}}
 
 # Scoring workers (see README "Running a real PRM").

@@ -367,6 +367,53 @@ def check_label(value: Any, *, field: str, allowed: tuple[int, ...] = (-1, 0, 1)
     return value
 
 
+# --- text limits -------------------------------------------------------------------------------
+
+# The longest text an import accepts; annotate.imports passes the settings STEPLENS_MAX_STEP_CHARS
+# and STEPLENS_MAX_PROBLEM_CHARS in. Far above the real data (the longest step of the ProcessBench,
+# PRM800K, PRMBench and Math-Shepherd files is 1,470 characters, the longest problem 4,415), and
+# the bound on how much text one record brings to a page or a scorer.
+MAX_STEP_CHARS = 20_000
+MAX_PROBLEM_CHARS = 50_000
+
+
+def check_text_limits(
+    trace: ParsedTrace,
+    *,
+    max_step_chars: int = MAX_STEP_CHARS,
+    max_problem_chars: int = MAX_PROBLEM_CHARS,
+) -> ParsedTrace:
+    """Refuse a trace whose problem or step text is longer than the limits, naming the field:
+    `problem`, `reference_answer`, `reference_solution` (the problem limit), `steps[i]` (the
+    step's 0-based index in the trace) and `final_answer` (the step limit).
+
+    >>> steps = [ParsedStep("2 + 2 = 4"), ParsedStep("so 2 + 2 = 5")]
+    >>> check_text_limits(ParsedTrace("t", ParsedProblem("2 + 2?"), steps), max_step_chars=10)
+    Traceback (most recent call last):
+    ...
+    annotate.formats.base.FormatError: longer than 10 characters (12), the limit for a step (STEPLENS_MAX_STEP_CHARS)
+    """
+    problem = trace.problem
+    problem_texts = [
+        ("problem", problem.text),
+        ("reference_answer", problem.reference_answer),
+        ("reference_solution", problem.reference_solution),
+    ]
+    step_texts = [(f"steps[{i}]", step.text) for i, step in enumerate(trace.steps)]
+    step_texts.append(("final_answer", trace.final_answer))
+    for texts, limit, what in (
+        (problem_texts, max_problem_chars, "a problem (STEPLENS_MAX_PROBLEM_CHARS)"),
+        (step_texts, max_step_chars, "a step (STEPLENS_MAX_STEP_CHARS)"),
+    ):
+        for name, text in texts:
+            if len(text) > limit:
+                raise FormatError(
+                    f"longer than {limit} characters ({len(text)}), the limit for {what}",
+                    field=name,
+                )
+    return trace
+
+
 def sha256_of(*parts: str) -> str:
     """A stable content id: parts joined with NUL, which no text field contains meaningfully."""
     digest = hashlib.sha256()

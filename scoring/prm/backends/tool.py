@@ -13,8 +13,10 @@ The rule, per step:
   ran and all passed, ``neutral_score`` (0.5) if nothing was checkable. A failed equation in a
   step that itself says it is refuting something ("contradiction", "does not equal", "\\neq")
   is kept in the details but scores neutral: the step is showing the equation is false.
-Never raises on step text; bounded in time (``time_budget_s`` per trace; steps after it stay
-neutral with ``details["skipped"]``).
+Never raises on step text; linear in its length, and bounded in time (``time_budget_s`` per
+trace; steps after it stay neutral with ``details["skipped"] = "time budget"``). The equations
+of a step longer than ``arith.MAX_TEXT`` (20,000 characters) are not checked either, and
+``details["skipped"] = "longer than 20000 characters"`` says so (its final answer still is).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from scoring.prm.arith import (
+    MAX_TEXT,
     Check,
     NotCheckable,
     TooLarge,
@@ -53,33 +56,114 @@ _REFUTING = re.compile(
     r"|is(?: not|n't) (?:equal|true|correct)|\\neq\b|≠|impossible|incorrect|mistake",
     re.IGNORECASE,
 )
-_ANSWER_IS = re.compile(r"answer is[:\s]*\$?(.+?)\$?\s*(?:\.\s*)?$", re.IGNORECASE | re.MULTILINE)
-# PRM800K's last step ("# Answer", a blank line, the answer) and GSM8K's "#### 42".
-_ANSWER_MARKERS = (
-    re.compile(r"^#\s*Answer\s*\n+\s*\$?(.+?)\$?\s*$", re.IGNORECASE | re.MULTILINE),
-    re.compile(r"^####\s*\$?(-?[0-9][0-9,./]*)\$?\s*$", re.MULTILINE),
-)
+# GSM8K's "#### 42" (linear as it is: no two of its quantifiers can take the same characters).
+_GSM8K_ANSWER = re.compile(r"^####\s*\$?(-?[0-9][0-9,./]*)\$?\s*$", re.MULTILINE)
+# PRM800K's last step: "# Answer", a blank line, the answer; and "The answer is: X".
+_ANSWER_BLOCK = re.compile(r"^#\s*Answer", re.IGNORECASE | re.MULTILINE)
+_ANSWER_IS = re.compile(r"answer is", re.IGNORECASE)
+_SPACES = re.compile(r"\s*")
+_COLONS_AND_SPACES = re.compile(r"[:\s]*")
+_BOXED_OPEN = re.compile(r"\\boxed\{")
+_BRACE = re.compile(r"[{}]")
+MAX_BOXED = 2000  # a \boxed{...} answer closes within this many characters of its "{"
 
 
 def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` (braces matched), or None.
+    """Content of the last ``\\boxed{...}`` (braces matched) that closes within MAX_BOXED
+    characters, or None.
 
     >>> last_boxed("so \\\\boxed{\\\\frac{1}{2}} and \\\\boxed{7}.")
     '7'
     >>> last_boxed("\\\\boxed{\\\\frac{a}{b}")
     """
-    start = text.rfind("\\boxed{")
-    while start != -1:
-        depth, i = 0, start + len("\\boxed")
-        for j in range(i, min(len(text), i + 2000)):
-            if text[j] == "{":
-                depth += 1
-            elif text[j] == "}":
-                depth -= 1
-                if depth == 0:
-                    return text[i + 1 : j].strip()
-        start = text.rfind("\\boxed{", 0, start)
+    # One pass pairs every "{" with its "}" (a stack), rather than counting braces again from
+    # each "\boxed{" (2,000 characters read per opener: seconds for a step of "\boxed{"s).
+    opens = [m.end() - 1 for m in _BOXED_OPEN.finditer(text)]
+    if not opens:
+        return None
+    closes: dict[int, int] = {}
+    stack: list[int] = []
+    for brace in _BRACE.finditer(text, opens[0]):
+        if brace.group() == "{":
+            stack.append(brace.start())
+        elif stack:
+            closes[stack.pop()] = brace.start()
+    for start in reversed(opens):
+        end = closes.get(start)
+        if end is not None and end - start < MAX_BOXED:
+            return text[start + 1 : end].strip()
     return None
+
+
+def _answer_span(text: str, gap_start: int, gap_end: int, *, dot: bool) -> tuple[int, int] | None:
+    """Where ``\\$?(.+?)\\$?\\s*(?:\\.\\s*)?$`` (the dot part when `dot`) captures after a gap of
+    whitespace (and colons) text[gap_start:gap_end], in one pass.
+
+    The patterns this replaces backtracked through runs of spaces or newlines, cubic in the
+    worst case ("# Answer" and 2,000 newlines: 25 s). Same result, derived from them: the capture
+    starts after the gap and an optional "$" (at the gap's last non-newline character when the
+    gap runs to the end of the text), and ends where the rest of its line is only an optional
+    "$", whitespace and (`dot`) one ".".
+    """
+    n = len(text)
+    if gap_end < n:
+        start = gap_end
+        if text[start] == "$" and start + 1 < n and text[start + 1] != "\n":
+            start += 1
+    else:
+        start = gap_end - 1
+        while start >= gap_start and text[start] == "\n":
+            start -= 1
+        if start < gap_start:
+            return None
+    line_end = text.find("\n", start)
+    line = text[start : n if line_end == -1 else line_end]
+    tail = len(line.rstrip())  # the tail of the line that may follow the capture
+    if dot and tail and line[tail - 1] == ".":
+        tail = len(line[: tail - 1].rstrip())
+    end = tail - 1 if tail >= 2 and line[tail - 1] == "$" else max(tail, 1)
+    return start, start + end
+
+
+def _run_end(run: re.Pattern[str], text: str, pos: int) -> int:
+    match = run.match(text, pos)
+    return pos if match is None else match.end()
+
+
+def _answers_after_block(text: str) -> list[str]:
+    """Every PRM800K "# Answer" block's answer: ``^#\\s*Answer\\s*\\n+\\s*\\$?(.+?)\\$?\\s*$``."""
+    found: list[str] = []
+    pos = 0
+    while (marker := _ANSWER_BLOCK.search(text, pos)) is not None:
+        gap_end = _run_end(_SPACES, text, marker.end())
+        first_newline = text.find("\n", marker.end(), gap_end)
+        span = None
+        if first_newline != -1:
+            span = _answer_span(text, first_newline + 1, gap_end, dot=False)
+        if span is None:
+            pos = marker.start() + 1
+            continue
+        found.append(text[span[0] : span[1]])
+        pos = span[1]
+    return found
+
+
+def _answers_after_is(text: str) -> list[str]:
+    """Every "The answer is: X": ``answer is[:\\s]*\\$?(.+?)\\$?\\s*(?:\\.\\s*)?$``."""
+    found: list[str] = []
+    pos = 0
+    while (marker := _ANSWER_IS.search(text, pos)) is not None:
+        gap_end = _run_end(_COLONS_AND_SPACES, text, marker.end())
+        span = _answer_span(text, marker.end(), gap_end, dot=True)
+        if span is None:
+            pos = marker.start() + 1
+            continue
+        found.append(text[span[0] : span[1]])
+        pos = span[1]
+    return found
+
+
+_ANSWER_FINDERS = (_answers_after_block, _GSM8K_ANSWER.findall, _answers_after_is)
 
 
 def find_final_answer(steps: Sequence[str]) -> tuple[int, str] | None:
@@ -96,8 +180,8 @@ def find_final_answer(steps: Sequence[str]) -> tuple[int, str] | None:
         if boxed:
             return index, boxed
     for index in range(len(steps) - 1, -1, -1):
-        for pattern in (*_ANSWER_MARKERS, _ANSWER_IS):
-            matches = pattern.findall(steps[index])
+        for finder in _ANSWER_FINDERS:
+            matches = finder(steps[index])
             if matches and matches[-1].strip():
                 return index, matches[-1].strip()
     return None
@@ -194,17 +278,22 @@ class ToolScorer:
         p = self.params
         deadline = time.monotonic() + p.time_budget_s
         per_step: list[list[Check]] = []
-        skipped: list[bool] = []
+        skipped: list[str | None] = []  # why a step's arithmetic was not checked
         for step in trace.steps:
             if time.monotonic() > deadline:
                 per_step.append([])
-                skipped.append(True)
+                skipped.append("time budget")
+                continue
+            if len(step) > MAX_TEXT:
+                # Checking only a prefix would pass a wrong equation further on: say so instead.
+                per_step.append([])
+                skipped.append(f"longer than {MAX_TEXT} characters")
                 continue
             try:
                 per_step.append(check_text(step))
             except Exception:  # defensive: a step's text must never fail a whole batch
                 per_step.append([])
-            skipped.append(False)
+            skipped.append(None)
 
         trajectory: float | None = None
         answer_index: int | None = None
@@ -245,8 +334,8 @@ class ToolScorer:
                 score = p.neutral_score
             if refuted:
                 details["refuted"] = True
-            if skipped[index]:
-                details["skipped"] = "time budget"
+            if skipped[index] is not None:
+                details["skipped"] = skipped[index]
             if index == answer_index and answer_detail is not None:
                 details["answer"] = answer_detail
             steps.append(StepScoreOut(score, details))

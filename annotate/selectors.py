@@ -147,6 +147,8 @@ class TraceForAnnotation:
     problem: Problem
     annotation: Annotation | None
     steps: list[StepView] = field(default_factory=list)
+    # The reference solution is reviewer-only, on the page as in the API (gold_visible).
+    show_reference_solution: bool = False
 
     @property
     def has_thinking(self) -> bool:
@@ -202,6 +204,7 @@ def trace_for_annotation_of(
         problem=trace.problem,
         annotation=annotation,
         steps=views,
+        show_reference_solution=gold_visible(role=project_role(user=user, project=trace.project)),
     )
 
 

@@ -577,6 +577,9 @@ class RankedTraceSerializer(serializers.Serializer):
         allow_null=True,
         help_text="This scorer version's run: queued/running/done/failed; null: none",
     )
+    hidden = serializers.BooleanField(
+        help_text="A blind project's scores, hidden until you submit this trace."
+    )
 
     class Meta:
         ref_name = "RankedTrace"
@@ -607,6 +610,7 @@ def _ranking(request: Request, problem: Any, scorer: Scorer, how: str) -> list[d
                 "aggregate": r.aggregate,
                 "steps_scored": r.step_count,
                 "status": r.status,
+                "hidden": r.hidden,
             }
             for r in ranked
         ],

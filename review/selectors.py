@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Count, F
 
+from annotate import selectors as annotate_selectors
 from annotate.models import (
     Annotation,
     AnnotationStatus,
@@ -198,10 +199,29 @@ class RankedTrace:
     aggregate: float | None  # None: not scored
     step_count: int
     status: str | None = None  # this scorer version's run: queued / running / done / failed
+    hidden: bool = False  # a blind project's scores, before this annotator submitted the trace
 
     @property
     def pending(self) -> bool:
         return self.status in (RunStatus.QUEUED, RunStatus.RUNNING)
+
+
+def _blind_hidden(*, user: UserLike, project: Project, traces: list[Trace]) -> set[int]:
+    """The traces whose scores this user may not see yet: in a blind project, an annotator sees
+    a trace's scores only once they submitted it (the rule of scoring.selectors.scores_hidden_for,
+    for many traces in one query)."""
+    if not project.blind:
+        return set()
+    if annotate_selectors.role_at_least(
+        annotate_selectors.project_role(user=user, project=project), Role.REVIEWER
+    ):
+        return set()
+    revealed = set(
+        Annotation.objects.filter(
+            trace__in=traces, annotator_id=user.pk, revealed_at__isnull=False
+        ).values_list("trace_id", flat=True)
+    )
+    return {t.pk for t in traces} - revealed
 
 
 def problem_best_of_n(
@@ -210,6 +230,7 @@ def problem_best_of_n(
     """The problem's traces ranked by the scorer's aggregate, best first (unscored ones last)."""
     problem = problem_get_for_user(user=user, problem_id=problem_id)
     traces = list(Trace.objects.filter(problem=problem).order_by("id"))
+    hidden = _blind_hidden(user=user, project=problem.project, traces=traces)
     by_trace: dict[int, list[float]] = {}
     for trace_id, score in (
         StepScore.objects.filter(
@@ -230,9 +251,10 @@ def problem_best_of_n(
     ranked = [
         RankedTrace(
             trace=t,
-            aggregate=aggregate(by_trace.get(t.pk, []), how),
-            step_count=len(by_trace.get(t.pk, [])),
+            aggregate=None if t.pk in hidden else aggregate(by_trace.get(t.pk, []), how),
+            step_count=0 if t.pk in hidden else len(by_trace.get(t.pk, [])),
             status=statuses.get(t.pk),
+            hidden=t.pk in hidden,
         )
         for t in traces
     ]
@@ -322,7 +344,9 @@ def project_agreement(*, project: Project) -> agreement.ProjectAgreement:
         traces_multi=len(first_errors),
         steps_multi=len(multi),
         fleiss_kappa=agreement.fleiss_kappa(units),
-        krippendorff_alpha=agreement.krippendorff_alpha(units, level="ordinal", categories=agreement.LABEL_VALUES),
+        krippendorff_alpha=agreement.krippendorff_alpha(
+            units, level="ordinal", categories=agreement.LABEL_VALUES
+        ),
         first_error=agreement.first_error_agreement(first_errors),
         pairs=pairs,
         stats=sorted(stats.values(), key=lambda s: s.username),

@@ -359,19 +359,33 @@ def scores_import(
     `trace_id` is the trace's external id as imported. Everything is validated before anything is
     written; a second import of the same file replaces the same runs' scores (no duplicates).
     """
+    if not scorer.projects.filter(pk=project.pk).exists():
+        raise ScoresFileError(
+            file=filename,
+            line=None,
+            field="scorer",
+            message=f"scorer {scorer.name!r} does not score project {project.slug}: attach it "
+            f"first (manage.py add_scorer {scorer.name} --backend {scorer.backend} "
+            f"--project {project.slug})",
+        )
     parsed: list[tuple[int, str, list[float], float | None]] = []
     for number, raw in enumerate(stream, start=1):
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        if not text.strip():
-            continue
 
         def fail(field: str | None, message: str, *, line: int = number) -> ScoresFileError:
             return ScoresFileError(file=filename, line=line, field=field, message=message)
 
         try:
+            text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        except UnicodeDecodeError as exc:
+            raise fail(None, f"not UTF-8 text (byte {exc.start + 1} of the line)") from None
+        if not text.strip():
+            continue
+        try:
             record = json.loads(text)
         except json.JSONDecodeError as exc:
             raise fail(None, f"invalid JSON ({exc.msg} at column {exc.colno})") from exc
+        except RecursionError:
+            raise fail(None, "JSON nested too deeply") from None
         if not isinstance(record, dict):
             raise fail(None, f"expected a JSON object, got {type(record).__name__}")
         external_id = record.get("trace_id")
@@ -386,7 +400,9 @@ def scores_import(
             raise fail("scores", "every score must lie in [0, 1]")
         trajectory = record.get("trajectory_score")
         if trajectory is not None and (
-            not isinstance(trajectory, int | float) or not 0.0 <= float(trajectory) <= 1.0
+            not isinstance(trajectory, int | float)
+            or isinstance(trajectory, bool)
+            or not 0.0 <= float(trajectory) <= 1.0
         ):
             raise fail("trajectory_score", "expected a number in [0, 1]")
         parsed.append(

@@ -21,7 +21,11 @@ def setup(monkeypatch):
     sent: list[list[int]] = []
     from scoring import tasks
 
-    monkeypatch.setattr(tasks.score_runs, "apply_async", lambda args, kwargs=None, queue=None, **_: sent.append(args[0]))
+    monkeypatch.setattr(
+        tasks.score_runs,
+        "apply_async",
+        lambda args, kwargs=None, queue=None, **_: sent.append(args[0]),
+    )
     user = make_user()
     project = make_project(members={user: "annotator"})
     scorer = services.scorer_create(name="tool", backend="tool", projects=[project])
@@ -145,3 +149,49 @@ def test_scores_import_names_unknown_trace(setup):
             stream=_jsonl({"trace_id": "nope", "scores": []}),
             filename="s.jsonl",
         )
+
+
+@pytest.mark.parametrize(
+    "content, line, field, message",
+    [
+        (
+            b'{"trace_id": "T", "scores": [0.5], "trajectory_score": true}\n',
+            1,
+            "trajectory_score",
+            "a number",
+        ),
+        (b'{"trace_id": "T", "scores": [0.5]}\n\xff\xfe{}\n', 2, None, "not UTF-8"),
+        (b"[" * 100_000 + b"\n", 1, None, "nested too deeply"),
+        (
+            b'{"trace_id": "T", "scores": [0.5], "details": '
+            + b"[" * 50_000
+            + b"]" * 50_000
+            + b"}\n",
+            1,
+            None,
+            "nested too deeply",
+        ),
+    ],
+)
+def test_a_malformed_scores_file_is_refused_naming_line_and_field(
+    setup, content, line, field, message
+):
+    project, scorer, _, _ = setup
+    with pytest.raises(services.ScoresFileError) as caught:
+        services.scores_import(
+            project=project, scorer=scorer, stream=io.BytesIO(content), filename="s.jsonl"
+        )
+    assert (caught.value.line, caught.value.field) == (line, field)
+    assert message in caught.value.message
+    assert not StepScore.objects.exists()
+
+
+def test_scores_of_a_scorer_not_attached_to_the_project_are_refused(setup):
+    project, _, traces, _ = setup
+    stranger = services.scorer_create(name="elsewhere", backend="tool")
+    line = {"trace_id": traces[0].external_id, "scores": [0.9, 0.5, 0.1]}
+    with pytest.raises(services.ScoresFileError, match="does not score project"):
+        services.scores_import(
+            project=project, scorer=stranger, stream=_jsonl(line), filename="s.jsonl"
+        )
+    assert not StepScore.objects.exists()

@@ -148,6 +148,8 @@ class Annotation(models.Model):
     )
     finish_reason = models.CharField(max_length=20, choices=FinishReason.choices, blank=True)
     active_seconds = models.FloatField(default=0.0)
+    # When active time was last credited: a heartbeat credits at most the wall time since then.
+    last_heartbeat_at = models.DateTimeField(null=True, blank=True)
     imported = models.BooleanField(default=False)
     metadata = models.JSONField(default=dict, blank=True)
     started_at = models.DateTimeField(auto_now_add=True)

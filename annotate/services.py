@@ -257,12 +257,25 @@ def annotation_submit(*, user: User, trace: Trace, finish_reason: str | None = N
 
 
 def annotation_add_active_time(*, user: User, trace: Trace, seconds: float) -> Annotation:
-    """Add a heartbeat's worth of active time (capped, never negative) to the user's annotation."""
+    """Add a heartbeat's worth of active time to the user's annotation: never negative, at most
+    MAX_ACTIVE_SECONDS_PER_HEARTBEAT, and at most the wall time since the previous heartbeat (so
+    that heartbeats sent in a burst, or from two tabs, cannot add more time than has passed)."""
     seconds = max(0.0, min(float(seconds), MAX_ACTIVE_SECONDS_PER_HEARTBEAT))
     annotation = annotation_start(user=user, trace=trace)
-    Annotation.objects.filter(pk=annotation.pk).update(
-        active_seconds=F("active_seconds") + seconds, updated_at=timezone.now()
-    )
+    with transaction.atomic():
+        # The row lock orders concurrent heartbeats: each sees the one before it.
+        last = (
+            Annotation.objects.select_for_update()
+            .filter(pk=annotation.pk)
+            .values_list("last_heartbeat_at", flat=True)
+            .get()
+        )
+        now = timezone.now()
+        if last is not None:
+            seconds = min(seconds, max(0.0, (now - last).total_seconds()))
+        Annotation.objects.filter(pk=annotation.pk).update(
+            active_seconds=F("active_seconds") + seconds, last_heartbeat_at=now, updated_at=now
+        )
     signals.annotation_active.send(sender=Annotation, user=user, trace=trace)
     annotation.refresh_from_db()
     return annotation

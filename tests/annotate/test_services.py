@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.core.exceptions import ValidationError
 
@@ -73,9 +75,20 @@ def test_active_time_is_capped_per_heartbeat():
     user = make_user()
     project = make_project(members={user: "annotator"})
     trace = make_trace(project)
-    services.annotation_add_active_time(user=user, trace=trace, seconds=5)
     annotation = services.annotation_add_active_time(user=user, trace=trace, seconds=10_000)
-    assert annotation.active_seconds == pytest.approx(5 + services.MAX_ACTIVE_SECONDS_PER_HEARTBEAT)
+    assert annotation.active_seconds == pytest.approx(services.MAX_ACTIVE_SECONDS_PER_HEARTBEAT)
+
+
+def test_heartbeats_never_credit_more_than_the_wall_time_between_them():
+    user = make_user()
+    project = make_project(members={user: "annotator"})
+    trace = make_trace(project)
+    started = time.monotonic()
+    for _ in range(50):  # 50 heartbeats claiming an hour each, as fast as they can go
+        annotation = services.annotation_add_active_time(user=user, trace=trace, seconds=3600)
+    elapsed = time.monotonic() - started
+    # The first is capped per heartbeat; each later one by the time since the one before.
+    assert annotation.active_seconds <= services.MAX_ACTIVE_SECONDS_PER_HEARTBEAT + elapsed + 0.01
 
 
 def test_outsider_cannot_reach_trace():

@@ -6,12 +6,14 @@ from __future__ import annotations
 import io
 import json
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from annotate import services
 from annotate.models import (
@@ -356,6 +358,10 @@ def test_heartbeat_adds_active_time_and_the_page_shows_it(
     client = login(annotator)
     url = reverse("annotate:heartbeat", args=[trace.pk])
     assert client.post(url, {"seconds": "15"}).status_code == 200
+    # A minute later (a heartbeat credits at most the wall time since the one before it):
+    Annotation.objects.filter(trace=trace).update(
+        last_heartbeat_at=timezone.now() - timedelta(seconds=60)
+    )
     assert client.post(url, {"seconds": "50"}).content == b"65"
     assert client.post(url, {"seconds": "-3"}).status_code == 400
     assert Annotation.objects.get(trace=trace).active_seconds == 65

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -203,20 +204,51 @@ def score_run_retry(*, run: ScoreRun) -> ScoreRun:
     return run
 
 
-def score_runs_claim(*, run_ids: Sequence[int], worker: str = "") -> list[ScoreRun]:
-    """Mark the given runs running for this worker and return them.
+def worker_id(node: str) -> str:
+    """Who claims a run: the Celery node and this process (`gpu@host#1234`)."""
+    return f"{node}#{os.getpid()}"
 
-    A run is claimable when queued, or running with an expired lease (its worker died). Done runs
-    are skipped: a task delivered twice scores nothing twice.
+
+def _process_dead(claimed_by: str, node: str) -> bool:
+    """Whether a run was claimed by a process of this node (so, of this machine) that is gone:
+    a worker child killed mid-run (the OOM killer) leaves its runs `running`."""
+    owner, _, pid = claimed_by.rpartition("#")
+    if owner != node or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
+
+
+def score_runs_claim(*, run_ids: Sequence[int], worker: str = "") -> list[ScoreRun]:
+    """Mark the given runs running for this worker (`worker_id(node)`) and return them.
+
+    A run is claimable when queued, or running with an expired lease (its worker died), or running
+    for a process of this same node that is no longer alive (the redelivered task of a killed
+    child takes its runs back at once). Done runs are skipped: a task delivered twice scores
+    nothing twice.
     """
     stale = timezone.now() - run_lease()
     claimable = Q(status=RunStatus.QUEUED) | Q(status=RunStatus.RUNNING, started_at__lt=stale)
+    node = worker.rpartition("#")[0]
     with transaction.atomic():
-        ids = list(
-            ScoreRun.objects.select_for_update(skip_locked=True)
-            .filter(claimable, pk__in=list(run_ids))
-            .values_list("pk", flat=True)
+        candidates = ScoreRun.objects.select_for_update(skip_locked=True).filter(
+            pk__in=list(run_ids)
         )
+        ids = list(candidates.filter(claimable).values_list("pk", flat=True))
+        if node:
+            orphans = candidates.filter(
+                status=RunStatus.RUNNING, claimed_by__startswith=f"{node}#"
+            ).exclude(pk__in=ids)
+            ids += [
+                pk
+                for pk, claimed_by in orphans.values_list("pk", "claimed_by")
+                if _process_dead(claimed_by, node)
+            ]
         ScoreRun.objects.filter(pk__in=ids).update(
             status=RunStatus.RUNNING,
             started_at=timezone.now(),

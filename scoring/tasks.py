@@ -24,7 +24,9 @@ SWEEP_EVERY_BEATS = 12
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def score_runs(self: Any, run_ids: list[int]) -> dict[str, int]:
     """Score these runs (already-done ones are skipped), one engine call per scorer."""
-    return engine.score_and_write(run_ids=run_ids, worker=self.request.hostname or "")
+    return engine.score_and_write(
+        run_ids=run_ids, worker=services.worker_id(self.request.hostname or "")
+    )
 
 
 @shared_task(ignore_result=True)

@@ -10,7 +10,7 @@ PORT=${DEMO_PORT:-8000}
 $PY manage.py migrate --noinput
 $PY manage.py demo_setup
 
-$PY -m celery -A config worker --loglevel=INFO --concurrency=1 -Q interactive,bulk,celery \
+$PY -m celery -A config worker --loglevel=INFO --concurrency=1 -Q interactive,bulk,celery,train \
   >var/worker.log 2>&1 &
 WORKER_PID=$!
 trap 'kill $WORKER_PID 2>/dev/null || true' EXIT INT TERM

@@ -1,4 +1,5 @@
-"""REST API of exports: create a snapshot (queued, built by a worker), list, detail, download a file."""
+"""REST API of snapshots: exports (create, list, detail, download a file) and training runs
+(start, progress, cancel, restart, promote; the live scorer and its log)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,26 @@ from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotate.api import ApiView
 from annotate.formats.exporters.base import NEUTRAL_CHOICES
+from annotate.models import Role
 
-from . import selectors, services
-from .models import ExportFileFormat, ExportFormat, ExportSnapshot, ExportStatus, LabelPolicy
+from . import selectors, services, training
+from .models import (
+    ExportFileFormat,
+    ExportFormat,
+    ExportSnapshot,
+    ExportStatus,
+    LabelPolicy,
+    ScorerPromotion,
+    TrainingRun,
+    TrainingStatus,
+)
 
 TAG_EXPORTS = "exports"
 
@@ -171,3 +183,185 @@ class ExportFileApi(ApiView):
         path = selectors.export_file_path(snapshot=snapshot, filename=filename)
         name = f"{snapshot.project.slug}-{snapshot.name}-v{snapshot.version}-{filename}"
         return FileResponse(path.open("rb"), as_attachment=True, filename=name)
+
+
+# --- training PRMs (docs/training.md) -------------------------------------------------------------
+
+TAG_TRAINING = "training"
+
+
+class TrainingRunSerializer(serializers.ModelSerializer):
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    snapshot = serializers.SerializerMethodField()
+    status = serializers.CharField(
+        read_only=True, help_text=f"One of: {', '.join(TrainingStatus.values)}."
+    )
+    scorer = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    stale = serializers.SerializerMethodField(help_text="Running, but its worker stopped.")
+    params = serializers.DictField(read_only=True)
+    loss_curve = serializers.ListField(child=serializers.DictField(), read_only=True)
+    metrics = serializers.DictField(read_only=True, help_text="test (and previous) figures.")
+    learning_curve = serializers.ListField(child=serializers.DictField(), read_only=True)
+    result = serializers.DictField(read_only=True)
+
+    def get_snapshot(self, run: TrainingRun) -> str:
+        return f"{run.snapshot.name}@{run.snapshot.version}"
+
+    def get_stale(self, run: TrainingRun) -> bool:
+        return training.is_stale(run)
+
+    class Meta:
+        model = TrainingRun
+        ref_name = "TrainingRun"
+        fields = [
+            "id",
+            "project",
+            "snapshot",
+            "base",
+            "scorer_name",
+            "params",
+            "curve",
+            "status",
+            "stale",
+            "cancel_requested",
+            "progress_done",
+            "progress_total",
+            "loss_curve",
+            "log",
+            "error",
+            "result",
+            "metrics",
+            "learning_curve",
+            "output_path",
+            "scorer",
+            "scorer_version",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class TrainingRunListApi(ApiView):
+    """A project's training runs (reviewers and admins); start one (admins)."""
+
+    class InputSerializer(serializers.Serializer):
+        snapshot = serializers.CharField(help_text="NAME or NAME@VERSION of a TRL JSONL snapshot.")
+        base = serializers.CharField(help_text="'tiny' or an absolute local model directory.")
+        scorer = serializers.SlugField(help_text="The scorer the result becomes a version of.")
+        params = serializers.DictField(
+            required=False,
+            default=dict,
+            help_text="epochs, learning_rate, batch_tokens, max_length, seed, head "
+            "(token_classification | qwen_extra0), ... (docs/training.md).",
+        )
+        curve = serializers.BooleanField(default=False, help_text="Also 25/50/75% of train.")
+
+        class Meta:
+            ref_name = "TrainingRunCreateInput"
+
+    @extend_schema(tags=[TAG_TRAINING], responses=TrainingRunSerializer(many=True))
+    def get(self, request: Request, slug: str) -> Response:
+        project = training.project_for_training(
+            user=request.user, slug=slug, min_role=Role.REVIEWER
+        )
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(
+            training.training_run_list_for_user(user=request.user, project=project),
+            request,
+            view=self,
+        )
+        return paginator.get_paginated_response(TrainingRunSerializer(page, many=True).data)
+
+    @extend_schema(
+        tags=[TAG_TRAINING],
+        request=InputSerializer,
+        responses={202: TrainingRunSerializer, 400: OpenApiResponse(description="Refused.")},
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        project = training.project_for_training(user=request.user, slug=slug)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        run = training.training_run_create(
+            user=request.user,
+            project=project,
+            snapshot=values["snapshot"],
+            base=values["base"],
+            scorer_name=values["scorer"],
+            params=values["params"],
+            curve=values["curve"],
+        )
+        return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class TrainingRunDetailApi(ApiView):
+    """One run: status, progress and loss curve while it trains; figures and scorer once done."""
+
+    @extend_schema(tags=[TAG_TRAINING], responses=TrainingRunSerializer)
+    def get(self, request: Request, training_run_id: int) -> Response:
+        run = training.training_run_get_for_user(user=request.user, run_id=training_run_id)
+        return Response(TrainingRunSerializer(run).data)
+
+
+class TrainingRunActionApi(ApiView):
+    """cancel or restart a run (project admins); promote its scorer version (reviewers, admins)."""
+
+    @extend_schema(
+        tags=[TAG_TRAINING],
+        request=None,
+        responses={200: TrainingRunSerializer, 201: TrainingRunSerializer},
+    )
+    def post(self, request: Request, training_run_id: int, action: str) -> Response:
+        run = training.training_run_get_for_user(user=request.user, run_id=training_run_id)
+        if action == "promote":
+            training.project_for_training(
+                user=request.user, slug=run.project.slug, min_role=training.PROMOTE_MIN_ROLE
+            )
+            if run.scorer is None:
+                raise serializers.ValidationError({"run": "this run produced no scorer version"})
+            training.scorer_promote(
+                project=run.project, scorer=run.scorer, user=request.user, run=run
+            )
+            return Response(TrainingRunSerializer(run).data)
+        training.project_for_training(user=request.user, slug=run.project.slug)
+        if action == "cancel":
+            return Response(TrainingRunSerializer(training.training_run_cancel(run=run)).data)
+        if action == "restart":
+            new = training.training_run_restart(run=run, user=request.user)
+            return Response(TrainingRunSerializer(new).data, status=status.HTTP_201_CREATED)
+        raise NotFound("No such action (cancel, restart, promote).")
+
+
+class PromotionSerializer(serializers.ModelSerializer):
+    scorer = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    metrics = serializers.DictField(read_only=True)
+
+    class Meta:
+        model = ScorerPromotion
+        ref_name = "ScorerPromotion"
+        fields = ["id", "scorer", "scorer_version", "action", "training_run", "metrics", "by", "at"]
+        read_only_fields = fields
+
+
+class LiveScorerApi(ApiView):
+    """The project's live scorer and its promotion log (GET); demote it (DELETE)."""
+
+    @extend_schema(tags=[TAG_TRAINING], responses=PromotionSerializer(many=True))
+    def get(self, request: Request, slug: str) -> Response:
+        project = training.project_for_training(
+            user=request.user, slug=slug, min_role=Role.REVIEWER
+        )
+        return Response(PromotionSerializer(project.promotions.all()[:100], many=True).data)
+
+    @extend_schema(tags=[TAG_TRAINING], request=None, responses=PromotionSerializer)
+    def delete(self, request: Request, slug: str) -> Response:
+        project = training.project_for_training(
+            user=request.user, slug=slug, min_role=training.PROMOTE_MIN_ROLE
+        )
+        return Response(
+            PromotionSerializer(training.scorer_demote(project=project, user=request.user)).data
+        )

@@ -14,4 +14,24 @@ urlpatterns = [
         api.ExportFileApi.as_view(),
         name="export-file",
     ),
+    path(
+        "projects/<slug:slug>/training-runs/",
+        api.TrainingRunListApi.as_view(),
+        name="training-run-list",
+    ),
+    path(
+        "training-runs/<int:training_run_id>/",
+        api.TrainingRunDetailApi.as_view(),
+        name="training-run",
+    ),
+    *(
+        path(
+            f"training-runs/<int:training_run_id>/{action}/",
+            api.TrainingRunActionApi.as_view(),
+            {"action": action},
+            name=f"training-run-{action}",
+        )
+        for action in ("cancel", "restart", "promote")
+    ),
+    path("projects/<slug:slug>/live-scorer/", api.LiveScorerApi.as_view(), name="live-scorer"),
 ]

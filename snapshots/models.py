@@ -94,3 +94,91 @@ class ExportSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project}/{self.name}/v{self.version}"
+
+
+# --- training PRMs from snapshots (docs/training.md) ------------------------------------------------
+
+
+class TrainingStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class TrainingRun(models.Model):
+    """One training of a PRM on a snapshot's train split; the result is a new scorer version.
+
+    Executed by a Celery worker on the `train` queue (never in the web process). Its checkpoint
+    goes to its own folder under VAR_DIR/models (named by the run's id: two runs never share one).
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="training_runs")
+    snapshot = models.ForeignKey(ExportSnapshot, on_delete=models.PROTECT, related_name="+")
+    base = models.CharField(max_length=500, help_text='"tiny" or a local model directory.')
+    scorer_name = models.SlugField(max_length=100)
+    params = models.JSONField(default=dict, blank=True)
+    curve = models.BooleanField(
+        default=False, help_text="Also train on 25/50/75% (learning curve)."
+    )
+    status = models.CharField(
+        max_length=10, choices=TrainingStatus.choices, default=TrainingStatus.QUEUED
+    )
+    cancel_requested = models.BooleanField(default=False)
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    loss_curve = models.JSONField(default=list, blank=True)
+    log = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True, help_text="On the snapshot's test split.")
+    learning_curve = models.JSONField(default=list, blank=True)
+    output_path = models.CharField(max_length=500, blank=True)
+    scorer = models.ForeignKey(
+        "scoring.Scorer", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    scorer_version = models.PositiveIntegerField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"training {self.pk} of {self.scorer_name} on {self.snapshot_id} ({self.status})"
+
+
+class PromotionAction(models.TextChoices):
+    PROMOTE = "promote", "Promoted"
+    DEMOTE = "demote", "Demoted"
+
+
+class ScorerPromotion(models.Model):
+    """The log of a project's live scorer: who promoted (or demoted) which version, when, and the
+    figures it had on gold at the time. The latest `promote` not followed by a `demote` is live."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="promotions")
+    scorer = models.ForeignKey("scoring.Scorer", on_delete=models.CASCADE, related_name="+")
+    scorer_version = models.PositiveIntegerField()
+    action = models.CharField(max_length=10, choices=PromotionAction.choices)
+    training_run = models.ForeignKey(
+        TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="promotions"
+    )
+    metrics = models.JSONField(default=dict, blank=True)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.project}: {self.action} {self.scorer_id} v{self.scorer_version}"

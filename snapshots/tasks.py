@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from . import services
+from . import services, training
 
 logger = logging.getLogger(__name__)
 
@@ -22,3 +22,14 @@ def export_snapshot_build_task(snapshot_id: int) -> str:
         # The error is on the snapshot (status failed), shown on the page; retrying would fail alike.
         logger.exception("export snapshot %s failed", snapshot_id)
         return "failed"
+
+
+@shared_task(
+    name=training.TRAIN_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True
+)
+def training_run_task(run_id: int) -> str:
+    """Train one run (a redelivered task after a killed worker takes the run over; a finished,
+    failed or cancelled run is left as it is)."""
+    training.training_runs_sweep()
+    run = training.training_run_execute(run_id=run_id)
+    return run.status if run is not None else "missing"

@@ -15,4 +15,19 @@ urlpatterns = [
         views.export_download,
         name="export_download",
     ),
+    path("p/<slug:slug>/training/", views.training_page, name="training"),
+    path("p/<slug:slug>/training/demote/", views.live_scorer_demote, name="demote"),
+    path("training/<int:training_run_id>/", views.training_run, name="training_run"),
+    path(
+        "training/<int:training_run_id>/status/", views.training_run_status, name="training_status"
+    ),
+    *(
+        path(
+            f"training/<int:training_run_id>/{action}/",
+            views.training_run_action,
+            {"action": action},
+            name=f"training_{action}",
+        )
+        for action in ("cancel", "restart", "promote")
+    ),
 ]

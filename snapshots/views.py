@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.utils.safestring import SafeString, mark_safe
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import selectors, services
+from annotate import selectors as annotate_selectors
+from annotate.models import Role
+
+from . import selectors, services, training
 from .models import ExportFileFormat, ExportFormat, LabelPolicy, NeutralMapping
 
 # How often the progress partial asks again while a build runs.
@@ -108,3 +114,197 @@ def export_download(request: HttpRequest, snapshot_id: int, filename: str) -> Fi
     path = selectors.export_file_path(snapshot=snapshot, filename=filename)
     name = f"{snapshot.project.slug}-{snapshot.name}-v{snapshot.version}-{filename}"
     return FileResponse(path.open("rb"), as_attachment=True, filename=name)
+
+
+# --- training PRMs (docs/training.md) -------------------------------------------------------------
+
+
+class TrainingForm(forms.Form):
+    snapshot = forms.CharField(
+        max_length=120, help_text="A TRL JSON Lines snapshot: NAME or NAME@VERSION (the latest)."
+    )
+    base = forms.CharField(
+        max_length=500, initial="tiny", help_text="'tiny' or a local model directory (absolute)."
+    )
+    scorer = forms.SlugField(max_length=100, help_text="A new version of this scorer is made.")
+    epochs = forms.FloatField(min_value=0.01, initial=1.0)
+    learning_rate = forms.FloatField(min_value=1e-8, max_value=0.99, initial=1e-5)
+    max_length = forms.IntegerField(min_value=2, initial=2048)
+    seed = forms.IntegerField(min_value=0, initial=0)
+    head = forms.ChoiceField(
+        choices=[
+            ("token_classification", "TRL token classification"),
+            ("qwen_extra0", "Qwen <extra_0> head"),
+        ]
+    )
+    curve = forms.BooleanField(
+        required=False, help_text="Also train on 25/50/75% (learning curve)."
+    )
+    more = forms.CharField(
+        required=False,
+        label="More parameters",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text='Other engine parameters as a JSON object, e.g. {"warmup_ratio": 0.1} '
+        "(docs/training.md).",
+    )
+
+    def clean_more(self) -> dict[str, object]:
+        raw = self.cleaned_data["more"].strip()
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Not JSON: {exc}") from exc
+        if not isinstance(value, dict):
+            raise forms.ValidationError("A JSON object, {...}.")
+        return value
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def training_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """A project's training runs, the form that starts one, the live scorer and its log."""
+    project = training.project_for_training(user=request.user, slug=slug, min_role=Role.REVIEWER)
+    can_train = annotate_selectors.role_at_least(
+        annotate_selectors.project_role(user=request.user, project=project), training.TRAIN_MIN_ROLE
+    )
+    form = TrainingForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST":
+        training.project_for_training(user=request.user, slug=slug)  # admins only
+        if form.is_valid():
+            data = form.cleaned_data
+            params = {k: data[k] for k in ("epochs", "learning_rate", "max_length", "seed", "head")}
+            params["batch_tokens"] = max(16384, data["max_length"])
+            params.update(data["more"])
+            try:
+                run = training.training_run_create(
+                    user=request.user,
+                    project=project,
+                    snapshot=data["snapshot"],
+                    base=data["base"],
+                    scorer_name=data["scorer"],
+                    params=params,
+                    curve=data["curve"],
+                )
+            except ValidationError as err:
+                for field, errors in err.message_dict.items():
+                    form.add_error(field if field in form.fields else None, errors)
+            else:
+                return redirect("snapshots:training_run", training_run_id=run.pk)
+    return render(
+        request,
+        "snapshots/training.html",
+        {
+            "project": project,
+            "form": form,
+            "can_train": can_train,
+            "runs": training.training_run_list_for_user(user=request.user, project=project)[:50],
+            "live": training.live_scorer(project=project),
+            "promotions": project.promotions.select_related("scorer", "by")[:20],
+            "snapshots": project.exports.filter(format="trl", status="done")[:20],
+        },
+        status=400 if form.errors else 200,
+    )
+
+
+def _run_context(request: HttpRequest, training_run_id: int) -> dict[str, object]:
+    run = training.training_run_get_for_user(user=request.user, run_id=training_run_id)
+    role = annotate_selectors.project_role(user=request.user, project=run.project)
+    live = training.live_scorer(project=run.project)
+    return {
+        "run": run,
+        "project": run.project,
+        "stale": training.is_stale(run),
+        "can_train": annotate_selectors.role_at_least(role, training.TRAIN_MIN_ROLE),
+        "can_promote": annotate_selectors.role_at_least(role, training.PROMOTE_MIN_ROLE),
+        "is_live": live is not None
+        and run.scorer_id == live.scorer_id
+        and run.scorer_version == live.scorer_version,
+        "loss_svg": loss_svg(run.loss_curve),
+        "poll_ms": POLL_MS,
+    }
+
+
+@login_required
+@require_GET
+def training_run(request: HttpRequest, training_run_id: int) -> HttpResponse:
+    return render(request, "snapshots/training_run.html", _run_context(request, training_run_id))
+
+
+@login_required
+@require_GET
+def training_run_status(request: HttpRequest, training_run_id: int) -> HttpResponse:
+    """The run's progress partial; polled (htmx) while the run is queued or running."""
+    return render(
+        request, "snapshots/_training_status.html", _run_context(request, training_run_id)
+    )
+
+
+@login_required
+@require_POST
+def training_run_action(request: HttpRequest, training_run_id: int, action: str) -> HttpResponse:
+    """cancel / restart (project admins), promote (reviewers and admins)."""
+    run = training.training_run_get_for_user(user=request.user, run_id=training_run_id)
+    try:
+        if action == "promote":
+            training.project_for_training(
+                user=request.user, slug=run.project.slug, min_role=training.PROMOTE_MIN_ROLE
+            )
+            if run.scorer is None:
+                raise ValidationError("This run produced no scorer version.")
+            training.scorer_promote(
+                project=run.project, scorer=run.scorer, user=request.user, run=run
+            )
+            messages.success(request, f"{run.scorer.name} v{run.scorer_version} is live.")
+        elif action in ("cancel", "restart"):
+            training.project_for_training(user=request.user, slug=run.project.slug)
+            if action == "cancel":
+                training.training_run_cancel(run=run)
+            else:
+                run = training.training_run_restart(run=run, user=request.user)
+        else:
+            raise Http404("No such action.")
+    except ValidationError as err:
+        messages.error(request, " ".join(err.messages))
+    return redirect("snapshots:training_run", training_run_id=run.pk)
+
+
+@login_required
+@require_POST
+def live_scorer_demote(request: HttpRequest, slug: str) -> HttpResponse:
+    project = training.project_for_training(
+        user=request.user, slug=slug, min_role=training.PROMOTE_MIN_ROLE
+    )
+    try:
+        training.scorer_demote(project=project, user=request.user)
+    except ValidationError as err:
+        messages.error(request, " ".join(err.messages))
+    return redirect("snapshots:training", slug=project.slug)
+
+
+def loss_svg(curve: list[dict[str, object]]) -> SafeString:
+    """The training loss by step as inline SVG, drawn from numbers only."""
+    points = [(float(p["step"]), float(p["loss"])) for p in curve if p.get("loss") is not None]  # type: ignore[arg-type]
+    if len(points) < 2:
+        return mark_safe("")  # noqa: S308
+    w, h, pad = 480, 180, 30
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+    span_x, span_y = (x1 - x0) or 1.0, (y1 - y0) or 1.0
+    coords = " ".join(
+        f"{pad + (x - x0) / span_x * (w - pad - 8):.1f},{h - pad - (y - y0) / span_y * (h - pad - 8):.1f}"
+        for x, y in points
+    )
+    return mark_safe(  # noqa: S308 - numbers only
+        f'<svg viewBox="0 0 {w} {h}" width="100%" style="max-width: 640px" role="img" '
+        'aria-label="Training loss by step" '
+        f'xmlns="http://www.w3.org/2000/svg" font-size="10" font-family="sans-serif">'
+        f"<title>Training loss by step</title>"
+        f'<rect x="{pad}" y="8" width="{w - pad - 8}" height="{h - pad - 8}" fill="#fafbfc" stroke="#c9ced6"/>'
+        f'<polyline points="{coords}" fill="none" stroke="#2a64c5" stroke-width="2"/>'
+        f'<text x="{pad}" y="{h - 8}">step {x0:g}</text>'
+        f'<text x="{w - 8}" y="{h - 8}" text-anchor="end">step {x1:g}</text>'
+        f'<text x="{pad - 4}" y="16" text-anchor="end">{y1:.3g}</text>'
+        f'<text x="{pad - 4}" y="{h - pad}" text-anchor="end">{y0:.3g}</text></svg>'
+    )

@@ -32,6 +32,7 @@ from annotate.models import Project, Step, Trace
 from scoring import services as scoring_services
 from scoring.models import RunStatus, ScoreRun
 from snapshots import services as exports
+from snapshots.models import TrainingRun, TrainingStatus
 from tests.conftest import REPO_ROOT
 from tests.factories import make_project, make_user
 
@@ -237,6 +238,30 @@ EXPECTATIONS: dict[str, dict[str, E]] = {
     },
     "/api/projects/{slug}/audit/": {"GET": E(401, 404, 404, 200, 200)},
     "/api/projects/{slug}/audit/queue/": {"GET": E(401, 404, 404, 200, 200)},
+    # --- training PRMs: reviewers read and promote, admins train (annotators: 404)
+    "/p/{slug}/training/": {
+        "GET": E(302, 404, 404, 200, 200),
+        "POST": E(302, 404, 404, 404, 400, data={}),  # an empty form: refused, nothing queued
+    },
+    "/p/{slug}/training/demote/": {"GET": NO_GET, "POST": E(302, 404, 404, 302, 302)},
+    "/training/{training_run_id}/": {"GET": E(302, 404, 404, 200, 200), "POST": NO_POST},
+    "/training/{training_run_id}/status/": {"GET": E(302, 404, 404, 200, 200), "POST": NO_POST},
+    "/training/{training_run_id}/cancel/": {"GET": NO_GET, "POST": E(302, 404, 404, 404, 302)},
+    "/training/{training_run_id}/restart/": {"GET": NO_GET, "POST": E(302, 404, 404, 404, 302)},
+    "/training/{training_run_id}/promote/": {"GET": NO_GET, "POST": E(302, 404, 404, 302, 302)},
+    "/api/projects/{slug}/training-runs/": {
+        "GET": E(401, 404, 404, 200, 200),
+        "POST": E(401, 404, 404, 404, 400, data={}),
+    },
+    "/api/training-runs/{training_run_id}/": {"GET": E(401, 404, 404, 200, 200)},
+    # The world's run is done: nothing to cancel or restart (400), but it can be promoted.
+    "/api/training-runs/{training_run_id}/cancel/": {"POST": E(401, 404, 404, 404, 400)},
+    "/api/training-runs/{training_run_id}/restart/": {"POST": E(401, 404, 404, 404, 400)},
+    "/api/training-runs/{training_run_id}/promote/": {"POST": E(401, 404, 404, 200, 200)},
+    "/api/projects/{slug}/live-scorer/": {
+        "GET": E(401, 404, 404, 200, 200),
+        "DELETE": E(401, 404, 404, 400, 400),  # no live scorer to demote
+    },
 }
 # (Issue 4's review, adjudication and audit routes: append their rows above this line.)
 
@@ -249,6 +274,7 @@ class World:
     run: ScoreRun
     snapshot: Any
     filename: str
+    training_run: Any = None
 
 
 def route_params(w: World) -> dict[str, Any]:
@@ -261,6 +287,7 @@ def route_params(w: World) -> dict[str, Any]:
         "problem_id": w.trace.problem_id,
         "snapshot_id": w.snapshot.pk,
         "filename": w.filename,
+        "training_run_id": w.training_run.pk,
     }
 
 
@@ -294,6 +321,15 @@ def build_world(tmp_path, settings) -> World:  # type: ignore[no-untyped-def]
     )
     snapshot = exports.export_snapshot_build(snapshot_id=snapshot.pk)
     assert snapshot.status == "done", snapshot.error
+    training_run = TrainingRun.objects.create(
+        project=project,
+        snapshot=snapshot,
+        base="tiny",
+        scorer_name="tool",
+        status=TrainingStatus.DONE,
+        scorer=scorer,
+        scorer_version=scorer.version,
+    )
     return World(
         project=project,
         trace=trace,
@@ -301,6 +337,7 @@ def build_world(tmp_path, settings) -> World:  # type: ignore[no-untyped-def]
         run=run,
         snapshot=snapshot,
         filename=snapshot.files[0]["name"],
+        training_run=training_run,
     )
 
 

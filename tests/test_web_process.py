@@ -17,6 +17,9 @@ from django.urls import get_resolver
 import config.urls, config.wsgi
 get_resolver().url_patterns  # every view and API module is imported
 import scoring.tasks, scoring.engine, scoring.api, scoring.views, annotate.api, annotate.views
+import review.api, review.views, snapshots.api, snapshots.views, snapshots.training
+from scoring.prm.training import TrainParams
+TrainParams.from_dict({"epochs": 2})  # the web checks a training request's parameters
 from django.core.management import call_command
 call_command("check")
 heavy = sorted(m for m in ("torch", "transformers", "tokenizers") if m in sys.modules)

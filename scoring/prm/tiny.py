@@ -9,7 +9,7 @@ same ``from_pretrained`` path as a real checkpoint.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -136,4 +136,140 @@ def save_tiny_model(
         weights["v_head.summary.weight"] = head.weight.detach().clone()
         weights["v_head.summary.bias"] = head.bias.detach().clone()
         save_file(weights, str(directory / "model.safetensors"), metadata={"format": "pt"})
+    return directory
+
+
+# --- a tiny base to TRAIN from (scoring.prm.training, base "tiny") -------------------------------
+
+# Bigger than the test models' default shape (hidden 64): enough capacity to learn step-level
+# cues from a few thousand traces, still seconds per thousand steps on two CPU cores.
+TRAIN_BASE_SHAPE: dict[str, int] = {
+    "hidden_size": 128,
+    "num_layers": 2,
+    "num_heads": 4,
+    "num_kv_heads": 2,
+}
+# A trained model starts from the usual small initialisation, not the test models' spread one.
+TRAIN_INITIALIZER_RANGE = 0.02
+
+
+def pack_lm_chunks(tokenizer: Any, texts: Iterable[str], *, seq_len: int) -> list[list[int]]:
+    """Texts tokenised, each followed by the end-of-text id, concatenated and cut into chunks of
+    ``seq_len`` ids (the last, shorter chunk is dropped unless it is the only one).
+
+    >>> class Tok:
+    ...     eos_token_id = 0
+    ...     def __call__(self, text, add_special_tokens=False):
+    ...         return {"input_ids": [ord(c) for c in text]}
+    >>> pack_lm_chunks(Tok(), ["ab", "cde"], seq_len=3)
+    [[97, 98, 0], [99, 100, 101]]
+    """
+    stream: list[int] = []
+    for text in texts:
+        stream.extend(tokenizer(text, add_special_tokens=False)["input_ids"])
+        stream.append(tokenizer.eos_token_id)
+    chunks = [stream[i : i + seq_len] for i in range(0, len(stream), seq_len)]
+    if len(chunks) > 1 and len(chunks[-1]) < seq_len:
+        chunks.pop()
+    return chunks
+
+
+def pretrain_causal_lm(
+    model: Any,
+    tokenizer: Any,
+    texts: Iterable[str],
+    *,
+    epochs: float = 1.0,
+    seq_len: int = 256,
+    batch_rows: int = 32,
+    learning_rate: float = 3e-3,
+    seed: int = 0,
+    should_stop: Any = None,
+) -> list[float]:
+    """Next-token pre-training of a tiny causal LM on ``texts`` (AdamW, linear decay after a
+    short warm-up); returns the loss per step. ``should_stop()`` is checked every step."""
+    chunks = pack_lm_chunks(tokenizer, texts, seq_len=seq_len)
+    generator = torch.Generator().manual_seed(seed)
+    batches_per_epoch = max(1, len(chunks) // batch_rows)
+    total = max(1, round(epochs * batches_per_epoch))
+    warmup = max(1, total // 20)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup)))
+    )
+    model.train()
+    losses: list[float] = []
+    order = torch.randperm(len(chunks), generator=generator)
+    for step in range(total):
+        if should_stop is not None and should_stop():
+            break
+        start = (step % batches_per_epoch) * batch_rows
+        if start == 0 and step > 0:
+            order = torch.randperm(len(chunks), generator=generator)
+        rows = [chunks[int(i)] for i in order[start : start + batch_rows]]
+        width = min(len(r) for r in rows)
+        input_ids = torch.tensor([r[:width] for r in rows], dtype=torch.long)  # (B, T)
+        loss = model(input_ids=input_ids, labels=input_ids).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(float(loss.detach()))
+    model.eval()
+    return losses
+
+
+def save_train_base(
+    directory: str | Path,
+    texts: Sequence[str],
+    *,
+    kind: str = "token_classification",
+    vocab_size: int = 4096,
+    shape: dict[str, int] | None = None,
+    lm_epochs: float = 0.0,
+    sliding_window: int = 0,
+    seed: int = 0,
+    should_stop: Any = None,
+) -> Path:
+    """A tiny base for training, built from ``texts`` (the training corpus) with no download: a
+    tokenizer trained on the texts, a Qwen2 model of ``shape`` (default TRAIN_BASE_SHAPE) with a
+    fresh head of ``kind`` (``token_classification`` or ``qwen2_prm``), optionally pre-trained as
+    a language model on the texts for ``lm_epochs`` first; saved with ``save_pretrained``.
+    ``sliding_window`` > 0 makes the first layer attend to that many recent tokens only (Qwen2's
+    own sliding-window attention, kept in config.json), a cheap view of how long a step is."""
+    import transformers as tf
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_tokenizer(texts, vocab_size=vocab_size)
+    config = tiny_config(
+        tokenizer, initializer_range=TRAIN_INITIALIZER_RANGE, **(shape or TRAIN_BASE_SHAPE)
+    )
+    if sliding_window > 0:
+        config.use_sliding_window = True
+        config.sliding_window = sliding_window
+        config.layer_types = ["sliding_attention"] + ["full_attention"] * (
+            config.num_hidden_layers - 1
+        )
+    torch.manual_seed(seed)
+    model: Any
+    if kind == "token_classification":
+        model = tf.Qwen2ForTokenClassification(config)
+    elif kind == "qwen2_prm":
+        from scoring.prm.qwen_prm import process_reward_model_class
+
+        model = process_reward_model_class()(config)
+    else:
+        raise ValueError(f"unknown kind {kind!r} (token_classification | qwen2_prm)")
+    if lm_epochs > 0:
+        lm = tf.Qwen2ForCausalLM(config)
+        lm.model.load_state_dict(model.model.state_dict())
+        pretrain_causal_lm(
+            lm, tokenizer, texts, epochs=lm_epochs, seed=seed, should_stop=should_stop
+        )
+        model.model.load_state_dict(lm.model.state_dict())
+    model.eval()
+    model.save_pretrained(str(directory))
+    tokenizer.save_pretrained(str(directory))
     return directory

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -195,3 +196,31 @@ def test_scores_of_a_scorer_not_attached_to_the_project_are_refused(setup):
             project=project, scorer=stranger, stream=_jsonl(line), filename="s.jsonl"
         )
     assert not StepScore.objects.exists()
+
+
+def test_runs_of_a_killed_worker_process_are_taken_back_at_once(setup):
+    """A worker's child killed mid-run (the OOM killer): the redelivered task, on the same node,
+    takes the runs back without waiting for their lease to expire."""
+    import subprocess
+    import sys
+
+    _, scorer, traces, _ = setup
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    run = ScoreRun.objects.create(trace=traces[0], scorer=scorer, scorer_version=scorer.version)
+    alive = ScoreRun.objects.create(trace=traces[1], scorer=scorer, scorer_version=scorer.version)
+    ScoreRun.objects.filter(pk=run.pk).update(
+        status=RunStatus.RUNNING, claimed_by=f"gpu@host#{dead.pid}", attempts=1
+    )
+    ScoreRun.objects.filter(pk=alive.pk).update(  # held by a live process: left alone
+        status=RunStatus.RUNNING, claimed_by=f"gpu@host#{os.getpid()}", attempts=1
+    )
+    claimed = services.score_runs_claim(
+        run_ids=[run.pk, alive.pk], worker=services.worker_id("gpu@host")
+    )
+    assert [r.pk for r in claimed] == [run.pk]
+    run.refresh_from_db()
+    assert run.attempts == 2 and run.claimed_by == services.worker_id("gpu@host")
+    # Another node cannot tell whether that process is alive: it waits for the lease.
+    ScoreRun.objects.filter(pk=run.pk).update(claimed_by=f"gpu@host#{dead.pid}")
+    assert services.score_runs_claim(run_ids=[run.pk], worker="cpu@other#1") == []

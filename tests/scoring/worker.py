@@ -32,9 +32,13 @@ def flush_broker() -> None:
 class Worker:
     """`celery -A config worker` with a fixed node name, so a restart is the same node."""
 
-    def __init__(self, log_dir: Path, *, name: str = "e2e") -> None:
+    def __init__(
+        self, log_dir: Path, *, name: str = "e2e", queues: str = "interactive,bulk"
+    ) -> None:
         self.log_dir = log_dir
         self.name = name
+        self.queues = queues
+        self.env_extra: dict[str, str] = {}
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -51,6 +55,7 @@ class Worker:
             STEPLENS_WORKER_HEARTBEAT_SECONDS="0.5",
             PYTHONUNBUFFERED="1",
         )
+        env.update(self.env_extra)
         return env
 
     def start(self) -> None:
@@ -67,7 +72,7 @@ class Worker:
                 "-n",
                 f"{self.name}@%h",
                 "-Q",
-                "interactive,bulk",
+                self.queues,
                 "--pool=solo",
                 "--loglevel=INFO",
                 "--without-gossip",

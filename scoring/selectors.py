@@ -77,6 +77,13 @@ class ScorerPanel:
     def finished(self) -> bool:
         return self.run is not None and self.run.status in (RunStatus.DONE, RunStatus.FAILED)
 
+    @property
+    def retrying(self) -> bool:
+        """Running again after its worker stopped (a killed process, an expired lease)."""
+        return (
+            self.run is not None and self.run.status == RunStatus.RUNNING and self.run.attempts > 1
+        )
+
 
 @dataclass
 class StepBadge:

@@ -224,3 +224,17 @@ def test_runs_of_a_killed_worker_process_are_taken_back_at_once(setup):
     # Another node cannot tell whether that process is alive: it waits for the lease.
     ScoreRun.objects.filter(pk=run.pk).update(claimed_by=f"gpu@host#{dead.pid}")
     assert services.score_runs_claim(run_ids=[run.pk], worker="cpu@other#1") == []
+
+
+def test_annotators_see_a_run_that_is_tried_again(setup, client):
+    project, scorer, traces, _ = setup
+    user = project.memberships.get().user
+    run = ScoreRun.objects.create(
+        trace=traces[0], scorer=scorer, scorer_version=scorer.version, status=RunStatus.RUNNING
+    )
+    client.force_login(user)
+    panel = client.get(f"/scoring/traces/{traces[0].pk}/scores/").content.decode()
+    assert 'data-testid="run-retrying"' not in panel
+    ScoreRun.objects.filter(pk=run.pk).update(attempts=2)
+    panel = client.get(f"/scoring/traces/{traces[0].pk}/scores/").content.decode()
+    assert "retrying (try 2)" in panel

@@ -20,16 +20,16 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
 from annotate import selectors as annotate_selectors
-from annotate.models import Project, Role
+from annotate.models import Project, Role, Step, Trace
 from annotate.selectors import UserLike
 from config.celery import task_send_on_commit
 from scoring import services as scoring_services
-from scoring.models import Backend, RunQueue, Scorer
+from scoring.models import Backend, RunQueue, RunStatus, Scorer, StepScore
 from scoring.prm.redact import redact_text
 
 from .models import (
@@ -331,6 +331,7 @@ def training_run_execute(
                     scorer_params=previous.result.get("scorer_params", {}),
                 )
                 metrics["previous"]["scorer_version"] = previous.scorer_version
+            metrics["others"] = _others_on_rows(run, test_rows, engine.rows_metrics)
             note(f"test split: step AUROC {metrics['test']['step_auroc']}")
         engine.write_model_card(out, metrics=metrics)
         points: list[dict[str, Any]] = []
@@ -375,6 +376,53 @@ def training_run_execute(
         tail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         _fail(run_id, tail)
     return TrainingRun.objects.get(pk=run_id)
+
+
+def _others_on_rows(
+    run: TrainingRun, rows: list[dict[str, Any]], rows_metrics: Callable[..., dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Every other scorer of the project on the same test rows and gold steps, from the scores
+    it already stored (its current version's finished runs): the rows it has scored in full are
+    compared, and the figures say how many of all the rows that was."""
+    by_problem: dict[str, list[tuple[int, list[str]]]] = {}
+    for trace in (
+        Trace.objects.filter(project=run.project, problem__text__in={r["prompt"] for r in rows})
+        .select_related("problem")
+        .prefetch_related(Prefetch("steps", queryset=Step.objects.order_by("index")))
+    ):
+        texts = [step.text for step in trace.steps.all()]
+        by_problem.setdefault(trace.problem.text, []).append((trace.pk, texts))
+    matched: list[tuple[dict[str, Any], int]] = []  # (row, trace id)
+    for row in rows:
+        n = len(row["completions"])
+        for trace_id, texts in by_problem.get(row["prompt"], []):
+            if texts[:n] == list(row["completions"]):
+                matched.append((row, trace_id))
+                break
+    out: dict[str, dict[str, Any]] = {}
+    for scorer in Scorer.objects.filter(projects=run.project).exclude(name=run.scorer_name):
+        scores: dict[int, dict[int, float]] = {}
+        for trace_id, index, score in StepScore.objects.filter(
+            run__scorer=scorer,
+            run__scorer_version=scorer.version,
+            run__status=RunStatus.DONE,
+            run__trace_id__in=[t for _, t in matched],
+        ).values_list("run__trace_id", "step__index", "score"):
+            scores.setdefault(trace_id, {})[index] = score
+        kept_rows, kept_scores = [], []
+        for row, trace_id in matched:
+            n = len(row["completions"])
+            got = scores.get(trace_id, {})
+            if all(i in got for i in range(n)):
+                kept_rows.append(row)
+                kept_scores.append([got[i] for i in range(n)])
+        if kept_rows:
+            out[scorer.name] = {
+                **rows_metrics(kept_rows, kept_scores, threshold=scorer.threshold),
+                "scorer_version": scorer.version,
+                "of_rows": len(rows),
+            }
+    return out
 
 
 def _previous_checkpoint(run: TrainingRun) -> TrainingRun | None:

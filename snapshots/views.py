@@ -222,6 +222,7 @@ def _run_context(request: HttpRequest, training_run_id: int) -> dict[str, object
         and run.scorer_id == live.scorer_id
         and run.scorer_version == live.scorer_version,
         "loss_svg": loss_svg(run.loss_curve),
+        "curve_svg": curve_svg(run.learning_curve),
         "poll_ms": POLL_MS,
     }
 
@@ -307,4 +308,43 @@ def loss_svg(curve: list[dict[str, object]]) -> SafeString:
         f'<text x="{w - 8}" y="{h - 8}" text-anchor="end">step {x1:g}</text>'
         f'<text x="{pad - 4}" y="16" text-anchor="end">{y1:.3g}</text>'
         f'<text x="{pad - 4}" y="{h - pad}" text-anchor="end">{y0:.3g}</text></svg>'
+    )
+
+
+def curve_svg(points: list[dict[str, object]]) -> SafeString:
+    """The learning curve: test-split step AUROC by the fraction of the train split trained on
+    (Prodigy's train-curve), inline SVG from numbers only."""
+    xy = [
+        (float(p["fraction"]), float(p["step_auroc"]))  # type: ignore[arg-type]
+        for p in points
+        if p.get("step_auroc") is not None
+    ]
+    if len(xy) < 2:
+        return mark_safe("")  # noqa: S308
+    w, h, pad = 480, 180, 34
+    lo, hi = min(y for _, y in xy), max(y for _, y in xy)
+    lo, hi = min(lo, 0.5), max(hi, lo + 0.05)
+
+    def at(x: float, y: float) -> str:
+        return f"{pad + x * (w - pad - 8):.1f},{h - pad - (y - lo) / (hi - lo) * (h - pad - 8):.1f}"
+
+    dots = "".join(
+        f'<circle cx="{at(x, y).split(",")[0]}" cy="{at(x, y).split(",")[1]}" r="3" '
+        f'fill="#2a64c5"><title>{x:.0%}: AUROC {y:.3f}</title></circle>'
+        for x, y in xy
+    )
+    return mark_safe(  # noqa: S308 - numbers only
+        f'<svg viewBox="0 0 {w} {h}" width="100%" style="max-width: 640px" role="img" '
+        'aria-label="Learning curve: test AUROC by train fraction" '
+        'xmlns="http://www.w3.org/2000/svg" font-size="10" font-family="sans-serif">'
+        "<title>Learning curve</title>"
+        f'<rect x="{pad}" y="8" width="{w - pad - 8}" height="{h - pad - 8}" fill="#fafbfc" '
+        'stroke="#c9ced6"/>'
+        f'<polyline points="{" ".join(at(x, y) for x, y in xy)}" fill="none" stroke="#2a64c5" '
+        'stroke-width="2"/>'
+        f"{dots}"
+        f'<text x="{pad}" y="{h - 8}">0% of train</text>'
+        f'<text x="{w - 8}" y="{h - 8}" text-anchor="end">100%</text>'
+        f'<text x="{pad - 4}" y="16" text-anchor="end">{hi:.2f}</text>'
+        f'<text x="{pad - 4}" y="{h - pad}" text-anchor="end">{lo:.2f}</text></svg>'
     )

@@ -928,7 +928,6 @@ def evaluate_rows(
     ProcessBench F1 at threshold 0.5, ProcessBench F1 at its best threshold (each row's label is
     its first False step, -1 when none: right for first-error rows like ProcessBench's), ECE."""
     from scoring.prm import build_scorer
-    from scoring.prm.metrics import auroc, best_threshold, calibration, prmbench, processbench
 
     check_rows(rows)
     scorer = build_scorer(
@@ -943,13 +942,31 @@ def evaluate_rows(
     started = time.perf_counter()
     scores = [t.scores for t in scorer.score(traces)]
     seconds = time.perf_counter() - started
-    flat_scores = [s for trace in scores for s in trace]
+    return {**rows_metrics(rows, scores), "scoring_seconds": round(seconds, 3)}
+
+
+def rows_metrics(
+    rows: Sequence[dict[str, Any]], scores: Sequence[Sequence[float]], *, threshold: float = 0.5
+) -> dict[str, Any]:
+    """Step scores of TRL rows (one list per row, one score per completion) against the rows'
+    labels: step AUROC (positive = correct step), PRMBench score and ProcessBench F1 at
+    ``threshold``, ProcessBench F1 at its best threshold (a row's label is its first False step,
+    -1 when none), ECE. Plain numpy: any scorer's stored scores can be compared the same way.
+
+    >>> rows = [{"labels": [True, False]}, {"labels": [True, True]}]
+    >>> m = rows_metrics(rows, [[0.9, 0.2], [0.8, 0.7]])
+    >>> m["step_auroc"], m["processbench_f1"]
+    (1.0, 1.0)
+    """
+    from scoring.prm.metrics import auroc, best_threshold, calibration, prmbench, processbench
+
+    flat_scores = [float(s) for trace in scores for s in trace]
     flat_labels = [bool(v) for r in rows for v in r["labels"]]
     first_errors = [first_error_label(r["labels"]) for r in rows]
     pb = processbench(
-        first_errors, [next((i for i, s in enumerate(t) if s < 0.5), -1) for t in scores]
+        first_errors, [next((i for i, s in enumerate(t) if s < threshold), -1) for t in scores]
     )
-    threshold, best_f1 = best_threshold(first_errors, scores)
+    best, best_f1 = best_threshold(first_errors, [list(t) for t in scores])
     return {
         "rows": len(rows),
         "steps": len(flat_labels),
@@ -957,10 +974,9 @@ def evaluate_rows(
         "step_auroc": auroc(flat_labels, flat_scores),
         "prmbench_score": prmbench(flat_labels, flat_scores).score,
         "processbench_f1": pb.f1,
-        "processbench_best_threshold": threshold,
+        "processbench_best_threshold": best,
         "processbench_best_f1": best_f1,
         "ece": calibration(flat_labels, flat_scores).ece,
-        "scoring_seconds": round(seconds, 3),
     }
 
 

@@ -20,6 +20,7 @@ pytest.importorskip("trl")
 
 from annotate import imports  # noqa: E402
 from review.models import TracePriority  # noqa: E402
+from scoring import services as scoring_services  # noqa: E402
 from scoring.models import RunStatus, Scorer, ScoreRun  # noqa: E402
 from snapshots import services as exports  # noqa: E402
 from snapshots import training  # noqa: E402
@@ -73,6 +74,11 @@ def test_a_run_trains_registers_a_scorer_version_and_scores_the_test_split(
     project_with_snapshot, django_capture_on_commit_callbacks
 ) -> None:
     admin, project, snapshot = project_with_snapshot
+    tool = scoring_services.scorer_create(name="tool", backend="tool", projects=[project])
+    with django_capture_on_commit_callbacks(execute=True):  # the tool scores every trace
+        scoring_services.score_runs_enqueue(
+            traces=list(project.traces.values_list("pk", flat=True)), scorers=[tool]
+        )
     with django_capture_on_commit_callbacks(execute=True):  # the `train` task, eager in tests
         run = training.training_run_create(
             user=admin, project=project, snapshot="pb", base="tiny", scorer_name="mine", params=FAST
@@ -90,6 +96,10 @@ def test_a_run_trains_registers_a_scorer_version_and_scores_the_test_split(
     test = run.metrics["test"]
     assert test["rows"] == snapshot.row_counts["test"]
     assert 0.0 <= test["step_auroc"] <= 1.0
+    # The project's other scorers on the same test rows and gold steps, from their stored scores.
+    other = run.metrics["others"]["tool"]
+    assert other["rows"] == other["of_rows"] == test["rows"]
+    assert other["steps"] == test["steps"] and 0.0 <= other["step_auroc"] <= 1.0
 
     # A second run of the same scorer: version 2, in its own folder, beside version 1's figures.
     with django_capture_on_commit_callbacks(execute=True):
@@ -289,3 +299,28 @@ def test_train_prm_prints_a_json_line_that_add_scorer_reads(project_with_snapsho
     assert (
         run.status == RunStatus.DONE and run.step_scores.count() == other.traces.get().steps.count()
     )
+
+
+def test_the_learning_curve_trains_on_growing_fractions_and_is_plotted(
+    project_with_snapshot, client
+) -> None:
+    admin, project, _ = project_with_snapshot
+    run = training.training_run_create(
+        user=admin,
+        project=project,
+        snapshot="pb",
+        base="tiny",
+        scorer_name="curve",
+        params=FAST,
+        curve=True,
+        enqueue=False,
+    )
+    run = training.training_run_execute(run_id=run.pk)
+    assert run.status == TrainingStatus.DONE, run.error
+    fractions = [point["fraction"] for point in run.learning_curve]
+    assert fractions == [0.25, 0.5, 0.75, 1.0]
+    rows = [point["train_rows"] for point in run.learning_curve]
+    assert rows == sorted(rows) and rows[-1] == run.result["train_rows"]
+    client.force_login(admin)
+    page = client.get(f"/training/{run.pk}/").content.decode()
+    assert "Learning curve: test AUROC by train fraction" in page

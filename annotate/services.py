@@ -263,17 +263,15 @@ def annotation_add_active_time(*, user: User, trace: Trace, seconds: float) -> A
     seconds = max(0.0, min(float(seconds), MAX_ACTIVE_SECONDS_PER_HEARTBEAT))
     annotation = annotation_start(user=user, trace=trace)
     with transaction.atomic():
-        # The row lock orders concurrent heartbeats: each sees the one before it.
-        last = (
-            Annotation.objects.select_for_update()
-            .filter(pk=annotation.pk)
-            .values_list("last_heartbeat_at", flat=True)
-            .get()
-        )
-        now = timezone.now()
+        # Write first: the row (PostgreSQL) or the database (SQLite) is locked before the last
+        # heartbeat is read, so concurrent heartbeats are credited one after the other.
+        rows = Annotation.objects.filter(pk=annotation.pk)
+        rows.update(updated_at=timezone.now())
+        now = timezone.now()  # read under the lock: never before the previous heartbeat's
+        last = rows.values_list("last_heartbeat_at", flat=True).get()
         if last is not None:
             seconds = min(seconds, max(0.0, (now - last).total_seconds()))
-        Annotation.objects.filter(pk=annotation.pk).update(
+        rows.update(
             active_seconds=F("active_seconds") + seconds, last_heartbeat_at=now, updated_at=now
         )
     signals.annotation_active.send(sender=Annotation, user=user, trace=trace)

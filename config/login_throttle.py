@@ -142,13 +142,18 @@ class LoginThrottleMiddleware:
         self._paths: dict[str, str] | None = None
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse | None:
+        # In process_view, after CsrfViewMiddleware's (MIDDLEWARE order): a forged log-in is
+        # refused by the CSRF check before this reads the body for the username.
         if request.method == "POST":
             if self._paths is None:
                 self._paths = _login_paths()
             kind = self._paths.get(request.path_info)
             if kind and is_locked(username=_posted_username(request), request=request):
                 return self._refuse(request, kind)
-        return self.get_response(request)
+        return None
 
     @staticmethod
     def _refuse(request: HttpRequest, kind: str) -> HttpResponse:

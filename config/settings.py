@@ -73,6 +73,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.body_limit.BodySizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -157,6 +158,9 @@ MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 # Uploads: imports larger than this are refused with a clear error (see annotate.views).
 IMPORT_MAX_BYTES = int(os.environ.get("STEPLENS_IMPORT_MAX_BYTES", str(200 * 1024 * 1024)))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# Any request body larger than this is refused (413) before it is read, except by the import
+# endpoints (STEPLENS_IMPORT_MAX_BYTES): config/body_limit.py.
+STEPLENS_MAX_BODY_BYTES = int(os.environ.get("STEPLENS_MAX_BODY_BYTES", str(10 * 1024 * 1024)))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 # Longest step text (also a trace's final answer) and problem text (also its reference answer and

@@ -313,3 +313,30 @@ def test_pages_forbid_framing_and_sniffing():
     response = client.get("/")
     assert response["X-Frame-Options"] == "DENY"
     assert response["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.django_db
+def test_a_large_body_is_refused_before_anything_parses_it(settings):
+    """Item 9 of "Hardening": a 50 MB multipart POST to the login page was parsed (the 10 MB
+    limit covers form fields, not files), by the login throttle, before CSRF was checked."""
+    settings.STEPLENS_MAX_BODY_BYTES = 1024 * 1024
+    client = Client(raise_request_exception=False)
+    body = b"--xyz\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a\"\r\n\r\n"
+    body += b"x" * (2 * 1024 * 1024) + b"\r\n--xyz--\r\n"
+    response = client.generic(
+        "POST", "/accounts/login/", body, content_type="multipart/form-data; boundary=xyz"
+    )
+    assert response.status_code == 413
+    assert "larger than" in response.content.decode()
+    # The import endpoints keep their own, larger limit (STEPLENS_IMPORT_MAX_BYTES).
+    response = client.generic(
+        "POST", "/api/imports/", body, content_type="multipart/form-data; boundary=xyz"
+    )
+    assert response.status_code != 413
+
+
+@pytest.mark.django_db
+def test_a_forged_log_in_is_refused_by_csrf_before_the_throttle_reads_it():
+    client = Client(enforce_csrf_checks=True)
+    response = client.post("/accounts/login/", {"username": "x", "password": "y"})
+    assert response.status_code == 403

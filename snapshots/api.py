@@ -76,6 +76,7 @@ class ExportSnapshotSerializer(serializers.ModelSerializer):
             "seed",
             "filters",
             "options",
+            "identities",
             "status",
             "progress_done",
             "progress_total",
@@ -116,6 +117,11 @@ class ExportListApi(ApiView):
         subsets = serializers.ListField(child=serializers.CharField(), required=False)
         sources = serializers.ListField(child=serializers.CharField(), required=False)
         include_flagged = serializers.BooleanField(default=False)
+        identities = serializers.BooleanField(
+            default=False,
+            help_text="Opt in: the exporter's name in the card, annotators' submission times and "
+            "active seconds in the rows (withheld by default; docs/exports.md).",
+        )
         options = serializers.DictField(
             required=False,
             help_text="sft only: {select: labels|scorer, scorer, aggregation, top_k}.",

@@ -65,6 +65,9 @@ class ExportSnapshot(models.Model):
     seed = models.PositiveIntegerField(default=0)
     filters = models.JSONField(default=dict, blank=True)
     options = models.JSONField(default=dict, blank=True)
+    # Opt-in: the exporter's name in the card, annotators' submission times and active seconds in
+    # the rows (docs/exports.md, "What a snapshot publishes").
+    identities = models.BooleanField(default=False)
     status = models.CharField(
         max_length=10, choices=ExportStatus.choices, default=ExportStatus.QUEUED
     )

@@ -166,6 +166,7 @@ def export_snapshot_create(
     seed: int = 0,
     filters: dict[str, Any] | None = None,
     options: dict[str, Any] | None = None,
+    identities: bool = False,
     enqueue: bool = True,
 ) -> ExportSnapshot:
     """Check an export request, record it as the next version of `name`, and queue its build.
@@ -232,6 +233,7 @@ def export_snapshot_create(
             seed=seed,
             filters=filters,
             options=options,
+            identities=identities,
             created_by=cast(Any, user) if user is not None and user.is_authenticated else None,
         )
         if enqueue:
@@ -454,6 +456,10 @@ def _annotator_records(
     records = []
     for row in annotation_rows:
         _, annotation_id, annotator_id, finish_reason, submitted_at, seconds, imported = row[:7]
+        if not imported and not snapshot.identities:
+            # Withheld unless the export opts in: when and how long a person worked on it.
+            # Imported annotations keep what their source published (PRM800K's own fields).
+            submitted_at, seconds = None, None
         values, flags = per_annotation.get(
             annotation_id, ([None] * step_count, [False] * step_count)
         )
@@ -741,7 +747,14 @@ def render_card(
         "negative": "neutral (0) counts as wrong",
         "drop": "neutral (0) counts as unlabelled (a trace's labelled prefix ends before it)",
     }[snapshot.neutral]
-    who = snapshot.created_by.get_username() if snapshot.created_by else "manage.py export_dataset"
+    if not snapshot.identities:
+        who = "a reviewer (names withheld: identities not included)"
+    else:
+        who = (
+            snapshot.created_by.get_username()
+            if snapshot.created_by
+            else "manage.py export_dataset"
+        )
     lines = [
         *header,
         "",
@@ -754,6 +767,13 @@ def render_card(
         f"- format: `{snapshot.format}` ({snapshot.get_format_display()}), file: {snapshot.file_format}",
         f"- filters: `{json.dumps(snapshot.filters, sort_keys=True)}`"
         + (" (flagged problems excluded)" if not snapshot.filters.get("include_flagged") else ""),
+        "- identities: "
+        + (
+            "included (the exporter's name; annotators' submission times and active seconds)"
+            if snapshot.identities
+            else "withheld (annotators are pseudonyms; no names, submission times or active "
+            "seconds of steplens annotators; imported annotations keep their source's fields)"
+        ),
     ]
     if snapshot.options:
         lines.append(f"- options: `{json.dumps(snapshot.options, sort_keys=True)}`")

@@ -53,6 +53,12 @@ class ExportForm(forms.Form):
     )
     scorer = forms.CharField(required=False, help_text="sft by PRM: the scorer's name.")
     top_k = forms.IntegerField(min_value=1, required=False, help_text="sft: traces per problem.")
+    identities = forms.BooleanField(
+        required=False,
+        label="Include identities",
+        help_text="Your name in the dataset card, and annotators' submission times and active "
+        "seconds in the rows. Off: annotators are pseudonyms and their times are withheld.",
+    )
 
 
 def _options(data: dict[str, object]) -> dict[str, object]:
@@ -83,6 +89,7 @@ def exports_page(request: HttpRequest, slug: str) -> HttpResponse:
                 seed=data["seed"],
                 filters={"subsets": data["subsets"]},
                 options=_options(data),
+                identities=data["identities"],
             )
         except ValidationError as err:
             for field, errors in err.message_dict.items():

@@ -346,3 +346,36 @@ def test_sft_keeps_the_prm_top_trace_of_each_problem() -> None:
             ]
         }
     ]
+
+
+def test_a_snapshot_names_nobody_and_times_nobody_unless_asked() -> None:
+    """Item 4 of "Hardening": the card named the exporting user and rows carried each annotator's
+    times. By default neither is published: annotators appear as pseudonyms, their submission
+    times and active seconds are withheld, and the card does not say who exported. An export may
+    opt in (identities=True). Imported annotations keep what their source published (round trips
+    stay exact)."""
+    from annotate import services
+    from tests.factories import make_trace, make_user
+
+    exporter, annotator = make_user("erin-exports"), make_user("anna-labels")
+    project = make_project("ids", members={exporter: "reviewer", annotator: "annotator"})
+    trace = make_trace(project)
+    services.label_all_correct(user=annotator, trace=trace)
+    services.annotation_add_active_time(user=annotator, trace=trace, seconds=42)
+    services.annotation_submit(user=annotator, trace=trace)
+
+    def export(**kwargs: Any) -> tuple[str, dict[str, Any]]:
+        snapshot = exports.export_snapshot_create(
+            project=project, user=exporter, format="prm800k", labels="all", enqueue=False, **kwargs
+        )
+        snapshot = exports.export_snapshot_build(snapshot_id=snapshot.pk)
+        card = export_selectors.export_file_path(snapshot=snapshot, filename="README.md")
+        return card.read_text(), json.loads(lines(snapshot)[0])
+
+    card, row = export(name="public")
+    assert "erin-exports" not in card and "anna-labels" not in card + json.dumps(row)
+    assert row["timestamp"] is None and row["label"]["total_time"] is None
+    assert row["labeler"].startswith("annotator-")
+    card, row = export(name="internal", identities=True)
+    assert "erin-exports" in card
+    assert row["timestamp"] is not None and row["label"]["total_time"] == 42_000

@@ -108,7 +108,10 @@ def rows(
                         record.steps[:n], labels[:n], flagged[:n], strict=True
                     )
                 ],
-                "total_time": round(float(annotation.get("active_seconds") or 0.0) * 1000),
+                # null when withheld (a snapshot publishes annotators' times only if asked)
+                "total_time": None
+                if annotation.get("active_seconds") is None
+                else round(float(annotation["active_seconds"]) * 1000),
                 "finish_reason": _finish_reason(labels, n, annotation.get("finish_reason") or ""),
             },
         }

@@ -59,6 +59,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--user", help="username recorded as the creator (needed for --select scorer)"
         )
+        parser.add_argument(
+            "--include-identities",
+            action="store_true",
+            help="the exporter's name in the card, annotators' times in the rows (withheld "
+            "by default)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         project = Project.objects.filter(slug=options["project"]).first()
@@ -92,6 +98,7 @@ class Command(BaseCommand):
                     "include_flagged": options["include_flagged"],
                 },
                 options=sft,
+                identities=options["include_identities"],
                 enqueue=False,  # built here, in this process
             )
         except ValidationError as err:

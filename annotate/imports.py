@@ -140,6 +140,9 @@ def traces_import(
         raise ImportFileError(file=filename, message="subset: longer than 100 characters")
     traces, repeated = _parse_file(stream=stream, filename=filename, format=format, subset=subset)
     with transaction.atomic():
+        # One import into a project at a time: a second one (the same file sent twice at once)
+        # waits here, then finds the first one's traces and adds nothing (no unique violation).
+        Project.objects.select_for_update().filter(pk=project.pk).first()
         result = _write(project=project, source=format, traces=traces)
         vendor = connections[router.db_for_write(Trace)].vendor
         if vendor == "postgresql" and result["steps"] >= ANALYZE_AFTER_STEPS:

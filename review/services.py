@@ -91,6 +91,7 @@ def strategy_set(*, project: Project, strategy: str) -> QueueSettings:
         raise ValidationError({"strategy": f"Unknown strategy {strategy!r}."})
     with transaction.atomic():
         settings = queue_settings_get(project=project)
+        _queue_lock(project)
         settings.strategy = strategy
         settings.save(update_fields=["strategy"])
         column = _STRATEGY_COLUMN.get(QueueStrategy(strategy))
@@ -202,22 +203,30 @@ def priorities_refresh(*, project: Project, trace_ids: Iterable[int] | None = No
             )
         )
         per_trace = audit.queue_scores(project=project, trace_ids=list(traces))
-        slots = _open_slots(project=project, trace_ids=list(traces))
         rows = []
         for trace_id, correct in traces.items():
             signals = trace_signals(
                 scores_by_scorer=per_trace.get(trace_id, []), final_answer_correct=correct
             )
             row = TracePriority(
-                trace_id=trace_id,
-                project=project,
-                open_slots=slots[trace_id],
-                random_key=random_key(trace_id),
-                **signals,
+                trace_id=trace_id, project=project, random_key=random_key(trace_id), **signals
             )
             row.priority = getattr(row, column) if column else 0.0
             rows.append(row)
-        TracePriority.objects.bulk_create(
+        with transaction.atomic():
+            # Open slots are counted and written under the queue's lock, so that a lease taken
+            # meanwhile is never overwritten by a count made before it.
+            _queue_lock(project)
+            slots = _open_slots(project=project, trace_ids=list(traces))
+            for row in rows:
+                row.open_slots = slots[row.trace_id]
+            _upsert_priorities(rows)
+        written += len(rows)
+    return written
+
+
+def _upsert_priorities(rows: list[TracePriority]) -> None:
+    TracePriority.objects.bulk_create(
             rows,
             update_conflicts=True,
             unique_fields=["trace"],
@@ -232,8 +241,6 @@ def priorities_refresh(*, project: Project, trace_ids: Iterable[int] | None = No
                 "updated_at",
             ],
         )
-        written += len(rows)
-    return written
 
 
 _pending = threading.local()
@@ -278,6 +285,8 @@ def leases_expire(*, project: Project | None = None, now: datetime | None = None
         expired = expired.filter(project=project)
     count = 0
     with transaction.atomic():
+        if project is not None:
+            _queue_lock(project)
         for pk, trace_id in expired.select_for_update(skip_locked=True).values_list(
             "pk", "trace_id"
         ):
@@ -319,10 +328,18 @@ def _hold(
     return assignment
 
 
+def _queue_lock(project: Project) -> None:
+    """Serialise the writes of a project's slot counts (inside a transaction): a write, so that it
+    locks on SQLite as on PostgreSQL (where it is the QueueSettings row's lock)."""
+    QueueSettings.objects.filter(project=project).update(lease_minutes=F("lease_minutes"))
+
+
 def _take_slot(
     *, user: UserLike, project: Project, trace_id: int, now: datetime, status: str
 ) -> Assignment | None:
-    """Give this user a free slot of the trace (row lock held), or None when all are taken."""
+    """Give this user a free slot of the trace (queue lock held), or None when all are taken."""
+    queue_settings_get(project=project)
+    _queue_lock(project)
     row = TracePriority.objects.select_for_update().filter(trace_id=trace_id).first()
     if row is None:
         priorities_refresh(project=project, trace_ids=[trace_id])
@@ -362,6 +379,7 @@ def lease_next(
     best open trace by the project's strategy. None when the queue is empty for them.
     """
     now = timezone.now()
+    queue_settings_get(project=project)  # the queue lock's row exists before any transaction
     leases_expire(project=project, now=now)
     skip = Q(pk=after_trace_id) if after_trace_id is not None else Q(pk__in=[])
     held = (
@@ -397,6 +415,7 @@ def lease_next(
     )
     if started is not None:
         with transaction.atomic():
+            _queue_lock(project)
             _take_slot(
                 user=user,
                 project=project,
@@ -408,6 +427,7 @@ def lease_next(
     for attempt in range(2):
         for _ in range(5):  # a stale open_slots count is repaired and the next row tried
             with transaction.atomic():
+                _queue_lock(project)  # first, always: the lock order that cannot deadlock
                 row = (
                     _candidates(user=user, project=project, after_trace_id=after_trace_id)
                     .select_for_update(skip_locked=True, of=("self",))
@@ -439,7 +459,9 @@ def assignment_on_submit(*, user: UserLike, trace: Trace) -> Assignment:
     beyond the overlap is recorded without a slot)."""
     now = timezone.now()
     project = trace.project
+    queue_settings_get(project=project)
     with transaction.atomic():
+        _queue_lock(project)
         assignment = Assignment.objects.filter(trace=trace, annotator_id=user.pk).first()
         if assignment is not None and assignment.status == AssignmentStatus.SUBMITTED:
             return assignment
@@ -476,7 +498,9 @@ def assignment_skip(*, user: UserLike, trace: Trace, reason: str, note: str = ""
     if reason == SkipReason.OTHER and not note.strip():
         raise ValidationError({"note": "Say why in a note when the reason is 'other'."})
     now = timezone.now()
+    queue_settings_get(project=trace.project)
     with transaction.atomic():
+        _queue_lock(trace.project)
         if Annotation.objects.filter(
             trace=trace, annotator_id=user.pk, status=AnnotationStatus.SUBMITTED
         ).exists():

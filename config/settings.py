@@ -9,6 +9,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config.csp import content_security_policy
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Local state of a dev/demo install: SQLite file, generated secret key, embedded broker, uploads.
 VAR_DIR = Path(os.environ.get("STEPLENS_VAR_DIR", BASE_DIR / "var"))
@@ -74,6 +76,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "config.body_limit.BodySizeLimitMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -261,3 +264,11 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
+
+# Content-Security-Policy (config/csp.py). Problem images show only from steplens itself and these
+# hosts (comma-separated host names, served over https); others are not loaded.
+STEPLENS_IMAGE_HOSTS = [
+    h.strip() for h in os.environ.get("STEPLENS_IMAGE_HOSTS", "").split(",") if h.strip()
+]
+CONTENT_SECURITY_POLICY = content_security_policy(STEPLENS_IMAGE_HOSTS)
+

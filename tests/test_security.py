@@ -340,3 +340,33 @@ def test_a_forged_log_in_is_refused_by_csrf_before_the_throttle_reads_it():
     client = Client(enforce_csrf_checks=True)
     response = client.post("/accounts/login/", {"username": "x", "password": "y"})
     assert response.status_code == 403
+
+
+@pytest.mark.django_db
+def test_pages_carry_a_content_security_policy_and_images_come_from_allowed_hosts(settings):
+    """Item 5 of "Hardening": no CSP, and problem images loaded from any host (an annotator's
+    address went to whoever hosts them)."""
+    from annotate.models import Problem
+    from config.csp import content_security_policy
+    from tests.factories import make_trace
+
+    settings.STEPLENS_IMAGE_HOSTS = ["images.example.org"]
+    settings.CONTENT_SECURITY_POLICY = content_security_policy(settings.STEPLENS_IMAGE_HOSTS)
+    user = make_user()
+    project = make_project(members={user: "annotator"})
+    trace = make_trace(project)
+    Problem.objects.filter(pk=trace.problem_id).update(
+        images=["https://images.example.org/fig1.png", "https://tracker.example.com/pixel.png"]
+    )
+    client = Client()
+    client.force_login(user)
+    response = client.get(f"/t/{trace.pk}/")
+    policy = response["Content-Security-Policy"]
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";") if d.strip())
+    assert directives["default-src"] == "'self'"
+    assert "'unsafe-inline'" not in directives["script-src"]
+    assert directives["img-src"].split() == ["'self'", "data:", "https://images.example.org"]
+    html = response.content.decode()
+    assert 'src="https://images.example.org/fig1.png"' in html
+    assert 'src="https://tracker.example.com/pixel.png"' not in html
+    assert "tracker.example.com is not on the list of allowed image hosts" in html

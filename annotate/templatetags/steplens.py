@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django import template
+from django.conf import settings
 from django.utils.safestring import SafeString
 
 from annotate.rendering import render_markdown
@@ -46,3 +49,25 @@ def safe_url(url: object) -> str:
     if text.startswith("/") and not text.startswith("//") and "\\" not in text:
         return text
     return ""
+
+
+@register.filter
+def image_src(url: object) -> str:
+    """A problem image's address if the page may load it: a same-site path, or https from a host
+    in STEPLENS_IMAGE_HOSTS (the Content-Security-Policy allows no other); else ""."""
+    text = safe_url(url)
+    if not text or text.startswith("/"):
+        return text
+    return text if image_host_refused(text) == "" and text.lower().startswith("https://") else ""
+
+
+@register.filter
+def image_host_refused(url: object) -> str:
+    """The host of an http(s) image address that is not allowed (for the message), else ""."""
+    text = str(url or "").strip()
+    if not text.lower().startswith(("http://", "https://")):
+        return ""
+    host = (urlsplit(text).hostname or "").lower()
+    allowed = {h.lower() for h in settings.STEPLENS_IMAGE_HOSTS}
+    return "" if host in allowed and text.lower().startswith("https://") else host or "?"
+

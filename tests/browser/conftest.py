@@ -36,10 +36,9 @@ def browser() -> Iterator[object]:
         browser.close()
 
 
-@pytest.fixture
-def page(browser, live_server) -> Iterator[object]:  # type: ignore[no-untyped-def]
+def _page(browser, live_server, *, bypass_csp: bool) -> Iterator[object]:  # type: ignore[no-untyped-def]
     context = browser.new_context(
-        viewport={"width": 1400, "height": 1000}, base_url=live_server.url
+        viewport={"width": 1400, "height": 1000}, base_url=live_server.url, bypass_csp=bypass_csp
     )
     context.set_default_timeout(10_000)
     page = context.new_page()
@@ -49,6 +48,20 @@ def page(browser, live_server) -> Iterator[object]:  # type: ignore[no-untyped-d
     page.goto("about:blank")
     page.wait_for_timeout(150)
     context.close()
+
+
+@pytest.fixture
+def page(browser, live_server) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    # Playwright evaluates the tests' string predicates (wait_for_function) with eval, which the
+    # pages' Content-Security-Policy refuses: test pages bypass it; tests/browser/test_csp.py
+    # checks the pages under the policy with `strict_page`.
+    yield from _page(browser, live_server, bypass_csp=True)
+
+
+@pytest.fixture
+def strict_page(browser, live_server) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    """A page that enforces the Content-Security-Policy, as every browser does."""
+    yield from _page(browser, live_server, bypass_csp=False)
 
 
 @pytest.fixture

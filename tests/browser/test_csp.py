@@ -1,0 +1,49 @@
+"""Under the Content-Security-Policy the pages still work in a real browser: KaTeX draws the math,
+htmx loads the score panel and saves a label, the API docs render; and the browser reports no
+policy violation. An image from a host that is not allowed is neither requested nor shown."""
+
+from __future__ import annotations
+
+import pytest
+
+from annotate import services
+from annotate.models import Problem
+from scoring import services as scoring_services
+from tests.browser.test_labelling import PASSWORD, log_in
+from tests.factories import make_project, make_trace, make_user
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_the_trace_page_works_under_the_policy(strict_page) -> None:  # type: ignore[no-untyped-def]
+    page = strict_page
+    user = make_user("cora", password=PASSWORD)
+    project = make_project(members={user: "annotator"})
+    trace = make_trace(project, steps=["We have $x^2 + 1 = 5$, so $x = 2$.", "Done."])
+    Problem.objects.filter(pk=trace.problem_id).update(
+        text="Solve $x^2 + 1 = 5$.", images=["https://tracker.example.com/pixel.png"]
+    )
+    scoring_services.scorer_create(name="tool", backend="tool", projects=[project])
+    messages: list[str] = []
+    requests: list[str] = []
+    page.on("console", lambda message: messages.append(message.text))
+    page.on("request", lambda request: requests.append(request.url))
+    log_in(page, "cora", f"/t/{trace.pk}/")
+    page.wait_for_selector(".katex")  # KaTeX ran (a script from steplens)
+    page.wait_for_selector("[data-testid=run-status]")  # htmx posted and swapped the panel in
+    page.keyboard.press("1")  # a label saved through htmx
+    page.wait_for_selector("#step-0 [data-action=plus][aria-pressed=true]")
+    assert "tracker.example.com is not on the list of allowed image hosts" in page.content()
+    assert not any("tracker.example.com" in url for url in requests)
+    violations = [m for m in messages if "Content Security Policy" in m]
+    assert violations == []
+    services.annotation_submit(user=user, trace=trace, finish_reason="give_up")
+
+
+def test_the_api_docs_render_under_the_policy(strict_page) -> None:  # type: ignore[no-untyped-def]
+    page = strict_page
+    messages: list[str] = []
+    page.on("console", lambda message: messages.append(message.text))
+    page.goto("/api/docs/")
+    page.wait_for_selector(".swagger-ui .info", timeout=15_000)
+    assert [m for m in messages if "Content Security Policy" in m] == []

@@ -8,12 +8,13 @@ a Retry-After header and a message a person can act on, instead of "wrong passwo
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import user_logged_in, user_login_failed
+from django.contrib.auth import user_logged_in
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.cache import cache
@@ -38,9 +39,22 @@ def lockout_seconds() -> int:
     return int(getattr(settings, "LOGIN_LOCKOUT_SECONDS", 900))
 
 
-def _client_ip(request: HttpRequest | None) -> str:
-    # REMOTE_ADDR only: X-Forwarded-For is whatever the client wants it to be.
-    return (request.META.get("REMOTE_ADDR") or "") if request is not None else ""
+def client_ip(request: HttpRequest | None) -> str:
+    """The client's address: the TCP peer, unless that peer is one of the configured proxies
+    (STEPLENS_TRUSTED_PROXIES); then the nearest address in X-Forwarded-For that is not one of
+    them. From any other peer, X-Forwarded-For is whatever the client wants it to be: ignored."""
+    if request is None:
+        return ""
+    peer = request.META.get("REMOTE_ADDR") or ""
+    trusted = set(getattr(settings, "STEPLENS_TRUSTED_PROXIES", []))
+    if peer not in trusted:
+        return peer
+    forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    for address in reversed([a for a in forwarded if a]):
+        if address not in trusted:
+            return address
+    return peer
+
 
 
 def _user_key(username: str) -> str:
@@ -51,30 +65,27 @@ def _ip_key(ip: str) -> str:
     return f"{_PREFIX}:ip:{ip}"
 
 
-def _bump(key: str) -> None:
-    # A fixed window from the first failure: add() starts it, incr() keeps its expiry.
+def _bump(key: str) -> int:
+    """Count one attempt, atomically (Redis INCR; the local cache holds a lock); the new count.
+    A fixed window from the first attempt: add() starts it, incr() keeps its expiry."""
     cache.add(key, 0, timeout=lockout_seconds())
     try:
-        cache.incr(key)
+        return int(cache.incr(key))
     except ValueError:  # expired between add() and incr()
         cache.set(key, 1, timeout=lockout_seconds())
+        return 1
+
+
+def _unbump(key: str) -> None:
+    with contextlib.suppress(ValueError):  # expired meanwhile
+        cache.decr(key)
 
 
 def is_locked(*, username: str | None, request: HttpRequest | None) -> bool:
     if username and (cache.get(_user_key(username)) or 0) >= _per_user():
         return True
-    ip = _client_ip(request)
+    ip = client_ip(request)
     return bool(ip) and (cache.get(_ip_key(ip)) or 0) >= _per_ip()
-
-
-@receiver(user_login_failed, dispatch_uid="steplens-login-throttle-failed")
-def _on_failure(sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **_: Any) -> None:
-    username = credentials.get("username")
-    if username:
-        _bump(_user_key(str(username)))
-    ip = _client_ip(request)
-    if ip:
-        _bump(_ip_key(ip))
 
 
 @receiver(user_logged_in, dispatch_uid="steplens-login-throttle-success")
@@ -94,9 +105,27 @@ class LoginThrottleBackend(ModelBackend):
     ) -> Any:
         if username is None:
             username = kwargs.get(self._username_field())
-        if is_locked(username=username, request=request):
+        # Every attempt is counted before its password is checked (atomically), so that attempts
+        # sent in parallel cannot all be checked: past the limit, even the right password waits.
+        user_key = _user_key(username) if username else None
+        ip = client_ip(request)
+        ip_key = _ip_key(ip) if ip else None
+        over = False
+        if user_key is not None:
+            over = _bump(user_key) > _per_user()
+        if ip_key is not None:
+            over = _bump(ip_key) > _per_ip() or over
+        if over:
             raise PermissionDenied("Too many failed log-ins.")  # stops the backend chain
-        return super().authenticate(request, username=username, password=password, **kwargs)
+        user = super().authenticate(request, username=username, password=password, **kwargs)
+        if user is not None:
+            # A success is not a failure: the account starts again from zero, and the address's
+            # count loses this attempt (a valid log-in never pushes an address towards its limit).
+            if user_key is not None:
+                cache.delete(user_key)
+            if ip_key is not None:
+                _unbump(ip_key)
+        return user
 
     @staticmethod
     def _username_field() -> str:

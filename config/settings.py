@@ -132,6 +132,11 @@ AUTH_PASSWORD_VALIDATORS = [
 AUTHENTICATION_BACKENDS = ["config.login_throttle.LoginThrottleBackend"]
 LOGIN_FAILURES_PER_USER = int(os.environ.get("LOGIN_FAILURES_PER_USER", "5"))
 LOGIN_FAILURES_PER_IP = int(os.environ.get("LOGIN_FAILURES_PER_IP", "100"))
+# The proxies in front of steplens (comma-separated addresses, e.g. the TLS proxy's): from these
+# peers only, the client's address is read from X-Forwarded-For (the login throttle counts it).
+STEPLENS_TRUSTED_PROXIES = [
+    a.strip() for a in os.environ.get("STEPLENS_TRUSTED_PROXIES", "").split(",") if a.strip()
+]
 LOGIN_LOCKOUT_SECONDS = int(os.environ.get("LOGIN_LOCKOUT_SECONDS", "900"))
 
 # The cache holds login-failure counts and API throttle counters: Redis in production so that

@@ -321,7 +321,7 @@ def test_a_large_body_is_refused_before_anything_parses_it(settings):
     limit covers form fields, not files), by the login throttle, before CSRF was checked."""
     settings.STEPLENS_MAX_BODY_BYTES = 1024 * 1024
     client = Client(raise_request_exception=False)
-    body = b"--xyz\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a\"\r\n\r\n"
+    body = b'--xyz\r\nContent-Disposition: form-data; name="f"; filename="a"\r\n\r\n'
     body += b"x" * (2 * 1024 * 1024) + b"\r\n--xyz--\r\n"
     response = client.generic(
         "POST", "/accounts/login/", body, content_type="multipart/form-data; boundary=xyz"
@@ -370,3 +370,60 @@ def test_pages_carry_a_content_security_policy_and_images_come_from_allowed_host
     assert 'src="https://images.example.org/fig1.png"' in html
     assert 'src="https://tracker.example.com/pixel.png"' not in html
     assert "tracker.example.com is not on the list of allowed image hosts" in html
+
+
+@pytest.mark.django_db
+def test_behind_the_proxy_one_attacker_does_not_lock_everyone_out(fresh_cache, settings):
+    """Item 10 of "Hardening": behind the documented TLS proxy every user shares its address, so
+    101 failures from one attacker locked everybody out, superusers included. The client's
+    address is read from X-Forwarded-For only when the peer is a configured proxy."""
+    settings.LOGIN_FAILURES_PER_IP = 3
+    settings.STEPLENS_TRUSTED_PROXIES = ["10.0.0.2"]
+    make_user("root", password=PASSWORD, is_superuser=True)
+    attacker = Client(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="203.0.113.9")
+    for name in ("u1", "u2", "u3", "u4"):
+        attacker.post("/accounts/login/", {"username": name, "password": "x"})
+    assert (
+        attacker.post("/accounts/login/", {"username": "root", "password": PASSWORD}).status_code
+        == 429
+    )
+    colleague = Client(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="198.51.100.7")
+    assert (
+        colleague.post("/accounts/login/", {"username": "root", "password": PASSWORD}).status_code
+        == 302
+    )
+    # From a peer that is not a proxy, X-Forwarded-For is the client's word: not believed.
+    spoofer = Client(REMOTE_ADDR="203.0.113.50", HTTP_X_FORWARDED_FOR="198.51.100.7")
+    for name in ("v1", "v2", "v3"):
+        spoofer.post("/accounts/login/", {"username": name, "password": "x"})
+    assert (
+        spoofer.post("/accounts/login/", {"username": "root", "password": PASSWORD}).status_code
+        == 429
+    )
+    assert (
+        colleague.post("/accounts/login/", {"username": "root", "password": PASSWORD}).status_code
+        == 302
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_guesses_do_not_get_past_the_limit(fresh_cache):
+    """Item 11: 13 wrong passwords sent at once got past a limit of 5, and the 14th, correct,
+    got a token. Each attempt is counted before its password is checked, atomically."""
+    from tests.reliability.test_concurrent_labels import _run_at_once
+
+    make_user("fran", password=PASSWORD)
+
+    def guess() -> int:
+        return (
+            APIClient()
+            .post("/api/auth/token/", {"username": "fran", "password": "wrong"}, format="json")
+            .status_code
+        )
+
+    statuses = _run_at_once([guess] * 13)
+    assert statuses.count(400) <= 5  # at most 5 were checked at all; the rest refused (429)
+    right = APIClient().post(
+        "/api/auth/token/", {"username": "fran", "password": PASSWORD}, format="json"
+    )
+    assert right.status_code == 429

@@ -427,3 +427,63 @@ def test_parallel_guesses_do_not_get_past_the_limit(fresh_cache):
         "/api/auth/token/", {"username": "fran", "password": PASSWORD}, format="json"
     )
     assert right.status_code == 429
+
+
+def _gunicorn_answer(tmp_path, *, allow: str, proto: str | None) -> int:
+    """Start gunicorn with production settings and config/gunicorn.conf.py, trusting forwarded
+    headers from `allow`; the status of GET /accounts/login/ sent from 127.0.0.1."""
+    import socket
+    import time
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = _production_env(
+        tmp_path,
+        GUNICORN_BIND=f"127.0.0.1:{port}",
+        GUNICORN_WORKERS="1",
+        GUNICORN_FORWARDED_ALLOW_IPS=allow,
+        ALLOWED_HOSTS="127.0.0.1",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "config.wsgi"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        headers = {"X-Forwarded-Proto": proto} if proto else {}
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/accounts/login/", headers=headers
+        )
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+                return None
+
+        opener = urllib.request.build_opener(NoRedirect)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                return opener.open(request, timeout=5).status
+            except urllib.error.HTTPError as exc:
+                return exc.code
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_only_the_proxy_may_say_a_request_came_over_https(tmp_path):
+    """Item 13: Django trusted X-Forwarded-Proto from any client. Now gunicorn alone decides, from
+    the addresses in GUNICORN_FORWARDED_ALLOW_IPS (the proxy's)."""
+    assert _gunicorn_answer(tmp_path, allow="127.0.0.1", proto="https") == 200
+    assert _gunicorn_answer(tmp_path, allow="10.9.9.9", proto="https") == 301  # not our proxy
+    assert _gunicorn_answer(tmp_path, allow="127.0.0.1", proto=None) == 301

@@ -10,3 +10,6 @@ from django.dispatch import Signal
 
 # A score run finished with new step scores. Arguments: project, trace_ids.
 scores_written = Signal()
+# A live worker's periodic sweep (every few heartbeats): the apps to the right sweep their own
+# jobs a dead process left behind (export snapshots, training runs). No arguments.
+worker_tick = Signal()

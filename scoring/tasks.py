@@ -12,7 +12,7 @@ from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import close_old_connections
 
-from . import engine, services
+from . import engine, services, signals
 from .models import ScoreRun, WorkerHeartbeat
 
 logger = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ def _heartbeat_loop(hostname: str, queues: str, stop: threading.Event) -> None:
                 swept = services.score_runs_sweep()
                 if swept:
                     logger.warning("re-enqueued %d stuck score runs", swept)
+                signals.worker_tick.send(sender=None)
         except Exception:  # the database may be briefly away; try again next beat
             logger.warning("worker heartbeat failed", exc_info=True)
         beats += 1

@@ -174,6 +174,20 @@ class ExportDetailApi(ApiView):
         return Response(ExportSnapshotSerializer(snapshot).data)
 
 
+class ExportActionApi(ApiView):
+    """cancel: stop a queued or running build (it ends failed, "cancelled"); retry: build a failed
+    one again (the same version). The project's reviewers and admins."""
+
+    @extend_schema(tags=[TAG_EXPORTS], request=None, responses=ExportSnapshotSerializer)
+    def post(self, request: Request, snapshot_id: int, action: str) -> Response:
+        snapshot = selectors.export_get_for_user(user=request.user, snapshot_id=snapshot_id)
+        if action == "cancel":
+            snapshot = services.export_snapshot_cancel(snapshot=snapshot, user=request.user)
+        else:
+            snapshot = services.export_snapshot_retry(snapshot=snapshot)
+        return Response(ExportSnapshotSerializer(snapshot).data)
+
+
 class ExportFileApi(ApiView):
     """Download one file of a finished snapshot: a data file, README.md or SHA256SUMS."""
 

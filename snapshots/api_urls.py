@@ -9,6 +9,15 @@ from . import api
 urlpatterns = [
     path("projects/<slug:slug>/exports/", api.ExportListApi.as_view(), name="export-list"),
     path("exports/<int:snapshot_id>/", api.ExportDetailApi.as_view(), name="export-detail"),
+    *(
+        path(
+            f"exports/<int:snapshot_id>/{action}/",
+            api.ExportActionApi.as_view(),
+            {"action": action},
+            name=f"export-{action}",
+        )
+        for action in ("cancel", "retry")
+    ),
     path(
         "exports/<int:snapshot_id>/files/<str:filename>",
         api.ExportFileApi.as_view(),

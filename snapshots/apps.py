@@ -12,4 +12,7 @@ class SnapshotsConfig(AppConfig):
     def ready(self) -> None:
         # Register this app's Celery tasks in every process (web included): services send them by
         # name (config.celery.task_send_on_commit), which needs them in the task registry.
-        from . import tasks  # noqa: F401
+        from . import (
+            receivers,  # noqa: F401  # sweeps on a worker's tick (scoring.signals.worker_tick)
+            tasks,  # noqa: F401
+        )

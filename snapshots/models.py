@@ -73,6 +73,8 @@ class ExportSnapshot(models.Model):
     )
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)
+    # Written with the progress: a running build whose worker died stops writing it (the sweep).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     row_counts = models.JSONField(default=dict, blank=True)
     stats = models.JSONField(default=dict, blank=True)
     files = models.JSONField(default=list, blank=True)

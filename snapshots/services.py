@@ -20,6 +20,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -591,8 +592,71 @@ class _ParquetWriter:
         return digest.hexdigest()
 
 
+class ExportCancelled(Exception):
+    """The snapshot was cancelled while it was being built."""
+
+
+# A running build that has not written its progress for this long lost its worker.
+EXPORT_STALE_AFTER_S = 300
+
+
 def _progress(snapshot_id: int, done: int, total: int) -> None:
-    ExportSnapshot.objects.filter(pk=snapshot_id).update(progress_done=done, progress_total=total)
+    written = ExportSnapshot.objects.filter(pk=snapshot_id, status=ExportStatus.RUNNING).update(
+        progress_done=done, progress_total=total, heartbeat_at=timezone.now()
+    )
+    if not written:  # cancelled (or swept) meanwhile: stop, and leave nothing behind
+        raise ExportCancelled(f"export {snapshot_id} was cancelled")
+
+
+def export_snapshot_cancel(*, snapshot: ExportSnapshot, user: UserLike | None) -> ExportSnapshot:
+    """Stop a queued or running build: it ends as failed ("cancelled"), with no files left."""
+    who = user.get_username() if user is not None and user.is_authenticated else "a command"
+    cancelled = ExportSnapshot.objects.filter(
+        pk=snapshot.pk, status__in=[ExportStatus.QUEUED, ExportStatus.RUNNING]
+    ).update(status=ExportStatus.FAILED, error=f"Cancelled by {who}.", finished_at=timezone.now())
+    if not cancelled:
+        raise ValidationError({"status": f"The export is {snapshot.status}: nothing to cancel."})
+    snapshot.refresh_from_db()
+    return snapshot
+
+
+def export_snapshot_retry(*, snapshot: ExportSnapshot) -> ExportSnapshot:
+    """Build a failed (or cancelled) snapshot again, as the same version, on the exports queue."""
+    with transaction.atomic():
+        retried = ExportSnapshot.objects.filter(pk=snapshot.pk, status=ExportStatus.FAILED).update(
+            status=ExportStatus.QUEUED, error="", progress_done=0, finished_at=None
+        )
+        if not retried:
+            raise ValidationError(
+                {"status": f"The export is {snapshot.status}: only a failed one is retried."}
+            )
+        task_send_on_commit(EXPORT_BUILD_TASK, snapshot.pk)
+    snapshot.refresh_from_db()
+    return snapshot
+
+
+def export_snapshots_sweep(*, now: Any = None) -> int:
+    """Builds whose worker died (no progress for EXPORT_STALE_AFTER_S) become failed, with the
+    reason and a retry on the page; their temporary folders, and any other stale one, go."""
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=EXPORT_STALE_AFTER_S)
+    swept = ExportSnapshot.objects.filter(
+        status=ExportStatus.RUNNING, heartbeat_at__lt=stale
+    ).update(
+        status=ExportStatus.FAILED,
+        error=f"The worker stopped while building this export (no progress for "
+        f"{EXPORT_STALE_AFTER_S} s): retry it.",
+        finished_at=now,
+    )
+    root = exports_root()
+    if root.is_dir():
+        for tmp in root.glob("*/*/.v*.tmp"):
+            try:
+                if tmp.stat().st_mtime < stale.timestamp():
+                    shutil.rmtree(tmp, ignore_errors=True)
+            except FileNotFoundError:
+                continue
+    return swept
 
 
 def export_snapshot_build(*, snapshot_id: int) -> ExportSnapshot:
@@ -604,9 +668,18 @@ def export_snapshot_build(*, snapshot_id: int) -> ExportSnapshot:
     if snapshot.status == ExportStatus.DONE:
         return snapshot
     total = Trace.objects.filter(_traces(snapshot.project, snapshot.filters)).count()
-    ExportSnapshot.objects.filter(pk=snapshot.pk).update(
-        status=ExportStatus.RUNNING, progress_done=0, progress_total=total, error=""
+    claimed = ExportSnapshot.objects.filter(
+        pk=snapshot.pk, status__in=[ExportStatus.QUEUED, ExportStatus.RUNNING]
+    ).update(
+        status=ExportStatus.RUNNING,
+        progress_done=0,
+        progress_total=total,
+        error="",
+        heartbeat_at=timezone.now(),
     )
+    if not claimed:  # cancelled before it started (or failed): left as it is
+        snapshot.refresh_from_db()
+        return snapshot
     relative = Path(snapshot.project.slug) / snapshot.name / f"v{snapshot.version}"
     final = exports_root() / relative
     tmp = final.parent / f".v{snapshot.version}.{uuid.uuid4().hex}.tmp"
@@ -616,6 +689,10 @@ def export_snapshot_build(*, snapshot_id: int) -> ExportSnapshot:
         if final.exists():  # a build that died after its rename and before its status update
             shutil.rmtree(final)
         os.replace(tmp, final)
+    except ExportCancelled:
+        shutil.rmtree(tmp, ignore_errors=True)
+        snapshot.refresh_from_db()
+        return snapshot
     except Exception as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         ExportSnapshot.objects.filter(pk=snapshot.pk).update(
@@ -624,13 +701,15 @@ def export_snapshot_build(*, snapshot_id: int) -> ExportSnapshot:
             finished_at=timezone.now(),
         )
         raise
-    ExportSnapshot.objects.filter(pk=snapshot.pk).update(
+    done = ExportSnapshot.objects.filter(pk=snapshot.pk, status=ExportStatus.RUNNING).update(
         status=ExportStatus.DONE,
         path=str(relative),
         progress_done=total,
         finished_at=timezone.now(),
         **result,
     )
+    if not done:  # cancelled in the last instant: its files go too
+        shutil.rmtree(final, ignore_errors=True)
     snapshot.refresh_from_db()
     return snapshot
 

@@ -10,6 +10,15 @@ app_name = "snapshots"
 urlpatterns = [
     path("p/<slug:slug>/exports/", views.exports_page, name="exports"),
     path("exports/<int:snapshot_id>/row/", views.export_row, name="export_row"),
+    *(
+        path(
+            f"exports/<int:snapshot_id>/{action}/",
+            views.export_action,
+            {"action": action},
+            name=f"export_{action}",
+        )
+        for action in ("cancel", "retry")
+    ),
     path(
         "exports/<int:snapshot_id>/files/<str:filename>",
         views.export_download,

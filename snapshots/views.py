@@ -115,6 +115,21 @@ def export_row(request: HttpRequest, snapshot_id: int) -> HttpResponse:
 
 
 @login_required
+@require_POST
+def export_action(request: HttpRequest, snapshot_id: int, action: str) -> HttpResponse:
+    """Cancel a queued or running build, or retry a failed one (the project's reviewers)."""
+    snapshot = selectors.export_get_for_user(user=request.user, snapshot_id=snapshot_id)
+    try:
+        if action == "cancel":
+            services.export_snapshot_cancel(snapshot=snapshot, user=request.user)
+        else:
+            services.export_snapshot_retry(snapshot=snapshot)
+    except ValidationError as err:
+        messages.error(request, " ".join(err.messages))
+    return redirect("snapshots:exports", slug=snapshot.project.slug)
+
+
+@login_required
 @require_GET
 def export_download(request: HttpRequest, snapshot_id: int, filename: str) -> FileResponse:
     snapshot = selectors.export_get_for_user(user=request.user, snapshot_id=snapshot_id)

@@ -140,6 +140,9 @@ EXPECTATIONS: dict[str, dict[str, E]] = {
         "POST": E(302, 404, 403, 302, 302, data=EXPORT_FORM),
     },
     "/exports/{snapshot_id}/row/": {"GET": E(302, 404, 403, 200, 200), "POST": NO_POST},
+    # The world's snapshot is done: nothing to cancel or retry (a message, back to the page).
+    "/exports/{snapshot_id}/cancel/": {"GET": NO_GET, "POST": E(302, 404, 403, 302, 302)},
+    "/exports/{snapshot_id}/retry/": {"GET": NO_GET, "POST": E(302, 404, 403, 302, 302)},
     "/exports/{snapshot_id}/files/{filename}": {"GET": E(302, 404, 403, 200, 200), "POST": NO_POST},
     # --- score panel pages
     "/scoring/traces/{trace_id}/scores/open/": {"GET": NO_GET, "POST": E(302, 404, 200, 200, 200)},
@@ -183,6 +186,8 @@ EXPECTATIONS: dict[str, dict[str, E]] = {
         "POST": E(401, 404, 403, 202, 202, data={"name": "walk", "format": "trl"}),
     },
     "/api/exports/{snapshot_id}/": {"GET": API_REVIEWERS},
+    "/api/exports/{snapshot_id}/cancel/": {"POST": E(401, 404, 403, 400, 400)},
+    "/api/exports/{snapshot_id}/retry/": {"POST": E(401, 404, 403, 400, 400)},
     "/api/exports/{snapshot_id}/files/{filename}": {"GET": API_REVIEWERS},
     # --- REST API: scoring
     # Everyone may list the scorers of their projects; only a site admin registers one.

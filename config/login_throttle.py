@@ -156,7 +156,7 @@ def _posted_username(request: HttpRequest) -> str | None:
     if request.content_type == "application/json":
         try:
             body = json.loads(request.body or b"{}")
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return None
         value = body.get("username") if isinstance(body, dict) else None
         return value if isinstance(value, str) else None

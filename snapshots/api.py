@@ -113,7 +113,7 @@ class ExportListApi(ApiView):
             "has no neutral value.",
         )
         test_fraction = serializers.FloatField(min_value=0.0, max_value=0.99, default=0.0)
-        seed = serializers.IntegerField(min_value=0, default=0)
+        seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0)
         subsets = serializers.ListField(child=serializers.CharField(), required=False)
         sources = serializers.ListField(child=serializers.CharField(), required=False)
         include_flagged = serializers.BooleanField(default=False)

@@ -44,7 +44,7 @@ class ExportForm(forms.Form):
     test_fraction = forms.FloatField(
         min_value=0.0, max_value=0.99, initial=0.0, help_text="Share of problems in the test split."
     )
-    seed = forms.IntegerField(min_value=0, initial=0)
+    seed = forms.IntegerField(min_value=0, max_value=2**31 - 1, initial=0)
     subsets = forms.CharField(required=False, help_text="Comma-separated; empty: all subsets.")
     select = forms.ChoiceField(
         choices=[("labels", "All-correct human labels"), ("scorer", "A PRM's top k")],
@@ -152,7 +152,7 @@ class TrainingForm(forms.Form):
     epochs = forms.FloatField(min_value=0.01, initial=1.0)
     learning_rate = forms.FloatField(min_value=1e-8, max_value=0.99, initial=1e-5)
     max_length = forms.IntegerField(min_value=2, initial=2048)
-    seed = forms.IntegerField(min_value=0, initial=0)
+    seed = forms.IntegerField(min_value=0, max_value=2**31 - 1, initial=0)
     head = forms.ChoiceField(
         choices=[
             ("token_classification", "TRL token classification"),

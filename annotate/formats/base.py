@@ -128,6 +128,8 @@ def _loads(raw: bytes, line_no: int) -> Any:
         raise FormatError(f"not UTF-8 text ({err.reason})", line=line_no) from None
     except json.JSONDecodeError as err:
         raise FormatError(_json_error(err, err.colno), line=line_no) from None
+    except RecursionError:
+        raise FormatError("invalid JSON: nested too deeply", line=line_no) from None
     if b"\\u0000" in raw or _SURROGATE_ESCAPE.search(raw):  # rare: only then walk the record
         _refuse_nul(value, "", line_no)
     return value

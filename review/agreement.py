@@ -12,7 +12,7 @@ import itertools
 import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, cast
 
 import krippendorff
 import numpy as np
@@ -120,7 +120,9 @@ def krippendorff_alpha(
         data[: len(unit), column] = unit
     try:
         alpha = krippendorff.alpha(
-            reliability_data=data, level_of_measurement=level, value_domain=domain
+            reliability_data=data,
+            level_of_measurement=cast(Literal["nominal", "ordinal", "interval"], level),
+            value_domain=domain,
         )
     except ValueError:  # raised where D_e = 0 with disagreement present: undefined
         return None

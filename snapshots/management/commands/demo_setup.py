@@ -213,8 +213,8 @@ class Command(BaseCommand):
             params=DEMO_PRM_PARAMS,
             enqueue=False,
         )
-        run = training.training_run_execute(run_id=run.pk)
-        if run is None or run.status != TrainingStatus.DONE:
-            self.stderr.write(f"The demo PRM did not train: {run.error if run else 'no run'}")
+        done = training.training_run_execute(run_id=run.pk)
+        if done is None or done.status != TrainingStatus.DONE:
+            self.stderr.write(f"The demo PRM did not train: {done.error if done else 'no run'}")
             return None
-        return run
+        return done

@@ -13,7 +13,7 @@ from django.http import Http404
 from django.template.defaultfilters import filesizeformat
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from . import imports, selectors, services
+from . import imports, selectors, services, tokens
 from .models import Annotation, FinishReason, Trace
 from .selectors import MY_STATUS_NEW
 from .serializers import (
@@ -35,6 +35,7 @@ from .serializers import (
     TraceDetailSerializer,
     TraceListItemSerializer,
 )
+from .tokens import HashedTokenAuthentication
 
 
 def _validation_detail(exc: DjangoValidationError) -> Any:
@@ -53,7 +54,7 @@ class ApiView(APIView):
 
     # Token first: an anonymous client is answered 401 with `WWW-Authenticate: Token`, not 403.
     # Session authentication still enforces CSRF on every write.
-    authentication_classes = [TokenAuthentication, SessionAuthentication]
+    authentication_classes = [HashedTokenAuthentication, SessionAuthentication]
 
     def get_exception_handler(self) -> Any:
         return exception_handler
@@ -102,7 +103,8 @@ TAG_IMPORTS = "imports"
 
 
 class TokenCreateApi(ApiView):
-    """Exchange a username and password for the user's API token (the same token every time)."""
+    """Exchange a username and password for a new API token (shown this once; it expires after
+    STEPLENS_API_TOKEN_DAYS, and a password change revokes it)."""
 
     authentication_classes: list = []  # a password, not a session: no CSRF dance for scripts
     permission_classes = [AllowAny]
@@ -110,6 +112,9 @@ class TokenCreateApi(ApiView):
     class InputSerializer(serializers.Serializer):
         username = serializers.CharField()
         password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False)
+        name = serializers.CharField(
+            required=False, default="api", max_length=100, help_text="To tell tokens apart."
+        )
 
         class Meta:
             ref_name = "TokenCreateInput"
@@ -129,10 +134,44 @@ class TokenCreateApi(ApiView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = authenticate(request=request._request, **data.validated_data)
+        values = dict(data.validated_data)
+        name = values.pop("name")
+        user = authenticate(request=request._request, **values)
         if user is None:  # inactive users (imported labelers) are refused here too
             raise exceptions.ValidationError({"detail": "Unable to log in with these credentials."})
-        return Response({"token": services.auth_token_get_or_create(user=user)})
+        return Response({"token": tokens.api_token_create(user=user, name=name)})
+
+
+class TokenSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    key_prefix = serializers.CharField(help_text="The token's first characters, to recognise it.")
+    created_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    last_used_at = serializers.DateTimeField(allow_null=True)
+
+    class Meta:
+        ref_name = "ApiToken"
+
+
+class TokenListApi(ApiView):
+    """Your API tokens (never the tokens themselves: steplens keeps their hashes only)."""
+
+    @extend_schema(tags=[TAG_AUTH], responses=TokenSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        return Response(
+            TokenSerializer(tokens.api_token_list_for_user(user=request.user), many=True).data
+        )
+
+
+class TokenDetailApi(ApiView):
+    @extend_schema(
+        tags=[TAG_AUTH], responses={204: None, 404: OpenApiResponse(description="Not yours.")}
+    )
+    def delete(self, request: Request, token_id: int) -> Response:
+        """Revoke one of your tokens."""
+        tokens.api_token_revoke(user=request.user, token_id=token_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 # --- projects -------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ from . import api
 
 urlpatterns = [
     path("auth/token/", api.TokenCreateApi.as_view(), name="token"),
+    path("auth/tokens/", api.TokenListApi.as_view(), name="token-list"),
+    path("auth/tokens/<int:token_id>/", api.TokenDetailApi.as_view(), name="token-detail"),
     path("projects/", api.ProjectListApi.as_view(), name="project-list"),
     path("projects/<slug:slug>/", api.ProjectDetailApi.as_view(), name="project-detail"),
     path("projects/<slug:slug>/traces/", api.TraceListApi.as_view(), name="trace-list"),

@@ -8,3 +8,7 @@ from django.apps import AppConfig
 class AnnotateConfig(AppConfig):
     name = "annotate"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import receivers  # noqa: F401  # a password change revokes the API tokens
+

@@ -217,3 +217,27 @@ class GoldLabel(models.Model):
 
     def __str__(self) -> str:
         return f"gold {self.step} = {self.value}"
+
+
+class ApiToken(models.Model):
+    """A user's API token, stored as a hash: the token itself is shown once, when it is made.
+
+    Sent as `Authorization: Token <token>`; `key_prefix` (its first characters) finds the row, the
+    sha256 `digest` proves it. Expires; a password change deletes every token of the user.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100, default="api")
+    key_prefix = models.CharField(max_length=8, db_index=True)
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.name} ({self.key_prefix}...)"

@@ -277,11 +277,3 @@ def annotation_add_active_time(*, user: User, trace: Trace, seconds: float) -> A
     signals.annotation_active.send(sender=Annotation, user=user, trace=trace)
     annotation.refresh_from_db()
     return annotation
-
-
-def auth_token_get_or_create(*, user: User) -> str:
-    """The user's API token (DRF token auth), created on first request; the same key afterwards."""
-    from rest_framework.authtoken.models import Token  # only the API needs tokens
-
-    token, _ = Token.objects.get_or_create(user=user)
-    return token.key

@@ -10,6 +10,8 @@ app_name = "annotate"
 urlpatterns = [
     path("", views.home, name="home"),
     path("import/", views.import_traces, name="import"),
+    path("account/tokens/", views.account_tokens, name="tokens"),
+    path("account/tokens/<int:token_id>/revoke/", views.account_token_revoke, name="token_revoke"),
     path("t/<int:trace_id>/", views.trace, name="trace"),
     path("t/<int:trace_id>/steps/<int:index>/label/", views.step_label, name="step_label"),
     path(

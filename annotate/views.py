@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -11,11 +12,11 @@ from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from config.types import AuthedRequest
 
-from . import selectors, services
+from . import selectors, services, tokens
 from .forms import HeartbeatForm, ImportForm, StepLabelForm, SubmitForm
 from .imports import ImportFileError, project_for_import, traces_import
 from .models import (
@@ -282,3 +283,34 @@ def import_traces(request: AuthedRequest) -> HttpResponse:
             form.add_error(None, f"Nothing was imported. {_error_text(error)}")
     status = 400 if request.method == "POST" and result is None else 200
     return render(request, "annotate/import.html", {"form": form, "result": result}, status=status)
+
+
+# ---------------------------------------------------------------------------------------------
+# The user's API tokens
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def account_tokens(request: AuthedRequest) -> HttpResponse:
+    """List your API tokens; make a new one (shown this once)."""
+    new_token = ""
+    if request.method == "POST":
+        name = (request.POST.get("name") or "api").strip()[:100] or "api"
+        new_token = tokens.api_token_create(user=request.user, name=name)
+    return render(
+        request,
+        "annotate/tokens.html",
+        {
+            "tokens": tokens.api_token_list_for_user(user=request.user),
+            "new_token": new_token,
+            "days": settings.STEPLENS_API_TOKEN_DAYS,
+        },
+    )
+
+
+@login_required
+@require_POST
+def account_token_revoke(request: AuthedRequest, token_id: int) -> HttpResponse:
+    tokens.api_token_revoke(user=request.user, token_id=token_id)
+    messages.success(request, "Token revoked.")
+    return redirect("annotate:tokens")

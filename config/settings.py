@@ -133,6 +133,8 @@ AUTH_PASSWORD_VALIDATORS = [
 AUTHENTICATION_BACKENDS = ["config.login_throttle.LoginThrottleBackend"]
 LOGIN_FAILURES_PER_USER = int(os.environ.get("LOGIN_FAILURES_PER_USER", "5"))
 LOGIN_FAILURES_PER_IP = int(os.environ.get("LOGIN_FAILURES_PER_IP", "100"))
+# API tokens (annotate/tokens.py) expire after this many days; a password change revokes them.
+STEPLENS_API_TOKEN_DAYS = int(os.environ.get("STEPLENS_API_TOKEN_DAYS", "90"))
 # The proxies in front of steplens (comma-separated addresses, e.g. the TLS proxy's): from these
 # peers only, the client's address is read from X-Forwarded-For (the login throttle counts it).
 STEPLENS_TRUSTED_PROXIES = [
@@ -181,7 +183,7 @@ STEPLENS_MAX_PROBLEM_CHARS = int(os.environ.get("STEPLENS_MAX_PROBLEM_CHARS", "5
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "annotate.tokens.HashedTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON too deeply nested is a 400 (config/input_guard.py), not a RecursionError.

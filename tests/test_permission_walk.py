@@ -28,7 +28,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
 from annotate import imports, services
-from annotate.models import Project, Step, Trace
+from annotate.models import ApiToken, Project, Step, Trace
+from annotate.tokens import api_token_create
 from scoring import services as scoring_services
 from scoring.models import RunStatus, ScoreRun
 from snapshots import services as exports
@@ -113,6 +114,11 @@ EXPECTATIONS: dict[str, dict[str, E]] = {
     "/api/auth/token/": {
         "POST": E(400, 400, 400, 400, 400, data={"username": "nobody", "password": "wrong"})
     },
+    # Everyone's own API tokens; the world's token is the admin's (others: 404, not theirs).
+    "/api/auth/tokens/": {"GET": E(401, 200, 200, 200, 200)},
+    "/api/auth/tokens/{token_id}/": {"DELETE": E(401, 404, 404, 404, 204)},
+    "/account/tokens/": {"GET": E(302, 200, 200, 200, 200), "POST": E(302, 200, 200, 200, 200)},
+    "/account/tokens/{token_id}/revoke/": {"GET": NO_GET, "POST": E(302, 404, 404, 404, 302)},
     # --- labelling pages
     "/": {"GET": E(302, 200, 200, 200, 200), "POST": NO_POST},  # everyone sees their own projects
     # The import page is for admins; a site admin may name a new project.
@@ -280,6 +286,7 @@ class World:
     snapshot: Any
     filename: str
     training_run: Any = None
+    token_id: int = 0
 
 
 def route_params(w: World) -> dict[str, Any]:
@@ -293,6 +300,7 @@ def route_params(w: World) -> dict[str, Any]:
         "snapshot_id": w.snapshot.pk,
         "filename": w.filename,
         "training_run_id": w.training_run.pk,
+        "token_id": w.token_id,
     }
 
 
@@ -326,6 +334,8 @@ def build_world(tmp_path, settings) -> World:  # type: ignore[no-untyped-def]
     )
     snapshot = exports.export_snapshot_build(snapshot_id=snapshot.pk)
     assert snapshot.status == "done", snapshot.error
+    api_token_create(user=admin, name="walk")
+    token_id = ApiToken.objects.get(user=admin).pk
     training_run = TrainingRun.objects.create(
         project=project,
         snapshot=snapshot,
@@ -343,6 +353,7 @@ def build_world(tmp_path, settings) -> World:  # type: ignore[no-untyped-def]
         snapshot=snapshot,
         filename=snapshot.files[0]["name"],
         training_run=training_run,
+        token_id=token_id,
     )
 
 

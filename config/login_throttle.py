@@ -9,6 +9,7 @@ a Retry-After header and a message a person can act on, instead of "wrong passwo
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -58,7 +59,10 @@ def client_ip(request: HttpRequest | None) -> str:
 
 
 def _user_key(username: str) -> str:
-    return f"{_PREFIX}:user:{username.strip().lower()}"
+    # Hashed: a username is whatever a client sends (any length, any characters), a cache key
+    # must stay short and plain.
+    digest = hashlib.sha256(username.strip().lower().encode()).hexdigest()[:32]
+    return f"{_PREFIX}:user:{digest}"
 
 
 def _ip_key(ip: str) -> str:

@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layers", type=int, default=defaults["tiny_num_layers"])
     parser.add_argument("--lm-epochs", type=float, default=defaults["lm_pretrain_epochs"])
     parser.add_argument("--sliding-window", type=int, default=defaults["tiny_sliding_window"])
+    parser.add_argument("--heads", type=int, default=defaults["tiny_num_heads"])
+    parser.add_argument("--wrong-class-weight", type=float, default=defaults["wrong_class_weight"])
     parser.add_argument("--warmup-ratio", type=float, default=defaults["warmup_ratio"])
     parser.add_argument("--weight-decay", type=float, default=defaults["weight_decay"])
     parser.add_argument("--scheduler", default=defaults["lr_scheduler"])
@@ -103,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         tiny_num_layers=args.layers,
         lm_pretrain_epochs=args.lm_epochs,
         tiny_sliding_window=args.sliding_window,
+        tiny_num_heads=args.heads,
+        wrong_class_weight=args.wrong_class_weight,
     )
     records = load_processbench(args.data, args.limit)
     rows = processbench_rows(records)
@@ -198,6 +202,8 @@ TINY_DEMO_PARAMS: dict[str, Any] = {
     "tiny_num_layers": 2,
     "lm_pretrain_epochs": 0.5,
     "tiny_sliding_window": 0,
+    "tiny_num_heads": 4,
+    "wrong_class_weight": 1.0,
     "warmup_ratio": 0.05,
     "weight_decay": 0.0,
     "lr_scheduler": "linear",

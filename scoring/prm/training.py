@@ -103,6 +103,10 @@ class TrainParams:
     tiny_num_layers: int = 2
     lm_pretrain_epochs: float = 0.0
     tiny_sliding_window: int = 0  # > 0: the first layer sees only that many recent tokens
+    tiny_num_heads: int = 4  # attention heads (key/value heads: half of them, at least 1)
+    # Weight of the "wrong" class (0) in the cross-entropy, "correct" (1) weighing 1: > 1 counts
+    # the rare wrong steps more (both heads; 1.0 is the plain loss PRMTrainer trains with).
+    wrong_class_weight: float = 1.0
 
     def __post_init__(self) -> None:
         def positive(name: str, value: float) -> None:
@@ -143,10 +147,14 @@ class TrainParams:
         choice("dtype", self.dtype, DTYPES)
         integer("tiny_vocab_size", self.tiny_vocab_size, 300)
         integer("tiny_hidden_size", self.tiny_hidden_size, 8)
-        if self.tiny_hidden_size % 4:
+        integer("tiny_num_heads", self.tiny_num_heads, 1)
+        if self.tiny_hidden_size % (2 * self.tiny_num_heads):
             raise TrainParamsError(
-                "tiny_hidden_size", f"must be a multiple of 4 heads (got {self.tiny_hidden_size})"
+                "tiny_hidden_size",
+                f"must be a multiple of 2 x tiny_num_heads ({2 * self.tiny_num_heads}): an even "
+                f"head size for rotary positions (got {self.tiny_hidden_size})",
             )
+        positive("wrong_class_weight", self.wrong_class_weight)
         integer("tiny_num_layers", self.tiny_num_layers, 1)
         integer("tiny_sliding_window", self.tiny_sliding_window, 0)
         if not self.lm_pretrain_epochs >= 0:
@@ -540,8 +548,8 @@ def save_tiny_base(
         shape={
             "hidden_size": params.tiny_hidden_size,
             "num_layers": params.tiny_num_layers,
-            "num_heads": 4,
-            "num_kv_heads": 2,
+            "num_heads": params.tiny_num_heads,
+            "num_kv_heads": max(1, params.tiny_num_heads // 2),
         },
         lm_epochs=params.lm_pretrain_epochs,
         sliding_window=params.tiny_sliding_window,
@@ -594,6 +602,29 @@ def _quiet_trl() -> None:
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
 
+def class_weighted_loss(logits: Any, labels: Any, wrong_class_weight: float = 1.0) -> Any:
+    """Cross-entropy of (B, T, 2) logits at the labelled positions of (B, T) ``labels``, class 0
+    (wrong) weighted ``wrong_class_weight`` and class 1 (correct) 1: a weighted mean, so 1.0 is
+    the plain mean that PRMTrainer's token-classification loss computes.
+
+    >>> import torch
+    >>> logits = torch.tensor([[[0.0, 0.0], [2.0, 0.0], [0.0, 0.0]]])
+    >>> labels = torch.tensor([[1, 0, IGNORE_INDEX]])
+    >>> round(float(class_weighted_loss(logits, labels)), 4)
+    0.41
+    >>> round(float(class_weighted_loss(logits, labels, 3.0)), 4)
+    0.2685
+    """
+    import torch
+
+    weight = None
+    if wrong_class_weight != 1.0:
+        weight = torch.tensor([wrong_class_weight, 1.0], device=logits.device)
+    return torch.nn.functional.cross_entropy(
+        logits.flatten(0, 1).float(), labels.flatten(), weight=weight, ignore_index=IGNORE_INDEX
+    )
+
+
 def _trainer_class() -> Any:
     _quiet_trl()
     from transformers import TrainerCallback
@@ -604,8 +635,11 @@ def _trainer_class() -> Any:
         model's own for a token-classification model (as PRMTrainer trains it), and the same
         cross-entropy at the labelled positions for a head whose forward takes no labels."""
 
-        def __init__(self, *args: Any, batch_sampler: Any, **kwargs: Any) -> None:
+        def __init__(
+            self, *args: Any, batch_sampler: Any, wrong_class_weight: float = 1.0, **kwargs: Any
+        ) -> None:
             self.batch_sampler = batch_sampler
+            self.wrong_class_weight = wrong_class_weight
             self.tokens_seen = 0
             super().__init__(*args, **kwargs)
 
@@ -626,17 +660,14 @@ def _trainer_class() -> Any:
             return_outputs: bool = False,
             num_items_in_batch: Any = None,
         ) -> Any:
-            import torch
 
             self.tokens_seen += int(inputs["attention_mask"].sum())
-            if self.model_accepts_labels:
+            if self.model_accepts_labels and self.wrong_class_weight == 1.0:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             labels = inputs.pop("labels")  # (B, T)
             outputs = model(**inputs)
             logits = outputs.logits  # (B, T, 2)
-            loss = torch.nn.functional.cross_entropy(
-                logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX
-            )
+            loss = class_weighted_loss(logits, labels, self.wrong_class_weight)
             return (loss, outputs) if return_outputs else loss
 
         @property
@@ -799,6 +830,7 @@ def make_trainer(
         data_collator=partial(collate, pad_id=pad_id),
         callbacks=[hooks],
         batch_sampler=sampler,
+        wrong_class_weight=params.wrong_class_weight,
     )
     hooks.trainer = trainer
     trainer.remove_callback(PrinterCallback)  # progress goes to on_progress, not stdout

@@ -102,6 +102,8 @@ def toy_rows(n: int) -> list[dict[str, Any]]:
         ("device", "tpu"),
         ("step_separator", ""),
         ("tiny_hidden_size", 30),
+        ("tiny_num_heads", 0),
+        ("wrong_class_weight", -1.0),
     ],
 )
 def test_an_invalid_parameter_is_refused_naming_its_field(field, value):
@@ -231,6 +233,48 @@ def test_loss_goes_down_and_the_task_is_learnt(head, tmp_path):
     )
     assert metrics["step_auroc"] > 0.95
     assert result.tokens_seen > 0 and result.tokens_per_second > 0
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_the_wrong_class_weight_scales_the_wrong_steps_in_the_loss(head, bases, rows, tmp_path):
+    from scoring.prm.training import collate
+
+    losses = {}
+    for weight in (1.0, 3.0):
+        params = fast_params(head=head, wrong_class_weight=weight)
+        model, tokenizer = load_base(bases[head], params)
+        kept = [t for t in (tokenize_row(tokenizer, r, params) for r in rows[:8]) if t is not None]
+        trainer, _ = make_trainer(
+            model,
+            kept,
+            params,
+            device="cpu",
+            scratch=tmp_path / f"scratch-{weight}",
+            pad_id=tokenizer.pad_token_id,
+            tokenizer=tokenizer,
+        )
+        batch = collate(
+            [{"input_ids": t.input_ids, "labels": t.labels} for t in kept],
+            pad_id=tokenizer.pad_token_id,
+        )
+        with torch.no_grad():
+            loss = trainer.compute_loss(trainer.model, dict(batch))
+            logits = trainer.model(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+            ).logits
+        labels = batch["labels"].flatten()
+        picked = labels != IGNORE_INDEX
+        nll = torch.nn.functional.cross_entropy(
+            logits.flatten(0, 1)[picked], labels[picked], reduction="none"
+        )
+        w = torch.where(labels[picked] == 0, weight, 1.0)
+        assert 0 < int((labels[picked] == 0).sum()) < int(picked.sum())
+        assert float(loss) == pytest.approx(float((w * nll).sum() / w.sum()), rel=1e-4)
+        losses[weight] = float(loss)
+    assert losses[3.0] != pytest.approx(losses[1.0], rel=1e-3)
+    with pytest.raises(TrainParamsError) as info:
+        TrainParams(wrong_class_weight=0)
+    assert info.value.field == "wrong_class_weight"
 
 
 def test_the_checkpoint_folder_holds_config_weights_tokenizer_and_a_model_card(tmp_path):

@@ -11,7 +11,7 @@ PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/steplens
 $(VENV)/.stamp-base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[tool]"
+	$(PY) -m pip install -q -e ".[tool,worker]"
 	touch $@
 
 $(VENV)/.stamp-dev: $(VENV)/.stamp-base pyproject.toml

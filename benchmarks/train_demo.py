@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from scoring.prm.demo_params import TINY_DEMO_PARAMS
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -187,28 +189,6 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     return 0
-
-
-# What the demo trains with (tuned on this data; see docs/training.md).
-TINY_DEMO_PARAMS: dict[str, Any] = {
-    "head": "qwen_extra0",
-    "epochs": 2.0,
-    "learning_rate": 1e-3,
-    "batch_tokens": 4096,
-    "max_length": 1024,
-    "seed": 0,
-    "tiny_vocab_size": 4096,
-    "tiny_hidden_size": 128,
-    "tiny_num_layers": 2,
-    "lm_pretrain_epochs": 0.5,
-    "tiny_sliding_window": 0,
-    "tiny_num_heads": 4,
-    "wrong_class_weight": 1.0,
-    "warmup_ratio": 0.05,
-    "weight_decay": 0.0,
-    "lr_scheduler": "linear",
-    "step_separator": "\n",
-}
 
 
 if __name__ == "__main__":

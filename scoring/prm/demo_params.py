@@ -1,0 +1,27 @@
+"""The training parameters of the tiny demonstration PRM (docs/training.md, "Measured"): shared
+by `benchmarks.train_demo` and the demo's own PRM (`demo_setup`). Plain data: importing it loads
+neither torch nor Django."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TINY_DEMO_PARAMS: dict[str, Any] = {
+    "head": "qwen_extra0",
+    "epochs": 2.0,
+    "learning_rate": 1e-3,
+    "batch_tokens": 4096,
+    "max_length": 1024,
+    "seed": 0,
+    "tiny_vocab_size": 4096,
+    "tiny_hidden_size": 128,
+    "tiny_num_layers": 2,
+    "lm_pretrain_epochs": 0.5,
+    "tiny_sliding_window": 0,
+    "tiny_num_heads": 4,
+    "wrong_class_weight": 1.0,
+    "warmup_ratio": 0.05,
+    "weight_decay": 0.0,
+    "lr_scheduler": "linear",
+    "step_separator": "\n",
+}

@@ -337,9 +337,8 @@ def _queue_lock(project: Project) -> None:
 def _take_slot(
     *, user: UserLike, project: Project, trace_id: int, now: datetime, status: str
 ) -> Assignment | None:
-    """Give this user a free slot of the trace (queue lock held), or None when all are taken."""
-    queue_settings_get(project=project)
-    _queue_lock(project)
+    """Give this user a free slot of the trace, or None when all are taken. Every caller holds
+    the project's queue lock (`_queue_lock`, taken first in its transaction)."""
     row = TracePriority.objects.select_for_update().filter(trace_id=trace_id).first()
     if row is None:
         priorities_refresh(project=project, trace_ids=[trace_id])

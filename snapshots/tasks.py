@@ -29,7 +29,7 @@ def export_snapshot_build_task(snapshot_id: int) -> str:
 )
 def training_run_task(run_id: int) -> str:
     """Train one run (a redelivered task after a killed worker takes the run over; a finished,
-    failed or cancelled run is left as it is)."""
-    training.training_runs_sweep()
+    failed or cancelled run is left as it is). Dead runs are swept on every worker's tick
+    (snapshots.receivers)."""
     run = training.training_run_execute(run_id=run_id)
     return run.status if run is not None else "missing"

@@ -21,9 +21,18 @@ def _y(v: float) -> float:
     return H - PAD - v * (H - PAD - 10)
 
 
-def _frame(
-    title: str, x_label: str, y_label: str, x_ticks: Sequence[tuple[float, str]] | None = None
+UNIT_TICKS = [(t, f"{t:g}") for t in (0.0, 0.25, 0.5, 0.75, 1.0)]
+
+
+def frame(
+    title: str,
+    x_label: str,
+    y_label: str,
+    x_ticks: Sequence[tuple[float, str]] | None = None,
+    y_ticks: Sequence[tuple[float, str]] | None = None,
 ) -> list[str]:
+    """The opening of a plot on the unit square: axes, ticks (at positions in [0, 1], with their
+    labels), grid lines and axis names; callers add their marks and the closing tag."""
     parts = [
         f'<svg viewBox="0 0 {W} {H}" role="img" aria-label="{escape(title)}" '
         'xmlns="http://www.w3.org/2000/svg" font-size="10" font-family="sans-serif">',
@@ -31,13 +40,13 @@ def _frame(
         f'<rect x="{PAD}" y="10" width="{W - PAD - 10}" height="{H - PAD - 10}" fill="#fafbfc" '
         'stroke="#c9ced6"/>',
     ]
-    for at, label in x_ticks or [(t, f"{t:g}") for t in (0.0, 0.25, 0.5, 0.75, 1.0)]:
+    for at, label in x_ticks or UNIT_TICKS:
         parts.append(
             f'<text x="{_x(at):.1f}" y="{H - PAD + 12}" text-anchor="middle">{escape(label)}</text>'
         )
-    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+    for tick, label in y_ticks or UNIT_TICKS:
         parts.append(
-            f'<text x="{PAD - 4}" y="{_y(tick) + 3:.1f}" text-anchor="end">{tick:g}</text>'
+            f'<text x="{PAD - 4}" y="{_y(tick) + 3:.1f}" text-anchor="end">{escape(label)}</text>'
         )
         parts.append(
             f'<line x1="{PAD}" x2="{W - 10}" y1="{_y(tick):.1f}" y2="{_y(tick):.1f}" '
@@ -53,7 +62,7 @@ def _frame(
     return parts
 
 
-def _polyline(xs: Sequence[float], ys: Sequence[float | None], colour: str) -> str:
+def polyline(xs: Sequence[float], ys: Sequence[float | None], colour: str) -> str:
     points = " ".join(
         f"{_x(x):.1f},{_y(y):.1f}"
         for x, y in zip(xs, ys, strict=True)
@@ -64,7 +73,7 @@ def _polyline(xs: Sequence[float], ys: Sequence[float | None], colour: str) -> s
 
 def calibration_svg(bins: Sequence[dict[str, Any]], ece: float | None) -> SafeString:
     """Reliability diagram: fraction of correct steps per score bin, against the diagonal."""
-    parts = _frame(
+    parts = frame(
         f"Calibration (ECE {ece:.3f})" if ece is not None else "Calibration",
         "PRM score",
         "fraction correct",
@@ -93,7 +102,7 @@ def calibration_svg(bins: Sequence[dict[str, Any]], ece: float | None) -> SafeSt
 
 
 def roc_svg(roc: dict[str, list[float]], auroc: float | None) -> SafeString:
-    parts = _frame(
+    parts = frame(
         f"ROC (AUROC {auroc:.3f})" if auroc is not None else "ROC",
         "false positive rate (wrong steps passed)",
         "true positive rate",
@@ -102,14 +111,14 @@ def roc_svg(roc: dict[str, list[float]], auroc: float | None) -> SafeString:
         f'<line x1="{_x(0)}" y1="{_y(0)}" x2="{_x(1)}" y2="{_y(1)}" stroke="#999" '
         'stroke-dasharray="4 3"/>'
     )
-    parts.append(_polyline(roc["fpr"], roc["tpr"], "#2a64c5"))
+    parts.append(polyline(roc["fpr"], roc["tpr"], "#2a64c5"))
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308
 
 
 def f1_svg(curve: dict[str, list[float]], threshold: float, best: float | None) -> SafeString:
-    parts = _frame("ProcessBench F1 by threshold", "threshold", "F1")
-    parts.append(_polyline(curve["thresholds"], curve["f1"], "#1e7b45"))
+    parts = frame("ProcessBench F1 by threshold", "threshold", "F1")
+    parts.append(polyline(curve["thresholds"], curve["f1"], "#1e7b45"))
     parts.append(
         f'<line x1="{_x(threshold):.1f}" x2="{_x(threshold):.1f}" y1="10" y2="{_y(0)}" '
         'stroke="#c0392b" stroke-dasharray="3 2"><title>threshold in use</title></line>'
@@ -128,9 +137,9 @@ def position_svg(rows: Sequence[dict[str, Any]]) -> SafeString:
     n = len(rows)
     xs = [i / max(1, n - 1) for i in range(n)]
     ticks = [(xs[i], rows[i]["position"]) for i in range(0, n, 2)]
-    parts = _frame("By step position", "step position (0-based)", "rate", x_ticks=ticks)
-    parts.append(_polyline(xs, [r["accuracy"] for r in rows], "#2a64c5"))
-    parts.append(_polyline(xs, [r["error_rate"] for r in rows], "#c0392b"))
+    parts = frame("By step position", "step position (0-based)", "rate", x_ticks=ticks)
+    parts.append(polyline(xs, [r["accuracy"] for r in rows], "#2a64c5"))
+    parts.append(polyline(xs, [r["error_rate"] for r in rows], "#c0392b"))
     parts.append(
         f'<text x="{PAD + 6}" y="22" fill="#2a64c5">accuracy</text>'
         f'<text x="{PAD + 6}" y="34" fill="#c0392b">gold error rate</text></svg>'

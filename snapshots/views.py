@@ -10,7 +10,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotate import selectors as annotate_selectors
@@ -18,6 +17,7 @@ from annotate.models import Role
 
 from . import selectors, services, training
 from .models import ExportFileFormat, ExportFormat, LabelPolicy, NeutralMapping
+from .plots import curve_svg, loss_svg
 
 # How often the progress partial asks again while a build runs.
 POLL_MS = 1000
@@ -304,69 +304,3 @@ def live_scorer_demote(request: HttpRequest, slug: str) -> HttpResponse:
     except ValidationError as err:
         messages.error(request, " ".join(err.messages))
     return redirect("snapshots:training", slug=project.slug)
-
-
-def loss_svg(curve: list[dict[str, object]]) -> SafeString:
-    """The training loss by step as inline SVG, drawn from numbers only."""
-    points = [(float(p["step"]), float(p["loss"])) for p in curve if p.get("loss") is not None]  # type: ignore[arg-type]
-    if len(points) < 2:
-        return mark_safe("")  # noqa: S308
-    w, h, pad = 480, 180, 30
-    xs, ys = [p[0] for p in points], [p[1] for p in points]
-    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
-    span_x, span_y = (x1 - x0) or 1.0, (y1 - y0) or 1.0
-    coords = " ".join(
-        f"{pad + (x - x0) / span_x * (w - pad - 8):.1f},{h - pad - (y - y0) / span_y * (h - pad - 8):.1f}"
-        for x, y in points
-    )
-    return mark_safe(  # noqa: S308 - numbers only
-        f'<svg viewBox="0 0 {w} {h}" width="100%" style="max-width: 640px" role="img" '
-        'aria-label="Training loss by step" '
-        f'xmlns="http://www.w3.org/2000/svg" font-size="10" font-family="sans-serif">'
-        f"<title>Training loss by step</title>"
-        f'<rect x="{pad}" y="8" width="{w - pad - 8}" height="{h - pad - 8}" fill="#fafbfc" stroke="#c9ced6"/>'
-        f'<polyline points="{coords}" fill="none" stroke="#2a64c5" stroke-width="2"/>'
-        f'<text x="{pad}" y="{h - 8}">step {x0:g}</text>'
-        f'<text x="{w - 8}" y="{h - 8}" text-anchor="end">step {x1:g}</text>'
-        f'<text x="{pad - 4}" y="16" text-anchor="end">{y1:.3g}</text>'
-        f'<text x="{pad - 4}" y="{h - pad}" text-anchor="end">{y0:.3g}</text></svg>'
-    )
-
-
-def curve_svg(points: list[dict[str, object]]) -> SafeString:
-    """The learning curve: test-split step AUROC by the fraction of the train split trained on
-    (Prodigy's train-curve), inline SVG from numbers only."""
-    xy = [
-        (float(p["fraction"]), float(p["step_auroc"]))  # type: ignore[arg-type]
-        for p in points
-        if p.get("step_auroc") is not None
-    ]
-    if len(xy) < 2:
-        return mark_safe("")  # noqa: S308
-    w, h, pad = 480, 180, 34
-    lo, hi = min(y for _, y in xy), max(y for _, y in xy)
-    lo, hi = min(lo, 0.5), max(hi, lo + 0.05)
-
-    def at(x: float, y: float) -> str:
-        return f"{pad + x * (w - pad - 8):.1f},{h - pad - (y - lo) / (hi - lo) * (h - pad - 8):.1f}"
-
-    dots = "".join(
-        f'<circle cx="{at(x, y).split(",")[0]}" cy="{at(x, y).split(",")[1]}" r="3" '
-        f'fill="#2a64c5"><title>{x:.0%}: AUROC {y:.3f}</title></circle>'
-        for x, y in xy
-    )
-    return mark_safe(  # noqa: S308 - numbers only
-        f'<svg viewBox="0 0 {w} {h}" width="100%" style="max-width: 640px" role="img" '
-        'aria-label="Learning curve: test AUROC by train fraction" '
-        'xmlns="http://www.w3.org/2000/svg" font-size="10" font-family="sans-serif">'
-        "<title>Learning curve</title>"
-        f'<rect x="{pad}" y="8" width="{w - pad - 8}" height="{h - pad - 8}" fill="#fafbfc" '
-        'stroke="#c9ced6"/>'
-        f'<polyline points="{" ".join(at(x, y) for x, y in xy)}" fill="none" stroke="#2a64c5" '
-        'stroke-width="2"/>'
-        f"{dots}"
-        f'<text x="{pad}" y="{h - 8}">0% of train</text>'
-        f'<text x="{w - 8}" y="{h - 8}" text-anchor="end">100%</text>'
-        f'<text x="{pad - 4}" y="16" text-anchor="end">{hi:.2f}</text>'
-        f'<text x="{pad - 4}" y="{h - pad}" text-anchor="end">{lo:.2f}</text></svg>'
-    )

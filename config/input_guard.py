@@ -45,12 +45,36 @@ class InputGuardMiddleware:
         return HttpResponse(message, status=400, content_type="text/plain; charset=utf-8")
 
 
+def _nul_path(value: Any, path: str = "") -> str | None:
+    """Where a NUL character sits in decoded JSON (a key or a string), or None."""
+    if isinstance(value, str):
+        return (path or "body") if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return where.replace("\x00", "\\0")
+            found = _nul_path(item, where)
+            if found:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _nul_path(item, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
 class GuardedJSONParser(JSONParser):
-    """DRF's JSON parser, with too deep a nesting answered as a 400 instead of a 500."""
+    """DRF's JSON parser, with too deep a nesting and NUL characters (which PostgreSQL refuses in
+    text and JSON) answered as a 400 naming where, instead of a 500."""
 
     def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
         try:
-            return super().parse(stream, media_type, parser_context)
+            data = super().parse(stream, media_type, parser_context)
         except RecursionError:
             raise ParseError("JSON parse error: nested too deeply.") from None
-
+        where = _nul_path(data)
+        if where:
+            raise ParseError(f"{where}: a NUL character (\\u0000) is not allowed in a value.")
+        return data

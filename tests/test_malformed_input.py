@@ -49,6 +49,19 @@ def test_a_nul_byte_in_a_query_or_form_value_is_a_400_naming_it() -> None:
     assert response.status_code == 400 and "note" in response.content.decode()
 
 
+def test_a_nul_character_in_a_json_body_is_a_400_naming_where() -> None:
+    """Found by tests/test_api_fuzz.py on PostgreSQL: JSON text with \u0000 in a scorer's params
+    was a 500 (PostgreSQL refuses NUL in text and JSON)."""
+    admin = make_user(is_superuser=True)
+    api = APIClient(raise_request_exception=False)
+    api.force_authenticate(admin)
+    body = '{"name": "n", "backend": "tool", "params": {"k": ["a\\u0000b"]}}'
+    response = api.post("/api/scorers/", body, content_type="application/json")
+    assert response.status_code == 400 and "params.k[0]" in response.json()["detail"]
+    fine = api.post("/api/scorers/", {"name": "n", "backend": "tool"}, format="json")
+    assert fine.status_code == 201
+
+
 def test_a_seed_the_database_cannot_hold_is_refused_naming_it() -> None:
     user = make_user()
     project = make_project(members={user: "reviewer"})
@@ -68,11 +81,11 @@ def test_a_trace_file_nested_too_deeply_is_refused_naming_the_line() -> None:
     from annotate.imports import ImportFileError, project_for_import, traces_import
 
     project, _ = project_for_import(slug="deep")
-    good = (
-        b'{"id": "a", "generator": "g", "problem": "1+1?", "steps": ["2"], "label": -1, "final_answer_correct": true}'
-    )
+    good = b'{"id": "a", "generator": "g", "problem": "1+1?", "steps": ["2"], "label": -1, "final_answer_correct": true}'
     deep = (
-        b'{"id": "b", "generator": "g", "problem": "1+1?", "steps": ["2"], "label": -1, "x": ' + DEEP.encode() + b"}"
+        b'{"id": "b", "generator": "g", "problem": "1+1?", "steps": ["2"], "label": -1, "x": '
+        + DEEP.encode()
+        + b"}"
     )
     with pytest.raises(ImportFileError) as caught:
         traces_import(

@@ -18,9 +18,13 @@ $(VENV)/.stamp-dev: $(VENV)/.stamp-base pyproject.toml
 	$(PY) -m pip install -q -e ".[tool,worker,dev]"
 	touch $@
 
-setup: $(VENV)/.stamp-base
+# The local .env (generated secret key, debug on, SQLite): plain `manage.py ...` commands then run.
+.env:
+	$(PY) scripts/local_env.py
 
-setup-dev: $(VENV)/.stamp-dev
+setup: $(VENV)/.stamp-base .env
+
+setup-dev: $(VENV)/.stamp-dev .env
 	bash scripts/ensure_chromium.sh
 
 demo: setup

@@ -8,10 +8,18 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
 
 from config.csp import content_security_policy
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# The local, git-ignored .env that `make setup` writes (scripts/local_env.py: a generated secret
+# key, debug on, the SQLite path), so that a plain `manage.py ...` runs. The process environment
+# wins over the file; STEPLENS_ENV_FILE names another file, or none when empty (the tests).
+# Production reads no secret from here unless its own .env sets one (it refuses to start without).
+ENV_FILE = os.environ.get("STEPLENS_ENV_FILE", str(BASE_DIR / ".env"))
+if ENV_FILE:
+    load_dotenv(ENV_FILE, override=False)
 # Local state of a dev/demo install: SQLite file, generated secret key, embedded broker, uploads.
 VAR_DIR = Path(os.environ.get("STEPLENS_VAR_DIR", BASE_DIR / "var"))
 

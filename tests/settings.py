@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import tempfile
 
+# A developer's local .env (debug on, their SQLite file) never reaches the tests or their children.
+os.environ["STEPLENS_ENV_FILE"] = ""
 os.environ.setdefault("SECRET_KEY", "tests-only-not-a-secret")
 os.environ.setdefault("DJANGO_DEBUG", "0")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")

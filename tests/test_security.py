@@ -36,6 +36,8 @@ def _production_env(tmp_path, **extra: str) -> dict[str, str]:
         DJANGO_DEBUG="0",
         ALLOWED_HOSTS="steplens.example.org",
         STEPLENS_VAR_DIR=str(tmp_path),
+        # Not the checkout's local .env (scripts/local_env.py), which turns debug on.
+        STEPLENS_ENV_FILE=str(tmp_path / "no.env"),
     )
     env.update(extra)
     return env
@@ -68,6 +70,35 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path):
     assert result.returncode != 0
     assert "SECRET_KEY must be set in the environment" in result.stderr
     assert not (tmp_path / "secret_key").exists()  # no key is made up for production
+
+
+def test_a_generated_local_env_runs_manage_py_without_prefixes(tmp_path):
+    env_file = tmp_path / ".env"
+    subprocess.run(
+        [sys.executable, "scripts/local_env.py", str(env_file)], cwd=REPO_ROOT, check=True
+    )
+    assert oct(env_file.stat().st_mode & 0o777) == "0o600"
+    env = _production_env(tmp_path, STEPLENS_ENV_FILE=str(env_file))
+    for name in ("SECRET_KEY", "DJANGO_DEBUG", "ALLOWED_HOSTS"):
+        del env[name]
+    result = _manage(env, "shell", "-c", "from django.conf import settings; print(settings.DEBUG)")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "True"
+    first_key = env_file.read_text()
+    subprocess.run(  # run again: the file, and so the key and the sessions, are kept
+        [sys.executable, "scripts/local_env.py", str(env_file)], cwd=REPO_ROOT, check=True
+    )
+    assert env_file.read_text() == first_key
+
+
+def test_production_env_file_without_its_own_secret_refuses_to_start(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text((REPO_ROOT / ".env.example").read_text())  # SECRET_KEY= left blank
+    env = _production_env(tmp_path, STEPLENS_ENV_FILE=str(env_file))
+    del env["SECRET_KEY"], env["DJANGO_DEBUG"]
+    result = _manage(env, "check")
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set in the environment" in result.stderr
 
 
 def _settings_variables() -> set[str]:

@@ -50,7 +50,8 @@ def reference_processbench(records: list[dict], scores: dict[str, list[float]], 
     """ProcessBench's formula, written out independently of scoring.prm.metrics."""
     err_hits = err_n = ok_hits = ok_n = 0
     for r in records:
-        pred = next((i for i, s in enumerate(scores[r["id"]]) if s < t), -1)
+        # A step is right only when its score is above t (PRMBench's `item > threshold`).
+        pred = next((i for i, s in enumerate(scores[r["id"]]) if not s > t), -1)
         if r["label"] == -1:
             ok_n += 1
             ok_hits += pred == -1

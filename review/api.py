@@ -490,13 +490,25 @@ class AuditReportSerializer(serializers.Serializer):
     scorer = serializers.CharField()
     scorer_version = serializers.IntegerField()
     threshold = serializers.FloatField()
+    threshold_rule = serializers.CharField(
+        help_text="How a score is compared with the threshold, the same in every figure."
+    )
     traces = serializers.IntegerField()
     steps = serializers.IntegerField()
     gold_steps = serializers.IntegerField()
     processbench = ProcessBenchSerializer()
     prmbench = PRMBenchSerializer()
     auroc = serializers.FloatField(allow_null=True)
-    ece = serializers.FloatField(allow_null=True)
+    ece = serializers.FloatField(
+        allow_null=True,
+        help_text="Positive-class ECE: the score against whether the step is correct (the "
+        "calibration bins' definition).",
+    )
+    ece_top_label = serializers.FloatField(
+        allow_null=True,
+        help_text="Top-label ECE (Guo et al. 2017): max(score, 1 - score) against whether the "
+        "predicted class is right.",
+    )
     calibration = serializers.ListField(child=serializers.DictField())
     roc = serializers.DictField(child=serializers.ListField(child=serializers.FloatField()))
     best_threshold = BestThresholdSerializer()

@@ -151,7 +151,11 @@ def _steps(traces: Sequence[AuditTrace]) -> tuple[np.ndarray, np.ndarray, np.nda
     return np.array(correct, dtype=bool), np.array(score, dtype=float), np.array(position)
 
 
-def _group_metrics(traces: Sequence[AuditTrace], threshold: float) -> dict[str, Any]:
+def _group_metrics(
+    traces: Sequence[AuditTrace], threshold: float, *, classification: str | None = None
+) -> dict[str, Any]:
+    """A group's metrics; `classification`: the group is a subset, whose name may be one of
+    PRMBench's classes (each scored by PRMBench's own per-class rule)."""
     correct, score, _ = _steps(traces)
     pb = _processbench(traces, threshold)
     return {
@@ -160,7 +164,9 @@ def _group_metrics(traces: Sequence[AuditTrace], threshold: float) -> dict[str, 
         "acc_error": pb["acc_error"],
         "acc_correct": pb["acc_correct"],
         "f1": pb["f1"],
-        "prmbench": metrics.prmbench(correct, score, threshold).score,
+        "prmbench": metrics.prmbench(
+            correct, score, threshold, classification=classification
+        ).score,
         "auroc": metrics.auroc(correct, score),
     }
 
@@ -217,8 +223,7 @@ def _worst(traces: Sequence[AuditTrace], threshold: float, limit: int) -> list[d
         for index, (g, s) in enumerate(zip(t.gold, t.scores, strict=True)):
             if g is None:
                 continue
-            predicted_correct = s >= threshold
-            if predicted_correct == (g >= 0):
+            if metrics.predicted_correct(s, threshold) == (g >= 0):
                 continue
             rows.append(
                 {
@@ -261,7 +266,10 @@ def audit_report(
     for t in traces:
         by_subset[t.subset or "(none)"].append(t)
         by_generator[t.generator or "(none)"].append(t)
-    subsets = {name: _group_metrics(group, threshold) for name, group in sorted(by_subset.items())}
+    subsets = {
+        name: _group_metrics(group, threshold, classification=name)
+        for name, group in sorted(by_subset.items())
+    }
     subset_f1 = [m["f1"] for m in subsets.values() if m["f1"] is not None]
     pb["by_subset"] = {
         name: {k: m[k] for k in ("acc_error", "acc_correct", "f1")} for name, m in subsets.items()
@@ -284,7 +292,9 @@ def audit_report(
                 "gold_steps": n,
                 "error_rate": float((~correct[mask]).mean()) if n else None,
                 "mean_score": float(score[mask].mean()) if n else None,
-                "accuracy": float(((score[mask] >= threshold) == correct[mask]).mean())
+                "accuracy": float(
+                    (metrics.predicted_correct(score[mask], threshold) == correct[mask]).mean()
+                )
                 if n
                 else None,
                 "auroc": metrics.auroc(correct[mask], score[mask]) if n else None,
@@ -301,7 +311,9 @@ def audit_report(
         "processbench": pb,
         "prmbench": metrics.prmbench(correct, score, threshold).as_dict(),
         "auroc": metrics.auroc(correct, score),
+        "threshold_rule": metrics.THRESHOLD_RULE,
         "ece": calib.ece,
+        "ece_top_label": calib.top_label_ece,
         "calibration": calib.as_dict()["bins"],
         "roc": {"fpr": [float(x) for x in fpr], "tpr": [float(x) for x in tpr]}
         if len(fpr) <= 2000

@@ -74,7 +74,7 @@ def polyline(xs: Sequence[float], ys: Sequence[float | None], colour: str) -> st
 def calibration_svg(bins: Sequence[dict[str, Any]], ece: float | None) -> SafeString:
     """Reliability diagram: fraction of correct steps per score bin, against the diagonal."""
     parts = frame(
-        f"Calibration (ECE {ece:.3f})" if ece is not None else "Calibration",
+        f"Calibration, positive class (ECE {ece:.3f})" if ece is not None else "Calibration",
         "PRM score",
         "fraction correct",
     )

@@ -97,7 +97,8 @@ class StepBadge:
 
     @property
     def wrong(self) -> bool:
-        return self.score is not None and self.score.score < self.scorer.threshold
+        # The audit's rule (scoring.prm.metrics.predicted_correct): at the threshold is wrong.
+        return self.score is not None and self.score.score <= self.scorer.threshold
 
 
 @dataclass

@@ -64,14 +64,15 @@ class Thought:
 
 
 def verdict(score: float, *, threshold: float = 0.5, unsure: float = 0.0) -> str:
-    """``good`` at or above threshold + unsure, ``bad`` below threshold - unsure, else ``unsure``.
+    """``good`` above threshold + unsure, ``bad`` at or below threshold - unsure, else ``unsure``
+    (the audit's rule, `metrics.predicted_correct`: a score equal to the threshold is wrong).
 
-    >>> verdict(0.7), verdict(0.2), verdict(0.52, unsure=0.05)
-    ('good', 'bad', 'unsure')
+    >>> verdict(0.7), verdict(0.2), verdict(0.52, unsure=0.05), verdict(0.5)
+    ('good', 'bad', 'unsure', 'bad')
     """
-    if score >= threshold + unsure:
+    if score > threshold + unsure:
         return "good"
-    if score < threshold - unsure:
+    if score <= threshold - unsure:
         return "bad"
     return "unsure"
 

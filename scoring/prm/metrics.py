@@ -4,13 +4,24 @@ Plain Python + numpy, no Django: a notebook or a training script imports it as i
 is a fraction in [0, 1]; a metric with nothing to measure (no trace with an error, one class only)
 is None, never a made-up 0.
 
+One threshold rule for every figure (`predicted_correct`): a step is predicted correct when its
+score is *above* the threshold, wrong when it is at or below it. It is PRMBench's rule
+(`step_level_validity_labels = [item > self.validity_threshold ...]`, ssmisya/PRMBench @ a1ae4eab,
+mr_eval/models/qwen_prm.py:116, math_shepherd.py:89, skywork_prm.py:105) and the one ProcessBench's
+own PRM script implies (QwenLM/ProcessBench, code/run_eval_prm_rlhflow.py:50: a step is right only
+when `+` is the greedy token, i.e. P(+) > P(-)).
+
 Conventions, each the benchmark's own:
-- ProcessBench: a step is predicted wrong when its score is *below* the threshold; the predicted
-  earliest error is the first such step, -1 when there is none. acc_error is the exact-match
-  accuracy of that index on traces whose label is not -1, acc_correct the accuracy (prediction -1)
-  on traces labelled -1, F1 their harmonic mean.
-- PRMBench: a step is predicted correct when its score is *above* the threshold; PRMScore is the
-  mean of the F1 of the correct-step class and the F1 of the error-step class.
+- ProcessBench: the predicted earliest error is the first step predicted wrong, -1 when there is
+  none. acc_error is the exact-match accuracy of that index on traces whose label is not -1,
+  acc_correct the accuracy (prediction -1) on traces labelled -1, F1 their harmonic mean
+  (code/run_eval_prm_rlhflow.py:70-81).
+- PRMBench: PRMScore is the mean of the F1 of the correct-step class and the F1 of the error-step
+  class (mr_eval/tasks/prmtest_classified/task.py:219-235); per class the same, except
+  `multi_solutions` (no error steps), scored by the correct-step F1 alone
+  (mr_visualize/eval_res_view/draw_figure/draw_radar.ipynb, get_prmscore_from_current_res_dict).
+- Calibration: the reliability diagram and `ece` are positive-class (the score against "this step is
+  correct"); `top_label_ece` is the top-label ECE papers compare (Guo et al. 2017, eq. 3).
 """
 
 from __future__ import annotations
@@ -45,19 +56,38 @@ def harmonic_mean(a: float | None, b: float | None) -> float | None:
     return 2 * a * b / (a + b) if a + b > 0 else 0.0
 
 
+THRESHOLD_RULE = (
+    "A step is predicted correct when its score is above the threshold and wrong when it is at or "
+    "below it (PRMBench's rule), in every figure."
+)
+
+
+def predicted_correct(scores: Floats | float, threshold: float = 0.5) -> Any:
+    """The one threshold rule: score > threshold (a bool, or a boolean array for an array).
+
+    >>> predicted_correct(0.5, 0.5), predicted_correct(0.51, 0.5)
+    (False, True)
+    >>> predicted_correct([0.2, 0.5, 0.8], 0.5).tolist()
+    [False, False, True]
+    """
+    if isinstance(scores, int | float):
+        return bool(scores > threshold)
+    return np.asarray(scores, dtype=np.float64) > threshold
+
+
 # --- ProcessBench ---------------------------------------------------------------------------------
 
 
 def first_error_prediction(scores: Sequence[float], threshold: float = 0.5) -> int:
-    """The index of the first step scoring below the threshold, -1 when none does.
+    """The index of the first step predicted wrong (score at or below the threshold), -1 when none.
 
     >>> first_error_prediction([0.9, 0.7, 0.3, 0.8])
     2
     >>> first_error_prediction([0.9, 0.5], threshold=0.5)
-    -1
+    1
     """
     for index, score in enumerate(scores):
-        if score < threshold:
+        if not predicted_correct(float(score), threshold):
             return index
     return -1
 
@@ -115,7 +145,7 @@ def processbench_f1_curve(
     """ProcessBench F1 at each threshold, without re-scanning the traces per threshold.
 
     With m_i the running minimum of a trace's scores, the prediction equals a label L != -1
-    exactly when m_L < t <= m_{L-1} (m_{-1} = +inf), and equals -1 exactly when t <= m_last; so
+    exactly when m_L <= t < m_{L-1} (m_{-1} = +inf), and equals -1 exactly when t < m_last; so
     each count is a difference of two sorted-array searches.
 
     >>> labels, scores = [-1, 1], [[0.9, 0.8], [0.9, 0.2, 0.7]]
@@ -135,9 +165,9 @@ def processbench_f1_curve(
             lo.append(np.inf)
             hi.append(np.inf)
     lo_s, hi_s, last_s = np.sort(lo), np.sort(hi), np.sort(last)
-    # count(x < t) = searchsorted(x, t, "left"); count(x >= t) = n - that.
-    hit_err = np.searchsorted(lo_s, t, "left") - np.searchsorted(hi_s, t, "left")
-    hit_ok = len(last_s) - np.searchsorted(last_s, t, "left")
+    # count(x <= t) = searchsorted(x, t, "right"); count(x > t) = n - that.
+    hit_err = np.searchsorted(lo_s, t, "right") - np.searchsorted(hi_s, t, "right")
+    hit_ok = len(last_s) - np.searchsorted(last_s, t, "right")
     acc_e = hit_err / len(lo_s) if len(lo_s) else np.full(t.shape, np.nan)
     acc_c = hit_ok / len(last_s) if len(last_s) else np.full(t.shape, np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -149,7 +179,7 @@ def best_threshold(
     labels: Sequence[int], scores: Sequence[Sequence[float]]
 ) -> tuple[float | None, float | None]:
     """(threshold, F1): the threshold that maximises ProcessBench F1, searched over every point
-    where a prediction can change (each running minimum, and just above it); ties go to the
+    where a prediction can change (each running minimum, and just below it); ties go to the
     threshold nearest 0.5.
 
     >>> best_threshold([-1, 1, 0], [[0.9, 0.8], [0.9, 0.6, 0.7], [0.55, 0.9]])
@@ -161,7 +191,7 @@ def best_threshold(
     values = np.unique(np.concatenate([m for m in minima if len(m)] or [np.zeros(0)]))
     if not len(values):
         return None, None
-    candidates = np.unique(np.concatenate([values, np.nextafter(values, np.inf)]))
+    candidates = np.unique(np.concatenate([values, np.nextafter(values, -np.inf)]))
     f1 = processbench_f1_curve(labels, scores, candidates)
     if np.all(np.isnan(f1)):
         return None, None
@@ -212,21 +242,33 @@ class PRMBenchResult:
         return asdict(self)
 
 
-def prmbench(correct: Bools, scores: Floats, threshold: float = 0.5) -> PRMBenchResult:
+# PRMBench's classes without error steps: their score is the correct-step F1 alone.
+PRMBENCH_POSITIVE_ONLY_CLASSES = frozenset({"multi_solutions"})
+
+
+def prmbench(
+    correct: Bools, scores: Floats, threshold: float = 0.5, *, classification: str | None = None
+) -> PRMBenchResult:
     """PRMBench's PRMScore over steps: 0.5 * F1(correct class) + 0.5 * F1(error class), a step
-    predicted correct when its score is above the threshold.
+    predicted correct when its score is above the threshold. For one of PRMBench's classes
+    (`classification`), its own per-class rule: `multi_solutions` is the correct-step F1 alone.
 
     >>> r = prmbench([True, True, False, False], [0.9, 0.4, 0.2, 0.6])
     >>> r.f1_correct, r.f1_error, r.score
     (0.5, 0.5, 0.5)
+    >>> prmbench([True, True, True], [0.9, 0.4, 0.8], classification="multi_solutions").score
+    0.8
     """
     truth = np.asarray(correct, dtype=bool)
-    predicted = np.asarray(scores, dtype=np.float64) > threshold
+    predicted = predicted_correct(scores, threshold)
     if truth.shape != predicted.shape:
         raise ValueError("correct and scores differ in length")
     f1_pos = binary_f1(truth, predicted)
     f1_neg = binary_f1(~truth, ~predicted)
-    score = None if f1_pos is None or f1_neg is None else 0.5 * f1_pos + 0.5 * f1_neg
+    if classification in PRMBENCH_POSITIVE_ONLY_CLASSES:
+        score = f1_pos
+    else:
+        score = None if f1_pos is None or f1_neg is None else 0.5 * f1_pos + 0.5 * f1_neg
     return PRMBenchResult(
         score=score,
         f1_correct=f1_pos,
@@ -295,29 +337,30 @@ class CalibrationBin:
 
 @dataclass(frozen=True)
 class Calibration:
+    """`ece` and `bins`: positive-class reliability (a step's score against whether the step is
+    correct); `top_label_ece`: the top-label ECE (the confidence of the predicted class)."""
+
     ece: float | None
     bins: list[CalibrationBin] = field(default_factory=list)
+    top_label_ece: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ece": self.ece, "bins": [asdict(b) for b in self.bins]}
+        return {
+            "ece": self.ece,
+            "top_label_ece": self.top_label_ece,
+            "bins": [asdict(b) for b in self.bins],
+        }
 
 
-def calibration(correct: Bools, scores: Floats, n_bins: int = 10) -> Calibration:
-    """Reliability diagram bins (equal width over [0, 1]) and the expected calibration error:
-    the count-weighted mean gap between a bin's mean score and its fraction of correct steps.
-
-    >>> c = calibration([True, False, True, True], [0.95, 0.9, 0.1, 0.15], n_bins=2)
-    >>> round(c.ece, 4), [b.count for b in c.bins]
-    (0.65, [2, 2])
-    """
-    y = np.asarray(correct, dtype=np.float64)
-    s = np.clip(np.asarray(scores, dtype=np.float64), 0.0, 1.0)
-    if not len(s):
-        return Calibration(ece=None, bins=[])
-    index = np.minimum((s * n_bins).astype(np.int64), n_bins - 1)
+def _binned(
+    confidence: np.ndarray, hit: np.ndarray, n_bins: int
+) -> tuple[float, list[CalibrationBin]]:
+    """ECE (the count-weighted mean |fraction of hits - mean confidence| over equal-width bins
+    [k/n, (k+1)/n), the last closed at 1) and the bins."""
+    index = np.minimum((confidence * n_bins).astype(np.int64), n_bins - 1)
     counts = np.bincount(index, minlength=n_bins)
-    sums = np.bincount(index, weights=s, minlength=n_bins)
-    hits = np.bincount(index, weights=y, minlength=n_bins)
+    sums = np.bincount(index, weights=confidence, minlength=n_bins)
+    hits = np.bincount(index, weights=hit, minlength=n_bins)
     bins = []
     ece = 0.0
     for b in range(n_bins):
@@ -325,9 +368,38 @@ def calibration(correct: Bools, scores: Floats, n_bins: int = 10) -> Calibration
         mean = float(sums[b] / n) if n else None
         frac = float(hits[b] / n) if n else None
         if n:
-            ece += n / len(s) * abs(mean - frac)  # type: ignore[operator]
+            ece += n / len(confidence) * abs(mean - frac)  # type: ignore[operator]
         bins.append(CalibrationBin(b / n_bins, (b + 1) / n_bins, n, mean, frac))
-    return Calibration(ece=float(ece), bins=bins)
+    return float(ece), bins
+
+
+def calibration(correct: Bools, scores: Floats, n_bins: int = 10) -> Calibration:
+    """Reliability diagram bins (equal width over [0, 1]) and two expected calibration errors.
+
+    - `ece`, positive-class: the score is the confidence that the step is correct and the hit is
+      "the step is correct" (torchmetrics' BinaryCalibrationError: `confidences, accuracies =
+      preds, target`, src/torchmetrics/functional/classification/calibration_error.py:138).
+    - `top_label_ece`: the confidence of the predicted class, max(score, 1 - score), and the hit is
+      "the predicted class is right" (Guo et al. 2017, eq. 3; torchmetrics'
+      MulticlassCalibrationError over [1 - score, score]: `confidences, predictions =
+      preds.max(dim=1)`, calibration_error.py:244-245). The predicted class is "correct" when the
+      score is above 0.5 (a tie goes to "wrong", the first class, as torch.max does).
+
+    Both weigh each bin's |fraction of hits - mean confidence| by its share of the steps
+    (calibration_error.py:97).
+
+    >>> c = calibration([True, False, True, True], [0.95, 0.9, 0.1, 0.15], n_bins=2)
+    >>> round(c.ece, 4), [b.count for b in c.bins], round(c.top_label_ece, 4)
+    (0.65, [2, 2], 0.65)
+    """
+    y = np.asarray(correct, dtype=bool)
+    s = np.clip(np.asarray(scores, dtype=np.float64), 0.0, 1.0)
+    if not len(s):
+        return Calibration(ece=None, bins=[])
+    ece, bins = _binned(s, y.astype(np.float64), n_bins)
+    predicted = predicted_correct(s, 0.5)
+    top_ece, _ = _binned(np.maximum(s, 1.0 - s), (predicted == y).astype(np.float64), n_bins)
+    return Calibration(ece=ece, bins=bins, top_label_ece=top_ece)
 
 
 # --- Best-of-N ------------------------------------------------------------------------------------

@@ -990,15 +990,21 @@ def rows_metrics(
     >>> m["step_auroc"], m["processbench_f1"]
     (1.0, 1.0)
     """
-    from scoring.prm.metrics import auroc, best_threshold, calibration, prmbench, processbench
+    from scoring.prm.metrics import (
+        auroc,
+        best_threshold,
+        calibration,
+        first_error_prediction,
+        prmbench,
+        processbench,
+    )
 
     flat_scores = [float(s) for trace in scores for s in trace]
     flat_labels = [bool(v) for r in rows for v in r["labels"]]
     first_errors = [first_error_label(r["labels"]) for r in rows]
-    pb = processbench(
-        first_errors, [next((i for i, s in enumerate(t) if s < threshold), -1) for t in scores]
-    )
+    pb = processbench(first_errors, [first_error_prediction(t, threshold) for t in scores])
     best, best_f1 = best_threshold(first_errors, [list(t) for t in scores])
+    calib = calibration(flat_labels, flat_scores)
     return {
         "rows": len(rows),
         "steps": len(flat_labels),
@@ -1008,7 +1014,8 @@ def rows_metrics(
         "processbench_f1": pb.f1,
         "processbench_best_threshold": best,
         "processbench_best_f1": best_f1,
-        "ece": calibration(flat_labels, flat_scores).ece,
+        "ece": calib.ece,
+        "ece_top_label": calib.top_label_ece,
     }
 
 

@@ -17,7 +17,13 @@ from annotate.models import Step, Trace
 from review import services as review_services
 from scoring import services
 from tests.factories import make_user
-from tests.scoring.test_metrics import GSM8K, HAND, PRMBENCH
+from tests.scoring.test_metrics import (
+    GSM8K,
+    HAND,
+    PRMBENCH,
+    prmbench_random_scores,
+    prmbench_reference_class_scores,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -122,7 +128,7 @@ def test_audit_page_is_for_reviewers_and_changes_with_gold(pb) -> None:
     c.force_login(reviewer)
     page = c.get(url).content.decode()
     assert 'data-metric="f1">0.571<' in page
-    assert page.count("<svg") == 4 and "Calibration (ECE" in page
+    assert page.count("<svg") == 4 and "Calibration, positive class (ECE" in page
     # The worst mistake: gsm8k-201's last step is right (gold +1) but scored 0.49.
     api = c.get(reverse("api:audit", args=["pb"]), {"threshold": "0.5"}).json()
     assert api["processbench"]["f1"] == pytest.approx(4 / 7)
@@ -137,3 +143,54 @@ def test_audit_page_is_for_reviewers_and_changes_with_gold(pb) -> None:
     after = c.get(reverse("api:audit", args=["pb"])).json()
     assert after["gold_steps"] == before + 1
     assert c.get(reverse("api:audit-queue", args=["pb"])).json()[0]["severity"] >= 0.5
+
+
+def test_audit_scores_each_prmbench_class_by_prmbench_own_rule() -> None:
+    lines = PRMBENCH.read_text().splitlines()
+    recs = [json.loads(line) for line in lines]
+    project = import_lines("prmb-all", lines, "prmbench")
+    scorer = services.scorer_create(name="prm", backend="tool", projects=[project])
+    scores = prmbench_random_scores(recs, 11)
+    load_scores(
+        project,
+        scorer,
+        {f"{r['idx']}:{r['classification']}": s for r, s in zip(recs, scores, strict=True)},
+    )
+    expected = prmbench_reference_class_scores(recs, scores)
+    report = report_json("--project", "prmb-all", "--scorer", "prm")
+    got = {name: m["prmbench"] for name, m in report["by_subset"].items()}
+    assert got == pytest.approx(expected, abs=1e-12)
+    # multi_solutions has no error step: its score is the correct-step F1, not half of it.
+    ms = [r for r in recs if r["classification"] == "multi_solutions"]
+    assert ms and all(not r["error_steps"] for r in ms)
+    assert got["multi_solutions"] > 0.5
+
+
+def test_one_threshold_rule_in_every_figure_and_stated_on_the_page() -> None:
+    """A gold +1 step scored exactly at the threshold is a mistake in the worst list, in the
+    per-position accuracy, in PRMBench's figure and in ProcessBench's, and the page says so."""
+    rows = [json.loads(line) for line in GSM8K.read_text().splitlines()]
+    correct = next(r for r in rows if r["label"] == -1 and len(r["steps"]) >= 3)
+    project = import_lines("rule", [json.dumps(correct)], "processbench")
+    scorer = services.scorer_create(name="prm", backend="tool", projects=[project])
+    scores = [0.9] * len(correct["steps"])
+    scores[1] = 0.5  # exactly at the threshold
+    load_scores(project, scorer, {correct["id"]: scores})
+    report = report_json("--project", "rule", "--scorer", "prm", "--threshold", "0.5")
+    assert [(w["step_index"], w["gold"]) for w in report["worst"]] == [(1, 1)]
+    position = {p["position"]: p["accuracy"] for p in report["by_position"]}
+    assert position["0"] == 1.0 and position["1"] == 0.0
+    n = len(scores)
+    assert report["prmbench"]["accuracy"] == pytest.approx((n - 1) / n)
+    assert report["processbench"]["acc_correct"] == 0.0  # predicted first error: step 1
+    assert "above" in report["threshold_rule"]
+    reviewer = make_user("rev-rule")
+    annotate_services.membership_set(project=project, user=reviewer, role="reviewer")
+    c = Client()
+    c.force_login(reviewer)
+    page = c.get(reverse("review:audit", args=["rule"])).content.decode()
+    assert "predicted correct when its score is above 0.5" in page
+    assert 'data-metric="ece_top_label"' in page and "ECE, positive class" in page
+    api = c.get(reverse("api:audit", args=["rule"])).json()
+    assert api["threshold_rule"] == report["threshold_rule"]
+    assert api["ece_top_label"] == pytest.approx(report["ece_top_label"])

@@ -48,6 +48,7 @@ class Command(BaseCommand):
         lines = [
             f"{scorer.name} v{scorer.version} on {project.slug} at threshold {report['threshold']}: "
             f"{report['traces']} traces, {report['steps']} steps, {report['gold_steps']} gold",
+            report["threshold_rule"],
             f"ProcessBench  acc_error {_fmt(pb['acc_error'])} ({pb['n_error']} traces)  "
             f"acc_correct {_fmt(pb['acc_correct'])} ({pb['n_correct']})  F1 {_fmt(pb['f1'])}",
         ]
@@ -60,7 +61,8 @@ class Command(BaseCommand):
         lines += [
             f"PRMBench      score {_fmt(prm['score'])}  F1 correct {_fmt(prm['f1_correct'])}  "
             f"F1 error {_fmt(prm['f1_error'])}",
-            f"AUROC {_fmt(report['auroc'])}   ECE {_fmt(report['ece'])}   "
+            f"AUROC {_fmt(report['auroc'])}   ECE positive class {_fmt(report['ece'])}, "
+            f"top label {_fmt(report['ece_top_label'])}   "
             f"best threshold {_fmt(best['threshold'])} (F1 {_fmt(best['f1'])})",
             "Best-of-N     "
             + "  ".join(f"{how} {_fmt(b['prm'])}" for how, b in report["best_of_n"].items())

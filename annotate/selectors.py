@@ -60,14 +60,34 @@ def role_at_least(role: Role | None, minimum: Role) -> bool:
     return role is not None and _ROLE_RANK[role] >= _ROLE_RANK[minimum]
 
 
-def project_get_for_user(*, user: UserLike, slug: str, min_role: Role = Role.ANNOTATOR) -> Project:
-    """The project by slug if the user holds at least `min_role` in it; 404 otherwise.
+def role_required_message(minimum: Role) -> str:
+    """What a member below `minimum` is told: "Reviewers only", "Admins only"."""
+    return f"{minimum.label}s only."
 
-    A 404 (not 403) so that a URL does not tell an outsider which projects exist.
+
+def require_role(*, role: Role | None, minimum: Role, missing: str) -> None:
+    """404 (`missing`) for an outsider, 403 naming the role for a member below `minimum`.
+
+    An outsider gets the 404 so that a URL does not tell them which projects exist; a member knows
+    the project is there, and is told why they are refused rather than that it does not exist.
+    """
+    if role is None:
+        raise Http404(missing)
+    if not role_at_least(role, minimum):
+        raise PermissionDenied(role_required_message(minimum))
+
+
+def project_get_for_user(*, user: UserLike, slug: str, min_role: Role = Role.ANNOTATOR) -> Project:
+    """The project by slug if the user holds at least `min_role` in it.
+
+    Outsiders (and a slug that does not exist) get 404; members below `min_role` 403 with the role.
     """
     project = Project.objects.filter(slug=slug).first()
-    if project is None or not role_at_least(project_role(user=user, project=project), min_role):
+    if project is None:
         raise Http404("No such project.")
+    require_role(
+        role=project_role(user=user, project=project), minimum=min_role, missing="No such project."
+    )
     return project
 
 
@@ -87,8 +107,11 @@ def trace_get_for_user(*, user: UserLike, trace_id: int, min_role: Role = Role.A
         raise Http404("No such trace.")
     role = trace.my_role  # type: ignore[attr-defined]
     trace.project._role_of_user = (getattr(user, "pk", None), Role(role) if role else None)  # type: ignore[attr-defined]
-    if not role_at_least(project_role(user=user, project=trace.project), min_role):
-        raise Http404("No such trace.")
+    require_role(
+        role=project_role(user=user, project=trace.project),
+        minimum=min_role,
+        missing="No such trace.",
+    )
     return trace
 
 

@@ -161,8 +161,8 @@ EXPECTATIONS: dict[str, dict[str, E]] = {
     },
     # Project admins choose their project's scorers.
     "/scoring/p/{slug}/scorers/": {
-        "GET": E(302, 404, 404, 404, 200),
-        "POST": E(302, 404, 404, 404, 302, data={"scorer": "tool"}),
+        "GET": E(302, 404, 403, 403, 200),
+        "POST": E(302, 404, 403, 403, 302, data={"scorer": "tool"}),
     },
     # --- REST API: projects, traces, labels
     "/api/projects/": {"GET": E(401, 200, 200, 200, 200)},  # everyone lists their own projects
@@ -204,8 +204,8 @@ EXPECTATIONS: dict[str, dict[str, E]] = {
     "/api/traces/{trace_id}/scores/": {"GET": API_MEMBERS},
     "/api/traces/{trace_id}/scores/enqueue/": {"POST": E(401, 404, 202, 202, 202)},
     "/api/runs/{run_id}/retry/": {"POST": E(401, 404, 202, 202, 202)},
-    "/api/projects/{slug}/score/": {"POST": E(401, 404, 404, 404, 202, data={"scorer": "tool"})},
-    "/api/scores/import/": {"POST": E(401, 404, 404, 404, 201, data=_scores_file, json=False)},
+    "/api/projects/{slug}/score/": {"POST": E(401, 404, 403, 403, 202, data={"scorer": "tool"})},
+    "/api/scores/import/": {"POST": E(401, 404, 403, 403, 201, data=_scores_file, json=False)},
     "/api/problems/{problem_id}/best-of-n/": {
         "GET": E(401, 404, 200, 200, 200, data={"scorer": "tool"})
     },
@@ -214,64 +214,64 @@ EXPECTATIONS: dict[str, dict[str, E]] = {
     },
     "/api/projects/{slug}/scorers/": {
         "GET": API_MEMBERS,
-        "PUT": E(401, 404, 404, 404, 200, data={"scorers": ["tool"]}),
+        "PUT": E(401, 404, 403, 403, 200, data={"scorers": ["tool"]}),
     },
-    # --- issue 4: queue, review, agreement, audit (reviewers; annotators get 404 like outsiders)
-    "/p/{slug}/review/": {"GET": E(302, 404, 404, 200, 200), "POST": NO_POST},
-    "/p/{slug}/agreement/": {"GET": E(302, 404, 404, 200, 200), "POST": NO_POST},
+    # --- issue 4: queue, review, agreement, audit (reviewers; annotators 403 "Reviewers only")
+    "/p/{slug}/review/": {"GET": E(302, 404, 403, 200, 200), "POST": NO_POST},
+    "/p/{slug}/agreement/": {"GET": E(302, 404, 403, 200, 200), "POST": NO_POST},
     "/p/{slug}/strategy/": {
         "GET": NO_GET,
-        "POST": E(302, 404, 404, 404, 302, data={"strategy": "random"}),
+        "POST": E(302, 404, 403, 403, 302, data={"strategy": "random"}),
     },
     "/review/t/{trace_id}/": {
-        "GET": E(302, 404, 404, 200, 200),
-        "POST": E(302, 404, 404, 302, 302, data={"index": "0", "value": "1", "rationale": "walk"}),
+        "GET": E(302, 404, 403, 200, 200),
+        "POST": E(302, 404, 403, 302, 302, data={"index": "0", "value": "1", "rationale": "walk"}),
     },
     "/t/{trace_id}/skip/": {
         "GET": NO_GET,
         "POST": E(302, 404, 302, 302, 302, data={"reason": "unclear"}),
     },
-    "/scoring/audit/p/{slug}/": {"GET": E(302, 404, 404, 200, 200), "POST": NO_POST},
-    "/scoring/audit/p/{slug}/queue/": {"GET": E(302, 404, 404, 200, 200), "POST": NO_POST},
+    "/scoring/audit/p/{slug}/": {"GET": E(302, 404, 403, 200, 200), "POST": NO_POST},
+    "/scoring/audit/p/{slug}/queue/": {"GET": E(302, 404, 403, 200, 200), "POST": NO_POST},
     "/api/projects/{slug}/queue/": {"GET": API_MEMBERS},
     "/api/projects/{slug}/queue/take/": {"POST": E(401, 404, 200, 200, 200)},
     "/api/projects/{slug}/queue/strategy/": {
-        "PUT": E(401, 404, 404, 404, 200, data={"strategy": "random"})
+        "PUT": E(401, 404, 403, 403, 200, data={"strategy": "random"})
     },
     "/api/traces/{trace_id}/skip/": {
         "POST": E(401, 404, 200, 200, 200, data={"reason": "unclear"})
     },
-    "/api/projects/{slug}/disagreements/": {"GET": E(401, 404, 404, 200, 200)},
-    "/api/projects/{slug}/agreement/": {"GET": E(401, 404, 404, 200, 200)},
-    "/api/traces/{trace_id}/adjudication/": {"GET": E(401, 404, 404, 200, 200)},
+    "/api/projects/{slug}/disagreements/": {"GET": E(401, 404, 403, 200, 200)},
+    "/api/projects/{slug}/agreement/": {"GET": E(401, 404, 403, 200, 200)},
+    "/api/traces/{trace_id}/adjudication/": {"GET": E(401, 404, 403, 200, 200)},
     "/api/traces/{trace_id}/steps/{index}/gold/": {
-        "PUT": E(401, 404, 404, 200, 200, data={"value": 1, "rationale": "walk"})
+        "PUT": E(401, 404, 403, 200, 200, data={"value": 1, "rationale": "walk"})
     },
-    "/api/projects/{slug}/audit/": {"GET": E(401, 404, 404, 200, 200)},
-    "/api/projects/{slug}/audit/queue/": {"GET": E(401, 404, 404, 200, 200)},
+    "/api/projects/{slug}/audit/": {"GET": E(401, 404, 403, 200, 200)},
+    "/api/projects/{slug}/audit/queue/": {"GET": E(401, 404, 403, 200, 200)},
     # --- training PRMs: reviewers read and promote, admins train (annotators: 404)
     "/p/{slug}/training/": {
-        "GET": E(302, 404, 404, 200, 200),
-        "POST": E(302, 404, 404, 404, 400, data={}),  # an empty form: refused, nothing queued
+        "GET": E(302, 404, 403, 200, 200),
+        "POST": E(302, 404, 403, 403, 400, data={}),  # an empty form: refused, nothing queued
     },
-    "/p/{slug}/training/demote/": {"GET": NO_GET, "POST": E(302, 404, 404, 302, 302)},
-    "/training/{training_run_id}/": {"GET": E(302, 404, 404, 200, 200), "POST": NO_POST},
-    "/training/{training_run_id}/status/": {"GET": E(302, 404, 404, 200, 200), "POST": NO_POST},
-    "/training/{training_run_id}/cancel/": {"GET": NO_GET, "POST": E(302, 404, 404, 404, 302)},
-    "/training/{training_run_id}/restart/": {"GET": NO_GET, "POST": E(302, 404, 404, 404, 302)},
-    "/training/{training_run_id}/promote/": {"GET": NO_GET, "POST": E(302, 404, 404, 302, 302)},
+    "/p/{slug}/training/demote/": {"GET": NO_GET, "POST": E(302, 404, 403, 302, 302)},
+    "/training/{training_run_id}/": {"GET": E(302, 404, 403, 200, 200), "POST": NO_POST},
+    "/training/{training_run_id}/status/": {"GET": E(302, 404, 403, 200, 200), "POST": NO_POST},
+    "/training/{training_run_id}/cancel/": {"GET": NO_GET, "POST": E(302, 404, 403, 403, 302)},
+    "/training/{training_run_id}/restart/": {"GET": NO_GET, "POST": E(302, 404, 403, 403, 302)},
+    "/training/{training_run_id}/promote/": {"GET": NO_GET, "POST": E(302, 404, 403, 302, 302)},
     "/api/projects/{slug}/training-runs/": {
-        "GET": E(401, 404, 404, 200, 200),
-        "POST": E(401, 404, 404, 404, 400, data={}),
+        "GET": E(401, 404, 403, 200, 200),
+        "POST": E(401, 404, 403, 403, 400, data={}),
     },
-    "/api/training-runs/{training_run_id}/": {"GET": E(401, 404, 404, 200, 200)},
+    "/api/training-runs/{training_run_id}/": {"GET": E(401, 404, 403, 200, 200)},
     # The world's run is done: nothing to cancel or restart (400), but it can be promoted.
-    "/api/training-runs/{training_run_id}/cancel/": {"POST": E(401, 404, 404, 404, 400)},
-    "/api/training-runs/{training_run_id}/restart/": {"POST": E(401, 404, 404, 404, 400)},
-    "/api/training-runs/{training_run_id}/promote/": {"POST": E(401, 404, 404, 200, 200)},
+    "/api/training-runs/{training_run_id}/cancel/": {"POST": E(401, 404, 403, 403, 400)},
+    "/api/training-runs/{training_run_id}/restart/": {"POST": E(401, 404, 403, 403, 400)},
+    "/api/training-runs/{training_run_id}/promote/": {"POST": E(401, 404, 403, 200, 200)},
     "/api/projects/{slug}/live-scorer/": {
-        "GET": E(401, 404, 404, 200, 200),
-        "DELETE": E(401, 404, 404, 400, 400),  # no live scorer to demote
+        "GET": E(401, 404, 403, 200, 200),
+        "DELETE": E(401, 404, 403, 400, 400),  # no live scorer to demote
     },
 }
 # (Issue 4's review, adjudication and audit routes: append their rows above this line.)

@@ -123,8 +123,9 @@ def test_audit_page_is_for_reviewers_and_changes_with_gold(pb) -> None:
     url = reverse("review:audit", args=["pb"])
     c = Client()
     c.force_login(annotator)
-    assert c.get(url).status_code == 404
-    assert c.get(reverse("api:audit", args=["pb"])).status_code == 404
+    refused = c.get(url)  # a member knows the project: told why, not "no such project"
+    assert refused.status_code == 403 and "Reviewers only." in refused.content.decode()
+    assert c.get(reverse("api:audit", args=["pb"])).json() == {"detail": "Reviewers only."}
     c.force_login(reviewer)
     page = c.get(url).content.decode()
     assert 'data-metric="f1">0.571<' in page

@@ -194,7 +194,7 @@ def test_scores_api_and_import(client, world, tmp_path, django_capture_on_commit
         denied = client.post(
             "/api/scores/import/", {"project": world["project"].slug, "scorer": "prm", "file": f}
         )
-    assert denied.status_code == 404
+    assert denied.status_code == 403
 
 
 def test_project_admin_chooses_the_scorers(client, world):
@@ -203,7 +203,7 @@ def test_project_admin_chooses_the_scorers(client, world):
     services.scorer_create(name="other", backend="tool")
     url = reverse("scoring:project_scorers", args=[world["project"].slug])
     client.force_login(world["a"])
-    assert client.get(url).status_code == 404  # annotators do not choose
+    assert client.get(url).status_code == 403  # annotators do not choose: "Admins only."
     client.force_login(admin)
     assert "other" in client.get(url).content.decode()
     client.post(url, {"scorer": ["other"]})

@@ -7,6 +7,7 @@ downloads weights at run time, and the tests load their tiny models through this
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,9 @@ DTYPES = {
     "fp16": torch.float16,
 }
 MODEL_CLASSES = ("auto", "token_classification", "causal_lm", "base", "qwen2_prm")
+# The weight files a checkpoint may ship: safetensors, or PyTorch pickles (Skywork-o1-Open-PRM's
+# official repos ship ``pytorch_model.bin``); sharded names match too.
+WEIGHT_FILE_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -59,6 +63,57 @@ def require_model_dir(model_path: str | os.PathLike[str] | None) -> Path:
     if not (path / "config.json").is_file():
         raise ModelLoadError(f"model path {str(path)!r} has no config.json")
     return path
+
+
+def weight_files(model_path: str | os.PathLike[str]) -> list[Path]:
+    """The checkpoint's weight files, safetensors first, each kind in name order."""
+    path = Path(model_path)
+    return [f for pattern in WEIGHT_FILE_PATTERNS for f in sorted(path.glob(pattern))]
+
+
+def read_tensors(model_path: str | os.PathLike[str], prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors whose key contains ``prefix`` in any weight file of the checkpoint (either
+    kind), keyed by what follows the prefix: ``read_tensors(p, "v_head.summary.")`` gives
+    ``{"weight": ..., "bias": ...}`` whether the file is safetensors or ``pytorch_model.bin``."""
+    from safetensors import safe_open
+
+    found: dict[str, torch.Tensor] = {}
+    for file in weight_files(model_path):
+        if file.suffix == ".safetensors":
+            with safe_open(str(file), framework="pt") as f:
+                for key in f.keys():  # noqa: SIM118 (safe_open is not a dict)
+                    if prefix in key:
+                        found[key.split(prefix, 1)[1]] = f.get_tensor(key)
+            continue
+        try:
+            # weights_only: a pickle from a checkpoint never runs code here; mmap: a 15 GB file
+            # is not read into memory to find two small tensors.
+            state = torch.load(str(file), map_location="cpu", weights_only=True, mmap=True)
+        except Exception as exc:  # noqa: BLE001 (torch raises many kinds for a bad file)
+            raise ModelLoadError(f"cannot read the weight file {str(file)!r}: {exc}") from exc
+        for key, tensor in state.items():
+            if prefix in key:
+                found[key.split(prefix, 1)[1]] = tensor
+    return found
+
+
+def refuse_missing(path: Path | str, what: str, missing: Iterable[str]) -> None:
+    """A head the backend needs that is not in the checkpoint would be initialised at random
+    by transformers (plausible scores, no error): refuse, naming the path and the keys.
+
+    >>> refuse_missing("/m", "Qwen2ForTokenClassification", [])
+    >>> refuse_missing("/m", "Qwen2ForTokenClassification", ["score.weight", "score.bias"])
+    Traceback (most recent call last):
+    ...
+    scoring.prm.contract.ModelLoadError: '/m': Qwen2ForTokenClassification needs weights that are not in the checkpoint: ['score.bias', 'score.weight'] (they would be random); check the backend and its params (head, model_class) against the checkpoint
+    """
+    keys = sorted(missing)
+    if keys:
+        raise ModelLoadError(
+            f"{str(path)!r}: {what} needs weights that are not in the checkpoint: {keys} "
+            "(they would be random); check the backend and its params (head, model_class) "
+            "against the checkpoint"
+        )
 
 
 def load_tokenizer(model_path: str | os.PathLike[str], *, trust_remote_code: bool = False) -> Any:
@@ -130,20 +185,22 @@ def load_model(
     auto = _auto_class(model_class, config, trust_remote_code=trust_remote_code)
     kwargs: dict[str, Any] = {
         "local_files_only": True,
+        "output_loading_info": True,
         "trust_remote_code": trust_remote_code,
         _dtype_kwarg(): dtype,
     }
     try:
         try:
-            model = auto.from_pretrained(
+            model, info = auto.from_pretrained(
                 str(path), attn_implementation=attn_implementation, **kwargs
             )
         except ValueError as exc:
             if attn_implementation is None or "attn" not in str(exc).lower():
                 raise
-            model = auto.from_pretrained(str(path), **kwargs)
+            model, info = auto.from_pretrained(str(path), **kwargs)
     except (OSError, ValueError, KeyError) as exc:
         raise ModelLoadError(f"cannot load a model from {str(path)!r}: {exc}") from exc
+    refuse_missing(path, type(model).__name__, info.get("missing_keys") or ())
     return model.to(device).eval()
 
 

@@ -88,6 +88,7 @@ def save_tiny_model(
     *,
     kind: str = "token_classification",
     seed: int = 0,
+    weights: str = "safetensors",
     **config_kwargs: Any,
 ) -> Path:
     """Save a random tiny model + tokenizer with ``save_pretrained``.
@@ -96,7 +97,8 @@ def save_tiny_model(
     ``causal_lm`` (token tag / generative), ``v_head`` (Skywork-o1-Open-PRM's layout:
     causal-LM weights plus ``v_head.summary`` in one file, architectures ``Qwen2ForPrmModel``),
     ``qwen2_prm`` (Qwen2.5-Math-PRM's layout: ``Qwen2ForProcessRewardModel`` with its
-    ``score.0`` / ``score.2`` MLP head).
+    ``score.0`` / ``score.2`` MLP head). ``weights="bin"`` writes the same tensors as one
+    ``pytorch_model.bin`` instead of ``model.safetensors`` (Skywork's official repos ship that).
     """
     import transformers as tf
     from safetensors.torch import load_file, save_file
@@ -132,10 +134,16 @@ def save_tiny_model(
         saved = json.loads(config_file.read_text(encoding="utf-8"))
         saved["architectures"] = ["Qwen2ForPrmModel"]
         config_file.write_text(json.dumps(saved, indent=2), encoding="utf-8")
-        weights = load_file(str(directory / "model.safetensors"))
-        weights["v_head.summary.weight"] = head.weight.detach().clone()
-        weights["v_head.summary.bias"] = head.bias.detach().clone()
-        save_file(weights, str(directory / "model.safetensors"), metadata={"format": "pt"})
+        tensors = load_file(str(directory / "model.safetensors"))
+        tensors["v_head.summary.weight"] = head.weight.detach().clone()
+        tensors["v_head.summary.bias"] = head.bias.detach().clone()
+        save_file(tensors, str(directory / "model.safetensors"), metadata={"format": "pt"})
+    if weights == "bin":
+        safetensors_file = directory / "model.safetensors"
+        torch.save(load_file(str(safetensors_file)), str(directory / "pytorch_model.bin"))
+        safetensors_file.unlink()
+    elif weights != "safetensors":
+        raise ValueError(f"unknown weights format {weights!r} (safetensors | bin)")
     return directory
 
 

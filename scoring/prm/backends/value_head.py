@@ -27,6 +27,7 @@ from scoring.prm.formatting import (
     format_value_steps,
     with_last_token,
 )
+from scoring.prm.loading import read_tensors, refuse_missing, weight_files
 
 V_HEAD_PREFIX = "v_head.summary."
 
@@ -40,17 +41,9 @@ class ValueHeadParams(ForwardParams):
 
 
 def find_v_head(model_path: str | Path) -> dict[str, torch.Tensor] | None:
-    """The ``v_head.summary.*`` tensors in the checkpoint's safetensors files, if any."""
-    from safetensors import safe_open
-
-    found: dict[str, torch.Tensor] = {}
-    for file in sorted(Path(model_path).glob("*.safetensors")):
-        with safe_open(str(file), framework="pt") as f:
-            for key in f.keys():  # noqa: SIM118 (safe_open is not a dict)
-                tail = key.split(V_HEAD_PREFIX, 1)
-                if len(tail) == 2:
-                    found[tail[1]] = f.get_tensor(key)
-    return found or None
+    """The ``v_head.summary.*`` tensors of the checkpoint, from its safetensors or its
+    ``pytorch_model*.bin`` files (Skywork's official repos ship the latter), if any."""
+    return read_tensors(model_path, V_HEAD_PREFIX) or None
 
 
 class ValueHeadScorer(ForwardScorer):
@@ -73,10 +66,21 @@ class ValueHeadScorer(ForwardScorer):
         v_head = None
         if p.head in ("auto", "v_head") and model_path and Path(model_path).is_dir():
             v_head = find_v_head(model_path)
-        if p.head == "v_head" and v_head is None:
-            raise ModelLoadError(f"no {V_HEAD_PREFIX}* weights in {model_path!r}")
+        if p.head == "v_head" and (v_head is None or "weight" not in v_head):
+            refuse_missing(str(model_path), "value_head head='v_head'", [f"{V_HEAD_PREFIX}weight"])
         model_class = "base" if v_head is not None else "token_classification"
-        super().__init__(model_path, device=device, dtype=dtype, common=p, model_class=model_class)
+        try:
+            super().__init__(
+                model_path, device=device, dtype=dtype, common=p, model_class=model_class
+            )
+        except ModelLoadError as exc:
+            if v_head is None and p.head == "auto":
+                # Neither head is in the file: say both, not only the fallback's.
+                raise ModelLoadError(
+                    f"{exc}; nor has it Skywork's {V_HEAD_PREFIX}weight (looked in "
+                    f"{[f.name for f in weight_files(str(model_path))]})"
+                ) from exc
+            raise
         self.v_head: torch.nn.Linear | None = None
         if v_head is not None:
             weight = v_head["weight"]  # (1, H)

@@ -61,7 +61,10 @@ class RunOutSerializer(serializers.Serializer):
     scorer = serializers.CharField()
     scorer_version = serializers.IntegerField()
     run_id = serializers.IntegerField(allow_null=True)
-    status = serializers.CharField(help_text="missing, queued, running, done or failed")
+    status = serializers.CharField(
+        help_text="missing, not imported (an external scorer without scores for this trace), "
+        "queued, running, done or failed"
+    )
     error = serializers.CharField()
     trajectory_score = serializers.FloatField(allow_null=True)
     steps = StepScoreOutSerializer(many=True)
@@ -223,11 +226,16 @@ class ProjectBackfillApi(ApiView):
 
 
 class ScoresImportApi(ApiView):
+    """Scores computed elsewhere, all or nothing (project admins). A scorer name not registered
+    yet becomes an external scorer of the project: never run here, versioned by import."""
+
     parser_classes = [MultiPartParser, FormParser]
 
     class InputSerializer(serializers.Serializer):
         project = serializers.SlugField()
-        scorer = serializers.CharField()
+        scorer = serializers.CharField(
+            help_text="A registered scorer, or a new name (registered as an external scorer)."
+        )
         file = serializers.FileField()
 
         class Meta:
@@ -236,6 +244,10 @@ class ScoresImportApi(ApiView):
     class OutputSerializer(serializers.Serializer):
         runs_written = serializers.IntegerField()
         steps_scored = serializers.IntegerField()
+        scorer = serializers.CharField()
+        scorer_version = serializers.IntegerField(
+            help_text="The version the scores were written to."
+        )
 
         class Meta:
             ref_name = "ScoresImportOutput"
@@ -254,19 +266,27 @@ class ScoresImportApi(ApiView):
         project = annotate_selectors.project_get_for_user(
             user=request.user, slug=data.validated_data["project"], min_role=Role.ADMIN
         )
-        scorer = get_object_or_404(Scorer, name=data.validated_data["scorer"])
         upload = data.validated_data["file"]
         try:
-            result = services.scores_import(
-                project=project, scorer=scorer, stream=upload, filename=upload.name
+            result = services.scores_import_by_name(
+                project=project,
+                scorer_name=data.validated_data["scorer"],
+                stream=upload,
+                filename=upload.name,
             )
         except services.ScoresFileError as exc:
             return Response(
                 {"detail": str(exc), "file": exc.file, "line": exc.line, "field": exc.field},
                 status=status.HTTP_400_BAD_REQUEST,
             )
+        assert result.scorer is not None
         return Response(
-            {"runs_written": result.runs_written, "steps_scored": result.steps_scored},
+            {
+                "runs_written": result.runs_written,
+                "steps_scored": result.steps_scored,
+                "scorer": result.scorer.name,
+                "scorer_version": result.scorer.version,
+            },
             status=status.HTTP_201_CREATED,
         )
 

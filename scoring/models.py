@@ -14,6 +14,8 @@ class Backend(models.TextChoices):
     GENERATIVE = "generative", "Generative critique (R-PRM)"
     TOOL = "tool", "Tool checks (sympy, answer check)"
     REMOTE = "remote", "Remote vLLM pooling server"
+    # Scores computed elsewhere and loaded with import_scores: never enqueued, never run.
+    EXTERNAL = "external", "External (scores imported, never run here)"
 
 
 class Scorer(models.Model):
@@ -23,8 +25,11 @@ class Scorer(models.Model):
     revision = models.CharField(max_length=100, blank=True)
     params = models.JSONField(default=dict, blank=True)
     # Bumped whenever what the scorer computes changes: runs of older versions are re-scored.
+    # An external scorer's version is bumped by an import that changes scores it already holds.
     version = models.PositiveIntegerField(default=1)
-    threshold = models.FloatField(default=0.5, help_text="A step scoring below this is 'wrong'.")
+    threshold = models.FloatField(
+        default=0.5, help_text="A step scoring at or below this is 'wrong'."
+    )
     projects = models.ManyToManyField(Project, related_name="scorers", blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 from annotate import selectors as annotate_selectors
 from annotate.models import Project, Role, Step, Trace
 
-from .models import RunStatus, Scorer, ScoreRun, StepScore, WorkerHeartbeat
+from .models import Backend, RunStatus, Scorer, ScoreRun, StepScore, WorkerHeartbeat
 from .prm.aggregate import Thought, group_thoughts
 
 UserLike = User | AnonymousUser
@@ -70,12 +70,21 @@ class ScorerPanel:
     scores: dict[int, StepScore] = field(default_factory=dict)  # step id -> score
 
     @property
+    def external(self) -> bool:
+        return self.scorer.backend == Backend.EXTERNAL
+
+    @property
     def status(self) -> str:
-        return self.run.status if self.run else "missing"
+        if self.run:
+            return self.run.status
+        # Nothing will run an external scorer: its scores come from an import or not at all.
+        return "not imported" if self.external else "missing"
 
     @property
     def finished(self) -> bool:
-        return self.run is not None and self.run.status in (RunStatus.DONE, RunStatus.FAILED)
+        if self.run is None:
+            return self.external
+        return self.run.status in (RunStatus.DONE, RunStatus.FAILED)
 
     @property
     def retrying(self) -> bool:

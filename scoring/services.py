@@ -144,6 +144,8 @@ def score_runs_enqueue(
     every page open; failed runs are queued again only with `retry_failed`.
     """
     queue = RunQueue(queue)
+    # An external scorer's scores only ever come from an import: nothing to run.
+    scorers = [s for s in scorers if s.backend != Backend.EXTERNAL]
     trace_ids = [t.pk if isinstance(t, Trace) else int(t) for t in traces]
     if not trace_ids or not scorers:
         return []
@@ -194,6 +196,10 @@ def score_run_retry(*, run: ScoreRun) -> ScoreRun:
     if run.status != RunStatus.FAILED:
         raise ValidationError(
             {"status": f"Only a failed run can be retried (this one is {run.status})."}
+        )
+    if run.scorer.backend == Backend.EXTERNAL:
+        raise ValidationError(
+            {"status": f"{run.scorer.name} is external: import its scores again (import_scores)."}
         )
     with transaction.atomic():
         ScoreRun.objects.filter(pk=run.pk).update(
@@ -378,9 +384,42 @@ class ScoresFileError(ValueError):
 class ScoresImportResult:
     runs_written: int
     steps_scored: int
+    scorer: Scorer | None = None
+    created: bool = False  # an external scorer registered by this import
 
     def summary(self) -> str:
-        return f"{self.runs_written} runs, {self.steps_scored} step scores"
+        text = f"{self.runs_written} runs, {self.steps_scored} step scores"
+        if self.scorer is not None and self.scorer.backend == Backend.EXTERNAL:
+            text += f" (external scorer, version {self.scorer.version}"
+            text += ", registered by this import)" if self.created else ")"
+        return text
+
+
+def scores_import_by_name(
+    *, project: Project, scorer_name: str, stream: IO[bytes], filename: str
+) -> ScoresImportResult:
+    """scores_import() for a scorer named `scorer_name`: a name not registered yet becomes an
+    external scorer of this project (and an external scorer is attached to the project it is
+    imported into), all in the import's transaction: a refused file registers nothing."""
+    with transaction.atomic():
+        scorer = Scorer.objects.filter(name=scorer_name).first()
+        created = scorer is None
+        if scorer is None:
+            try:
+                scorer = scorer_create(name=scorer_name, backend=Backend.EXTERNAL)
+            except ValidationError as exc:
+                raise ScoresFileError(
+                    file=filename, line=None, field="scorer", message="; ".join(exc.messages)
+                ) from None
+        if scorer.backend == Backend.EXTERNAL:
+            scorer.projects.add(project)
+        result = scores_import(project=project, scorer=scorer, stream=stream, filename=filename)
+    return ScoresImportResult(
+        runs_written=result.runs_written,
+        steps_scored=result.steps_scored,
+        scorer=result.scorer,
+        created=created,
+    )
 
 
 def scores_import(
@@ -390,6 +429,9 @@ def scores_import(
 
     `trace_id` is the trace's external id as imported. Everything is validated before anything is
     written; a second import of the same file replaces the same runs' scores (no duplicates).
+    An external scorer is versioned by import: a file that changes scores the current version
+    already holds makes a new version (the older runs stay, as any scorer's older versions do);
+    a file that only adds traces, or repeats what is there, adds to the current version.
     """
     if not scorer.projects.filter(pk=project.pk).exists():
         raise ScoresFileError(
@@ -476,7 +518,13 @@ def scores_import(
             )
 
     steps_scored = 0
+    source = {"file": os.path.basename(filename)}
     with transaction.atomic():
+        if scorer.backend == Backend.EXTERNAL and _changes_stored_scores(
+            scorer=scorer, traces=traces, parsed=parsed
+        ):
+            Scorer.objects.filter(pk=scorer.pk).update(version=F("version") + 1)
+            scorer.refresh_from_db(fields=["version"])
         for _, external_id, scores, trajectory in parsed:
             trace = traces[external_id]
             try:
@@ -492,7 +540,47 @@ def scores_import(
                 )
             ScoreRun.objects.filter(pk=run.pk).update(imported=True)
             score_run_complete(
-                result=RunResult(run_id=run.pk, step_scores=scores, trajectory_score=trajectory)
+                result=RunResult(
+                    run_id=run.pk,
+                    step_scores=scores,
+                    trajectory_score=trajectory,
+                    details={"import": source},
+                )
             )
             steps_scored += len(scores)
-    return ScoresImportResult(runs_written=len(parsed), steps_scored=steps_scored)
+    return ScoresImportResult(runs_written=len(parsed), steps_scored=steps_scored, scorer=scorer)
+
+
+def _changes_stored_scores(
+    *,
+    scorer: Scorer,
+    traces: dict[str, Trace],
+    parsed: Sequence[tuple[int, str, list[float], float | None]],
+) -> bool:
+    """Whether the file gives any trace that the scorer's current version has scored other step
+    scores or another trajectory score than those stored."""
+    runs = {
+        run.trace_id: run
+        for run in ScoreRun.objects.filter(
+            scorer=scorer,
+            scorer_version=scorer.version,
+            status=RunStatus.DONE,
+            trace__in=[traces[p[1]] for p in parsed],
+        )
+    }
+    if not runs:
+        return False
+    stored: dict[int, list[tuple[int, float]]] = {}
+    for run_id, index, score in StepScore.objects.filter(run__in=runs.values()).values_list(
+        "run_id", "step__index", "score"
+    ):
+        stored.setdefault(run_id, []).append((index, score))
+    for _, external_id, scores, trajectory in parsed:
+        run = runs.get(traces[external_id].pk)
+        if run is None:
+            continue
+        if [s for _, s in sorted(stored.get(run.pk, []))] != scores:
+            return True
+        if run.trajectory_score != trajectory:
+            return True
+    return False

@@ -96,3 +96,63 @@ def test_import_scores_command(project, tmp_path, capsys):
         CommandError, match=r"bad.jsonl, line 1, field 'scores'.*nothing was imported"
     ):
         call_command("import_scores", str(bad), "--scorer", "ext", "--project", "pb")
+
+
+def _scores_file(path, traces, value):
+    path.write_text(
+        "\n".join(
+            json.dumps({"trace_id": t.external_id, "scores": [value] * t.steps.count()})
+            for t in traces
+        )
+    )
+    return path
+
+
+def test_import_scores_for_a_new_name_registers_an_external_scorer(project, tmp_path, capsys):
+    """README's `import_scores FILE --scorer NAME --project SLUG` with a name never registered."""
+    traces = list(project.traces.order_by("id")[:3])
+    path = _scores_file(tmp_path / "scores.jsonl", traces, 0.75)
+    call_command("import_scores", str(path), "--scorer", "my-prm", "--project", "pb")
+    out = capsys.readouterr().out
+    assert "3 runs" in out and "external" in out
+    scorer = Scorer.objects.get(name="my-prm")
+    assert (scorer.backend, scorer.version, scorer.model_path) == ("external", 1, "")
+    assert list(scorer.projects.values_list("slug", flat=True)) == ["pb"]
+    runs = ScoreRun.objects.filter(scorer=scorer)
+    assert runs.count() == 3 and all(r.status == RunStatus.DONE and r.imported for r in runs)
+    assert runs.first().details["import"]["file"] == "scores.jsonl"
+    # The same file again: nothing changes, not even the version.
+    call_command("import_scores", str(path), "--scorer", "my-prm", "--project", "pb")
+    scorer.refresh_from_db()
+    assert scorer.version == 1 and ScoreRun.objects.filter(scorer=scorer).count() == 3
+    # More traces with the same version: added to it.
+    more = _scores_file(tmp_path / "more.jsonl", list(project.traces.order_by("id")[3:5]), 0.75)
+    call_command("import_scores", str(more), "--scorer", "my-prm", "--project", "pb")
+    scorer.refresh_from_db()
+    assert scorer.version == 1 and ScoreRun.objects.filter(scorer=scorer).count() == 5
+    # Different scores for traces it holds: a new version; the old one stays as it was.
+    changed = _scores_file(tmp_path / "v2.jsonl", traces[:2], 0.25)
+    call_command("import_scores", str(changed), "--scorer", "my-prm", "--project", "pb")
+    assert "version 2" in capsys.readouterr().out
+    scorer.refresh_from_db()
+    assert scorer.version == 2
+    assert ScoreRun.objects.filter(scorer=scorer, scorer_version=2).count() == 2
+    assert ScoreRun.objects.filter(scorer=scorer, scorer_version=1).count() == 5
+    assert set(
+        StepScore.objects.filter(run__scorer_version=1, run__scorer=scorer).values_list(
+            "score", flat=True
+        )
+    ) == {0.75}
+
+
+def test_an_external_scorer_is_never_enqueued_nor_run(project, tmp_path):
+    from scoring import services
+
+    call_command("add_scorer", "ext", "--backend", "external", "--project", "pb")
+    scorer = Scorer.objects.get(name="ext")
+    assert services.score_runs_enqueue(traces=list(project.traces.all()), scorers=[scorer]) == []
+    assert not ScoreRun.objects.filter(scorer=scorer).exists()
+    with pytest.raises(CommandError, match="external.*import_scores"):
+        call_command("score", "--project", "pb", "--scorer", "ext", "--sync")
+    with pytest.raises(CommandError, match="external.*import_scores"):
+        call_command("score", "--project", "pb", "--scorer", "ext", "--no-wait")

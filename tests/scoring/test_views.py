@@ -262,3 +262,40 @@ def test_best_of_n_scores_the_missing_traces_and_refreshes_until_done(
     ).json()
     assert [(r["trace_id"], r["status"]) for r in rows] == [(first.pk, "done"), (second.pk, "done")]
     assert runs.count() == 2
+
+
+def test_external_scorer_panel_neither_enqueues_nor_polls(
+    client, world, django_capture_on_commit_callbacks
+):
+    external = services.scorer_create(name="elsewhere", backend="external")
+    world["project"].scorers.set([external])
+    client.force_login(world["a"])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("scoring:open", args=[world["trace"].pk]))
+    assert world["sent"] == [] and not ScoreRun.objects.exists()
+    html = response.content.decode()
+    assert "hx-trigger" not in html  # nothing will come: no polling
+    assert "not imported" in html and 'data-testid="no-worker"' not in html
+
+
+def test_scores_import_api_registers_an_external_scorer(client, world, tmp_path):
+    annotate_services.membership_set(project=world["project"], user=world["r"], role="admin")
+    client.force_login(world["r"])
+    path = tmp_path / "s.jsonl"
+    path.write_text(json.dumps({"trace_id": world["trace"].external_id, "scores": [0.1, 0.2]}))
+    with path.open("rb") as f:
+        response = client.post(
+            "/api/scores/import/",
+            {"project": world["project"].slug, "scorer": "new-prm", "file": f},
+        )
+    assert response.status_code == 201, response.content
+    assert response.json() == {
+        "runs_written": 1,
+        "steps_scored": 2,
+        "scorer": "new-prm",
+        "scorer_version": 1,
+    }
+    scores = client.get(f"/api/traces/{world['trace'].pk}/scores/").json()
+    assert [(r["scorer"], r["status"]) for r in scores["runs"] if r["scorer"] == "new-prm"] == [
+        ("new-prm", "done")
+    ]

@@ -1,4 +1,5 @@
-"""Load step scores computed elsewhere (JSONL), all or nothing."""
+"""Load step scores computed elsewhere (JSONL), all or nothing; a new scorer name registers an
+external scorer (never run here, versioned by import)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotate.models import Project
 from scoring import services
-from scoring.models import Scorer
 
 
 class Command(BaseCommand):
@@ -19,23 +19,29 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file")
-        parser.add_argument("--scorer", required=True)
+        parser.add_argument(
+            "--scorer",
+            required=True,
+            help="A registered scorer, or a new name: registered as an external scorer of the "
+            "project (its scores only ever come from imports).",
+        )
         parser.add_argument("--project", required=True)
 
     def handle(self, *args: Any, **options: Any) -> None:
         project = Project.objects.filter(slug=options["project"]).first()
         if project is None:
             raise CommandError(f"No project {options['project']!r}.")
-        scorer = Scorer.objects.filter(name=options["scorer"]).first()
-        if scorer is None:
-            raise CommandError(f"No scorer {options['scorer']!r} (see manage.py add_scorer).")
         try:
             with open(options["file"], "rb") as stream:
-                result = services.scores_import(
-                    project=project, scorer=scorer, stream=stream, filename=options["file"]
+                result = services.scores_import_by_name(
+                    project=project,
+                    scorer_name=options["scorer"],
+                    stream=stream,
+                    filename=options["file"],
                 )
         except OSError as exc:
             raise CommandError(f"Cannot read {options['file']}: {exc.strerror}") from exc
         except services.ScoresFileError as exc:
             raise CommandError(f"{exc} (nothing was imported)") from exc
-        self.stdout.write(f"{scorer.name} on {project.slug}: {result.summary()}")
+        name = result.scorer.name if result.scorer else options["scorer"]
+        self.stdout.write(f"{name} on {project.slug}: {result.summary()}")

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotate.models import Project
 from scoring import services
-from scoring.models import RunQueue, RunStatus, Scorer, ScoreRun
+from scoring.models import Backend, RunQueue, RunStatus, Scorer, ScoreRun
 
 
 def _bar(done: int, total: int, width: int = 30) -> str:
@@ -36,6 +36,11 @@ class Command(BaseCommand):
         scorer = Scorer.objects.filter(name=options["scorer"]).first()
         if scorer is None:
             raise CommandError(f"No scorer {options['scorer']!r} (see manage.py add_scorer).")
+        if scorer.backend == Backend.EXTERNAL:
+            raise CommandError(
+                f"{scorer.name} is an external scorer: nothing runs it here; load its scores "
+                f"with manage.py import_scores FILE --scorer {scorer.name} --project {project.slug}"
+            )
         trace_ids = list(project.traces.values_list("pk", flat=True))
         if options["sync"]:
             self._sync(scorer=scorer, trace_ids=trace_ids, retry=options["retry_failed"])

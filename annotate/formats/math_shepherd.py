@@ -29,7 +29,8 @@ from .base import (
 
 SOURCE = "math_shepherd"
 TAG = "ки"
-FIRST_STEP = "Step 1:"
+STEP_PREFIX = "Step {n}: "
+FIRST_STEP = STEP_PREFIX.format(n=1).rstrip()
 FIELDS = ("input", "label", "task")
 _MARKS = {"+": 1, "-": -1}
 _ANSWER_PREFIX = "The answer is:"
@@ -101,9 +102,11 @@ def parse_record(record: Any, *, subset: str = "") -> ParsedTrace:
     if tuple(rec) != FIELDS:
         kept["keys"] = list(rec)
     last = steps[-1]
-    answer = last[last.rfind(_ANSWER_PREFIX) + len(_ANSWER_PREFIX) :].strip() if (
-        _ANSWER_PREFIX in last
-    ) else ""
+    answer = (
+        last[last.rfind(_ANSWER_PREFIX) + len(_ANSWER_PREFIX) :].strip()
+        if (_ANSWER_PREFIX in last)
+        else ""
+    )
     return ParsedTrace(
         external_id=sha256_of(text),
         problem=ParsedProblem(text=problem),
@@ -115,10 +118,27 @@ def parse_record(record: Any, *, subset: str = "") -> ParsedTrace:
     )
 
 
+def numbered_step(n: int, text: str) -> str:
+    """Step ``n`` as a Math-Shepherd line writes it, its number written once.
+
+    The importer keeps "Step n:" in the step text, as the record has it; a step from another
+    source gets it here. scoring.prm.formatting.number_step is the same rule for the token-tag
+    formatting (the app layers keep the two packages apart; a test pins them together).
+
+    >>> numbered_step(1, "1+1=2"), numbered_step(1, "Step 1: 1+1=2")
+    ('Step 1: 1+1=2', 'Step 1: 1+1=2')
+    """
+    prefix = STEP_PREFIX.format(n=n)
+    return text if text.startswith(prefix.rstrip()) else prefix + text
+
+
 def _layout(problem: str, steps: list[str], tags: list[str]) -> str:
-    return problem + " " + "".join(
-        f"{step} {tag}" + ("\n" if i < len(steps) - 1 else "") for i, (step, tag) in enumerate(
-            zip(steps, tags, strict=True)
+    return (
+        problem
+        + " "
+        + "".join(
+            f"{numbered_step(i + 1, step)} {tag}" + ("\n" if i < len(steps) - 1 else "")
+            for i, (step, tag) in enumerate(zip(steps, tags, strict=True))
         )
     )
 

@@ -169,6 +169,26 @@ def format_trl(
 # --- Math-Shepherd: "Step n: ... ки" lines after the question, tag positions ---
 
 
+def number_step(step_prefix: str, n: int, text: str) -> str:
+    """Step ``n`` with its number written once: where the number lives.
+
+    A step's text holds its number when its source wrote one (steplens' Math-Shepherd importer
+    keeps "Step 1: ..." as the record has it); a layout that numbers steps (Math-Shepherd's
+    lines, R-PRM's "Step k:") adds ``step_prefix`` only to a step that does not already start
+    with its own number. annotate.formats.math_shepherd.numbered_step is the same rule for the
+    importer and the exporter (the app layers keep the two packages apart; a test pins them).
+
+    >>> number_step("Step {n}: ", 2, "So 3")
+    'Step 2: So 3'
+    >>> number_step("Step {n}: ", 2, "Step 2: So 3")
+    'Step 2: So 3'
+    >>> number_step("Step {n}: ", 2, "Step 1: So 3")
+    'Step 2: Step 1: So 3'
+    """
+    prefix = step_prefix.format(n=n)
+    return text if text.startswith(prefix.rstrip()) else prefix + text
+
+
 def format_math_shepherd(
     tokenizer: Any,
     trace: TraceInput,
@@ -181,7 +201,7 @@ def format_math_shepherd(
     at each tag token (the tag id is the last id of ``encode(tag)``)."""
     tag_id = tokenizer.encode(tag, add_special_tokens=False)[-1]
     lines = [
-        f"{step_prefix.format(n=i + 1)}{clean_step(s, [tag]).strip()} {tag}"
+        f"{number_step(step_prefix, i + 1, clean_step(s, [tag]).strip())} {tag}"
         for i, s in enumerate(trace.steps)
     ]
     text = f"{clean_step(trace.problem, [tag])} " + "\n".join(lines)

@@ -42,11 +42,7 @@ def rows(
         kept = dict(record.trace_metadata.get(source_format.SOURCE, {}))
         steps = record.steps[:n]
         if record.source != source_format.SOURCE:
-            kept = {}
-            steps = [
-                step if step.startswith(f"Step {i}:") else f"Step {i}: {step}"
-                for i, step in enumerate(steps, 1)
-            ]
+            kept = {}  # the layout numbers the steps (source_format.numbered_step)
         elif n < len(record.steps):
             kept.pop(
                 "input", None

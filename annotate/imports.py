@@ -9,10 +9,15 @@ before anything is written. Importing the same file again adds nothing: traces a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any, TypeVar
 
@@ -30,6 +35,8 @@ from .formats.base import (
     FormatError,
     ParsedAnnotation,
     ParsedTrace,
+    check_metadata_limits,
+    check_nesting,
     check_text_limits,
     iter_records,
 )
@@ -55,9 +62,10 @@ _BATCH = 2000
 _LOOKUP_CHUNK = 900
 # Existing keys are read in one query when a project holds fewer rows than this (plus 4 per key).
 _READ_ALL_BELOW = 10_000
-# New traces are written this many at a time, so model instances for a million steps never all
-# exist at once.
+# The write pass holds this many traces, or about this much of their text, at a time: what
+# bounds an import's memory.
 _TRACE_CHUNK = 5000
+_CHUNK_BYTES = 8 * 1024 * 1024
 
 T = TypeVar("T")
 
@@ -128,33 +136,56 @@ def _analyze_corpus_tables() -> None:
             cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
 
 
+# Progress of an import: (phase, done, total); phase "check" counts bytes, "write" records.
+Progress = Callable[[str, int, int], None]
+
+
 def traces_import(
-    *, project: Project, stream: IO[bytes], filename: str, format: str, subset: str = ""
+    *,
+    project: Project,
+    stream: IO[bytes],
+    filename: str,
+    format: str,
+    subset: str = "",
+    progress: Progress | None = None,
 ) -> ImportResult:
-    """Import every record of `stream` (JSON Lines, or a JSON array) in `format` into `project`."""
+    """Import every record of `stream` (JSON Lines, or a JSON array) in `format` into `project`.
+
+    Two passes over the file: the first parses and checks every record and keeps only an index
+    of their ids; the second parses them again and writes them a chunk at a time, in one
+    transaction. Memory is a chunk and the index, whatever the size of the file.
+    """
     if format not in PARSERS:
         raise ImportFileError(
             file=filename, message=f"unknown format {format!r} (one of: {', '.join(FORMATS)})"
         )
     if len(subset) > 100:
         raise ImportFileError(file=filename, message="subset: longer than 100 characters")
-    traces, repeated = _parse_file(stream=stream, filename=filename, format=format, subset=subset)
-    with transaction.atomic():
-        # One import into a project at a time: a second one (the same file sent twice at once)
-        # waits here, then finds the first one's traces and adds nothing (no unique violation).
-        Project.objects.select_for_update().filter(pk=project.pk).first()
-        result = _write(project=project, source=format, traces=traces)
-        vendor = connections[router.db_for_write(Trace)].vendor
-        if vendor == "postgresql" and result["steps"] >= ANALYZE_AFTER_STEPS:
-            transaction.on_commit(_analyze_corpus_tables)
-        if result["traces"]:
-            # New traces need their labelling-queue rows (review makes them, off this request).
-            signals.traces_imported.send(sender=Trace, project=project)
+    with _rewindable(stream) as (seekable, start, size):
+        index = _check_file(
+            stream=seekable, filename=filename, format=format, subset=subset,
+            progress=progress, start=start, size=size,
+        )  # fmt: skip
+        seekable.seek(start)
+        with transaction.atomic():
+            # One import into a project at a time: a second one (the same file sent twice at
+            # once) waits here, then finds the first one's traces and adds nothing.
+            Project.objects.select_for_update().filter(pk=project.pk).first()
+            result = _write_file(
+                project=project, stream=seekable, filename=filename, format=format,
+                subset=subset, index=index, progress=progress,
+            )  # fmt: skip
+            vendor = connections[router.db_for_write(Trace)].vendor
+            if vendor == "postgresql" and result["steps"] >= ANALYZE_AFTER_STEPS:
+                transaction.on_commit(_analyze_corpus_tables)
+            if result["traces"]:
+                # New traces need their labelling-queue rows (review makes them, off this request).
+                signals.traces_imported.send(sender=Trace, project=project)
     return ImportResult(
         project=project,
         format=format,
         traces_created=result["traces"],
-        traces_skipped=result["traces_skipped"] + repeated,
+        traces_skipped=result["traces_skipped"] + index.repeated,
         problems_created=result["problems"],
         steps_created=result["steps"],
         annotations_created=result["annotations"],
@@ -162,37 +193,57 @@ def traces_import(
     )
 
 
-# --- parsing -----------------------------------------------------------------------------------
+# --- the first pass: check ---------------------------------------------------------------------
 
 
-def _parse_file(
+@contextmanager
+def _rewindable(stream: IO[bytes]) -> Iterator[tuple[IO[bytes], int, int | None]]:
+    """(a stream that can be read twice, where it starts, its size if known).
+
+    A file or an upload is read where it is; anything else (a pipe) is first copied to a
+    temporary file on disk, a block at a time.
+    """
+    seekable = getattr(stream, "seekable", None)
+    if seekable is not None and seekable():
+        start = stream.tell()
+        size = stream.seek(0, os.SEEK_END) - start
+        stream.seek(start)
+        yield stream, start, size
+        return
+    with tempfile.TemporaryFile(dir=settings.VAR_DIR) as copy:
+        shutil.copyfileobj(stream, copy, 1 << 20)  # type: ignore[misc]
+        size = copy.tell()
+        copy.seek(0)
+        yield copy, 0, size
+
+
+@dataclass
+class _Index:
+    """What the check pass keeps of a file: the line of the first record of each external id,
+    no record itself."""
+
+    first: dict[str, int] = field(default_factory=dict)
+    repeated: int = 0  # records dropped as repeats of an earlier one
+    records: int = 0
+
+
+def _records(
     *, stream: IO[bytes], filename: str, format: str, subset: str
-) -> tuple[list[ParsedTrace], int]:
-    """Every record parsed and checked, one trace per external id; and how many repeats were dropped."""
+) -> Iterator[ParsedTrace]:
+    """Each record of the file parsed and checked, with its line; a bad one raises ImportFileError."""
     parse = PARSERS[format]
     max_step, max_problem = settings.STEPLENS_MAX_STEP_CHARS, settings.STEPLENS_MAX_PROBLEM_CHARS
-    traces: dict[str, ParsedTrace] = {}
-    repeated = 0
     line: int | None = None
     try:
-        for line, record in iter_records(stream):
+        for line, record in iter_records(
+            stream, max_record_bytes=settings.STEPLENS_IMPORT_MAX_RECORD_BYTES
+        ):
+            check_nesting(record, max_depth=settings.STEPLENS_IMPORT_MAX_DEPTH)
             trace = parse(record, subset=subset)
             check_text_limits(trace, max_step_chars=max_step, max_problem_chars=max_problem)
+            check_metadata_limits(trace, max_bytes=settings.STEPLENS_IMPORT_MAX_METADATA_BYTES)
             trace.line = line
-            first = traces.get(trace.external_id)
-            if first is None:
-                traces[trace.external_id] = trace
-            elif trace.annotations and trace.content_id:
-                # Another labeler's pass over the same solution (PRM800K): one trace, more passes.
-                first.annotations.extend(trace.annotations)
-            elif trace.content_id or trace == first:
-                repeated += 1
-            else:
-                raise FormatError(
-                    f"duplicate id {trace.external_id!r} with different content "
-                    f"(first on line {first.line})",
-                    field="id",
-                )
+            yield trace
     except FormatError as err:
         raise ImportFileError(
             file=filename,
@@ -200,9 +251,136 @@ def _parse_file(
             field=err.field,
             message=err.message,
         ) from None
-    if not traces:
+
+
+_PROGRESS_EVERY = 1000  # records
+
+
+def _check_file(
+    *,
+    stream: IO[bytes],
+    filename: str,
+    format: str,
+    subset: str,
+    progress: Progress | None,
+    start: int,
+    size: int | None,
+) -> _Index:
+    """Every record parsed and checked; one trace per external id: a repeat of a content-derived
+    id is dropped (or, with annotations, kept as another labeler's pass over the same solution);
+    an explicit id given twice must be the same record, or the file is refused."""
+    index = _Index()
+    twice: list[tuple[int, int]] = []  # (line, line of the first record with its id)
+    for trace in _records(stream=stream, filename=filename, format=format, subset=subset):
+        index.records += 1
+        if progress is not None and index.records % _PROGRESS_EVERY == 0:
+            progress("check", stream.tell() - start, size or 0)
+        first = index.first.setdefault(trace.external_id, trace.line)
+        if first == trace.line or (trace.annotations and trace.content_id):
+            continue
+        index.repeated += 1
+        if not trace.content_id:
+            twice.append((trace.line, first))
+    if not index.first:
         raise ImportFileError(file=filename, message="no records: the file is empty")
-    return list(traces.values()), repeated
+    if twice:
+        stream.seek(start)
+        _check_repeats(stream=stream, filename=filename, format=format, subset=subset, twice=twice)
+    if progress is not None:
+        progress("check", size or 0, size or 0)
+    return index
+
+
+def _check_repeats(
+    *, stream: IO[bytes], filename: str, format: str, subset: str, twice: list[tuple[int, int]]
+) -> None:
+    """An explicit id given twice: the same record again is a repeat; different content is an
+    error. The records concerned are read again (rare: the usual file has no repeats)."""
+    wanted = {line for pair in twice for line in pair}
+    # A digest of each, not the record: a file concatenated twice would otherwise be held whole.
+    seen = {
+        trace.line: (
+            trace.external_id,
+            hashlib.blake2b(repr(dataclasses.replace(trace, line=0)).encode()).digest(),
+        )
+        for trace in _records(stream=stream, filename=filename, format=format, subset=subset)
+        if trace.line in wanted
+    }
+    for line, first in sorted(twice):
+        external_id, content = seen[line]
+        if content != seen[first][1]:
+            raise ImportFileError(
+                file=filename,
+                line=line,
+                field="id",
+                message=f"duplicate id {external_id!r} with different content "
+                f"(first on line {first})",
+            )
+
+
+# --- the second pass: write, a chunk at a time -------------------------------------------------
+
+
+def _size(trace: ParsedTrace) -> int:
+    """About the memory a parsed trace holds, for bounding a chunk."""
+    return (
+        len(trace.problem.text)
+        + sum(len(s.text) + 200 for s in trace.steps)
+        + sum(len(a.record_json) + 100 * len(a.labels) for a in trace.annotations)
+        + 500
+    )
+
+
+def _write_file(
+    *,
+    project: Project,
+    stream: IO[bytes],
+    filename: str,
+    format: str,
+    subset: str,
+    index: _Index,
+    progress: Progress | None,
+) -> dict[str, int]:
+    counts = dict.fromkeys(
+        ("traces", "traces_skipped", "problems", "steps", "gold", "annotations"), 0
+    )
+    chunk: dict[str, ParsedTrace] = {}  # first records, by id
+    later: list[ParsedTrace] = []  # passes over a solution whose first record is in a past chunk
+    chunk_bytes = done = 0
+
+    def flush() -> None:
+        nonlocal chunk_bytes
+        written = _write(project=project, source=format, traces=[*chunk.values(), *later])
+        # A later pass's trace is "already there" (written by this import): not a skip.
+        written["traces_skipped"] -= len(later)
+        for key, value in written.items():
+            counts[key] += value
+        chunk.clear()
+        later.clear()
+        chunk_bytes = 0
+
+    for trace in _records(stream=stream, filename=filename, format=format, subset=subset):
+        done += 1
+        if progress is not None and done % _PROGRESS_EVERY == 0:
+            progress("write", done, index.records)
+        if index.first[trace.external_id] == trace.line:
+            chunk[trace.external_id] = trace
+        elif trace.annotations and trace.content_id:
+            first = chunk.get(trace.external_id)
+            if first is not None:
+                first.annotations.extend(trace.annotations)
+            else:
+                later.append(trace)
+        else:
+            continue  # a repeat, counted by the check pass
+        chunk_bytes += _size(trace)
+        if chunk_bytes >= _CHUNK_BYTES or len(chunk) + len(later) >= _TRACE_CHUNK:
+            flush()
+    if chunk or later:
+        flush()
+    if progress is not None:
+        progress("write", index.records, index.records)
+    return counts
 
 
 # --- writing -----------------------------------------------------------------------------------

@@ -180,13 +180,23 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # Any request body larger than this is refused (413) before it is read, except by the import
 # endpoints (STEPLENS_IMPORT_MAX_BYTES): config/body_limit.py.
 STEPLENS_MAX_BODY_BYTES = int(os.environ.get("STEPLENS_MAX_BODY_BYTES", str(10 * 1024 * 1024)))
-FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# An upload larger than this is streamed to a temporary file, not held in memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = int(2.5 * 1024 * 1024)
 
 # Longest step text (also a trace's final answer) and problem text (also its reference answer and
 # solution) an import accepts, in characters; longer is refused with the line and field. The real
 # data's longest step is 1,470 characters and its longest problem 4,415 (see docs/formats.md).
 STEPLENS_MAX_STEP_CHARS = int(os.environ.get("STEPLENS_MAX_STEP_CHARS", "20000"))
 STEPLENS_MAX_PROBLEM_CHARS = int(os.environ.get("STEPLENS_MAX_PROBLEM_CHARS", "50000"))
+# An import reads a record (a line, or an element of a JSON array) of at most this many bytes,
+# nested at most this deep, with at most this much metadata per trace, problem or step.
+STEPLENS_IMPORT_MAX_RECORD_BYTES = int(
+    os.environ.get("STEPLENS_IMPORT_MAX_RECORD_BYTES", str(16 * 1024 * 1024))
+)
+STEPLENS_IMPORT_MAX_DEPTH = int(os.environ.get("STEPLENS_IMPORT_MAX_DEPTH", "20"))
+STEPLENS_IMPORT_MAX_METADATA_BYTES = int(
+    os.environ.get("STEPLENS_IMPORT_MAX_METADATA_BYTES", str(64 * 1024))
+)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -295,4 +305,3 @@ STEPLENS_IMAGE_HOSTS = [
     h.strip() for h in os.environ.get("STEPLENS_IMAGE_HOSTS", "").split(",") if h.strip()
 ]
 CONTENT_SECURITY_POLICY = content_security_policy(STEPLENS_IMAGE_HOSTS)
-

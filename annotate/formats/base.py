@@ -5,7 +5,9 @@ Pure Python (no Django), so a format can be parsed and tested without a database
 
 from __future__ import annotations
 
+import codecs
 import hashlib
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -87,14 +89,25 @@ class ParsedTrace:
 
 # --- reading records ---------------------------------------------------------------------------
 
+# The longest record (one line of JSON Lines, one element of a JSON array) an import reads; the
+# text limits (STEPLENS_MAX_STEP_CHARS, ...) bound what it may hold once parsed.
+MAX_RECORD_BYTES = 16 * 1024 * 1024
 
-def iter_records(stream: IO[bytes] | Iterable[bytes]) -> Iterator[tuple[int, Any]]:
+
+def iter_records(
+    stream: IO[bytes] | Iterable[bytes], *, max_record_bytes: int = MAX_RECORD_BYTES
+) -> Iterator[tuple[int, Any]]:
     """(1-based line, decoded JSON value) for each record of a JSON Lines file or a JSON array file.
 
     A file whose first non-blank character is `[` is read as one JSON array (the shape some
     upstreams ship, e.g. ProcessBench's dataset/*.json); the line of each record is where it starts.
+    Either way the file is read as a stream: memory holds a record and a block, never the file,
+    and a record longer than `max_record_bytes` is refused before it is read whole.
     """
-    lines = iter(stream)
+    readline = getattr(stream, "readline", None)
+    lines: Iterator[bytes] = (
+        iter(lambda: readline(max_record_bytes + 1), b"") if readline else iter(stream)
+    )
     first_line_no = 0
     first: bytes | None = None
     for first_line_no, raw in enumerate(lines, 1):  # noqa: B007 - the line number is used below
@@ -106,12 +119,27 @@ def iter_records(stream: IO[bytes] | Iterable[bytes]) -> Iterator[tuple[int, Any
     if first is None:
         return
     if first.lstrip().startswith(b"["):
-        yield from _iter_array(first + b"".join(lines), first_line_no)
+        read = getattr(stream, "read", None)
+        rest: Iterator[bytes] = iter(lambda: read(_READ_BYTES), b"") if read else lines
+        reader = _ArrayReader(itertools.chain([first], rest), first_line_no, max_record_bytes)
+        yield from reader.records()
         return
-    yield first_line_no, _loads(first, first_line_no)
-    for line_no, raw in enumerate(lines, first_line_no + 1):
+    for line_no, raw in itertools.chain(
+        [(first_line_no, first)], enumerate(lines, first_line_no + 1)
+    ):
+        if len(raw) > max_record_bytes:
+            raise FormatError(_too_long(max_record_bytes), line=line_no)
         if raw.strip():
             yield line_no, _loads(raw, line_no)
+
+
+def _too_long(limit: int) -> str:
+    return f"a record longer than {limit:,} bytes (STEPLENS_IMPORT_MAX_RECORD_BYTES)"
+
+
+# A JSON array file is decoded a block at a time.
+_READ_BYTES = 1 << 20
+_NOT_WHITESPACE = re.compile(r"[^ \t\r\n]")
 
 
 def _json_error(err: json.JSONDecodeError, column: int) -> str:
@@ -165,52 +193,119 @@ def _refuse_nul(value: Any, path: str, line_no: int) -> None:
             _refuse_nul(item, f"{path}[{i}]", line_no)
 
 
-def _iter_array(data: bytes, first_line_no: int) -> Iterator[tuple[int, Any]]:
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise FormatError(f"not UTF-8 text ({err.reason})", line=first_line_no) from None
-    decoder = json.JSONDecoder()
-    ws = " \t\r\n"
+class _ArrayReader:
+    """The records of a JSON array, decoded from a stream of byte blocks.
 
-    def skip(pos: int) -> int:
-        while pos < len(text) and text[pos] in ws:
-            pos += 1
-        return pos
+    `text` holds what is not yet consumed (from `pos`); it is compacted each time a block is
+    added, so it holds one record and a block at most. `line` is the line at `pos`; `line_start`
+    the absolute offset of that line's first character (for error columns), `base` the absolute
+    offset of text[0].
+    """
 
-    def line_of(pos: int) -> int:
-        return first_line_no + text.count("\n", 0, pos)
+    def __init__(self, blocks: Iterator[bytes], first_line_no: int, max_record_bytes: int) -> None:
+        self.blocks = blocks
+        self.max_record_bytes = max_record_bytes
+        self.decode = codecs.getincrementaldecoder("utf-8")().decode
+        self.decoder = json.JSONDecoder()
+        self.text, self.pos, self.base = "", 0, 0
+        self.line, self.line_start = first_line_no, 0
+        self.eof = False
 
-    def fail(err: json.JSONDecodeError) -> FormatError:
-        column = err.pos - text.rfind("\n", 0, err.pos)
-        return FormatError(_json_error(err, column), line=line_of(err.pos))
-
-    pos = skip(text.index("[") + 1)
-    line, counted_to = first_line_no, 0
-    if pos < len(text) and text[pos] == "]":
-        pos += 1
-    else:
-        while True:
-            # Count newlines incrementally: counting from the start each time would be quadratic.
-            line += text.count("\n", counted_to, pos)
-            counted_to = pos
+    def _more(self, at_least: int = 1) -> bool:
+        """Append blocks until `at_least` more characters came (or the end); False at the end."""
+        if self.eof:
+            return False
+        parts = []
+        got = 0
+        while got < at_least and not self.eof:
+            block = next(self.blocks, None)
             try:
-                value, end = decoder.raw_decode(text, pos)
+                new = self.decode(b"", final=True) if block is None else self.decode(block)
+            except UnicodeDecodeError as err:
+                raise FormatError(f"not UTF-8 text ({err.reason})", line=self.line) from None
+            self.eof = block is None
+            parts.append(new)
+            got += len(new)
+        self.base += self.pos
+        self.text = self.text[self.pos :] + "".join(parts)
+        self.pos = 0
+        return True
+
+    def _advance(self, end: int) -> None:
+        newlines = self.text.count("\n", self.pos, end)
+        if newlines:
+            self.line += newlines
+            self.line_start = self.base + self.text.rfind("\n", self.pos, end) + 1
+        self.pos = end
+
+    def _next_char(self) -> str | None:
+        """The next character that is not whitespace (moved to), or None at the end of the file."""
+        while True:
+            found = _NOT_WHITESPACE.search(self.text, self.pos)
+            if found:
+                self._advance(found.start())
+                return self.text[self.pos]
+            self._advance(len(self.text))
+            if not self._more():
+                return None
+
+    def _fail(self, message: str, pos: int) -> FormatError:
+        line = self.line + self.text.count("\n", self.pos, pos)
+        newline = self.text.rfind("\n", self.pos, pos)
+        start = self.base + newline + 1 if newline >= 0 else self.line_start
+        column = self.base + pos - start + 1
+        return FormatError(_json_error(json.JSONDecodeError(message, "", 0), column), line=line)
+
+    def _value(self) -> Any:
+        while True:
+            try:
+                value, end = self.decoder.raw_decode(self.text, self.pos)
             except json.JSONDecodeError as err:
-                raise fail(err) from None
-            if "\\u0000" in text[pos:end] or _SURROGATE_ESCAPE.search(text[pos:end].encode()):
-                _refuse_nul(value, "", line)
-            yield line, value
-            pos = skip(end)
-            if pos < len(text) and text[pos] == ",":
-                pos = skip(pos + 1)
-                continue
-            if pos < len(text) and text[pos] == "]":
-                pos += 1
-                break
-            raise fail(json.JSONDecodeError("Expecting ',' or ']' after a record", text, pos))
-    if skip(pos) != len(text):
-        raise fail(json.JSONDecodeError("Extra data after the closing ']'", text, skip(pos)))
+                # A record cut at the end of the text read so far (an error within a literal's or
+                # an escape's length of its end, or a string not closed yet) may go on in the
+                # next blocks: read as much again and retry (doubling keeps a record that spans
+                # many blocks linear to decode).
+                cut = err.pos >= len(self.text) - 16 or err.msg.startswith("Unterminated string")
+                if len(self.text) - self.pos > self.max_record_bytes:
+                    raise FormatError(_too_long(self.max_record_bytes), line=self.line) from None
+                if cut and self._more(at_least=max(_READ_BYTES, len(self.text) - self.pos)):
+                    continue
+                raise self._fail(err.msg, err.pos) from None
+            except RecursionError:
+                raise FormatError("invalid JSON: nested too deeply", line=self.line) from None
+            if end == len(self.text) and self._more():
+                continue  # a number cut at the block's end decodes short: read on
+            if end - self.pos > self.max_record_bytes:
+                raise FormatError(_too_long(self.max_record_bytes), line=self.line)
+            chunk = self.text[self.pos : end]
+            if "\\u0000" in chunk or _SURROGATE_ESCAPE.search(
+                chunk.encode("utf-8", "surrogatepass")
+            ):
+                _refuse_nul(value, "", self.line)
+            line = self.line
+            self._advance(end)
+            return line, value
+
+    def records(self) -> Iterator[tuple[int, Any]]:
+        self._next_char()
+        self._advance(self.pos + 1)  # the opening '['
+        if self._next_char() == "]":
+            self._advance(self.pos + 1)
+        else:
+            while True:
+                if self._next_char() is None:
+                    raise self._fail("Expecting value", self.pos)
+                yield self._value()
+                after = self._next_char()
+                if after == ",":
+                    self._advance(self.pos + 1)
+                    continue
+                if after == "]":
+                    self._advance(self.pos + 1)
+                    break
+                raise self._fail("Expecting ',' or ']' after a record", self.pos)
+        if self._next_char() is not None:
+            raise self._fail("Extra data after the closing ']'", self.pos)
 
 
 # --- field checks ------------------------------------------------------------------------------
@@ -414,6 +509,52 @@ def check_text_limits(
                     field=name,
                 )
     return trace
+
+
+MAX_DEPTH = 20
+MAX_METADATA_BYTES = 64 * 1024
+
+
+def check_nesting(record: Any, *, max_depth: int = MAX_DEPTH) -> None:
+    """Refuse a record whose JSON nests deeper than `max_depth` objects/lists, naming where.
+
+    >>> check_nesting({"metadata": {"a": [[{"b": 1}]]}}, max_depth=4)
+    Traceback (most recent call last):
+    ...
+    annotate.formats.base.FormatError: nested deeper than 4 levels (STEPLENS_IMPORT_MAX_DEPTH)
+    """
+    stack: list[tuple[Any, str, int]] = [(record, "", 1)]
+    while stack:
+        value, path, depth = stack.pop()
+        if isinstance(value, dict):
+            items: Iterable[tuple[str, Any]] = (
+                (f"{path}.{k}" if path else str(k), v) for k, v in value.items()
+            )
+        elif isinstance(value, list):
+            items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+        else:
+            continue
+        if depth > max_depth:
+            raise FormatError(
+                f"nested deeper than {max_depth} levels (STEPLENS_IMPORT_MAX_DEPTH)",
+                field=path or None,
+            )
+        stack.extend((v, p, depth + 1) for p, v in items if isinstance(v, dict | list))
+
+
+def check_metadata_limits(trace: ParsedTrace, *, max_bytes: int = MAX_METADATA_BYTES) -> None:
+    """Refuse metadata (the trace's, the problem's, a step's) longer than `max_bytes` as JSON."""
+    kept = [("metadata", trace.metadata), ("problem metadata", trace.problem.metadata)]
+    kept += [(f"steps[{i}].metadata", s.metadata) for i, s in enumerate(trace.steps) if s.metadata]
+    for name, metadata in kept:
+        if metadata:
+            size = len(json.dumps(metadata, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+            if size > max_bytes:
+                raise FormatError(
+                    f"{size:,} bytes of metadata, more than {max_bytes:,} "
+                    "(STEPLENS_IMPORT_MAX_METADATA_BYTES)",
+                    field=name,
+                )
 
 
 def sha256_of(*parts: str) -> str:

@@ -290,3 +290,20 @@ def render_markdown(text: str) -> SafeString:
         strip_comments=True,
     )
     return mark_safe(clean.strip())  # noqa: S308 - sanitised by nh3 just above
+
+
+SHORT_ID_CHARS = 12
+
+
+def short_trace_id(external_id: str) -> str:
+    """A trace's id as a page shows it: the source's id when short, else its first characters
+    and an ellipsis (PRM800K's 64-hex ids no longer push a header onto two lines).
+
+    >>> short_trace_id("gsm8k-12")
+    'gsm8k-12'
+    >>> short_trace_id("1f3a9c" * 10 + "abcd")
+    '1f3a9c1f…abcd'
+    """
+    if len(external_id) <= SHORT_ID_CHARS:
+        return external_id
+    return f"{external_id[:8]}…{external_id[-4:]}"

@@ -429,3 +429,12 @@ def annotation_revealed(*, user: UserLike, trace: Trace) -> bool:
     return Annotation.objects.filter(
         trace=trace, annotator_id=user.pk, revealed_at__isnull=False
     ).exists()
+
+
+def project_members(*, project: Project) -> QuerySet[Membership]:
+    """The project's members with their accounts, by role then name (the caller checked the role)."""
+    return (
+        Membership.objects.filter(project=project)
+        .select_related("user")
+        .order_by("role", "user__username")
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -15,8 +16,10 @@ from .models import (
     Annotation,
     AnnotationStatus,
     FinishReason,
+    GoldLabel,
     LabelScheme,
     Membership,
+    Problem,
     Project,
     Role,
     Step,
@@ -59,11 +62,95 @@ def project_create(
     return project
 
 
+def project_update(*, project: Project, **fields: Any) -> Project:
+    """Change a project's settings (name, guidelines, label_scheme, overlap, blind).
+
+    The label scheme of a project with labels is never changed silently: it is refused, naming
+    how many labels would be read under another scheme (export them, or make a new project).
+    """
+    allowed = {"name", "guidelines", "label_scheme", "overlap", "blind"}
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ValidationError(f"Not a project setting: {', '.join(sorted(unknown))}.")
+    scheme = fields.get("label_scheme", project.label_scheme)
+    if scheme != project.label_scheme:
+        labels = StepLabel.objects.filter(
+            annotation__trace__project=project, value__isnull=False
+        ).count()
+        golds = GoldLabel.objects.filter(step__trace__project=project).count()
+        if labels or golds:
+            raise ValidationError(
+                {
+                    "label_scheme": f"This project has {labels} step labels and {golds} gold "
+                    f"labels in the {project.get_label_scheme_display()} scheme; they would be "
+                    "read under another. Make a new project for the new scheme instead."
+                }
+            )
+    for name, value in fields.items():
+        setattr(project, name, value)
+    project.full_clean()
+    project.save()
+    return project
+
+
 def membership_set(*, project: Project, user: User, role: str = Role.ANNOTATOR) -> Membership:
     membership, _ = Membership.objects.update_or_create(
         project=project, user=user, defaults={"role": Role(role)}
     )
     return membership
+
+
+def member_add(
+    *, project: Project, username: str, role: str, password: str = "", create: bool = False
+) -> Membership:
+    """Add an existing user to the project, or (with `create`) make the account first."""
+    username = username.strip()
+    user = User.objects.filter(username=username).first()
+    if create:
+        if user is not None:
+            raise ValidationError({"username": f"An account {username!r} exists already."})
+        if len(password) < 8:
+            raise ValidationError(
+                {"password": "A new account needs a password of 8 characters or more."}
+            )
+        user = User(username=username)
+        user.set_password(password)
+        user.full_clean(exclude=["password"])
+        user.save()
+    elif user is None or not user.is_active:
+        raise ValidationError({"username": f"No active account {username!r}."})
+    return membership_set(project=project, user=user, role=role)
+
+
+def member_remove(*, project: Project, user: User) -> int:
+    """Take a person off the project (their labels stay); they no longer see it."""
+    deleted, _ = Membership.objects.filter(project=project, user=user).delete()
+    return deleted
+
+
+def problems_flag(*, trace_ids: Sequence[int]) -> int:
+    """Flag the problems of these traces as bad problems; returns how many were newly flagged."""
+    return (
+        Problem.objects.filter(traces__pk__in=list(trace_ids), flagged=False)
+        .distinct()
+        .update(flagged=True)
+    )
+
+
+def traces_delete(*, trace_ids: Sequence[int]) -> int:
+    """Delete traces with their steps, labels and scores; their problems left without a trace too."""
+    ids = list(trace_ids)
+    with transaction.atomic():
+        problem_ids = set(Trace.objects.filter(pk__in=ids).values_list("problem_id", flat=True))
+        deleted = 0
+        for start in range(0, len(ids), 5000):
+            deleted += (
+                Trace.objects.filter(pk__in=ids[start : start + 5000])
+                .delete()[1]
+                .get("annotate.Trace", 0)
+            )
+        Problem.objects.filter(pk__in=problem_ids, traces__isnull=True).delete()
+    return deleted
 
 
 def annotation_start(*, user: User, trace: Trace) -> Annotation:

@@ -14,14 +14,15 @@ from rest_framework.response import Response
 from annotate import selectors as annotate_selectors
 from annotate.api import ApiView, trace_detail_response
 from annotate.models import Role
+from annotate.rendering import short_trace_id
 from annotate.serializers import TraceDetailSerializer
 from scoring import services as scoring_services
 from scoring.models import RunQueue, Scorer
 from scoring.prm.aggregate import AGGREGATIONS
 from scoring.selectors import scorers_for_project
 
-from . import audit, selectors, services
-from .models import Assignment, AssignmentStatus, QueueStrategy, SkipReason
+from . import audit, browser, bulk, selectors, services
+from .models import Assignment, AssignmentStatus, BulkActionKind, QueueStrategy, SkipReason
 
 TAG_QUEUE = "queue"
 TAG_REVIEW = "review"
@@ -671,3 +672,115 @@ class BestOfNScoreApi(ApiView):
             traces=list(problem.traces.all()), scorers=[scorer], queue=RunQueue.INTERACTIVE
         )
         return Response(_ranking(request, problem, scorer, how), status=status.HTTP_202_ACCEPTED)
+
+
+# --- the data browser -----------------------------------------------------------------------------
+
+TAG_DATA = "data"
+
+
+class BrowserRowSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="trace.pk")
+    short_id = serializers.SerializerMethodField()
+    external_id = serializers.CharField(source="trace.external_id")
+    source = serializers.CharField(source="trace.source")
+    subset = serializers.CharField(source="trace.subset")
+    generator = serializers.CharField(source="trace.generator")
+    final_answer_correct = serializers.BooleanField(
+        source="trace.final_answer_correct", allow_null=True
+    )
+    steps = serializers.IntegerField()
+    prm_min = serializers.FloatField(allow_null=True)
+    prm_wrong = serializers.BooleanField(allow_null=True)
+    status = serializers.CharField()
+    skipped = serializers.BooleanField()
+
+    def get_short_id(self, row: browser.BrowserRow) -> str:
+        return short_trace_id(row.trace.external_id)
+
+
+class BrowserPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField(source="total")
+    page = serializers.IntegerField()
+    pages = serializers.IntegerField()
+    results = BrowserRowSerializer(source="rows", many=True)
+
+
+class BulkActionSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    action = serializers.CharField()
+    query = serializers.CharField()
+    options = serializers.DictField()
+    selected = serializers.IntegerField()
+    changed = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+
+
+class DataBrowserApi(ApiView):
+    """The project's traces through the data browser's filter (reviewers and admins): the same
+    query parameters as the page's URL, 50 a page."""
+
+    @extend_schema(
+        tags=[TAG_DATA], parameters=[browser.TraceFilterSerializer], responses=BrowserPageSerializer
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        project = annotate_selectors.project_get_for_user(
+            user=request.user, slug=slug, min_role=Role.REVIEWER
+        )
+        values = browser.filter_parse(request.query_params)
+        return Response(
+            BrowserPageSerializer(browser.trace_page(project=project, values=values)).data
+        )
+
+
+class DataBulkApi(ApiView):
+    """A bulk action on picked traces or on every trace of a filter, logged (assign, skip and
+    unskip, flag: reviewers; score, delete: admins; delete needs `confirm` = the trace count)."""
+
+    class InputSerializer(serializers.Serializer):
+        action = serializers.ChoiceField(choices=BulkActionKind.choices)
+        traces = serializers.ListField(
+            child=serializers.IntegerField(),
+            required=False,
+            default=list,
+            help_text="Trace ids (ignored with whole_filter).",
+        )
+        whole_filter = serializers.BooleanField(
+            default=False, help_text="Every trace of `query`, not only `traces`."
+        )
+        query = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            default="",
+            help_text="The filter as a URL query, e.g. prm=wrong&status=unlabelled.",
+        )
+        annotator = serializers.CharField(required=False, help_text="assign: a member's username.")
+        scorer = serializers.CharField(required=False, help_text="score: a scorer of the project.")
+        confirm = serializers.CharField(required=False, help_text="delete: the number of traces.")
+
+        class Meta:
+            ref_name = "DataBulkInput"
+
+    @extend_schema(tags=[TAG_DATA], request=InputSerializer, responses=BulkActionSerializer)
+    def post(self, request: Request, slug: str) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        project = annotate_selectors.project_get_for_user(
+            user=request.user, slug=slug, min_role=Role.REVIEWER
+        )
+        given = data.validated_data
+        ids = browser.bulk_targets(
+            project=project,
+            query=given["query"],
+            trace_ids=given["traces"],
+            whole_filter=given["whole_filter"],
+        )
+        done = bulk.traces_bulk(
+            user=request.user,
+            project=project,
+            action=given["action"],
+            trace_ids=ids,
+            query=given["query"],
+            options={k: given[k] for k in ("annotator", "scorer", "confirm") if k in given},
+        )
+        return Response(BulkActionSerializer(done).data)

@@ -32,6 +32,8 @@ urlpatterns = [
         api.GoldSetApi.as_view(),
         name="gold-set",
     ),
+    path("projects/<slug:slug>/data/", api.DataBrowserApi.as_view(), name="data"),
+    path("projects/<slug:slug>/data/bulk/", api.DataBulkApi.as_view(), name="data-bulk"),
     path("projects/<slug:slug>/audit/", api.AuditReportApi.as_view(), name="audit"),
     path("projects/<slug:slug>/audit/queue/", api.AuditQueueApi.as_view(), name="audit-queue"),
     path("problems/<int:problem_id>/best-of-n/", api.BestOfNApi.as_view(), name="best-of-n"),

@@ -58,6 +58,12 @@ class TracePriority(models.Model):
     spread = models.FloatField(default=0.0)
     convincing_wrong = models.FloatField(default=0.0)
     random_key = models.FloatField(default=0.0)
+    # The data browser's PRM filters: the lowest step score of any of the project's scorers, and
+    # whether some scorer scores a step below its threshold (null: no scorer has scored it yet).
+    prm_min = models.FloatField(null=True, blank=True)
+    prm_wrong = models.BooleanField(null=True, blank=True)
+    # Taken out of the labelling queue by a reviewer (the data browser's "skip"); kept by refreshes.
+    held_out = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -132,6 +138,38 @@ class Assignment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.annotator} on {self.trace_id} slot {self.slot} ({self.status})"
+
+
+class BulkActionKind(models.TextChoices):
+    ASSIGN = "assign", "Assign to an annotator"
+    SKIP = "skip", "Skip (take out of the queue)"
+    UNSKIP = "unskip", "Un-skip (back into the queue)"
+    SCORE = "score", "Score with a scorer"
+    FLAG = "flag", "Flag the problems"
+    DELETE = "delete", "Delete"
+
+
+class BulkAction(models.Model):
+    """The log of the data browser's bulk actions: who did what to which traces, by which filter."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=10, choices=BulkActionKind.choices)
+    # The filter as its URL query ("" when traces were picked one by one), and the options used.
+    query = models.TextField(blank=True)
+    options = models.JSONField(default=dict, blank=True)
+    trace_ids = models.JSONField(default=list, blank=True)
+    selected = models.PositiveIntegerField(default=0)
+    changed = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} on {self.selected} traces of {self.project} by {self.user}"
 
 
 class GoldLabelChange(models.Model):

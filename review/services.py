@@ -154,6 +154,25 @@ def trace_signals(
     }
 
 
+def prm_verdict(
+    scores_by_scorer: Sequence[tuple[float, list[float], list[list[float]]]],
+) -> dict[str, Any]:
+    """The lowest step score of any scorer, and whether any scorer puts a step below its threshold.
+
+    >>> prm_verdict([(0.5, [0.9, 0.6], []), (0.7, [0.8, 0.65], [])])
+    {'prm_min': 0.6, 'prm_wrong': True}
+    >>> prm_verdict([])
+    {'prm_min': None, 'prm_wrong': None}
+    """
+    scored = [(threshold, scores) for threshold, scores, _ in scores_by_scorer if scores]
+    if not scored:
+        return {"prm_min": None, "prm_wrong": None}
+    return {
+        "prm_min": min(min(scores) for _, scores in scored),
+        "prm_wrong": any(min(scores) < threshold for threshold, scores in scored),
+    }
+
+
 def _open_slots(*, project: Project, trace_ids: Sequence[int]) -> dict[int, int]:
     """Overlap less the live assignments and the submissions of people without one (older data)."""
     live = dict(
@@ -209,7 +228,11 @@ def priorities_refresh(*, project: Project, trace_ids: Iterable[int] | None = No
                 scores_by_scorer=per_trace.get(trace_id, []), final_answer_correct=correct
             )
             row = TracePriority(
-                trace_id=trace_id, project=project, random_key=random_key(trace_id), **signals
+                trace_id=trace_id,
+                project=project,
+                random_key=random_key(trace_id),
+                **signals,
+                **prm_verdict(per_trace.get(trace_id, [])),
             )
             row.priority = getattr(row, column) if column else 0.0
             rows.append(row)
@@ -227,20 +250,22 @@ def priorities_refresh(*, project: Project, trace_ids: Iterable[int] | None = No
 
 def _upsert_priorities(rows: list[TracePriority]) -> None:
     TracePriority.objects.bulk_create(
-            rows,
-            update_conflicts=True,
-            unique_fields=["trace"],
-            update_fields=[
-                "priority",
-                "open_slots",
-                "uncertainty",
-                "committee",
-                "spread",
-                "convincing_wrong",
-                "random_key",
-                "updated_at",
-            ],
-        )
+        rows,
+        update_conflicts=True,
+        unique_fields=["trace"],
+        update_fields=[
+            "priority",
+            "open_slots",
+            "uncertainty",
+            "committee",
+            "spread",
+            "convincing_wrong",
+            "random_key",
+            "prm_min",
+            "prm_wrong",
+            "updated_at",
+        ],
+    )
 
 
 _pending = threading.local()
@@ -359,7 +384,7 @@ def _candidates(*, user: UserLike, project: Project, after_trace_id: int | None)
     )
     touched = Annotation.objects.filter(trace_id=OuterRef("trace_id"), annotator_id=user.pk)
     rows = (
-        TracePriority.objects.filter(project=project, open_slots__gt=0)
+        TracePriority.objects.filter(project=project, open_slots__gt=0, held_out=False)
         .exclude(Exists(mine))
         .exclude(Exists(touched))
         .order_by("-priority", "trace_id")

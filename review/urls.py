@@ -13,6 +13,9 @@ urlpatterns = [
     path("p/<slug:slug>/next/", views.queue_next, name="next"),
     path("t/<int:trace_id>/skip/", views.trace_skip, name="skip"),
     path("p/<slug:slug>/strategy/", views.queue_strategy, name="queue_strategy"),
+    # The data browser and its bulk actions.
+    path("p/<slug:slug>/data/", views.data_browser, name="data"),
+    path("p/<slug:slug>/data/bulk/", views.data_bulk, name="data_bulk"),
     # Adjudication and agreement.
     path("p/<slug:slug>/review/", views.review_queue, name="review"),
     path("p/<slug:slug>/agreement/", views.agreement, name="agreement"),

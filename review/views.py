@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from rest_framework.exceptions import ValidationError as DRFValidationError
 
 from annotate import selectors as annotate_selectors
 from annotate.models import Role
@@ -24,8 +25,8 @@ from scoring.models import RunQueue
 from scoring.prm.aggregate import AGGREGATIONS
 from scoring.selectors import scorers_for_project
 
-from . import audit, selectors, services
-from .models import QueueStrategy, SkipReason
+from . import audit, browser, bulk, selectors, services
+from .models import BulkActionKind, QueueStrategy, SkipReason
 from .plots import calibration_svg, f1_svg, position_svg, roc_svg
 
 GOLD_CHOICES = [("1", "+1 correct"), ("0", "0 neutral"), ("-1", "−1 wrong"), ("", "clear gold")]
@@ -320,3 +321,89 @@ def problem_best_of_n_score(request: HttpRequest, problem_id: int) -> HttpRespon
     how = request.POST.get("how", "min")
     query = urlencode({"scorer": scorer.name, "how": how if how in AGGREGATIONS else "min"})
     return redirect(f"{reverse('review:best_of_n', args=[problem.pk])}?{query}")
+
+
+# --- the data browser -----------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def data_browser(request: AuthedRequest, slug: str) -> HttpResponse:
+    """Every trace of the project, filtered by the URL's query (shareable), with bulk actions."""
+    project = annotate_selectors.project_get_for_user(
+        user=request.user, slug=slug, min_role=Role.REVIEWER
+    )
+    try:
+        values = browser.filter_parse(request.GET)
+    except DRFValidationError as exc:
+        values, error = {}, exc.detail
+    else:
+        error = None
+    page = browser.trace_page(project=project, values=values)
+    role = annotate_selectors.project_role(user=request.user, project=project)
+    return render(
+        request,
+        "review/data.html",
+        {
+            "project": project,
+            "values": values,
+            "error": error,
+            "page": page,
+            "query": browser.filter_query(values),
+            "choices": browser.filter_choices(project=project),
+            "statuses": browser.STATUS_CHOICES,
+            "prm_choices": browser.PRM_CHOICES,
+            "correct_choices": browser.CORRECT_CHOICES,
+            "yes_no": browser.YES_NO,
+            "sorts": list(browser.SORTS),
+            "members": annotate_selectors.project_members(project=project),
+            "scorers": scorers_for_project(project=project),
+            "actions": [
+                (kind.value, kind.label)
+                for kind in BulkActionKind
+                if annotate_selectors.role_at_least(role, bulk.MIN_ROLE[kind])
+            ],
+            "prev_query": browser.filter_query(values, page=page.page - 1),
+            "next_query": browser.filter_query(values, page=page.page + 1),
+        },
+        status=400 if error else 200,
+    )
+
+
+@login_required
+@require_POST
+def data_bulk(request: AuthedRequest, slug: str) -> HttpResponse:
+    """Apply a bulk action to the picked traces or the whole filter, then back to the browser."""
+    project = annotate_selectors.project_get_for_user(
+        user=request.user, slug=slug, min_role=Role.REVIEWER
+    )
+    query = request.POST.get("query", "")
+    back = reverse("review:data", args=[project.slug]) + (f"?{query}" if query else "")
+    try:
+        ids = browser.bulk_targets(
+            project=project,
+            query=query,
+            trace_ids=[int(i) for i in request.POST.getlist("trace") if i.isdigit()],
+            whole_filter=request.POST.get("scope") == "filter",
+        )
+        done = bulk.traces_bulk(
+            user=request.user,
+            project=project,
+            action=request.POST.get("action", ""),
+            trace_ids=ids,
+            query=query,
+            options={
+                k: request.POST.get(k, "")
+                for k in ("annotator", "scorer", "confirm")
+                if request.POST.get(k)
+            },
+        )
+    except (ValidationError, DRFValidationError) as exc:
+        detail = exc.messages if isinstance(exc, ValidationError) else [str(exc.detail)]
+        messages.error(request, " ".join(detail))
+    else:
+        messages.success(
+            request,
+            f"{done.get_action_display()}: {done.changed} of {done.selected} traces changed.",
+        )
+    return redirect(back)

@@ -217,6 +217,16 @@ EXPECTATIONS: dict[str, dict[str, E]] = {
         "PUT": E(401, 404, 403, 403, 200, data={"scorers": ["tool"]}),
     },
     # --- issue 4: queue, review, agreement, audit (reviewers; annotators 403 "Reviewers only")
+    # --- issue 15: the data browser (reviewers; bulk score and delete: admins)
+    "/p/{slug}/data/": {"GET": E(302, 404, 403, 200, 200), "POST": NO_POST},
+    "/p/{slug}/data/bulk/": {
+        "GET": NO_GET,
+        "POST": E(302, 404, 403, 302, 302, data={"action": "flag", "scope": "filter"}),
+    },
+    "/api/projects/{slug}/data/": {"GET": E(401, 404, 403, 200, 200)},
+    "/api/projects/{slug}/data/bulk/": {
+        "POST": E(401, 404, 403, 200, 200, data={"action": "flag", "whole_filter": True})
+    },
     "/p/{slug}/review/": {"GET": E(302, 404, 403, 200, 200), "POST": NO_POST},
     "/p/{slug}/agreement/": {"GET": E(302, 404, 403, 200, 200), "POST": NO_POST},
     "/p/{slug}/strategy/": {

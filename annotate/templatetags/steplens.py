@@ -8,7 +8,7 @@ from django import template
 from django.conf import settings
 from django.utils.safestring import SafeString
 
-from annotate.rendering import render_markdown
+from annotate.rendering import render_markdown, short_trace_id
 
 register = template.Library()
 
@@ -17,6 +17,18 @@ register = template.Library()
 def markdown_filter(text: str | None) -> SafeString:
     """Untrusted Markdown + LaTeX to sanitised HTML (the only way data reaches the page as HTML)."""
     return render_markdown(text or "")
+
+
+@register.filter
+def short_id(trace: object) -> str:
+    """A trace's short id (annotate.rendering.short_trace_id); its full id goes in a title."""
+    return short_trace_id(str(getattr(trace, "external_id", trace)))
+
+
+@register.filter
+def get_item(mapping: object, key: str) -> object:
+    """mapping[key] in a template, None when absent."""
+    return mapping.get(key) if isinstance(mapping, dict) else None
 
 
 @register.filter
@@ -70,4 +82,3 @@ def image_host_refused(url: object) -> str:
     host = (urlsplit(text).hostname or "").lower()
     allowed = {h.lower() for h in settings.STEPLENS_IMAGE_HOSTS}
     return "" if host in allowed and text.lower().startswith("https://") else host or "?"
-

@@ -519,3 +519,16 @@ def test_trace_page_offers_skip_with_a_reason(client):
         AssignmentStatus.SKIPPED,
         SkipReason.choices[0][0],
     )
+
+
+def test_a_long_source_id_is_shown_short_with_the_full_id_on_hover(
+    annotator: AbstractBaseUser, project: Project
+) -> None:
+    long_id = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"  # PRM800K-style
+    trace = make_trace(project, external_id=long_id)
+    client = Client()
+    client.force_login(annotator)
+    page = client.get(reverse("annotate:trace", args=[trace.pk])).content.decode()
+    assert "<title>9f86d081…0a08 ·" in page
+    assert f'title="test:{long_id}">9f86d081…0a08</span>' in page
+    assert f">{long_id}<" not in page  # the 64 characters never reach a line of text

@@ -1,0 +1,332 @@
+"""The data browser: every trace of a project, filtered, searched, sorted and paged.
+
+A filter is a URL query (shareable, and the API's query parameters): `TraceFilterSerializer`
+parses both, `trace_filter` turns it into one queryset. The PRM filters read the stored
+per-trace verdicts of `TracePriority` (refreshed when scores change), never the step scores, so
+that a filter over a million steps is an indexed query. Full-text search uses PostgreSQL's
+`to_tsvector('english', text)` (GIN indexes of annotate/migrations/0009) and falls back to a
+case-insensitive LIKE on SQLite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from django.db import connection
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.http import QueryDict
+from rest_framework import serializers
+
+from annotate.models import (
+    Annotation,
+    AnnotationStatus,
+    GoldLabel,
+    GoldSource,
+    Problem,
+    Project,
+    Step,
+    StepLabel,
+    Trace,
+)
+
+from .models import Assignment, AssignmentStatus, TracePriority
+
+PAGE_SIZE = 50
+
+STATUS_CHOICES = [
+    ("unlabelled", "Unlabelled"),
+    ("in_progress", "In progress"),
+    ("submitted", "Submitted"),
+    ("adjudicated", "Adjudicated"),
+    ("gold", "Has gold labels"),
+]
+YES_NO = [("yes", "Yes"), ("no", "No")]
+CORRECT_CHOICES = [("yes", "Correct"), ("no", "Wrong"), ("unknown", "Unknown")]
+PRM_CHOICES = [
+    ("wrong", "Some step below threshold"),
+    ("right", "No step below"),
+    ("none", "Not scored"),
+]
+SORTS = {
+    "id": ("id",),
+    "-id": ("-id",),
+    "prm_min": ("priority__prm_min", "id"),
+    "-prm_min": ("-priority__prm_min", "id"),
+    "disagreement": ("-priority__committee", "id"),
+}
+
+
+class TraceFilterSerializer(serializers.Serializer):
+    """The data browser's filter: each field a URL query parameter (all optional)."""
+
+    q = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=200,
+        help_text="Words in the problem or a step.",
+    )
+    subset = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    generator = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    source = serializers.CharField(required=False, allow_blank=True, max_length=50)
+    status = serializers.ChoiceField(choices=STATUS_CHOICES, required=False, allow_blank=True)
+    flagged = serializers.ChoiceField(choices=YES_NO, required=False, allow_blank=True)
+    skipped = serializers.ChoiceField(choices=YES_NO, required=False, allow_blank=True)
+    disagreement = serializers.ChoiceField(
+        choices=YES_NO,
+        required=False,
+        allow_blank=True,
+        help_text="Annotators gave one step different labels.",
+    )
+    prm = serializers.ChoiceField(
+        choices=PRM_CHOICES,
+        required=False,
+        allow_blank=True,
+        help_text="The project's scorers: some step below a scorer's threshold (wrong), none "
+        "below (right), or not scored yet.",
+    )
+    prm_min_gte = serializers.FloatField(
+        required=False, min_value=0.0, max_value=1.0, help_text="Lowest step score at least this."
+    )
+    prm_min_lte = serializers.FloatField(
+        required=False, min_value=0.0, max_value=1.0, help_text="Lowest step score at most this."
+    )
+    committee_gte = serializers.FloatField(
+        required=False,
+        min_value=0.0,
+        max_value=1.0,
+        help_text="Scorer disagreement: two scorers' scores of a step differ by at least this.",
+    )
+    correct = serializers.ChoiceField(
+        choices=CORRECT_CHOICES,
+        required=False,
+        allow_blank=True,
+        help_text="Final answer against the reference.",
+    )
+    steps_gte = serializers.IntegerField(required=False, min_value=0)
+    steps_lte = serializers.IntegerField(required=False, min_value=0)
+    sort = serializers.ChoiceField(
+        choices=[(k, k) for k in SORTS], required=False, allow_blank=True
+    )
+    page = serializers.IntegerField(required=False, min_value=1, default=1)
+
+    class Meta:
+        ref_name = "TraceFilter"
+
+
+def filter_parse(params: Any) -> dict[str, Any]:
+    """Validated filter values from a query dict; empty values are dropped.
+
+    Raises rest_framework's ValidationError naming the parameter that is wrong.
+    """
+    data = {k: v for k, v in params.items() if k in TraceFilterSerializer().fields and v != ""}
+    parsed = TraceFilterSerializer(data=data)
+    parsed.is_valid(raise_exception=True)
+    return {k: v for k, v in parsed.validated_data.items() if v not in ("", None)}
+
+
+def filter_query(values: dict[str, Any], **override: Any) -> str:
+    """The URL query of a filter (what a link to it carries), without the page unless asked."""
+    merged = {**{k: v for k, v in values.items() if k != "page"}, **override}
+    return urlencode({k: v for k, v in merged.items() if v not in ("", None)})
+
+
+def _search(q: str) -> Q:
+    if connection.vendor == "postgresql":
+        # Exactly the indexed expression (annotate/migrations/0009_full_text_search.py).
+        where = "to_tsvector('english', text) @@ plainto_tsquery('english', %s)"
+        steps = Step.objects.extra(where=[where], params=[q]).values("trace_id")
+        problems = Problem.objects.extra(where=[where], params=[q]).values("pk")
+        return Q(pk__in=steps) | Q(problem_id__in=problems)
+    return Q(problem__text__icontains=q) | Exists(
+        Step.objects.filter(trace_id=OuterRef("pk"), text__icontains=q)
+    )
+
+
+def _yes_no(value: str | None, condition: Any) -> Q:
+    if value == "yes":
+        return Q(condition)
+    if value == "no":
+        return ~Q(condition)
+    return Q()
+
+
+def trace_filter(*, project: Project, values: dict[str, Any]) -> QuerySet[Trace]:
+    """The project's traces that pass the filter, sorted; the caller has checked the role."""
+    traces = Trace.objects.filter(project=project)
+    for name in ("subset", "generator", "source"):
+        if values.get(name):
+            traces = traces.filter(**{name: values[name]})
+    if values.get("q"):
+        traces = traces.filter(_search(values["q"]))
+    annotations = Annotation.objects.filter(trace_id=OuterRef("pk"))
+    status = values.get("status")
+    if status == "unlabelled":
+        traces = traces.exclude(Exists(annotations.filter(imported=False)))
+    elif status == "in_progress":
+        traces = traces.filter(Exists(annotations.filter(status=AnnotationStatus.IN_PROGRESS)))
+    elif status == "submitted":
+        traces = traces.filter(Exists(annotations.filter(status=AnnotationStatus.SUBMITTED)))
+    elif status == "adjudicated":
+        traces = traces.filter(
+            Exists(
+                GoldLabel.objects.filter(
+                    step__trace_id=OuterRef("pk"), source=GoldSource.ADJUDICATED
+                )
+            )
+        )
+    elif status == "gold":
+        traces = traces.filter(Exists(GoldLabel.objects.filter(step__trace_id=OuterRef("pk"))))
+    traces = traces.filter(
+        _yes_no(
+            values.get("flagged"),
+            Q(problem__flagged=True)
+            | Exists(StepLabel.objects.filter(step__trace_id=OuterRef("pk"), flagged=True)),
+        )
+    )
+    traces = traces.filter(
+        _yes_no(
+            values.get("skipped"),
+            Q(priority__held_out=True)
+            | Exists(
+                Assignment.objects.filter(trace_id=OuterRef("pk"), status=AssignmentStatus.SKIPPED)
+            ),
+        )
+    )
+    split = (
+        StepLabel.objects.filter(step__trace_id=OuterRef("pk"), value__isnull=False)
+        .values("step_id")
+        .annotate(n=Count("value", distinct=True))
+        .filter(n__gt=1)
+    )
+    traces = traces.filter(_yes_no(values.get("disagreement"), Exists(split)))
+    prm = values.get("prm")
+    if prm == "wrong":
+        traces = traces.filter(priority__prm_wrong=True)
+    elif prm == "right":
+        traces = traces.filter(priority__prm_wrong=False)
+    elif prm == "none":
+        traces = traces.exclude(
+            Exists(TracePriority.objects.filter(trace_id=OuterRef("pk"), prm_wrong__isnull=False))
+        )
+    if "prm_min_gte" in values:
+        traces = traces.filter(priority__prm_min__gte=values["prm_min_gte"])
+    if "prm_min_lte" in values:
+        traces = traces.filter(priority__prm_min__lte=values["prm_min_lte"])
+    if "committee_gte" in values:
+        traces = traces.filter(priority__committee__gte=values["committee_gte"])
+    correct = values.get("correct")
+    if correct:
+        traces = traces.filter(
+            final_answer_correct={"yes": True, "no": False, "unknown": None}[correct]
+        )
+    if "steps_gte" in values or "steps_lte" in values:
+        counts = (
+            Step.objects.filter(trace_id=OuterRef("pk"))
+            .order_by()
+            .values("trace_id")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        traces = traces.alias(n_steps=counts)
+        if "steps_gte" in values:
+            traces = traces.filter(n_steps__gte=values["steps_gte"])
+        if "steps_lte" in values:
+            traces = traces.filter(n_steps__lte=values["steps_lte"])
+    return traces.order_by(*SORTS[values.get("sort") or "id"])
+
+
+@dataclass
+class BrowserRow:
+    trace: Trace
+    steps: int
+    prm_min: float | None
+    prm_wrong: bool | None
+    status: str
+    skipped: bool
+
+
+@dataclass
+class BrowserPage:
+    rows: list[BrowserRow]
+    total: int
+    page: int
+    pages: int
+
+
+def trace_page(*, project: Project, values: dict[str, Any], size: int = PAGE_SIZE) -> BrowserPage:
+    """One page of the filtered traces, with what the table shows of each (a few queries)."""
+    traces = trace_filter(project=project, values=values)
+    total = traces.count()
+    pages = max(1, -(-total // size))
+    page = min(values.get("page", 1), pages)
+    chosen = list(traces.select_related("problem")[(page - 1) * size : page * size])
+    ids = [t.pk for t in chosen]
+    steps = dict(
+        Step.objects.filter(trace_id__in=ids)
+        .values("trace_id")
+        .annotate(n=Count("pk"))
+        .values_list("trace_id", "n")
+    )
+    verdicts = {
+        row[0]: row[1:]
+        for row in TracePriority.objects.filter(trace_id__in=ids).values_list(
+            "trace_id", "prm_min", "prm_wrong", "held_out"
+        )
+    }
+    status: dict[int, str] = {}
+    for trace_id, st in Annotation.objects.filter(trace_id__in=ids, imported=False).values_list(
+        "trace_id", "status"
+    ):
+        if status.get(trace_id) != AnnotationStatus.SUBMITTED:
+            status[trace_id] = st
+    gold = set(
+        GoldLabel.objects.filter(step__trace_id__in=ids).values_list("step__trace_id", flat=True)
+    )
+    skipped = set(
+        Assignment.objects.filter(trace_id__in=ids, status=AssignmentStatus.SKIPPED).values_list(
+            "trace_id", flat=True
+        )
+    )
+    rows = []
+    for trace in chosen:
+        prm_min, prm_wrong, held_out = verdicts.get(trace.pk, (None, None, False))
+        label = {"submitted": "submitted", "in_progress": "in progress"}.get(
+            status.get(trace.pk, ""), "unlabelled"
+        )
+        if trace.pk in gold:
+            label += ", gold"
+        rows.append(
+            BrowserRow(
+                trace=trace,
+                steps=steps.get(trace.pk, 0),
+                prm_min=prm_min,
+                prm_wrong=prm_wrong,
+                status=label,
+                skipped=held_out or trace.pk in skipped,
+            )
+        )
+    return BrowserPage(rows=rows, total=total, page=page, pages=pages)
+
+
+def filter_choices(*, project: Project) -> dict[str, list[str]]:
+    """The values the subset, generator and source filters offer (distinct, sorted)."""
+    traces = Trace.objects.filter(project=project).order_by()
+    return {
+        name: sorted(v for v in traces.values_list(name, flat=True).distinct() if v)
+        for name in ("subset", "generator", "source")
+    }
+
+
+def bulk_targets(
+    *, project: Project, query: str, trace_ids: list[int], whole_filter: bool
+) -> list[int]:
+    """The traces a bulk action applies to: every trace of the filter in `query`, or the picked
+    ids that belong to the project (others are ignored, never touched)."""
+    if whole_filter:
+        values = filter_parse(QueryDict(query))
+        return list(trace_filter(project=project, values=values).values_list("pk", flat=True))
+    return list(
+        Trace.objects.filter(project=project, pk__in=trace_ids).values_list("pk", flat=True)
+    )

@@ -1,0 +1,196 @@
+"""The data browser: filters as URL and API query, full-text search, bulk actions (each logged),
+and the annotator who gets exactly the traces a reviewer assigned."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from annotate import services as annotate_services
+from annotate.models import Problem, Trace
+from review import services as queues
+from review.models import BulkAction, TracePriority
+from scoring import services as scoring_services
+from scoring.models import ScoreRun
+from tests.factories import make_project, make_trace, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def world(django_capture_on_commit_callbacks):
+    admin, reviewer, ann, ann2 = (make_user(n) for n in ("boss", "rev", "ann", "ann2"))
+    project = make_project(
+        "db",
+        members={admin: "admin", reviewer: "reviewer", ann: "annotator", ann2: "annotator"},
+    )
+    traces = [
+        make_trace(project, external_id=f"t{i}", steps=(f"Step about apples {i}.", "Then pears."))
+        for i in range(6)
+    ]
+    traces[5].steps.filter(index=1).update(text="A zebra crossing appears.")
+    tool = scoring_services.scorer_create(name="tool", backend="tool", projects=[project])
+    # t0, t1, t2 have a step below 0.5 (the PRM says wrong); t3, t4 do not; t5 is not scored.
+    scores = {
+        "t0": [0.9, 0.1],
+        "t1": [0.2, 0.8],
+        "t2": [0.4, 0.4],
+        "t3": [0.9, 0.8],
+        "t4": [0.7, 0.6],
+    }
+    payload = "\n".join(json.dumps({"trace_id": k, "scores": v}) for k, v in scores.items())
+    with django_capture_on_commit_callbacks(execute=True):
+        scoring_services.scores_import(
+            project=project, scorer=tool, stream=io.BytesIO(payload.encode()), filename="s"
+        )
+    # ann2 has labelled t1 already: "no label yet" leaves it out.
+    annotate_services.label_all_correct(user=ann2, trace=traces[1])
+    return {
+        "project": project,
+        "traces": traces,
+        "admin": admin,
+        "rev": reviewer,
+        "ann": ann,
+        "ann2": ann2,
+    }
+
+
+def _ids(response) -> list[str]:
+    return [row["external_id"] for row in response.json()["results"]]
+
+
+def test_prm_says_wrong_and_no_label_yet_is_a_url_and_an_api_query(world) -> None:
+    client = Client()
+    client.force_login(world["rev"])
+    query = "prm=wrong&status=unlabelled"
+    api = client.get(reverse("api:data", args=["db"]) + "?" + query)
+    assert api.status_code == 200
+    assert _ids(api) == ["t0", "t2"] and api.json()["count"] == 2
+    page = client.get(reverse("review:data", args=["db"]) + "?" + query)
+    html = page.content.decode()
+    assert page.status_code == 200 and 'data-testid="data-total">2<' in html
+    assert ">t0<" in html and ">t2<" in html and ">t1<" not in html
+    # Not scored yet, a score range, sorted by the lowest score:
+    assert _ids(client.get(reverse("api:data", args=["db"]) + "?prm=none")) == ["t5"]
+    ranged = client.get(reverse("api:data", args=["db"]) + "?prm_min_gte=0.3&sort=-prm_min")
+    assert _ids(ranged) == ["t3", "t4", "t2"]  # lowest step scores 0.8, 0.6, 0.4
+
+
+def test_a_wrong_filter_value_is_a_400_naming_the_parameter(world) -> None:
+    client = Client()
+    client.force_login(world["rev"])
+    response = client.get(reverse("api:data", args=["db"]) + "?prm_min_gte=2")
+    assert response.status_code == 400 and "prm_min_gte" in response.json()
+    assert client.get(reverse("review:data", args=["db"]) + "?status=nope").status_code == 400
+
+
+def test_full_text_search_finds_words_in_steps_and_problems(world) -> None:
+    client = Client()
+    client.force_login(world["rev"])
+    assert _ids(client.get(reverse("api:data", args=["db"]) + "?q=zebra")) == ["t5"]
+    problem = world["traces"][3].problem
+    Problem.objects.filter(pk=problem.pk).update(text="How many giraffes are there?")
+    assert _ids(client.get(reverse("api:data", args=["db"]) + "?q=giraffes")) == ["t3"]
+
+
+def test_assigning_a_filter_gives_the_annotator_exactly_those_traces_next(world) -> None:
+    client = Client()
+    client.force_login(world["rev"])
+    response = client.post(
+        reverse("api:data-bulk", args=["db"]),
+        {
+            "action": "assign",
+            "whole_filter": True,
+            "query": "prm=wrong&status=unlabelled",
+            "annotator": "ann",
+        },
+        content_type="application/json",
+    )
+    assert response.status_code == 200 and response.json()["changed"] == 2
+    project, ann = world["project"], world["ann"]
+    seen = []
+    after = None
+    for _ in range(2):
+        trace = queues.lease_next(user=ann, project=project, after_trace_id=after)
+        seen.append(trace.external_id)
+        annotate_services.label_all_correct(user=ann, trace=trace)
+        annotate_services.annotation_submit(user=ann, trace=trace)
+        after = trace.pk
+    assert seen == ["t0", "t2"]
+    log = BulkAction.objects.get()
+    assert (log.action, log.query, log.selected, log.user) == (
+        "assign",
+        "prm=wrong&status=unlabelled",
+        2,
+        world["rev"],
+    )
+
+
+def test_skip_takes_traces_out_of_the_queue_and_unskip_brings_them_back(world) -> None:
+    client = Client()
+    client.force_login(world["rev"])
+    traces = world["traces"]
+    client.post(
+        reverse("review:data_bulk", args=["db"]),
+        {"action": "skip", "scope": "picked", "trace": [traces[0].pk, traces[2].pk]},
+    )
+    assert set(TracePriority.objects.filter(held_out=True).values_list("trace_id", flat=True)) == {
+        traces[0].pk,
+        traces[2].pk,
+    }
+    assert queues.lease_next(user=world["ann"], project=world["project"]) == traces[1]
+    assert _ids(client.get(reverse("api:data", args=["db"]) + "?skipped=yes")) == ["t0", "t2"]
+    client.post(
+        reverse("review:data_bulk", args=["db"]),
+        {"action": "unskip", "scope": "filter", "query": "skipped=yes"},
+    )
+    assert not TracePriority.objects.filter(held_out=True).exists()
+
+
+def test_score_and_delete_are_for_admins_and_delete_is_confirmed(
+    world, django_capture_on_commit_callbacks
+) -> None:
+    client = Client()
+    client.force_login(world["rev"])
+    url = reverse("api:data-bulk", args=["db"])
+    body = {"action": "score", "whole_filter": True, "query": "prm=none", "scorer": "tool"}
+    refused = client.post(url, body, content_type="application/json")
+    assert (refused.status_code, refused.json()) == (403, {"detail": "Admins only."})
+    client.force_login(world["admin"])
+    with django_capture_on_commit_callbacks(execute=False):
+        scored = client.post(url, body, content_type="application/json")
+    assert scored.json()["changed"] == 1
+    assert ScoreRun.objects.filter(trace=world["traces"][5], status="queued").count() == 1
+    delete = {"action": "delete", "whole_filter": True, "query": "q=zebra"}
+    unconfirmed = client.post(url, delete, content_type="application/json")
+    assert unconfirmed.status_code == 400 and "type the number of traces selected (1)" in str(
+        unconfirmed.json()
+    )
+    assert Trace.objects.filter(external_id="t5").exists()
+    done = client.post(url, {**delete, "confirm": "1"}, content_type="application/json")
+    assert done.json()["changed"] == 1 and not Trace.objects.filter(external_id="t5").exists()
+    assert BulkAction.objects.filter(action="delete").get().trace_ids == [world["traces"][5].pk]
+
+
+def test_annotators_are_told_reviewers_only_and_ids_of_other_projects_are_not_touched(
+    world,
+) -> None:
+    client = Client()
+    client.force_login(world["ann"])
+    refused = client.get(reverse("review:data", args=["db"]))
+    assert refused.status_code == 403 and "Reviewers only." in refused.content.decode()
+    other = make_trace(make_project("other"), external_id="x")
+    client.force_login(world["rev"])
+    response = client.post(
+        reverse("api:data-bulk", args=["db"]),
+        {"action": "flag", "traces": [other.pk, world["traces"][0].pk]},
+        content_type="application/json",
+    )
+    assert response.json()["selected"] == 1
+    assert not Problem.objects.get(pk=other.problem_id).flagged
+    assert Problem.objects.get(pk=world["traces"][0].problem_id).flagged
+    assert _ids(client.get(reverse("api:data", args=["db"]) + "?flagged=yes")) == ["t0"]

@@ -1,11 +1,21 @@
 """Generative: the model writes K critiques of each step and ends with a Yes/No verdict.
 
-R-PRM (NJUNLP/R-PRM, src/prompts/GenPRM and src/evaluate/GenPRM/evaluate-PRM-CoT.py): one
-prompt per step with the question, the previous steps and the "Now Step"; K critiques sampled;
-each critique is cut after "Is the step correct (Yes/No)?" (or, without it, followed by
-"\\nBased on your analysis. Is the answer correct (Yes/No)?"), re-read in one forward pass, and
-P(Yes) = softmax over the logits of " Yes" and " No" at its last token; the step score is the
-mean over the K critiques (inference-time scaling). The critique texts are kept in details.
+R-PRM (github.com/NJUNLP/R-PRM), as its ProcessBench evaluation runs it:
+- the prompt is ``src/prompts/GenPRM/GenPRM-evaluate-new3-qwen.txt`` verbatim (the Qwen chat
+  markup is written in the file, not applied by a chat template, and its last line holds a
+  literal backslash-n twice: ``Reply: <|im_end|>\\n<|im_start|>assistant\\n``), filled with
+  ``str.format(question, previous_steps, now_step)`` (``src/evaluate/GenPRM/evaluate-PRM-CoT.py``
+  line 84); the data writes the Now Step as ``Step k: ...`` and the previous steps as such lines
+  joined by newlines, or "Since the Now Step is the first step, there are no Previous Steps."
+  (``src/datasets/ProcessBench/gsm8k_filtered.json``, all 1,568 rows);
+- K=10 critiques per step sampled at temperature 0.95, top-p 0.95, up to 4,096 new tokens
+  (``src/scripts/examples/eval-ProcessBench.sh`` lines 48-49, ``src/utils/inference.py`` line 84,
+  ``src/evaluate/GenPRM/scripts/generate-PRM-CoT.sh`` line 151); each critique is cleaned as
+  ``inference.py`` line 167 and ``split_text`` (lines 31-36) clean it;
+- each critique is cut after "Is the step correct (Yes/No)?" (or, without it, followed by
+  "\\nBased on your analysis. Is the answer correct (Yes/No)?"), appended to the prompt and re-read
+  in one forward pass; P(Yes) = softmax over the logits of " Yes" and " No" at its last token; the
+  step score is the mean over the K critiques (``evaluate-PRM-CoT.py`` lines 79-103).
 
 Cost: one generation per step (x K); that is the method, not the engine: use it on few traces.
 """
@@ -20,8 +30,14 @@ from typing import Any
 import torch
 
 from scoring.prm.backends._base import ForwardParams, ForwardScorer
-from scoring.prm.contract import StepScoreOut, TraceInput, TraceScores, parse_params
-from scoring.prm.formatting import Encoded
+from scoring.prm.contract import (
+    ScorerError,
+    StepScoreOut,
+    TraceInput,
+    TraceScores,
+    parse_params,
+)
+from scoring.prm.formatting import Encoded, number_step
 
 VERDICT_QUESTION = "Is the step correct (Yes/No)?"
 VERDICT_FALLBACK = "\nBased on your analysis. Is the answer correct (Yes/No)?"
@@ -45,26 +61,73 @@ Please carefully analyze the correctness of the Now Step.
 Reply: """  # noqa: E501, W291 (the model's training prompt, verbatim)
 
 
+# src/prompts/GenPRM/GenPRM-evaluate-new3-qwen.txt: the system turn and the user turn's opening
+# written in the file, and its last line, whose "\\n" are a backslash and an "n" (not newlines).
+R_PRM_PROMPT_HEAD = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+R_PRM_PROMPT_TAIL = "<|im_end|>\\n<|im_start|>assistant\\n"
+NO_PREVIOUS_STEPS = "Since the Now Step is the first step, there are no Previous Steps."
+STEP_PREFIX = "Step {n}: "
+
+
 @dataclasses.dataclass(frozen=True)
 class GenerativeParams(ForwardParams):
     model_class: str = "causal_lm"
-    k: int = 4  # critiques per step
-    temperature: float = 0.7  # 0: greedy (then K identical critiques: use k=1)
-    top_p: float = 1.0
-    max_new_tokens: int = 1024
+    # R-PRM's ProcessBench evaluation: N=10, temperature 0.95, top_p 0.95, 4096 new tokens.
+    k: int = 10  # critiques per step
+    temperature: float = 0.95  # 0: greedy decoding, which needs k=1 (K identical critiques)
+    top_p: float = 0.95
+    max_new_tokens: int = 4096
     seed: int = 0
     generation_batch_size: int = 8  # prompts per generate() call (x K sequences)
-    system_prompt: str | None = "You are a helpful assistant."
+    # "authors": R-PRM's evaluation prompt file verbatim (its own chat markup);
+    # "chat_template": the instruction as one user turn through the tokenizer's chat template,
+    # after ``system_prompt`` (for a generative PRM with another template).
+    prompt_format: str = "authors"
+    system_prompt: str | None = "You are a helpful assistant."  # chat_template only
     yes_token: str = " Yes"
     no_token: str = " No"
 
 
+def previous_steps_text(trace: TraceInput, index: int) -> str:
+    """R-PRM's "Previous Steps" for step ``index``: "Step n: ..." lines, or its sentence for the
+    first step.
+
+    >>> previous_steps_text(TraceInput("q", ["a", "b", "c"]), 0)
+    'Since the Now Step is the first step, there are no Previous Steps.'
+    >>> previous_steps_text(TraceInput("q", ["a", "b", "c"]), 2)
+    'Step 1: a\\nStep 2: b'
+    """
+    if index == 0:
+        return NO_PREVIOUS_STEPS
+    return "\n".join(number_step(STEP_PREFIX, n + 1, s) for n, s in enumerate(trace.steps[:index]))
+
+
 def step_prompt(trace: TraceInput, index: int) -> str:
-    """The R-PRM user message for step ``index`` (previous steps numbered "Step n: ...")."""
-    previous = "\n".join(f"Step {n + 1}: {s}" for n, s in enumerate(trace.steps[:index]))
+    """The R-PRM instruction for step ``index``: question, previous steps, "Step k: <now step>"."""
     return R_PRM_INSTRUCTION.format(
-        question=trace.problem, previous=previous, now=trace.steps[index]
+        question=trace.problem,
+        previous=previous_steps_text(trace, index),
+        now=number_step(STEP_PREFIX, index + 1, trace.steps[index]),
     )
+
+
+def authors_prompt(trace: TraceInput, index: int) -> str:
+    """The whole text R-PRM's evaluation feeds the model for step ``index`` (its prompt file,
+    filled)."""
+    return R_PRM_PROMPT_HEAD + step_prompt(trace, index) + R_PRM_PROMPT_TAIL
+
+
+def clean_critique(text: str) -> str:
+    """A generated critique as R-PRM's inference.py stores it before the verdict pass: ends
+    stripped of whitespace, backslashes and "n"s (``strip("\\\\").strip("\\\\n")``), then every
+    line (split on newlines and on a literal backslash-n) stripped.
+
+    >>> clean_critique("  Analysis:  \\n  ok \\\\n fine\\\\n ")
+    'Analysis:\\nok\\nfine'
+    """
+    text = text.strip().strip("\\").strip("\\n").strip()
+    lines = [piece.strip() for line in text.split("\n") for piece in line.split("\\n")]
+    return "\n".join(lines)
 
 
 def cut_at_verdict(critique: str) -> str:
@@ -86,6 +149,29 @@ def written_verdict(critique: str) -> str | None:
     return m.group(1) if m else None
 
 
+def check_sampling(p: GenerativeParams) -> None:
+    """Params transformers would reject mid-run (or that make no sense) are errors up front.
+
+    >>> check_sampling(GenerativeParams(k=10, temperature=0))
+    Traceback (most recent call last):
+    ...
+    scoring.prm.contract.ScorerError: generative: temperature=0 is greedy decoding, which gives k=10 identical critiques; set k=1 for greedy, or a temperature > 0 (R-PRM samples k=10 at 0.95)
+    """
+    if p.prompt_format not in ("authors", "chat_template"):
+        raise ScorerError(
+            f"generative: unknown prompt_format {p.prompt_format!r} (authors | chat_template)"
+        )
+    if p.k < 1 or p.max_new_tokens < 1 or p.generation_batch_size < 1:
+        raise ScorerError("generative: k, max_new_tokens and generation_batch_size must be >= 1")
+    if p.temperature < 0 or not 0 < p.top_p <= 1:
+        raise ScorerError("generative: temperature must be >= 0 and top_p in (0, 1]")
+    if p.temperature == 0 and p.k > 1:
+        raise ScorerError(
+            f"generative: temperature=0 is greedy decoding, which gives k={p.k} identical "
+            "critiques; set k=1 for greedy, or a temperature > 0 (R-PRM samples k=10 at 0.95)"
+        )
+
+
 class GenerativeScorer(ForwardScorer):
     name = "generative"
 
@@ -98,6 +184,7 @@ class GenerativeScorer(ForwardScorer):
         params: Mapping[str, Any] | None = None,
     ) -> None:
         p = parse_params(GenerativeParams, params, self.name)
+        check_sampling(p)
         self.gen = p
         super().__init__(model_path, device=device, dtype=dtype, common=p)
         yes = self.tokenizer.encode(p.yes_token, add_special_tokens=False)[0]
@@ -105,6 +192,8 @@ class GenerativeScorer(ForwardScorer):
         self.candidates = torch.tensor([yes, no], dtype=torch.long, device=self.device)
 
     def prompt_text(self, trace: TraceInput, index: int) -> str:
+        if self.gen.prompt_format == "authors":
+            return authors_prompt(trace, index)
         messages = []
         if self.gen.system_prompt is not None:
             messages.append({"role": "system", "content": self.gen.system_prompt})
@@ -136,7 +225,10 @@ class GenerativeScorer(ForwardScorer):
                     pad_token_id=self.pad_id,
                 )  # (len(chunk) * K, prompt + new)
                 new = sampled[:, enc["input_ids"].shape[1] :]
-                texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+                texts = [
+                    clean_critique(t)
+                    for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)
+                ]
                 out.extend(texts[i * p.k : (i + 1) * p.k] for i in range(len(chunk)))
         return out
 

@@ -42,7 +42,10 @@ def test_generative_prompt_is_r_prm_per_step(tiny_models):
 
     trace = TraceInput("What is 2+3?", ["2+3=5", "So \\boxed{5}"])
     text = step_prompt(trace, 1)
-    assert "Question: What is 2+3?\nPrevious Steps: Step 1: 2+3=5\nNow Step: So \\boxed{5}" in text
+    assert (
+        "Question: What is 2+3?\nPrevious Steps: Step 1: 2+3=5\nNow Step: Step 2: So \\boxed{5}"
+        in (text)
+    )
     assert text.endswith("Reply: ")
 
 

@@ -119,6 +119,117 @@ def _clean_filters(filters: dict[str, Any] | None) -> dict[str, Any]:
     return clean
 
 
+def _names(values: Iterable[str]) -> str:
+    return ", ".join(repr(v) for v in sorted(set(values))) or "none"
+
+
+def _check_rows(
+    *,
+    project: Project,
+    labels: str,
+    filters: dict[str, Any],
+    test_fraction: float,
+    seed: int,
+    by_scorer: bool = False,
+) -> None:
+    """Refuse, before anything is recorded, an export that would hold no rows (or a split without
+    rows: `datasets.load_dataset` cannot read an empty file), saying why and which option gives
+    rows. A few counts, no build; what only the build can tell is caught there (EmptyExportError)."""
+    traces = Trace.objects.filter(_traces(project, filters))
+    if not traces.exists():
+        everything = Trace.objects.filter(project=project)
+        if not everything.exists():
+            raise ValidationError(
+                {"filters": f"Project {project.slug} has no traces yet: import some first."}
+            )
+        subsets = set(everything.values_list("subset", flat=True).distinct())
+        sources = set(everything.values_list("source", flat=True).distinct())
+        flagged = everything.filter(problem__flagged=True).count()
+        message = (
+            f"No trace of {project.slug} matches this export's filters, so it would hold no rows. "
+            f"The project's subsets: {_names(subsets)}; its sources: {_names(sources)}"
+        )
+        if flagged and not filters.get("include_flagged"):
+            message += (
+                f"; {flagged} trace{'s' if flagged != 1 else ''} of flagged problems are left out "
+                "unless --include-flagged (include_flagged)"
+            )
+        key = (
+            "subsets"
+            if filters.get("subsets")
+            else "sources"
+            if filters.get("sources")
+            else "filters"
+        )
+        raise ValidationError({key: message + "."})
+    if by_scorer:
+        return  # sft chosen by a PRM's scores: rows need scores, not labels (checked in the build)
+    gold = GoldLabel.objects.filter(_traces(project, filters, "step__trace__"))
+    submitted = Annotation.objects.filter(
+        _traces(project, filters, "trace__"), status=AnnotationStatus.SUBMITTED
+    )
+    if labels == LabelPolicy.GOLD:
+        labelled = gold
+        if not gold.exists():
+            count = submitted.count()
+            hint = (
+                f"{count} submitted annotation{'s' if count != 1 else ''} are there: --labels all "
+                "(every annotator's pass) or --labels majority (the per-step majority) gives rows "
+                "(the `labels` field in the API and on the page)"
+                if count
+                else "adjudicate gold labels on the review pages, or label the traces first"
+            )
+            raise ValidationError(
+                {
+                    "labels": f"There is no gold label on the {traces.count()} traces of this "
+                    f"export, so --labels gold would write no rows: {hint}."
+                }
+            )
+    else:
+        labelled = StepLabel.objects.filter(
+            _traces(project, filters, "annotation__trace__"),
+            annotation__status=AnnotationStatus.SUBMITTED,
+        )
+        if not labelled.exists():
+            count = gold.count()
+            hint = (
+                f"--labels gold gives rows from the {count} gold label{'s' if count != 1 else ''} "
+                "there"
+                if count
+                else "label the traces first"
+            )
+            raise ValidationError(
+                {
+                    "labels": f"No annotators' labels are submitted on this export's traces, so "
+                    f"--labels {labels} would write no rows: {hint}."
+                }
+            )
+    if test_fraction <= 0:
+        return
+    field = "step__trace__problem__text_sha256"
+    if labels != LabelPolicy.GOLD:
+        field = "annotation__trace__problem__text_sha256"
+    shas = list(labelled.values_list(field, flat=True).distinct())
+    tests = sum(is_test(sha, seed=seed, fraction=test_fraction) for sha in shas)
+    where = f"at test fraction {test_fraction} and seed {seed}"
+    if tests == 0:
+        raise ValidationError(
+            {
+                "test_fraction": f"The test split would hold no rows: none of the {len(shas)} "
+                f"labelled problems falls in it {where}. Raise --split test=FRACTION (the "
+                "`test_fraction` field), try another --seed, or set it to 0 for no test split."
+            }
+        )
+    if tests == len(shas):
+        raise ValidationError(
+            {
+                "test_fraction": f"The train split would hold no rows: all {len(shas)} labelled "
+                f"problems fall in the test split {where}. Lower --split test=FRACTION (the "
+                "`test_fraction` field) or try another --seed."
+            }
+        )
+
+
 def _clean_options(format: str, options: dict[str, Any] | None, project: Project) -> dict[str, Any]:
     options = dict(options or {})
     if format != ExportFormat.SFT:
@@ -173,7 +284,8 @@ def export_snapshot_create(
     """Check an export request, record it as the next version of `name`, and queue its build.
 
     Refused (ValidationError, with what to change) before anything is written: an unknown format or
-    policy, Parquet for a format without a fixed schema, and neutral labels with no mapping.
+    policy, Parquet for a format without a fixed schema, neutral labels with no mapping, and an
+    export (or a split of it) that would hold no rows.
     """
     errors: dict[str, str] = {}
     if format not in EXPORTERS:
@@ -202,6 +314,14 @@ def export_snapshot_create(
         raise ValidationError(
             {"options": "sft by scorer reads scores with a person's permissions: give --user."}
         )
+    _check_rows(
+        project=project,
+        labels=labels,
+        filters=filters,
+        test_fraction=test_fraction,
+        seed=seed,
+        by_scorer=options.get("select") == "scorer",
+    )
     if not neutral and EXPORTERS[format].needs_neutral_mapping(options):
         count = neutral_label_count(project=project, labels=labels, filters=filters)
         if count:
@@ -592,6 +712,38 @@ class _ParquetWriter:
         return digest.hexdigest()
 
 
+class EmptyExportError(ValueError):
+    """The build read the corpus and the format gave a split no row: nothing is written (an empty
+    file is a snapshot `datasets.load_dataset` cannot read)."""
+
+
+def _check_built_rows(snapshot: ExportSnapshot, tally: Any, splits: list[str]) -> None:
+    empty = [split for split in splits if not tally.rows.get(split, 0)]
+    if not empty:
+        return
+    what = f"{tally.records} record{'s' if tally.records != 1 else ''} under --labels {snapshot.labels}"
+    if len(empty) == len(splits):
+        reason = (
+            f"The {snapshot.format} format made no rows of the {what} (its rows need labelled "
+            "steps from the first step on"
+            + (
+                ", and neutral labels dropped by --neutral drop leave gaps"
+                if snapshot.neutral == "drop"
+                else ""
+            )
+            + "): label or adjudicate the first steps, or choose --labels all / majority / gold."
+        )
+    else:
+        reason = (
+            f"The {empty[0]} split has no rows (the {what} fell in the other split): change "
+            "--split test=FRACTION or --seed."
+        )
+    raise EmptyExportError(
+        f"This export holds no rows in {', '.join(empty)}; datasets.load_dataset cannot read an "
+        f"empty file, so nothing was written. {reason}"
+    )
+
+
 class ExportCancelled(Exception):
     """The snapshot was cancelled while it was being built."""
 
@@ -753,6 +905,7 @@ def _write_files(snapshot: ExportSnapshot, folder: Path, total: int) -> dict[str
                 last = time.monotonic()
     finally:
         digests = {split: writer.close() for split, writer in writers.items()}
+    _check_built_rows(snapshot, tally, splits)
     files = [
         {
             "name": writers[split].path.name,

@@ -285,7 +285,8 @@ def test_pairs_take_a_correct_continuation_from_a_sibling_trace() -> None:
 
 def test_a_failed_build_leaves_no_files_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
     project = make_project("fail")
-    make_trace(project)
+    trace = make_trace(project)
+    GoldLabel.objects.create(step=trace.steps.get(index=0), value=1, source=GoldSource.IMPORTED)
     snapshot = exports.export_snapshot_create(
         project=project, user=None, name="f", format="trl", enqueue=False
     )
@@ -379,3 +380,74 @@ def test_a_snapshot_names_nobody_and_times_nobody_unless_asked() -> None:
     card, row = export(name="internal", identities=True)
     assert "erin-exports" in card
     assert row["timestamp"] is not None and row["label"]["total_time"] == 42_000
+
+
+# --- an export without rows is refused, never written ----------------------------------------------
+
+
+def test_prm800k_gold_export_is_refused_naming_the_labels_option() -> None:
+    project = make_project("nogold")
+    import_file(project, DATA / "prm800k_sample.jsonl", "prm800k")
+    assert not GoldLabel.objects.exists()
+    with pytest.raises(ValidationError) as err:
+        exports.export_snapshot_create(
+            project=project, user=None, name="x", format="prm800k", labels="gold", enqueue=False
+        )
+    message = err.value.message_dict["labels"][0]
+    assert "no gold label" in message and "--labels all" in message
+    assert "8 submitted annotations" in message
+    assert not ExportSnapshot.objects.exists()
+    assert build(project, format="prm800k", labels="all").row_counts == {"train": 8}
+
+
+def test_filters_that_match_nothing_are_refused_naming_what_is_there() -> None:
+    project = make_project("filtered")
+    import_file(project, DATA / "processbench_sample.jsonl", "processbench")
+    with pytest.raises(ValidationError) as err:
+        exports.export_snapshot_create(
+            project=project,
+            user=None,
+            name="x",
+            format="trl",
+            filters={"subsets": ["nope"]},
+            enqueue=False,
+        )
+    message = err.value.message_dict["subsets"][0]
+    assert "No trace" in message and "'gsm8k'" in message and "'math'" in message
+    with pytest.raises(ValidationError, match="annotators' labels.*--labels gold"):
+        exports.export_snapshot_create(
+            project=project, user=None, name="x", format="trl", labels="all", enqueue=False
+        )
+
+
+def test_an_empty_test_split_is_refused_before_anything_is_written() -> None:
+    project = make_project("split")
+    import_file(project, DATA / "processbench_sample.jsonl", "processbench")
+    with pytest.raises(ValidationError) as err:
+        exports.export_snapshot_create(
+            project=project, user=None, name="x", format="trl", test_fraction=0.001, enqueue=False
+        )
+    message = err.value.message_dict["test_fraction"][0]
+    assert "test split would hold no rows" in message and "--split test=" in message
+    with pytest.raises(ValidationError, match="train split would hold no rows"):
+        exports.export_snapshot_create(
+            project=project, user=None, name="x", format="trl", test_fraction=0.999, enqueue=False
+        )
+    assert not ExportSnapshot.objects.exists()
+
+
+def test_a_build_that_would_write_no_rows_fails_with_the_reason_and_leaves_no_files() -> None:
+    """Gold on a later step only: TRL rows need a labelled first step, so there are none."""
+    project = make_project("norows")
+    trace = make_trace(project)
+    step = trace.steps.get(index=1)
+    GoldLabel.objects.create(step=step, value=1, source=GoldSource.IMPORTED)
+    snapshot = exports.export_snapshot_create(
+        project=project, user=None, name="e", format="trl", enqueue=False
+    )
+    with pytest.raises(exports.EmptyExportError):
+        exports.export_snapshot_build(snapshot_id=snapshot.pk)
+    snapshot.refresh_from_db()
+    assert snapshot.status == ExportStatus.FAILED
+    assert "no rows" in snapshot.error and "datasets.load_dataset" in snapshot.error
+    assert not (export_selectors.exports_root() / "norows" / "e" / "v1").exists()

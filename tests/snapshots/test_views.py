@@ -196,3 +196,48 @@ def test_export_dataset_command_writes_the_snapshot_files(project: Project, tmp_
             "--out",
             str(out),
         )
+
+
+def test_an_export_without_rows_is_refused_on_the_page_in_the_api_and_the_command(
+    tmp_path: Path,
+) -> None:
+    project = make_project("only-prm800k")
+    with (DATA / "prm800k_sample.jsonl").open("rb") as stream:
+        traces_import(project=project, stream=stream, filename="p", format="prm800k")
+    reviewer = member(project, "reviewer")
+    client = Client()
+    client.force_login(reviewer)
+    page = client.post(
+        reverse("snapshots:exports", args=[project.slug]),
+        {
+            "name": "gold",
+            "format": "prm800k",
+            "file_format": "jsonl",
+            "labels": "gold",
+            "min_agreement": "0",
+            "test_fraction": "0",
+            "seed": "0",
+        },
+    )
+    assert page.status_code == 400
+    html = page.content.decode()
+    assert "no gold label" in html and "--labels all" in html
+    api = APIClient()
+    api.force_authenticate(reviewer)
+    refused = api.post(
+        f"/api/projects/{project.slug}/exports/",
+        {"name": "gold", "format": "prm800k", "labels": "gold"},
+        format="json",
+    )
+    assert refused.status_code == 400 and "no gold label" in refused.json()["labels"][0]
+    with pytest.raises(CommandError, match="labels: .*no gold label.*--labels all"):
+        call_command(
+            "export_dataset",
+            "--project",
+            project.slug,
+            "--format",
+            "prm800k",
+            "--out",
+            str(tmp_path / "out"),
+        )
+    assert not ExportSnapshot.objects.exists() and not (tmp_path / "out").exists()

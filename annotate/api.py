@@ -10,6 +10,7 @@ from django.contrib.auth import authenticate
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.http import Http404
+from django.middleware.csrf import get_token
 from django.template.defaultfilters import filesizeformat
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
@@ -308,7 +309,8 @@ class StepLabelApi(ApiView):
 
 
 class FirstErrorApi(ApiView):
-    """Mark the first wrong step: earlier steps +1, this one -1, later ratings cleared."""
+    """Mark the first wrong step: earlier steps +1, this one -1, later ratings cleared; a label
+    set by hand is kept (each label's `source` says who set it)."""
 
     class InputSerializer(serializers.Serializer):
         step_index = serializers.IntegerField(min_value=0)
@@ -329,8 +331,116 @@ class FirstErrorApi(ApiView):
         return _my_annotation(request, trace)
 
 
+class LabelChangesApi(ApiView):
+    """Apply a list of label changes in order, each once (what the labelling page sends).
+
+    Each change carries `seq`, increasing per `client`; changes already applied for that client
+    are skipped, so a client resends everything not yet confirmed after a failure or a restart.
+    First-error and all-correct keep labels set by hand (listed in `kept`). GET answers who you
+    are and a fresh CSRF token (a page checks it after a new log-in).
+    """
+
+    class ChangeSerializer(serializers.Serializer):
+        seq = serializers.IntegerField(min_value=1)
+        op = serializers.ChoiceField(choices=[(op, op) for op in services.CHANGE_OPS])
+        index = serializers.IntegerField(
+            required=False, min_value=0, help_text="label, first_error."
+        )
+        value = serializers.IntegerField(
+            required=False, allow_null=True, min_value=-1, max_value=1, help_text="label."
+        )
+        flagged = serializers.BooleanField(required=False, help_text="label.")
+        note = serializers.CharField(
+            required=False, allow_blank=True, trim_whitespace=False, max_length=20_000
+        )
+        labels = serializers.ListField(
+            child=serializers.DictField(),
+            required=False,
+            help_text='restore: [{"index", "value", "source"}], the labels as they were.',
+        )
+
+        class Meta:
+            ref_name = "LabelChange"
+
+    class InputSerializer(serializers.Serializer):
+        client = serializers.CharField(max_length=64, help_text="Names this client's change log.")
+        changes = serializers.ListField(
+            child=serializers.DictField(), max_length=services.MAX_CHANGES_PER_REQUEST
+        )
+
+        class Meta:
+            ref_name = "LabelChangesInput"
+
+    class OutputSerializer(serializers.Serializer):
+        applied = serializers.ListField(child=serializers.IntegerField())
+        skipped = serializers.ListField(
+            child=serializers.IntegerField(), help_text="Applied by an earlier request."
+        )
+        kept = serializers.ListField(
+            child=serializers.IntegerField(),
+            help_text="Steps whose hand-set label first-error / all-correct left alone.",
+        )
+        labels = StepLabelSerializer(many=True, help_text="The saved state of the steps touched.")
+        labelled = serializers.IntegerField(help_text="Steps of the trace with a value.")
+        step_count = serializers.IntegerField()
+
+        class Meta:
+            ref_name = "LabelChangesOutput"
+
+    class WhoSerializer(serializers.Serializer):
+        username = serializers.CharField()
+        csrf_token = serializers.CharField()
+
+        class Meta:
+            ref_name = "LabelChangesWho"
+
+    @extend_schema(tags=[TAG_LABELS], responses=WhoSerializer)
+    def get(self, request: Request, trace_id: int) -> Response:
+        selectors.trace_get_for_user(user=request.user, trace_id=trace_id)
+        return Response(
+            {"username": request.user.get_username(), "csrf_token": get_token(request._request)}
+        )
+
+    @extend_schema(
+        tags=[TAG_LABELS],
+        request=InputSerializer,
+        responses={
+            200: OutputSerializer,
+            400: OpenApiResponse(description="Names what and where."),
+        },
+    )
+    def post(self, request: Request, trace_id: int) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        changes = []
+        for position, raw in enumerate(data.validated_data["changes"]):
+            change = self.ChangeSerializer(data=raw)
+            if not change.is_valid():
+                raise exceptions.ValidationError({f"changes[{position}]": change.errors})
+            changes.append(dict(change.validated_data))
+        trace = selectors.trace_get_for_user(user=request.user, trace_id=trace_id)
+        result = services.label_changes_apply(
+            user=request.user, trace=trace, client=data.validated_data["client"], changes=changes
+        )
+        for label in result.labels:
+            label.step_index = label.step.index
+        counts = selectors.label_counts(user=request.user, trace=trace)
+        return Response(
+            self.OutputSerializer(
+                {
+                    "applied": result.applied,
+                    "skipped": result.skipped,
+                    "kept": result.kept,
+                    "labels": result.labels,
+                    "labelled": counts[0],
+                    "step_count": counts[1],
+                }
+            ).data
+        )
+
+
 class AllCorrectApi(ApiView):
-    """Every step +1 (the "no wrong step" answer)."""
+    """Every step +1 (the "no wrong step" answer), except labels set by hand."""
 
     @extend_schema(tags=[TAG_LABELS], request=None, responses=AnnotationSerializer)
     def post(self, request: Request, trace_id: int) -> Response:

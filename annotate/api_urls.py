@@ -30,6 +30,7 @@ urlpatterns = [
         name="step-label",
     ),
     path("traces/<int:trace_id>/first-error/", api.FirstErrorApi.as_view(), name="first-error"),
+    path("traces/<int:trace_id>/changes/", api.LabelChangesApi.as_view(), name="label-changes"),
     path("traces/<int:trace_id>/all-correct/", api.AllCorrectApi.as_view(), name="all-correct"),
     path("traces/<int:trace_id>/submit/", api.SubmitApi.as_view(), name="submit"),
     path("traces/<int:trace_id>/heartbeat/", api.HeartbeatApi.as_view(), name="heartbeat"),

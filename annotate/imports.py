@@ -46,6 +46,7 @@ from .models import (
     AnnotationStatus,
     GoldLabel,
     GoldSource,
+    LabelSource,
     Problem,
     Project,
     Step,
@@ -766,9 +767,18 @@ def _write_annotations(
     updated_at = db.timestamp(StepLabel, "updated_at")
     db.insert(
         StepLabel,
-        ("annotation", "step", "value", "flagged", "note", "updated_at"),
+        ("annotation", "step", "value", "source", "flagged", "note", "updated_at"),
         [
-            (row.pk, step_ids[label.step_index], label.value, label.flagged, "", updated_at)
+            # Imported labels were judged by their labelers: "hand".
+            (
+                row.pk,
+                step_ids[label.step_index],
+                label.value,
+                LabelSource.HAND,
+                label.flagged,
+                "",
+                updated_at,
+            )
             for row, parsed, step_ids in new
             for label in parsed.labels
         ],

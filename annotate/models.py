@@ -31,6 +31,10 @@ class Project(models.Model):
     blind = models.BooleanField(
         default=False, help_text="Hide PRM scores until the annotator submits."
     )
+    # The labelling page's keys and the names shown for the labels, per project: {"keys":
+    # {action: key}, "names": {"1": "correct", ...}}; what is absent keeps the default
+    # (annotate.hotkeys). Checked by annotate.hotkeys.hotkeys_clean.
+    hotkeys = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="projects"
@@ -157,6 +161,9 @@ class Annotation(models.Model):
     submitted_at = models.DateTimeField(null=True, blank=True)
     # Blind projects: when the scores were shown to this annotator (at their first submit).
     revealed_at = models.DateTimeField(null=True, blank=True)
+    # The labelling page's change log: {client id: last change number applied}. A page resends
+    # its unconfirmed changes (after a failure or a reload); those already applied are skipped.
+    client_seqs = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [
@@ -168,11 +175,20 @@ class Annotation(models.Model):
         return f"{self.annotator} on {self.trace_id} ({self.status})"
 
 
+class LabelSource(models.TextChoices):
+    """Who chose a step's value: PRM teams tell a propagated +1 from a judged one."""
+
+    HAND = "hand", "Set by hand"
+    FIRST_ERROR = "first_error", "The step marked as the first wrong one"
+    FILLED = "filled", "Filled in by first-error / all-correct"
+
+
 class StepLabel(models.Model):
     annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="labels")
     step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="labels")
     # -1 wrong, 0 neutral, +1 correct; null: flagged or noted but not rated.
     value = models.SmallIntegerField(null=True, blank=True)
+    source = models.CharField(max_length=12, choices=LabelSource.choices, default=LabelSource.HAND)
     flagged = models.BooleanField(default=False)
     note = models.TextField(blank=True)
     # Blind projects: the value as first submitted, before PRM scores were revealed; `value` may

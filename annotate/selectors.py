@@ -424,6 +424,14 @@ def queue_submitted(*, user: UserLike, project: Project, limit: int = 20) -> lis
     )
 
 
+def label_counts(*, user: UserLike, trace: Trace) -> tuple[int, int]:
+    """(steps this user gave a value, steps of the trace), for a trace fetched with a check."""
+    labelled = StepLabel.objects.filter(
+        annotation__trace=trace, annotation__annotator_id=user.pk, value__isnull=False
+    ).count()
+    return labelled, Step.objects.filter(trace=trace).count()
+
+
 def annotation_revealed(*, user: UserLike, trace: Trace) -> bool:
     """Blind projects: whether this user's scores were revealed (at their first submit)."""
     return Annotation.objects.filter(

@@ -5,7 +5,15 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .models import AnnotationStatus, FinishReason, GoldSource, LabelScheme, Role, StepPart
+from .models import (
+    AnnotationStatus,
+    FinishReason,
+    GoldSource,
+    LabelScheme,
+    LabelSource,
+    Role,
+    StepPart,
+)
 from .selectors import MY_STATUS_NEW, TraceDetail
 
 MY_STATUS_CHOICES = [(MY_STATUS_NEW, "Not started"), *AnnotationStatus.choices]
@@ -125,6 +133,11 @@ class StepLabelSerializer(serializers.Serializer):
 
     step_index = serializers.IntegerField()
     value = serializers.ChoiceField(choices=LABEL_VALUE_CHOICES, allow_null=True)
+    source = serializers.ChoiceField(
+        choices=LabelSource.choices,
+        help_text="Who chose the value: by hand, the step marked as first wrong, or filled in "
+        "by first-error / all-correct.",
+    )
     flagged = serializers.BooleanField()
     note = serializers.CharField()
     # An integer, not the value enum: one enum under two names is a schema warning.

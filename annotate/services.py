@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -18,6 +19,7 @@ from .models import (
     FinishReason,
     GoldLabel,
     LabelScheme,
+    LabelSource,
     Membership,
     Problem,
     Project,
@@ -172,7 +174,7 @@ def _check_value(*, project: Project, value: int | None) -> None:
         )
 
 
-_LABEL_FIELDS = ("value", "flagged", "note", "blind_value", "updated_at")
+_LABEL_FIELDS = ("value", "source", "flagged", "note", "blind_value", "updated_at")
 
 
 def label_set(
@@ -183,7 +185,8 @@ def label_set(
     flagged: bool = UNSET,
     note: str = UNSET,
 ) -> StepLabel:
-    """Save one step's label for this user at once; fields not given keep their saved value.
+    """Save one step's label for this user at once; fields not given keep their saved value. A
+    value given here is set by hand (`source` "hand").
 
     One upsert (INSERT ... ON CONFLICT DO UPDATE of the given fields only): concurrent saves of
     different fields of the same step never undo each other, and no row lock is needed.
@@ -194,6 +197,7 @@ def label_set(
     fields: dict[str, Any] = {}
     if value is not UNSET:
         fields["value"] = value
+        fields["source"] = LabelSource.HAND
     if flagged is not UNSET:
         fields["flagged"] = bool(flagged)
     if note is not UNSET:
@@ -217,33 +221,37 @@ def _label_upsert(*, annotation: Annotation, step: Step, fields: dict[str, Any])
         for name in ("annotation", "step", *_LABEL_FIELDS)
     }
     now = timezone.now()
-    row = {"value": None, "flagged": False, "note": "", **fields}
+    row = {"value": None, "source": LabelSource.HAND, "flagged": False, "note": "", **fields}
     update = [*fields, "updated_at"]
     sql = (
         f"INSERT INTO {qn(meta.db_table)} ({qn(column['annotation'])}, {qn(column['step'])}, "
-        f"{', '.join(qn(column[name]) for name in ('value', 'flagged', 'note', 'updated_at'))}) "
-        "VALUES (%s, %s, %s, %s, %s, %s) "
+        f"{', '.join(qn(column[name]) for name in ('value', 'source', 'flagged', 'note', 'updated_at'))}) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s) "
         f"ON CONFLICT ({qn(column['annotation'])}, {qn(column['step'])}) DO UPDATE SET "
         + ", ".join(f"{qn(column[name])} = excluded.{qn(column[name])}" for name in update)
         + f" RETURNING {qn(meta.pk.column)}, "
-        + ", ".join(qn(column[name]) for name in ("value", "flagged", "note", "blind_value"))
+        + ", ".join(
+            qn(column[name]) for name in ("value", "source", "flagged", "note", "blind_value")
+        )
     )
     params = [
         annotation.pk,
         step.pk,
         row["value"],
+        row["source"],
         row["flagged"],
         row["note"],
         connection.ops.adapt_datetimefield_value(now),
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        pk, value, flagged, note, blind_value = cursor.fetchone()
+        pk, value, source, flagged, note, blind_value = cursor.fetchone()
     return StepLabel(
         pk=pk,
         annotation=annotation,
         step=step,
         value=value,
+        source=source,
         flagged=bool(flagged),
         note=note,
         blind_value=blind_value,
@@ -251,42 +259,251 @@ def _label_upsert(*, annotation: Annotation, step: Step, fields: dict[str, Any])
     )
 
 
-def label_first_error(*, user: User, step: Step) -> list[StepLabel]:
-    """Mark `step` as the first wrong one: earlier steps +1, this one -1, later ratings cleared."""
-    trace = step.trace
-    with transaction.atomic():
-        annotation = annotation_start(user=user, trace=trace)
-        Annotation.objects.select_for_update().filter(pk=annotation.pk).first()
-        labels = []
-        for other in trace.steps.order_by("index"):
-            if other.index < step.index:
-                value: int | None = 1
-            elif other.index == step.index:
-                value = -1
-            else:
-                value = None
-            label, _ = StepLabel.objects.get_or_create(annotation=annotation, step=other)
+# What first-error / all-correct may write over: the steps they filled in themselves, and an
+# earlier "first wrong step" (moving it is the point of pressing `e` again). A label set by hand
+# is kept, and the caller says which ones were kept.
+_OVERWRITABLE = {LabelSource.FIRST_ERROR, LabelSource.FILLED}
+
+
+@dataclass(frozen=True)
+class CascadeResult:
+    labels: list[StepLabel]
+    kept: list[int]  # indexes of hand-set labels left as they were
+
+
+def _cascade_targets(
+    *, step_count: int, first_error: int | None
+) -> dict[int, tuple[int | None, str]]:
+    """Each step's (value, source) after "first wrong step is `first_error`" (None: none is)."""
+    targets: dict[int, tuple[int | None, str]] = {}
+    for index in range(step_count):
+        if first_error is None or index < first_error:
+            targets[index] = (1, LabelSource.FILLED)
+        elif index == first_error:
+            targets[index] = (-1, LabelSource.FIRST_ERROR)
+        else:
+            targets[index] = (None, LabelSource.FILLED)
+    return targets
+
+
+def _labels_write(
+    *,
+    annotation: Annotation,
+    steps: list[Step],
+    targets: dict[int, tuple[int | None, str]],
+    keep_hand: bool,
+) -> CascadeResult:
+    """Write (value, source) of the steps in `targets` in a few statements, not one per step (a
+    500-step trace is one `e` away). With keep_hand, a value set by hand is left alone (except
+    on the step that `targets` marks as the first error)."""
+    existing = {label.step_id: label for label in annotation.labels.all()}
+    now = timezone.now()
+    changed: list[StepLabel] = []
+    created: list[StepLabel] = []
+    kept: list[int] = []
+    labels: list[StepLabel] = []
+    for step in steps:
+        if step.index not in targets:
+            continue
+        value, source = targets[step.index]
+        label = existing.get(step.pk)
+        if (
+            keep_hand
+            and label is not None
+            and label.value is not None
+            and label.source not in _OVERWRITABLE
+            and source != LabelSource.FIRST_ERROR
+        ):
             if label.value != value:
-                label.value = value
-                label.save(update_fields=["value", "updated_at"])
+                kept.append(step.index)
             labels.append(label)
-        Annotation.objects.filter(pk=annotation.pk).update(updated_at=timezone.now())
-    return labels
+            continue
+        if label is None:
+            label = StepLabel(annotation=annotation, step=step, value=value, source=source)
+            label.updated_at = now
+            created.append(label)
+        elif (label.value, label.source) != (value, source):
+            label.value, label.source, label.updated_at = value, source, now
+            changed.append(label)
+        labels.append(label)
+    StepLabel.objects.bulk_create(created, batch_size=500)
+    StepLabel.objects.bulk_update(changed, ["value", "source", "updated_at"], batch_size=500)
+    return CascadeResult(labels=labels, kept=kept)
 
 
-def label_all_correct(*, user: User, trace: Trace) -> list[StepLabel]:
-    """Every step +1: the "no wrong step" answer of the first-error scheme."""
+def _annotation_locked(*, user: User, trace: Trace) -> Annotation:
+    """The user's annotation, row-locked for the rest of the transaction."""
+    annotation = annotation_start(user=user, trace=trace)
+    return Annotation.objects.select_for_update().get(pk=annotation.pk)
+
+
+def _steps_of(trace: Trace) -> list[Step]:
+    return list(trace.steps.order_by("index"))
+
+
+def _cascade(*, user: User, trace: Trace, first_error: int | None) -> CascadeResult:
     with transaction.atomic():
-        annotation = annotation_start(user=user, trace=trace)
-        Annotation.objects.select_for_update().filter(pk=annotation.pk).first()
-        labels = []
-        for step in trace.steps.order_by("index"):
-            label, _ = StepLabel.objects.get_or_create(annotation=annotation, step=step)
-            if label.value != 1:
-                label.value = 1
-                label.save(update_fields=["value", "updated_at"])
-            labels.append(label)
-    return labels
+        annotation = _annotation_locked(user=user, trace=trace)
+        steps = _steps_of(trace)
+        result = _labels_write(
+            annotation=annotation,
+            steps=steps,
+            targets=_cascade_targets(step_count=len(steps), first_error=first_error),
+            keep_hand=True,
+        )
+        Annotation.objects.filter(pk=annotation.pk).update(updated_at=timezone.now())
+    return result
+
+
+def label_first_error(*, user: User, step: Step) -> CascadeResult:
+    """Mark `step` as the first wrong one (-1): earlier steps +1, later ratings cleared; both
+    only where the annotator did not set the label by hand (`kept` lists those)."""
+    return _cascade(user=user, trace=step.trace, first_error=step.index)
+
+
+def label_all_correct(*, user: User, trace: Trace) -> CascadeResult:
+    """Every step +1 (the "no wrong step" answer), except labels set by hand (`kept`)."""
+    return _cascade(user=user, trace=trace, first_error=None)
+
+
+# --- the labelling page's change log -------------------------------------------------------------
+
+CHANGE_OPS = ("label", "first_error", "all_correct", "restore")
+MAX_CHANGES_PER_REQUEST = 1000
+
+
+@dataclass(frozen=True)
+class ChangesResult:
+    applied: list[int]  # the change numbers applied now
+    skipped: list[int]  # already applied before (a resend)
+    kept: list[int]  # hand-set labels that a first-error / all-correct left as they were
+    labels: list[StepLabel]  # the saved state of every step the changes touched
+
+
+def _check_source(source: Any, where: str) -> str:
+    if source not in LabelSource.values:
+        raise ValidationError(
+            {"changes": f"{where}: source {source!r} is not one of {LabelSource.values}."}
+        )
+    return str(source)
+
+
+def label_changes_apply(
+    *, user: User, trace: Trace, client: str, changes: list[dict[str, Any]]
+) -> ChangesResult:
+    """Apply the labelling page's changes in the order given, in one transaction.
+
+    Each change has a number `seq`, increasing per `client` (one browser's page of this trace,
+    across reloads); a change whose number was already applied for that client is skipped, so a
+    page may resend everything it has not seen confirmed (a retry after a failure, a replay after
+    a reload racing a request of the page before) and nothing is applied twice or out of order.
+
+    Ops: {"op": "label", "index", and any of "value", "flagged", "note"} (a value set by hand);
+    {"op": "first_error", "index"}; {"op": "all_correct"}; {"op": "restore", "labels": [{"index",
+    "value", "source"}]} (undo and redo: the labels exactly as they were).
+    """
+    if not client or len(client) > 64:
+        raise ValidationError({"client": "1 to 64 characters naming this page's change log."})
+    if len(changes) > MAX_CHANGES_PER_REQUEST:
+        raise ValidationError(
+            {"changes": f"At most {MAX_CHANGES_PER_REQUEST} changes per request."}
+        )
+    project = trace.project
+    with transaction.atomic():
+        annotation = _annotation_locked(user=user, trace=trace)
+        steps = _steps_of(trace)
+        for step in steps:
+            step.trace = trace
+        by_index = {step.index: step for step in steps}
+        last = int((annotation.client_seqs or {}).get(client, 0))
+        applied: list[int] = []
+        skipped: list[int] = []
+        kept: list[int] = []
+        touched: set[int] = set()
+        for position, change in enumerate(changes):
+            where = f"changes[{position}]"
+            seq = change.get("seq")
+            if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+                raise ValidationError({"changes": f"{where}: seq must be a positive integer."})
+            if seq <= last:
+                skipped.append(seq)
+                continue
+            op = change.get("op")
+            if op not in CHANGE_OPS:
+                raise ValidationError(
+                    {"changes": f"{where}: op {op!r} is not one of {', '.join(CHANGE_OPS)}."}
+                )
+
+            def step_at(index: Any, where: str = where) -> Step:
+                step = by_index.get(index) if isinstance(index, int) else None
+                if step is None:
+                    raise ValidationError(
+                        {"changes": f"{where}: this trace has no step {index!r}."}
+                    )
+                return step
+
+            if op == "label":
+                step = step_at(change.get("index"))
+                fields: dict[str, Any] = {}
+                if "value" in change:
+                    _check_value(project=project, value=change["value"])
+                    fields["value"] = change["value"]
+                    fields["source"] = LabelSource.HAND
+                if "flagged" in change:
+                    fields["flagged"] = bool(change["flagged"])
+                if "note" in change:
+                    if not isinstance(change["note"], str) or len(change["note"]) > 20_000:
+                        raise ValidationError({"changes": f"{where}: note: text, at most 20000."})
+                    fields["note"] = change["note"]
+                if not fields:
+                    raise ValidationError(
+                        {"changes": f"{where}: send at least one of value, flagged, note."}
+                    )
+                _label_upsert(annotation=annotation, step=step, fields=fields)
+                touched.add(step.index)
+            elif op in ("first_error", "all_correct"):
+                first = step_at(change.get("index")).index if op == "first_error" else None
+                result = _labels_write(
+                    annotation=annotation,
+                    steps=steps,
+                    targets=_cascade_targets(step_count=len(steps), first_error=first),
+                    keep_hand=True,
+                )
+                kept = result.kept
+                touched.update(by_index)
+            else:
+                rows = change.get("labels")
+                if not isinstance(rows, list):
+                    raise ValidationError({"changes": f"{where}: labels must be a list."})
+                targets: dict[int, tuple[int | None, str]] = {}
+                for n, row in enumerate(rows):
+                    row_where = f"{where}.labels[{n}]"
+                    if not isinstance(row, dict):
+                        raise ValidationError({"changes": f"{row_where}: an object."})
+                    index = step_at(row.get("index"), row_where).index
+                    _check_value(project=project, value=row.get("value"))
+                    targets[index] = (row.get("value"), _check_source(row.get("source"), row_where))
+                _labels_write(annotation=annotation, steps=steps, targets=targets, keep_hand=False)
+                touched.update(targets)
+            applied.append(seq)
+            last = seq
+        if applied:
+            seqs = {**(annotation.client_seqs or {}), client: last}
+            Annotation.objects.filter(pk=annotation.pk).update(
+                client_seqs=seqs, updated_at=timezone.now()
+            )
+        saved = {
+            label.step_id: label
+            for label in StepLabel.objects.filter(
+                annotation=annotation, step__index__in=touched
+            ).select_related("step")
+        }
+    labels = [
+        saved.get(by_index[index].pk)
+        or StepLabel(annotation=annotation, step=by_index[index], value=None)
+        for index in sorted(touched)
+    ]
+    return ChangesResult(applied=applied, skipped=skipped, kept=kept, labels=labels)
 
 
 def _infer_finish_reason(*, annotation: Annotation, step_count: int) -> str:

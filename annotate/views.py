@@ -18,6 +18,7 @@ from config.types import AuthedRequest
 
 from . import selectors, services, tokens
 from .forms import HeartbeatForm, ImportForm, StepLabelForm, SubmitForm
+from .hotkeys import hotkeys_for
 from .imports import ImportFileError, project_for_import, traces_import
 from .models import (
     Annotation,
@@ -66,8 +67,12 @@ def _label_context(data: selectors.TraceForAnnotation) -> dict[str, Any]:
         (view.step.index for view in data.steps if view.label and view.label.value == -1), None
     )
     scheme = data.project.label_scheme
+    hotkeys = hotkeys_for(hotkeys=data.project.hotkeys, scheme=scheme)
     return {
         "t": data,
+        "keys": hotkeys["keys"],
+        "label_names": hotkeys["label_names"],
+        "legend": hotkeys["legend"],
         "scheme": scheme,
         "is_ternary": scheme == LabelScheme.TERNARY,
         "is_first_error": scheme == LabelScheme.FIRST_ERROR,
@@ -93,6 +98,20 @@ def _trace_page(
         sections.append((StepPart.RESPONSE, "", data.steps))
     context.update(
         {
+            "has_reference": bool(
+                data.problem.reference_answer
+                or (data.show_reference_solution and data.problem.reference_solution)
+            ),
+            # What keyboard.js needs (json_script): the change log's address and key, the keys.
+            "page_config": {
+                "trace": data.trace.pk,
+                "user": request.user.pk,
+                "scheme": context["scheme"],
+                "keys": context["keys"],
+                "changesUrl": reverse("api:label-changes", args=[data.trace.pk]),
+                "heartbeatUrl": reverse("annotate:heartbeat", args=[data.trace.pk]),
+                "loginUrl": reverse("login"),
+            },
             "sections": sections,
             "progress": selectors.labelling_progress(user=request.user, project=data.project),
             "finish_reasons": FinishReason.choices,

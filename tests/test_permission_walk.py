@@ -180,6 +180,17 @@ EXPECTATIONS: dict[str, dict[str, E]] = {
         "POST": E(401, 404, 200, 200, 200, data={"step_index": 1})
     },
     "/api/traces/{trace_id}/all-correct/": {"POST": E(401, 404, 200, 200, 200)},
+    "/api/traces/{trace_id}/changes/": {
+        "GET": API_MEMBERS,
+        "POST": E(
+            401,
+            404,
+            200,
+            200,
+            200,
+            data={"client": "walk", "changes": [{"seq": 1, "op": "label", "index": 0, "value": 1}]},
+        ),
+    },
     "/api/traces/{trace_id}/submit/": {
         "POST": E(401, 404, 200, 200, 200, data={"finish_reason": "give_up"})
     },

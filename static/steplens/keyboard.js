@@ -1,153 +1,633 @@
-/* steplens keyboard module for the labelling page: shortcuts, the focused step, label posts in
-   order, notes that are never lost (sendBeacon on pagehide) and the active-time heartbeat.
-   Keys and clicks share one path: the step's own button, posted by htmx through one queue. */
+/* steplens keyboard module for the labelling page: shortcuts (per project), the focused step, and
+   every change (label, flag, note, first-error, all-correct, undo) kept in the browser's storage
+   until the server confirms it. Each change is shown at once on its step as pending, sent in
+   order with the ones before it, retried with backoff while it fails, and replayed by the next
+   page load if the page goes first; the server applies each (client, seq) once. */
 (function () {
   "use strict";
 
   var page = document.getElementById("trace-page");
-  if (!page) return;
-
+  var configEl = document.getElementById("labelling-config");
+  if (!page || !configEl) return;
+  var config = JSON.parse(configEl.textContent);
   var csrf = document.body.getAttribute("data-csrf") || "";
-  var scheme = page.getAttribute("data-scheme");
-  var heartbeatUrl = page.getAttribute("data-heartbeat-url");
   var reduceMotion = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+  var isFirstErrorScheme = config.scheme === "first_error";
 
-  var VALUE_KEYS = {
-    ternary: { "1": "plus", "+": "plus", "2": "zero", "0": "zero", "3": "minus", "-": "minus" },
-    binary: { "1": "plus", "+": "plus", "2": "minus", "-": "minus" },
-    first_error: {}
-  }[scheme] || {};
+  // ---- the steps and their state on the page ---------------------------------------------------
+
+  var rows = Array.prototype.slice.call(document.querySelectorAll(".step"));
+  var controls = rows.map(function (row) { return row.querySelector(".step-controls"); });
+  var notes = rows.map(function (row) { return row.querySelector("textarea.note"); });
+  var current = -1;
+
+  function stateOf(i) {
+    var form = controls[i];
+    var raw = form.getAttribute("data-value");
+    return {
+      value: raw === "" || raw === null ? null : Number(raw),
+      source: form.getAttribute("data-source") || "hand",
+      flagged: form.hasAttribute("data-flagged")
+    };
+  }
+
+  function setPressed(el, on) { if (el) el.setAttribute("aria-pressed", on ? "true" : "false"); }
+
+  function paint(i, state) {
+    var form = controls[i];
+    form.setAttribute("data-value", state.value === null ? "" : String(state.value));
+    form.setAttribute("data-source", state.source || "hand");
+    if (state.flagged) form.setAttribute("data-flagged", ""); else form.removeAttribute("data-flagged");
+    form.querySelectorAll("[data-label-value]").forEach(function (b) {
+      setPressed(b, state.value !== null && Number(b.getAttribute("data-label-value")) === state.value);
+    });
+    setPressed(form.querySelector('[data-action="flag"]'), state.flagged);
+    var badge = form.querySelector(".value-badge");
+    if (badge) badge.textContent = state.value === null ? "·" : (state.value > 0 ? "+1" : String(state.value));
+    var filled = form.querySelector(".source-mark");
+    if (filled) filled.hidden = !(state.value !== null && state.source === "filled");
+  }
+
+  // What the sidebar and the rail show, from the steps' state: one pass over the steps.
+  function refreshSummary() {
+    var labelled = 0, allPlus = rows.length > 0, firstError = -1;
+    for (var i = 0; i < rows.length; i++) {
+      var s = stateOf(i);
+      if (s.value !== null) labelled += 1;
+      if (s.value !== 1) allPlus = false;
+      if (s.value === -1 && firstError < 0) firstError = i;
+    }
+    controls.forEach(function (form, i) { setPressed(form.querySelector('[data-action="first-error"]'), i === firstError); });
+    setPressed(document.getElementById("all-correct"), allPlus);
+    var count = document.querySelector("#label-status .label-count strong");
+    if (count) count.textContent = String(labelled);
+    var bar = document.querySelector("#label-status progress");
+    if (bar) bar.value = labelled;
+    scheduleRail();
+  }
+
+  // ---- the change log: localStorage, shared by every tab of this trace ------------------------
+
+  var storeKey = "steplens:changes:" + config.user + ":" + config.trace;
+  var memoryBox = null;  // when the browser's storage is refused (private mode, quota)
+
+  function newBox() {
+    var id = (window.crypto && window.crypto.randomUUID) ? window.crypto.randomUUID() : String(Math.random()).slice(2);
+    return { client: id, seq: 0, changes: [] };
+  }
+  function load() {
+    try {
+      var raw = window.localStorage.getItem(storeKey);
+      if (raw) return JSON.parse(raw);
+    } catch (err) { /* fall through */ }
+    return memoryBox || (memoryBox = newBox());
+  }
+  function store(box) {
+    memoryBox = box;
+    try { window.localStorage.setItem(storeKey, JSON.stringify(box)); } catch (err) { /* memory only */ }
+  }
+
+  // ---- applying a change to the page (the same rules as annotate.services) ---------------------
+
+  function cascadeTarget(i, firstError) {
+    if (firstError === null || i < firstError) return { value: 1, source: "filled" };
+    if (i === firstError) return { value: -1, source: "first_error" };
+    return { value: null, source: "filled" };
+  }
+
+  // Returns the indexes whose state changed and, for first-error / all-correct, the hand-set
+  // labels they kept.
+  function applyLocal(change) {
+    var touched = [], kept = [];
+    function put(i, next) {
+      var before = stateOf(i);
+      var after = { value: before.value, source: before.source, flagged: before.flagged };
+      if ("value" in next) { after.value = next.value; after.source = next.source || "hand"; }
+      if ("flagged" in next) after.flagged = next.flagged;
+      if (after.value !== before.value || after.source !== before.source || after.flagged !== before.flagged) {
+        paint(i, after);
+        touched.push(i);
+      }
+    }
+    if (change.op === "label") {
+      if ("value" in change || "flagged" in change) put(change.index, change);
+      if ("note" in change) {
+        var el = notes[change.index];
+        if (el && el.value !== change.note && document.activeElement !== el) el.value = change.note;
+        if (touched.indexOf(change.index) < 0) touched.push(change.index);
+      }
+    } else if (change.op === "first_error" || change.op === "all_correct") {
+      var first = change.op === "first_error" ? change.index : null;
+      for (var i = 0; i < rows.length; i++) {
+        var target = cascadeTarget(i, first);
+        var now = stateOf(i);
+        if (now.value !== null && now.source === "hand" && target.source !== "first_error") {
+          if (now.value !== target.value) kept.push(i);
+          continue;
+        }
+        put(i, target);
+      }
+    } else if (change.op === "restore") {
+      change.labels.forEach(function (row) { put(row.index, row); });
+    }
+    return { touched: touched, kept: kept };
+  }
+
+  // ---- per-step save state: pending / failed / saved, on the step itself ----------------------
+
+  var failedMessage = "";
+  function markSteps() {
+    var box = load();
+    var pending = {};
+    box.changes.forEach(function (c) { (c.touch || []).forEach(function (i) { pending[i] = true; }); });
+    rows.forEach(function (row, i) {
+      var was = row.getAttribute("data-save") || "";
+      var now = pending[i] ? (failedMessage ? "failed" : "pending") : (was === "pending" || was === "failed" ? "saved" : was);
+      if (now === was) return;
+      row.setAttribute("data-save", now);
+      var mark = row.querySelector(".save-state");
+      if (mark) {
+        mark.textContent = now === "pending" ? "saving…" : now === "failed" ? "not saved" : now === "saved" ? "saved" : "";
+        mark.title = now === "failed" ? failedMessage : "";
+      }
+      if (now === "saved") {
+        window.setTimeout(function () {
+          if (row.getAttribute("data-save") === "saved") { row.setAttribute("data-save", ""); if (mark) mark.textContent = ""; }
+        }, 1500);
+      }
+    });
+    refreshBanner();
+  }
+
+  function stepList(indexes) {
+    var names = indexes.slice(0, 5).map(function (i) { return String(i + 1); });
+    var more = indexes.length > 5 ? " and " + (indexes.length - 5) + " more" : "";
+    return (indexes.length === 1 ? "step " : "steps ") + names.join(", ") + more;
+  }
+
+  function unsavedSteps() {
+    var seen = {}, out = [];
+    load().changes.forEach(function (c) {
+      (c.touch || []).forEach(function (i) { if (!seen[i]) { seen[i] = true; out.push(i); } });
+    });
+    return out.sort(function (a, b) { return a - b; });
+  }
+
+  var banner = document.getElementById("save-banner");
+  var bannerText = document.getElementById("save-banner-text");
+  var loginLink = document.getElementById("save-banner-login");
+  var retryButton = document.getElementById("save-banner-retry");
+
+  function refreshBanner() {
+    if (!banner) return;
+    var steps = unsavedSteps();
+    var n = load().changes.length;
+    var text = "";
+    if (blocked === "auth") {
+      text = "You were logged out: log in again; your " + n + " unsaved change" + (n === 1 ? "" : "s") +
+        " (" + stepList(steps) + ") are kept in this browser and will be sent.";
+    } else if (blocked === "gone") {
+      text = "This trace can no longer be saved (" + failedMessage + "). Your " + n + " unsaved change" + (n === 1 ? " is" : "s are") + " kept in this browser.";
+    } else if (failedMessage && n) {
+      text = "Not saved (" + failedMessage + "): " + stepList(steps) + " will be sent again " +
+        (retryAt ? "in " + Math.max(1, Math.round((retryAt - Date.now()) / 1000)) + " s" : "soon") + "; they are kept in this browser meanwhile.";
+    }
+    banner.hidden = !text;
+    bannerText.textContent = text;
+    if (loginLink) loginLink.hidden = blocked !== "auth";
+    if (retryButton) retryButton.hidden = !(failedMessage && !blocked);
+  }
+
+  // ---- sending ------------------------------------------------------------------------------
+
+  var inFlight = false;
+  var failures = 0;
+  var retryAt = 0;
+  var timer = null;
+  var blocked = null;  // "auth": logged out or the session changed; "gone": 404
+  var NOTE_DELAY = 800;
+  var BATCH = 200;
+
+  function wire(c) {
+    var out = { seq: c.seq, op: c.op };
+    ["index", "value", "flagged", "note", "labels"].forEach(function (k) { if (k in c) out[k] = c[k]; });
+    return out;
+  }
+
+  function schedule(ms) {
+    if (timer) window.clearTimeout(timer);
+    timer = window.setTimeout(function () { timer = null; pump(); }, Math.max(0, ms));
+  }
+
+  function pump(force) {
+    if (inFlight || blocked) return;
+    var box = load();
+    if (!box.changes.length) { markSteps(); return; }
+    var now = Date.now();
+    if (!force && retryAt > now) { schedule(retryAt - now); return; }
+    var batch = [];
+    for (var i = 0; i < box.changes.length && batch.length < BATCH; i++) {
+      var c = box.changes[i];
+      if (!force && c.readyAt && c.readyAt > now) { if (!batch.length) { schedule(c.readyAt - now); return; } break; }
+      batch.push(c);
+    }
+    send(box.client, batch);
+  }
+
+  function send(client, batch) {
+    inFlight = true;
+    // Marked as sent: a note still being typed then gets a new entry instead of changing this one.
+    var box = load(), lastSeq = batch[batch.length - 1].seq;
+    box.changes.forEach(function (c) { if (c.seq <= lastSeq) c.sent = true; });
+    store(box);
+    var body = JSON.stringify({ client: client, changes: batch.map(wire) });
+    fetch(config.changesUrl, {
+      method: "POST",
+      body: body,
+      credentials: "same-origin",
+      redirect: "manual",
+      keepalive: body.length < 60000,
+      headers: { "Content-Type": "application/json", "Accept": "application/json", "X-CSRFToken": csrf }
+    }).then(function (response) {
+      if (response.ok) return response.json().then(function (data) { confirmed(batch, data); });
+      if (response.status === 401 || response.status === 403 || response.type === "opaqueredirect") {
+        loggedOut();
+      } else if (response.status === 400 && batch.length > 0) {
+        return response.json().catch(function () { return {}; }).then(function (data) { refused(batch, data); });
+      } else if (response.status === 404) {
+        failedMessage = "the trace was not found (404)";
+        blocked = "gone";
+      } else {
+        failed("the server answered " + response.status);
+      }
+    }).catch(function () {
+      failed("the server cannot be reached");
+    }).then(function () {
+      inFlight = false;
+      markSteps();
+      if (!blocked) pump();
+    });
+  }
+
+  function failed(message) {
+    failures += 1;
+    failedMessage = message;
+    var delay = Math.min(30000, 1000 * Math.pow(2, failures - 1));
+    retryAt = Date.now() + delay;
+    schedule(delay);
+    countdown();
+  }
+
+  var countdownTimer = null;
+  function countdown() {
+    if (countdownTimer) return;
+    countdownTimer = window.setInterval(function () {
+      if (!failedMessage) { window.clearInterval(countdownTimer); countdownTimer = null; return; }
+      refreshBanner();
+    }, 1000);
+  }
+
+  // The server refused a change (a 400): it can never succeed, so it leaves the log, and the
+  // step says why. One at a time, to find which change it was.
+  function refused(batch, data) {
+    if (batch.length > 1) { BATCH = 1; return; }
+    var c = batch[0];
+    var box = load();
+    box.changes = box.changes.filter(function (x) { return x.seq !== c.seq; });
+    store(box);
+    BATCH = 200;
+    var detail = JSON.stringify(data).slice(0, 300);
+    showNotice("Step " + ((c.index || 0) + 1) + ": the server refused this change (" + detail + "); reload the page to see what is saved.", true);
+  }
+
+  function confirmed(batch, data) {
+    failures = 0;
+    retryAt = 0;
+    failedMessage = "";
+    var last = batch[batch.length - 1].seq;
+    var box = load();
+    box.changes = box.changes.filter(function (c) { return c.seq > last; });
+    store(box);
+    // The server's state of the steps it touched, then what is still unsent on top of it.
+    (data.labels || []).forEach(function (label) {
+      var i = label.step_index;
+      if (i === undefined || !controls[i]) return;
+      paint(i, { value: label.value, source: label.source, flagged: label.flagged });
+      var el = notes[i];
+      if (el && document.activeElement !== el && el.value !== label.note) el.value = label.note;
+    });
+    box.changes.forEach(function (c) { applyLocal(c); });
+    refreshSummary();
+    if (data.kept && data.kept.length && batch.some(function (c) { return c.op === "first_error" || c.op === "all_correct"; })) {
+      keptNotice(data.kept);
+    }
+  }
+
+  function loggedOut() {
+    blocked = "auth";
+    // Until the session is back (a log-in in this tab after a reload, or in another tab): ask
+    // who we are every few seconds, with a fresh CSRF token in the answer.
+    var check = function () {
+      fetch(config.changesUrl, { credentials: "same-origin", redirect: "manual", headers: { "Accept": "application/json" } })
+        .then(function (r) {
+          if (!r.ok) { window.setTimeout(check, 5000); return; }
+          return r.json().then(function (who) {
+            csrf = who.csrf_token || csrf;
+            blocked = null;
+            failedMessage = "";
+            markSteps();
+            pump(true);
+          });
+        })
+        .catch(function () { window.setTimeout(check, 5000); });
+    };
+    window.setTimeout(check, 5000);
+  }
+
+  // htmx requests of this page (the score panel): an error answer never replaces the page (in
+  // DEBUG, django-htmx's handler would put the error page in its place), and a log-in page
+  // (a redirect) is never swapped in; both are said in words.
+  window.addEventListener("htmx:beforeOnLoad", function (ev) {
+    var xhr = ev.detail && ev.detail.xhr;
+    if (!xhr) return;
+    var toLogin = xhr.responseURL && xhr.responseURL.indexOf(config.loginUrl) >= 0;
+    if (xhr.status >= 400 || toLogin) {
+      ev.stopPropagation();
+      ev.detail.shouldSwap = false;
+      if (xhr.status === 401 || xhr.status === 403 || toLogin) { if (!blocked) loggedOut(); markSteps(); }
+      else showNotice("The PRM score panel could not be loaded (" + xhr.status + "); your labels are not affected.", true);
+    }
+  }, true);
+  window.addEventListener("htmx:beforeSwap", function (ev) {
+    var xhr = ev.detail && ev.detail.xhr;
+    if (xhr && xhr.responseURL && xhr.responseURL.indexOf(config.loginUrl) >= 0) ev.detail.shouldSwap = false;
+  }, true);
+
+  if (retryButton) retryButton.addEventListener("click", function () { retryAt = 0; pump(true); });
+  window.addEventListener("online", function () { retryAt = 0; pump(true); });
+
+  // ---- recording a change -------------------------------------------------------------------
+
+  var undoStack = [], redoStack = [];
+
+  function snapshot(indexes) {
+    return indexes.map(function (i) { var s = stateOf(i); return { index: i, value: s.value, source: s.source, flagged: s.flagged }; });
+  }
+
+  // Record a change: into the log (before anything else, so a reload right now still has it),
+  // onto the page, and onto the undo stack when it is a label action.
+  function record(change, opts) {
+    opts = opts || {};
+    var all = rows.map(function (_, i) { return i; });
+    var before = opts.undoable ? snapshot(change.op === "label" ? [change.index] : all) : null;
+    var box = load();
+    box.seq += 1;
+    change.seq = box.seq;
+    var result = applyLocal(change);
+    change.touch = result.touched.length ? result.touched : ("index" in change ? [change.index] : []);
+    if (!result.touched.length && change.op !== "label") { box.seq -= 1; if (result.kept.length) keptNotice(result.kept); return; }
+    box.changes.push(change);
+    store(box);
+    if (opts.undoable && result.touched.length) {
+      var byIndex = {};
+      before.forEach(function (s) { byIndex[s.index] = s; });
+      var was = result.touched.map(function (i) { return byIndex[i]; });
+      undoStack.push({ before: was, after: snapshot(result.touched), what: opts.undoable });
+      if (undoStack.length > 100) undoStack.shift();
+      redoStack = [];
+    }
+    if (result.kept.length) keptNotice(result.kept);
+    refreshSummary();
+    markSteps();
+    pump();
+  }
+
+  // Undo and redo are changes like any other: saved, retried, replayed.
+  function restore(states) {
+    var byFlag = states.filter(function (s) { return s.flagged !== stateOf(s.index).flagged; });
+    var labels = states.map(function (s) { return { index: s.index, value: s.value, source: s.source }; });
+    record({ op: "restore", labels: labels });
+    byFlag.forEach(function (s) { record({ op: "label", index: s.index, flagged: s.flagged }); });
+  }
+  function undo() {
+    var entry = undoStack.pop();
+    if (!entry) { showNotice("Nothing to undo."); return; }
+    restore(entry.before);
+    redoStack.push(entry);
+    showNotice("Undone: " + entry.what + " (" + stepList(entry.before.map(function (s) { return s.index; })) + "). Redo: Shift+" + config.keys.undo.toUpperCase() + ".");
+    setCurrent(entry.before[0].index, { scroll: true });
+  }
+  function redo() {
+    var entry = redoStack.pop();
+    if (!entry) { showNotice("Nothing to redo."); return; }
+    restore(entry.after);
+    undoStack.push(entry);
+    showNotice("Redone: " + entry.what + ".");
+  }
+
+  var noticeEl = document.getElementById("label-notice");
+  function showNotice(text, isError) {
+    if (!noticeEl) return;
+    noticeEl.textContent = text;
+    noticeEl.hidden = !text;
+    noticeEl.classList.toggle("is-error", !!isError);
+  }
+  function keptNotice(kept) {
+    showNotice("Kept your own label" + (kept.length === 1 ? " on " : "s on ") + stepList(kept) +
+      " (set by hand). Press " + config.keys.undo + " to undo.");
+  }
+
+  var NAMES = { "1": "+1", "0": "0", "-1": "−1" };
+  // mode "toggle" (a click): pressing the pressed value clears it; mode "set" (a key): never clears.
+  function labelValue(i, value, mode) {
+    var now = stateOf(i);
+    var next = value;
+    if (now.value === value && now.source === "hand") {
+      if (mode !== "toggle") return false;
+      next = null;
+    }
+    record({ op: "label", index: i, value: next }, { undoable: next === null ? "clear step " + (i + 1) : (NAMES[String(value)] + " on step " + (i + 1)) });
+    return true;
+  }
+  function toggleFlag(i) {
+    record({ op: "label", index: i, flagged: !stateOf(i).flagged }, { undoable: "flag on step " + (i + 1) });
+  }
+  function firstError(i) { record({ op: "first_error", index: i }, { undoable: "first wrong step " + (i + 1) }); }
+  function allCorrect() { record({ op: "all_correct" }, { undoable: "all correct" }); }
+
+  // ---- notes: in the log as you type (sent after a pause), at once on Esc / leaving ----------
+
+  function noteChanged(i, immediate) {
+    var el = notes[i];
+    var box = load();
+    var last = null;
+    for (var k = box.changes.length - 1; k >= 0; k--) {
+      if (box.changes[k].op === "label" && box.changes[k].index === i && "note" in box.changes[k]) { last = box.changes[k]; break; }
+    }
+    var saved = el.getAttribute("data-saved-note");
+    if (last ? last.note === el.value && !immediate : saved === el.value) {
+      if (last && immediate && last.readyAt) { last.readyAt = 0; store(box); pump(); }
+      return;
+    }
+    // The unsent note entry of this step is updated in place (it commutes with label changes).
+    if (last && !last.sent && last === box.changes[box.changes.length - 1]) {
+      last.note = el.value;
+      last.readyAt = immediate ? 0 : Date.now() + NOTE_DELAY;
+      store(box);
+      markSteps();
+      schedule(immediate ? 0 : NOTE_DELAY);
+      return;
+    }
+    box.seq += 1;
+    box.changes.push({ seq: box.seq, op: "label", index: i, note: el.value, touch: [i], readyAt: immediate ? 0 : Date.now() + NOTE_DELAY });
+    store(box);
+    markSteps();
+    if (immediate) pump(); else schedule(NOTE_DELAY);
+  }
+  notes.forEach(function (el, i) {
+    el.setAttribute("data-saved-note", el.value);
+    el.addEventListener("input", function () { noteChanged(i, false); });
+    el.addEventListener("change", function () { noteChanged(i, true); });
+  });
 
   // ---- the focused step ---------------------------------------------------------------------
 
-  function steps() { return Array.prototype.slice.call(document.querySelectorAll(".step")); }
-  var current = -1;
-
   function setCurrent(i, opts) {
     opts = opts || {};
-    var all = steps();
-    if (!all.length) return null;
-    i = Math.max(0, Math.min(all.length - 1, i));
-    all.forEach(function (el, j) {
-      el.classList.toggle("is-current", j === i);
-      if (j === i) el.setAttribute("aria-current", "step"); else el.removeAttribute("aria-current");
-    });
+    if (!rows.length) return null;
+    i = Math.max(0, Math.min(rows.length - 1, i));
+    if (current >= 0 && rows[current]) { rows[current].classList.remove("is-current"); rows[current].removeAttribute("aria-current"); }
     current = i;
-    var el = all[i];
+    var el = rows[i];
+    el.classList.add("is-current");
+    el.setAttribute("aria-current", "step");
     if (opts.focus !== false) el.focus({ preventScroll: true });
     if (opts.scroll !== false) el.scrollIntoView({ block: "nearest", behavior: reduceMotion ? "auto" : "smooth" });
+    scheduleRail();
     return el;
   }
 
-  function currentStep() {
-    var all = steps();
-    if (current < 0 || current >= all.length) return setCurrent(0);
-    return all[current];
-  }
-
-  // ---- label posts: one at a time, in the order given ------------------------------------------
-  // A cascade ("first wrong step here") re-renders every step, and a fast annotator presses the
-  // next key before the last answer is back; so posts go through one queue, and what a toggle
-  // sends is decided when it is sent, from the state the previous answer left on the page.
-
-  var queue = Promise.resolve();
-  var waiting = [];  // entries queued but not yet sent (flushed by beacon if the page goes)
-  var busy = 0;
-
-  function showError(message) {
-    var box = document.getElementById("label-error");
-    if (!box) return;
-    box.textContent = message;
-    box.hidden = false;
-  }
-
-  function send(entry) {
-    busy += 1;
-    waiting.push(entry);
-    queue = queue.then(function () {
-      waiting.splice(waiting.indexOf(entry), 1);
-      var values = entry.values();
-      if (values === null) return null;  // already in that state: nothing to save
-      return window.htmx.ajax("POST", entry.url, { source: page, target: page, swap: "none", values: values });
-    }).catch(function () {
-      showError("Not saved: the server cannot be reached. Check your connection.");
-    }).then(function () { busy -= 1; });
-    return queue;
-  }
-
-  // mode "toggle" (a click): pressing the pressed value clears it; mode "set" (a key): never clears.
-  function act(button, mode) {
-    if (!button || button.disabled) return false;
-    var action = button.getAttribute("data-action");
-    var form = button.form;
-    var url = button.getAttribute("formaction") || form.getAttribute("action");
-    var stepId = form.id;  // e.g. "step-3-controls": looked up again at send time, after earlier swaps
-    var saved = function () { return document.getElementById(stepId) || form; };
-    var pressedNow = function () {
-      var b = saved().querySelector('[data-action="' + action + '"]');
-      return b && b.getAttribute("aria-pressed") === "true";
-    };
-    var values;
-    if (button.hasAttribute("data-label-value")) {
-      var wanted = button.getAttribute("data-label-value");
-      values = function () {
-        if (saved().getAttribute("data-value") !== wanted) return { value: wanted };
-        return mode === "toggle" ? { value: "" } : null;
-      };
-    } else if (action === "flag") {
-      values = function () { return { flagged: saved().hasAttribute("data-flagged") ? "0" : "1" }; };
-    } else {  // first-error, all-correct: idempotent on the server; a key does not repeat them
-      values = function () { return mode === "set" && pressedNow() ? null : {}; };
+  function prmDisagrees(i) {
+    var s = stateOf(i);
+    if (s.value === null || s.value === 0) return false;
+    var badges = rows[i].querySelectorAll(".score-badge");
+    for (var k = 0; k < badges.length; k++) {
+      var wrong = badges[k].classList.contains("score-wrong");
+      if ((s.value === 1 && wrong) || (s.value === -1 && !wrong)) return true;
     }
-    send({ url: url, values: values });
-    return true;
+    return false;
   }
 
-  function press(root, action, mode) {
-    return act(root && root.querySelector('[data-action="' + action + '"]'), mode);
+  function jump(test, what) {
+    for (var k = 1; k <= rows.length; k++) {
+      var i = (current + k) % rows.length;
+      if (test(i)) { setCurrent(i); return; }
+    }
+    showNotice("No " + what + ".");
   }
 
-  // Clicks on the label buttons go through the same queue (the form posts only without JS). The
-  // clicked step becomes the focused step, and focus returns to it so that Enter submits the trace
-  // instead of pressing the same button again.
+  // ---- the step rail: every step as a tick (labelled, unlabelled, PRM disagrees, current) ----
+
+  var rail = document.getElementById("step-rail");
+  var railTicks = [];
+  if (rail) {
+    var frag = document.createDocumentFragment();
+    rows.forEach(function (_, i) {
+      var tick = document.createElement("button");
+      tick.type = "button";
+      tick.className = "rail-tick";
+      tick.tabIndex = -1;
+      tick.setAttribute("data-index", String(i));
+      tick.setAttribute("aria-label", "Step " + (i + 1));
+      frag.appendChild(tick);
+      railTicks.push(tick);
+    });
+    rail.appendChild(frag);
+    rail.addEventListener("click", function (ev) {
+      var tick = ev.target.closest(".rail-tick");
+      if (tick) setCurrent(Number(tick.getAttribute("data-index")));
+    });
+  }
+  var railPending = false;
+  function scheduleRail() {
+    if (!rail || railPending) return;
+    railPending = true;
+    window.requestAnimationFrame(function () {
+      railPending = false;
+      railTicks.forEach(function (tick, i) {
+        var s = stateOf(i);
+        tick.setAttribute("data-value", s.value === null ? "" : String(s.value));
+        tick.classList.toggle("is-disagree", prmDisagrees(i));
+        tick.classList.toggle("is-current", i === current);
+      });
+    });
+  }
+  document.addEventListener("htmx:oobAfterSwap", scheduleRail);
+
+  // ---- clicks: the label buttons go through the same log as keys ---------------------------
+
   page.addEventListener("click", function (ev) {
     var button = ev.target.closest && ev.target.closest("button[data-action]");
+    var row = ev.target.closest && ev.target.closest(".step");
     if (button) {
       ev.preventDefault();
-      act(button, "toggle");
+      var i = row ? rows.indexOf(row) : current;
+      var action = button.getAttribute("data-action");
+      if (button.hasAttribute("data-label-value")) labelValue(i, Number(button.getAttribute("data-label-value")), "toggle");
+      else if (action === "flag") toggleFlag(i);
+      else if (action === "first-error") firstError(i);
+      else if (action === "all-correct") allCorrect();
     }
-    var row = ev.target.closest && ev.target.closest(".step");
     if (row) {
-      setCurrent(steps().indexOf(row), { scroll: false, focus: !ev.target.closest("textarea") });
-    } else if (button) {
-      var step = steps()[current];
-      if (step) step.focus({ preventScroll: true }); else button.blur();
+      setCurrent(rows.indexOf(row), { scroll: false, focus: !ev.target.closest("textarea") });
+    } else if (button && rows[current]) {
+      rows[current].focus({ preventScroll: true });
     }
   });
 
-  // Only errors of label and note posts are ours to report (the score panel reports its own).
-  function isLabelPost(ev) {
-    var elt = ev.detail && ev.detail.elt;
-    return elt === page || (elt && elt.matches && elt.matches("textarea.note"));
-  }
-  document.addEventListener("htmx:responseError", function (ev) {
-    if (isLabelPost(ev)) showError("Not saved (" + ev.detail.xhr.status + "): reload the page to see what is saved.");
-  });
-  document.addEventListener("htmx:sendError", function (ev) {
-    if (isLabelPost(ev)) showError("Not saved: the server cannot be reached. Check your connection.");
-  });
+  // ---- submit: never while a change is unsaved --------------------------------------------------
 
-  // Submit waits for the labels still on their way, so the last key before Enter is never lost.
   var submitForm = document.getElementById("submit-form");
+  var submitError = document.getElementById("submit-pending");
+  function refuseSubmit(text) {
+    if (!submitError) return;
+    submitError.textContent = text;
+    submitError.hidden = false;
+  }
   if (submitForm) {
     submitForm.addEventListener("submit", function (ev) {
-      if (busy === 0) return;
+      var n = load().changes.length;
+      if (!n) return;
       ev.preventDefault();
-      queue.then(function () { submitForm.submit(); });
+      if (failedMessage || blocked) {
+        refuseSubmit("Not submitted: " + stepList(unsavedSteps()) + " not saved yet (" + (failedMessage || "logged out") + "). It is being retried; submit once it is saved.");
+        return;
+      }
+      // Only changes on their way: wait for them (a key pressed just before Enter), then submit.
+      refuseSubmit("Waiting for " + stepList(unsavedSteps()) + " to be saved…");
+      pump(true);
+      var started = Date.now();
+      var wait = window.setInterval(function () {
+        if (!load().changes.length) {
+          window.clearInterval(wait);
+          submitError.hidden = true;
+          submitForm.submit();
+        } else if (failedMessage || blocked || Date.now() - started > 15000) {
+          window.clearInterval(wait);
+          refuseSubmit("Not submitted: " + stepList(unsavedSteps()) + " not saved yet (" + (failedMessage || "still sending") + "). Submit once it is saved.");
+        }
+      }, 50);
     });
   }
 
-  // ---- keys ---------------------------------------------------------------------------------
+  // ---- keys (per project: config.keys) -----------------------------------------------------------
+
+  var KEYMAP = {};
+  Object.keys(config.keys).forEach(function (action) { KEYMAP[config.keys[action]] = action; });
+  var ALIASES = { ArrowDown: "next", ArrowUp: "prev", "+": "plus", "-": "minus" };
+  if (config.scheme === "ternary") ALIASES["0"] = "zero";
+  Object.keys(ALIASES).forEach(function (key) { if (!(key in KEYMAP) && ALIASES[key] in config.keys) KEYMAP[key] = ALIASES[key]; });
+  var VALUE_OF = { plus: 1, zero: 0, minus: -1 };
 
   function toggleHelp() {
     var help = document.getElementById("shortcut-help");
@@ -155,95 +635,88 @@
     if (help.open) help.close(); else help.showModal();
   }
 
+  var helpButton = document.getElementById("help-button");
+  if (helpButton) helpButton.addEventListener("click", toggleHelp);
+
   document.addEventListener("keydown", function (ev) {
-    if (ev.defaultPrevented || ev.ctrlKey || ev.metaKey || ev.altKey || ev.isComposing) return;
+    if (ev.defaultPrevented || ev.isComposing) return;
     var target = ev.target;
-    if (target.closest && target.closest("textarea, input, select, [contenteditable]")) {
+    var typing = target.closest && target.closest("textarea, input, select, [contenteditable]");
+    if ((ev.ctrlKey || ev.metaKey) && !ev.altKey && (ev.key === "z" || ev.key === "Z") && !typing) {
+      ev.preventDefault();
+      if (ev.shiftKey) redo(); else undo();
+      return;
+    }
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (typing) {
       if (ev.key === "Escape" && target.matches("textarea.note")) {
         ev.preventDefault();
-        target.blur();  // fires "change": htmx saves the note
-        setCurrent(steps().indexOf(target.closest(".step")), { scroll: false });
+        target.blur();  // fires "change": the note goes into the log at once
+        setCurrent(rows.indexOf(target.closest(".step")), { scroll: false });
       }
       return;
     }
     var help = document.getElementById("shortcut-help");
     if (help && help.open) {
-      if (ev.key === "?") { ev.preventDefault(); toggleHelp(); }
+      if (KEYMAP[ev.key] === "help") { ev.preventDefault(); toggleHelp(); }
       return;  // the dialog handles Esc itself
     }
-    var handled = true;
-    switch (ev.key) {
-      case "j": case "ArrowDown": setCurrent(current + 1); break;
-      case "k": case "ArrowUp": setCurrent(current < 0 ? 0 : current - 1); break;
-      case "e": press(currentStep(), "first-error", "set"); break;
-      case "a": press(document, "all-correct", "set"); break;
-      case "f": press(currentStep(), "flag", "toggle"); break;
-      case "n": {
-        var note = currentStep() && currentStep().querySelector("textarea.note");
+    if (ev.key === "Enter") {
+      // Enter on a focused button or link keeps its native meaning.
+      if (target.closest && target.closest("button, a, summary")) return;
+      ev.preventDefault();
+      if (submitForm) submitForm.requestSubmit();
+      return;
+    }
+    var action = KEYMAP[ev.key];
+    if (!action) return;
+    ev.preventDefault();
+    if (current < 0) setCurrent(0, { scroll: false });
+    switch (action) {
+      case "next": setCurrent(current + 1); break;
+      case "prev": setCurrent(current - 1); break;
+      case "first_error": firstError(current); break;
+      case "all_correct": allCorrect(); break;
+      case "flag": toggleFlag(current); break;
+      case "undo": undo(); break;
+      case "redo": redo(); break;
+      case "note": {
+        var note = notes[current];
         if (note) { note.focus(); note.scrollIntoView({ block: "nearest" }); }
         break;
       }
-      case "r": {
+      case "reference": {
         var ref = document.getElementById("reference");
         if (ref) ref.open = !ref.open;
         break;
       }
-      case "?": toggleHelp(); break;
-      case "Enter": {
-        // Enter on a focused button or link keeps its native meaning.
-        if (target.closest && target.closest("button, a, summary")) { handled = false; break; }
-        var form = document.getElementById("submit-form");
-        if (form) form.requestSubmit();
-        break;
-      }
-      default: {
-        var action = VALUE_KEYS[ev.key];
-        if (!action) { handled = false; break; }
-        var row = currentStep();
-        // A key sets (never toggles off) and moves on: one key per step.
-        if (press(row, action, "set")) setCurrent(current + 1);
-      }
-    }
-    if (handled) ev.preventDefault();
-  });
-
-  // ---- notes: saved by htmx on change and while typing; flushed by beacon when the tab goes ----
-
-  var savedNotes = new Map();
-  document.querySelectorAll("textarea.note").forEach(function (el) { savedNotes.set(el, el.value); });
-  document.addEventListener("htmx:beforeRequest", function (ev) {
-    var el = ev.detail.elt;
-    if (el && el.matches && el.matches("textarea.note")) el.setAttribute("data-sending", el.value);
-  });
-  document.addEventListener("htmx:afterRequest", function (ev) {
-    var el = ev.detail.elt;
-    if (el && el.matches && el.matches("textarea.note") && ev.detail.successful) {
-      savedNotes.set(el, el.getAttribute("data-sending"));
-      el.classList.add("is-saved");
-      window.setTimeout(function () { el.classList.remove("is-saved"); }, 1200);
+      case "help": toggleHelp(); break;
+      case "next_unlabelled": jump(function (i) { return stateOf(i).value === null; }, "unlabelled step"); break;
+      case "next_disagreement": jump(prmDisagrees, "step where the PRM disagrees with you"); break;
+      default:
+        if (action in VALUE_OF && !isFirstErrorScheme) {
+          // A key sets (never toggles off) and moves on: one key per step.
+          labelValue(current, VALUE_OF[action], "set");
+          setCurrent(current + 1);
+        }
     }
   });
 
-  function beacon(url, fields) {
-    var body = new FormData();
-    Object.keys(fields).forEach(function (key) { body.append(key, fields[key]); });
-    body.append("csrfmiddlewaretoken", csrf);
-    return navigator.sendBeacon(url, body);
-  }
+  // ---- leaving: warn while anything is unsaved; send what is left in one request -------------
 
-  function flushLabels() {
-    // Label posts still queued when the page goes: send them now, in order.
-    waiting.splice(0).forEach(function (entry) {
-      var values = entry.values();
-      if (values !== null) beacon(entry.url, values);
-    });
-  }
+  window.addEventListener("beforeunload", function (ev) {
+    if (!load().changes.length) return;
+    ev.preventDefault();
+    ev.returnValue = "";
+  });
 
-  function flushNotes() {
-    document.querySelectorAll("textarea.note").forEach(function (el) {
-      if (savedNotes.get(el) === el.value) return;
-      if (beacon(el.getAttribute("hx-post"), { note: el.value })) savedNotes.set(el, el.value);
-    });
+  function flushOnLeave() {
+    notes.forEach(function (el, i) { noteChanged(i, true); });
+    var box = load();
+    if (!box.changes.length || blocked || inFlight) return;
+    // What is left, in one keepalive request that outlives the page; it stays in the log until
+    // a page sees it confirmed (the server skips what it already applied).
+    send(box.client, box.changes.slice(0, BATCH));
   }
 
   // ---- active time: seconds while the page is visible and the annotator acted in the last 60 s --
@@ -268,7 +741,6 @@
   // Time since the last tick counts if the page is visible and the annotator acted within 60 s;
   // a gap longer than a few seconds (a sleeping laptop, a throttled tab) counts as a few seconds.
   function accrue(leaving) {
-    // When leaving, the page was visible until this moment even if it reports "hidden" already.
     var now = Date.now();
     if ((leaving || document.visibilityState === "visible") && now - lastInteraction < 60000) {
       var delta = Math.min(now - lastTick, 5000) / 1000;
@@ -279,36 +751,50 @@
   }
   window.setInterval(function () { accrue(); showClock(); }, 1000);
 
-  function sendHeartbeat(useBeacon) {
-    accrue(useBeacon);
-    if (unsent < 0.05 || !heartbeatUrl) return;
+  function sendHeartbeat(leaving) {
+    accrue(leaving);
+    if (unsent < 0.05 || !config.heartbeatUrl) return;
     var seconds = Math.round(unsent * 100) / 100;
     unsent = 0;
-    if (useBeacon) {
-      if (!beacon(heartbeatUrl, { seconds: seconds })) unsent += seconds;
-      return;
-    }
     var body = new FormData();
     body.append("seconds", seconds);
-    fetch(heartbeatUrl, { method: "POST", body: body, credentials: "same-origin", headers: { "X-CSRFToken": csrf } })
+    body.append("csrfmiddlewaretoken", csrf);
+    if (leaving) {
+      if (!navigator.sendBeacon(config.heartbeatUrl, body)) unsent += seconds;
+      return;
+    }
+    fetch(config.heartbeatUrl, { method: "POST", body: body, credentials: "same-origin", redirect: "manual", headers: { "X-CSRFToken": csrf } })
       .then(function (r) { if (!r.ok) unsent += seconds; })
       .catch(function () { unsent += seconds; });
   }
   window.setInterval(function () { sendHeartbeat(false); }, 15000);
 
-  function leaving() { flushLabels(); flushNotes(); sendHeartbeat(true); }
+  function leaving() { flushOnLeave(); sendHeartbeat(true); }
   window.addEventListener("pagehide", leaving);
   document.addEventListener("visibilitychange", function () {
     if (document.visibilityState === "hidden") leaving();
   });
 
-  // Open on the first step not yet labelled (or the first), without scrolling past the problem.
-  document.addEventListener("DOMContentLoaded", function () {
-    var all = steps();
-    var first = all.findIndex(function (el) {
-      var controls = el.querySelector(".step-controls");
-      return controls && !controls.getAttribute("data-value");
-    });
-    if (all.length) setCurrent(first < 0 ? 0 : first, { scroll: false });
-  });
+  // ---- start: the log's unsent changes on top of what the server rendered, then send them ----
+
+  (function start() {
+    var box = load();
+    box.changes.forEach(function (c) { applyLocal(c); });
+    refreshSummary();
+    markSteps();
+    var first = -1;
+    for (var i = 0; i < rows.length; i++) { if (stateOf(i).value === null) { first = i; break; } }
+    // A deep link (#step-3, from adjudication) opens on that step; else the first unlabelled one.
+    // It is scrolled to once the math is laid out (math.js renders on DOMContentLoaded, first),
+    // below the sticky header (scroll-margin-top).
+    var hash = /^#step-(\d+)$/.exec(window.location.hash);
+    if (hash && rows[Number(hash[1])]) {
+      setCurrent(Number(hash[1]), { scroll: false });
+      document.addEventListener("DOMContentLoaded", function () {
+        window.requestAnimationFrame(function () { rows[current].scrollIntoView({ block: "start" }); });
+      });
+    } else if (rows.length) setCurrent(first < 0 ? 0 : first, { scroll: false });
+    page.setAttribute("data-ready", "true");
+    pump(true);
+  })();
 })();

@@ -91,13 +91,14 @@ def test_labelling_flow_with_a_token():
     assert response.status_code == 200
     assert response.json()["value"] == 1 and response.json()["step_index"] == 3
 
-    # First wrong step at index 2: earlier steps +1, it -1, later ratings cleared (note kept).
+    # First wrong step at index 2: earlier steps +1, it -1, later ratings cleared unless set by
+    # hand (step 3's is kept, with its note).
     annotation = api.post(f"{url}/first-error/", {"step_index": 2}, format="json").json()
     assert [(label["step_index"], label["value"]) for label in annotation["labels"]] == [
         (0, 1),
         (1, 1),
         (2, -1),
-        (3, None),
+        (3, 1),
     ]
     assert annotation["labels"][3]["note"] == "fine"
     assert annotation["status"] == "in_progress"

@@ -36,13 +36,23 @@ def test_binary_scheme_refuses_neutral():
 def test_first_error_cascades_and_submit_infers_found_error():
     user = make_user()
     project = make_project(members={user: "annotator"})
-    trace = make_trace(project, steps=["a", "b", "c", "d"])
+    trace = make_trace(project, steps=["a", "b", "c", "d", "e"])
     services.label_set(user=user, step=trace.steps.get(index=3), value=1)
-    services.label_first_error(user=user, step=trace.steps.get(index=2))
-    values = dict(
-        StepLabel.objects.filter(annotation__trace=trace).values_list("step__index", "value")
+    services.label_first_error(user=user, step=trace.steps.get(index=4))
+    # Moved to step 2: the earlier first error and what it filled in are overwritten; the label
+    # set by hand on step 3 is kept (and named).
+    result = services.label_first_error(user=user, step=trace.steps.get(index=2))
+    assert result.kept == [3]
+    rows = StepLabel.objects.filter(annotation__trace=trace).values_list(
+        "step__index", "value", "source"
     )
-    assert values == {0: 1, 1: 1, 2: -1, 3: None}
+    assert {i: (v, s) for i, v, s in rows} == {
+        0: (1, "filled"),
+        1: (1, "filled"),
+        2: (-1, "first_error"),
+        3: (1, "hand"),
+        4: (None, "filled"),
+    }
     annotation = services.annotation_submit(user=user, trace=trace)
     assert annotation.status == AnnotationStatus.SUBMITTED
     assert annotation.finish_reason == FinishReason.FOUND_ERROR
@@ -117,3 +127,103 @@ def test_blind_project_keeps_the_label_submitted_before_the_reveal():
     services.annotation_submit(user=user, trace=trace)
     label = StepLabel.objects.get(step=second)
     assert (label.blind_value, label.value) == (1, -1)
+
+
+def _labels(trace):
+    rows = StepLabel.objects.filter(annotation__trace=trace).values_list(
+        "step__index", "value", "source"
+    )
+    return {i: (v, s) for i, v, s in rows}
+
+
+def test_changes_apply_in_order_once_per_client_seq():
+    user = make_user()
+    project = make_project(members={user: "annotator"})
+    trace = make_trace(project, steps=["a", "b", "c"])
+    changes = [
+        {"seq": 1, "op": "label", "index": 0, "value": 1},
+        {"seq": 2, "op": "label", "index": 0, "value": -1},
+        {"seq": 3, "op": "label", "index": 1, "note": "why", "flagged": True},
+    ]
+    result = services.label_changes_apply(user=user, trace=trace, client="tab", changes=changes)
+    assert (result.applied, result.skipped) == ([1, 2, 3], [])
+    # A resend (a retry, a replay after a reload) applies nothing twice: a late copy of seq 1
+    # does not undo seq 2.
+    again = services.label_changes_apply(
+        user=user,
+        trace=trace,
+        client="tab",
+        changes=[changes[0], {**changes[2], "seq": 4, "note": "v2"}],
+    )
+    assert (again.applied, again.skipped) == ([4], [1])
+    assert _labels(trace)[0] == (-1, "hand")
+    assert StepLabel.objects.get(step__trace=trace, step__index=1).note == "v2"
+    # Another client's numbers are its own.
+    other = services.label_changes_apply(
+        user=user, trace=trace, client="other", changes=[changes[0]]
+    )
+    assert other.applied == [1]
+    assert _labels(trace)[0] == (1, "hand")
+
+
+def test_changes_first_error_keeps_hand_labels_and_restore_undoes_it():
+    user = make_user()
+    project = make_project(members={user: "annotator"})
+    trace = make_trace(project, steps=["a", "b", "c", "d"])
+    result = services.label_changes_apply(
+        user=user,
+        trace=trace,
+        client="tab",
+        changes=[
+            {"seq": 1, "op": "label", "index": 0, "value": 0},
+            {"seq": 2, "op": "first_error", "index": 2},
+        ],
+    )
+    assert result.kept == [0]
+    assert _labels(trace) == {
+        0: (0, "hand"),
+        1: (1, "filled"),
+        2: (-1, "first_error"),
+        3: (None, "filled"),
+    }
+    services.label_changes_apply(
+        user=user,
+        trace=trace,
+        client="tab",
+        changes=[
+            {
+                "seq": 3,
+                "op": "restore",
+                "labels": [
+                    {"index": 1, "value": None, "source": "hand"},
+                    {"index": 2, "value": None, "source": "hand"},
+                ],
+            }
+        ],
+    )
+    assert [v for v, _ in _labels(trace).values()] == [0, None, None, None]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"seq": 1, "op": "label", "index": 9, "value": 1},
+            r"changes\[0\]: this trace has no step 9",
+        ),
+        ({"seq": 1, "op": "label", "index": 0, "value": 5}, "not a label of the ternary scheme"),
+        ({"seq": 1, "op": "paint", "index": 0}, r"changes\[0\]: op 'paint'"),
+        ({"seq": 0, "op": "all_correct"}, "seq must be a positive integer"),
+        (
+            {"seq": 1, "op": "restore", "labels": [{"index": 0, "value": 1, "source": "robot"}]},
+            r"changes\[0\].labels\[0\]: source 'robot'",
+        ),
+    ],
+)
+def test_changes_refused_name_what_and_where(change, message):
+    user = make_user()
+    project = make_project(members={user: "annotator"})
+    trace = make_trace(project)
+    with pytest.raises(ValidationError, match=message):
+        services.label_changes_apply(user=user, trace=trace, client="tab", changes=[change])
+    assert StepLabel.objects.count() == 0

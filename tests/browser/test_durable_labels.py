@@ -1,0 +1,193 @@
+"""Nothing an annotator does on the labelling page is lost or hidden (issue 14), in real Chromium:
+a failed save shows on its step and is retried until the server has it; a reload right after a
+key or a note shows them; a logged-out annotator keeps the unsaved labels, which are sent after
+logging in; an error never replaces the page (DEBUG too); Submit waits for what is unsaved;
+`e` keeps labels set by hand and is undone with `u`."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.sessions.models import Session
+
+from annotate.models import LabelSource, StepLabel
+from tests.factories import make_project, make_trace, make_user
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+PASSWORD = "correct horse battery staple"
+CHANGES = "**/api/traces/*/changes/"
+
+
+def saved(trace) -> dict[int, tuple[int | None, str]]:  # type: ignore[no-untyped-def]
+    return {
+        index: (value, source)
+        for index, value, source in StepLabel.objects.filter(step__trace=trace).values_list(
+            "step__index", "value", "source"
+        )
+    }
+
+
+def wait_saved(page, trace, expected: dict[int, int | None]) -> dict[int, tuple[int | None, str]]:  # type: ignore[no-untyped-def]
+    """Poll the database (the page's requests land on the live server) until it holds these."""
+    rows: dict[int, tuple[int | None, str]] = {}
+    for _ in range(100):
+        rows = saved(trace)
+        if all(rows.get(i, (None, ""))[0] == v for i, v in expected.items()):
+            return rows
+        page.wait_for_timeout(100)
+    raise AssertionError(f"the server has {rows}, not {expected}")
+
+
+def value_on_page(page, index: int) -> str | None:  # type: ignore[no-untyped-def]
+    return page.get_attribute(f"#step-{index}-controls", "data-value")
+
+
+@pytest.fixture
+def world(page):  # type: ignore[no-untyped-def]
+    annotator = make_user("dana", password=PASSWORD)
+    project = make_project("durable", members={annotator: "annotator"})
+    trace = make_trace(project, steps=[f"Step {n}: $x = {n}$." for n in range(6)])
+    dialogs: list[str] = []
+
+    def on_dialog(dialog) -> None:  # type: ignore[no-untyped-def]
+        dialogs.append(dialog.type)
+        dialog.accept()
+
+    page.on("dialog", on_dialog)
+    page.goto(f"/t/{trace.pk}/")
+    page.fill("#id_username", "dana")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**/t/{trace.pk}/")
+    page.wait_for_selector("#trace-page[data-ready=true]")
+    return {"trace": trace, "user": annotator, "dialogs": dialogs}
+
+
+def test_a_failed_save_shows_on_its_step_and_is_retried_until_saved(page, world) -> None:  # type: ignore[no-untyped-def]
+    trace = world["trace"]
+    failures = {"left": 1}
+
+    def flaky(route) -> None:  # type: ignore[no-untyped-def]
+        if failures["left"]:
+            failures["left"] -= 1
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    page.route(CHANGES, flaky)
+    page.keyboard.press("3")  # step 1: -1, its request fails
+    page.wait_for_selector("#step-0[data-save=failed]")
+    assert "not saved" in page.inner_text("#step-0 .save-state")
+    assert "Not saved" in page.inner_text("#save-banner")
+    page.keyboard.press("1")  # step 2 goes after it, in order
+    # Submit is refused while a change is unsaved, naming the step.
+    page.click("#submit-button")
+    assert "Not submitted: steps 1, 2 not saved yet" in page.inner_text("#submit-pending")
+    # The retry (backoff: 1 s) succeeds: both labels on the server, the steps say saved.
+    rows = wait_saved(page, trace, {0: -1, 1: 1})
+    assert rows[0] == (-1, LabelSource.HAND)
+    page.wait_for_function("!document.querySelector('.step[data-save=failed]')")
+    assert page.is_hidden("#save-banner")
+    assert failures["left"] == 0
+    assert world["dialogs"] == []
+
+
+def test_a_reload_right_after_a_key_and_a_note_shows_them(page, world) -> None:  # type: ignore[no-untyped-def]
+    trace = world["trace"]
+    # The server is slow to get the saves (here: it never does while the page is open), so the
+    # reload's page is served before them: the page shows them from the browser's change log.
+    page.route(CHANGES, lambda route: route.abort("connectionreset"))
+    page.keyboard.press("1")
+    page.keyboard.press("n")
+    page.keyboard.type("typed, then reloaded")
+    page.reload()
+    page.wait_for_selector("#trace-page[data-ready=true]")
+    assert value_on_page(page, 0) == "1"
+    assert page.input_value("#note-1") == "typed, then reloaded"
+    # (The keepalive request sent as the page went may have landed meanwhile: either way the
+    # page shows the changes, and sends again those it has not seen confirmed.)
+    # Once the server can be reached, they are sent and confirmed.
+    page.unroute(CHANGES)
+    if page.is_visible("#save-banner-retry"):
+        page.click("#save-banner-retry")
+    wait_saved(page, trace, {0: 1})
+    for _ in range(50):
+        if (
+            StepLabel.objects.filter(step__trace=trace, step__index=1)
+            .values_list("note", flat=True)
+            .first()
+        ):
+            break
+        page.wait_for_timeout(100)
+    assert StepLabel.objects.get(step__trace=trace, step__index=1).note == "typed, then reloaded"
+    page.reload()
+    page.wait_for_selector("#trace-page[data-ready=true]")
+    assert value_on_page(page, 0) == "1"
+    assert page.evaluate(
+        "Object.keys(localStorage).map(k => JSON.parse(localStorage[k]).changes.length)"
+    ) == [0]
+
+
+def test_logged_out_keeps_the_labels_and_sends_them_after_logging_in(page, world) -> None:  # type: ignore[no-untyped-def]
+    trace = world["trace"]
+    page.keyboard.press("1")
+    wait_saved(page, trace, {0: 1})
+    Session.objects.all().delete()  # the session expires
+    page.keyboard.press("3")
+    page.keyboard.press("1")
+    page.wait_for_selector("#save-banner:not([hidden])")
+    text = page.inner_text("#save-banner")
+    assert "You were logged out: log in again" in text
+    assert "2 unsaved changes" in text and "steps 2, 3" in text
+    assert page.url.endswith(f"/t/{trace.pk}/")  # the page is still there
+    page.click("#save-banner-login")
+    page.wait_for_url("**/accounts/login/**")
+    page.fill("#id_username", "dana")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**/t/{trace.pk}/")
+    page.wait_for_selector("#trace-page[data-ready=true]")
+    assert [value_on_page(page, i) for i in range(3)] == ["1", "-1", "1"]
+    wait_saved(page, trace, {0: 1, 1: -1, 2: 1})
+
+
+def test_an_error_never_replaces_the_page_even_in_debug(page, world, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.DEBUG = True  # django-htmx's debug handler is on the page
+    trace = world["trace"]
+    page.route("**/scoring/**", lambda route: route.fulfill(status=500, body="<h1>boom</h1>"))
+    page.route(CHANGES, lambda route: route.fulfill(status=500, body="<h1>Server Error</h1>"))
+    page.reload()
+    page.wait_for_selector("#trace-page[data-ready=true]")
+    page.keyboard.press("1")
+    page.wait_for_selector("#step-0[data-save=failed]")
+    page.wait_for_timeout(500)
+    assert page.locator("#trace-page").count() == 1
+    assert "boom" not in page.content()
+    assert "the server answered 500" in page.inner_text("#save-banner")
+    page.unroute(CHANGES)
+    page.click("#save-banner-retry")
+    wait_saved(page, trace, {0: 1})
+
+
+def test_e_keeps_hand_labels_and_u_undoes_it(page, world) -> None:  # type: ignore[no-untyped-def]
+    trace = world["trace"]
+    page.keyboard.press("3")  # step 1: -1 by hand
+    page.keyboard.press("2")  # step 2: 0 by hand
+    page.keyboard.press("j")
+    page.keyboard.press("j")  # step 4
+    page.keyboard.press("e")
+    rows = wait_saved(page, trace, {0: -1, 1: 0, 2: 1, 3: 1, 4: -1})
+    assert rows[2] == (1, LabelSource.FILLED)
+    assert rows[4] == (-1, LabelSource.FIRST_ERROR)
+    assert "Kept your own labels on steps 1, 2" in page.inner_text("#label-notice")
+    assert page.is_visible("#step-2 .source-mark")  # "filled" is shown on the step
+    page.keyboard.press("u")  # undo `e`: steps 3 to 5 as they were (unlabelled)
+    assert [value_on_page(page, i) for i in (2, 3, 4)] == ["", "", ""]
+    rows = wait_saved(page, trace, {0: -1, 1: 0, 2: None, 3: None, 4: None})
+    page.keyboard.press("Shift+U")  # redo
+    wait_saved(page, trace, {2: 1, 3: 1, 4: -1})
+    page.keyboard.press("Control+z")
+    wait_saved(page, trace, {2: None, 3: None, 4: None})
+    page.keyboard.press("a")  # all correct: hand labels kept, said so
+    rows = wait_saved(page, trace, {0: -1, 1: 0, 2: 1, 5: 1})
+    assert rows[5] == (1, LabelSource.FILLED)

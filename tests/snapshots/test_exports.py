@@ -77,6 +77,37 @@ def test_every_prm800k_record_comes_back_exactly() -> None:
     assert sorted(lines(snapshot)) == sorted(source_lines(path))
 
 
+def _map_ratings(record: Any, neutral: str) -> Any:
+    """The record with every rating 0 mapped as --neutral says and nothing else touched."""
+    to = {"positive": 1, "negative": -1, "drop": None}[neutral]
+    out = json.loads(json.dumps(record))
+    for step in out["label"]["steps"]:
+        for completion in [*(step["completions"] or []), step.get("human_completion")]:
+            if isinstance(completion, dict) and completion.get("rating") == 0:
+                completion["rating"] = to
+    return out
+
+
+@pytest.mark.parametrize("neutral", ["positive", "negative", "drop"])
+def test_prm800k_with_a_neutral_mapping_changes_only_the_neutral_ratings(neutral: str) -> None:
+    project = make_project("prm-neutral")
+    path = DATA / "prm800k_sample.jsonl"
+    import_file(project, path, "prm800k")
+    snapshot = build(project, format="prm800k", labels="all", neutral=neutral)
+    got = lines(snapshot)
+    source = source_lines(path)
+    untouched = [
+        line for line in source if _map_ratings(json.loads(line), neutral) == json.loads(line)
+    ]
+    assert untouched  # records without any neutral rating: the very same line
+    assert set(untouched) <= set(got)
+    # The others keep labeler, generation, screening flags, timestamps and alternatives: only
+    # their 0 ratings change.
+    expected = sorted(json.dumps(_map_ratings(json.loads(line), neutral)) for line in source)
+    assert sorted(json.dumps(json.loads(line)) for line in got) == expected
+    assert len(got) == len(source) == 8
+
+
 def test_records_not_in_the_repository_round_trip_too() -> None:
     """The shared data holds no ProcessBench/PRM800K record the repository lacks (checked here), so
     records the repository does not hold are made from real ones: other ids, keys in another order,

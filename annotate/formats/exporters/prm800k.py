@@ -1,7 +1,9 @@
 """PRM800K rows: the raw labelling schema (-1 / 0 / +1), one row per labeler's pass.
 
 An annotation imported from PRM800K whose labels are still the ones its record gives is written back
-as the raw record, exactly (and so are further sessions of the same labeler kept beside it). Other
+as the raw record, exactly (and so are further sessions of the same labeler kept beside it); with a
+neutral mapping, a raw record holding a 0 rating has its 0 ratings mapped (alternatives included) and
+nothing else changed, and one without any is written back exactly. Other
 passes (made in steplens, or gold/majority labels) are written in the same schema as a phase-2
 record: the trace's steps are `pre_generated_steps`, and each labelled step of the labelled prefix
 is one entry of `label.steps` with the step itself as its only completion.
@@ -18,11 +20,12 @@ is one entry of `label.steps` with the step itself as its only completion.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 from .. import prm800k as source_format
-from .base import ExportRecord, ExportRow, labelled_prefix, map_labels
+from .base import ExportRecord, ExportRow, labelled_prefix, map_label, map_labels
 
 NAME = "prm800k"
 PARQUET_SCHEMA = None
@@ -36,7 +39,7 @@ def needs_neutral_mapping(options: dict[str, Any]) -> bool:
 def _raw_records(record: ExportRecord, neutral: str) -> list[dict[str, Any]] | None:
     """The imported raw records of this pass, if its labels are still theirs (and unmapped)."""
     annotation = record.annotation
-    if not annotation or not annotation.get("imported") or neutral:
+    if not annotation or not annotation.get("imported"):
         return None
     metadata = annotation.get("metadata") or {}
     if source_format.SOURCE not in metadata:
@@ -53,6 +56,33 @@ def _raw_records(record: ExportRecord, neutral: str) -> list[dict[str, Any]] | N
     if values != record.labels or (record.flagged and flags != record.flagged):
         return None  # relabelled in steplens since the import
     return raw
+
+
+def _map_neutral(raw: dict[str, Any], neutral: str) -> dict[str, Any]:
+    """The raw record with each 0 rating (of every completion and human completion) mapped as
+    `neutral` says (`drop`: null, PRM800K's "not rated"); the record itself when it has none.
+
+    >>> raw = {"label": {"steps": [{"completions": [{"text": "a", "rating": 0}],
+    ...     "human_completion": None}, {"completions": None, "human_completion": None}]}}
+    >>> _map_neutral(raw, "negative")["label"]["steps"][0]["completions"][0]["rating"]
+    -1
+    >>> _map_neutral(raw, "") is raw, raw["label"]["steps"][0]["completions"][0]["rating"]
+    (True, 0)
+    """
+
+    def rated(step: dict[str, Any]) -> list[dict[str, Any]]:
+        human = step.get("human_completion")
+        return [*(step.get("completions") or []), *([human] if isinstance(human, dict) else [])]
+
+    steps = raw["label"]["steps"]
+    if not neutral or not any(c.get("rating") == 0 for s in steps for c in rated(s)):
+        return raw
+    mapped = json.loads(json.dumps(raw))  # a deep copy, key order kept
+    for step in mapped["label"]["steps"]:
+        for completion in rated(step):
+            if completion.get("rating") == 0:
+                completion["rating"] = map_label(0, neutral)
+    return mapped
 
 
 def _ratings(raw: dict[str, Any]) -> list[int]:
@@ -75,6 +105,7 @@ def rows(
         raw = _raw_records(record, neutral)
         if raw is not None:
             for data in raw:
+                data = _map_neutral(data, neutral)
                 yield ExportRow(data=data, labels=_ratings(data))
             continue
         labels = map_labels(record.labels, neutral)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import hashlib
+import io
 import json
 from collections import Counter
 from pathlib import Path
@@ -138,13 +139,13 @@ def test_records_not_in_the_repository_round_trip_too() -> None:
     project = make_project("heldout")
     traces_import(
         project=project,
-        stream=iter(m.encode() + b"\n" for m in made),
+        stream=io.BytesIO(b"".join(m.encode() + b"\n" for m in made)),
         filename="pb",
         format="processbench",
     )
     traces_import(
         project=project,
-        stream=iter(m.encode() + b"\n" for m in prm_made),
+        stream=io.BytesIO(b"".join(m.encode() + b"\n" for m in prm_made)),
         filename="prm",
         format="prm800k",
     )

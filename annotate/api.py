@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import authenticate
+from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.http import Http404
@@ -24,7 +25,7 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from . import imports, selectors, services, tokens
-from .models import Annotation, FinishReason, Trace
+from .models import Annotation, FinishReason, LabelScheme, Project, Role, Trace
 from .selectors import MY_STATUS_NEW
 from .serializers import (
     LABEL_VALUE_CHOICES,
@@ -194,6 +195,38 @@ class ProjectListApi(ApiView):
             project.my_role = roles.get(project.pk)
         return paginator.get_paginated_response(ProjectSerializer(page, many=True).data)
 
+    class CreateSerializer(serializers.Serializer):
+        slug = serializers.SlugField(max_length=100)
+        name = serializers.CharField(max_length=200, required=False, default="")
+        guidelines = serializers.CharField(required=False, allow_blank=True, default="")
+        label_scheme = serializers.ChoiceField(
+            choices=LabelScheme.choices, default=LabelScheme.TERNARY
+        )
+        overlap = serializers.IntegerField(min_value=1, max_value=20, default=1)
+        blind = serializers.BooleanField(default=False)
+
+        class Meta:
+            ref_name = "ProjectCreateInput"
+
+    @extend_schema(
+        tags=[TAG_PROJECTS], request=CreateSerializer, responses={201: ProjectDetailSerializer}
+    )
+    def post(self, request: Request) -> Response:
+        """Create a project (site admins)."""
+        if not selectors.user_is_site_admin(user=request.user):
+            raise PermissionDenied("Site admins only.")
+        data = self.CreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        project = services.project_create(**data.validated_data)
+        return Response(_project_detail(request, project).data, status=status.HTTP_201_CREATED)
+
+
+def _project_detail(request: Request, project: Project) -> ProjectDetailSerializer:
+    project.my_role = selectors.project_role(user=request.user, project=project)
+    project.my_progress = selectors.labelling_progress(user=request.user, project=project)
+    project.trace_count = selectors.trace_list_for_user(user=request.user, project=project).count()
+    return ProjectDetailSerializer(project)
+
 
 class ProjectDetailApi(ApiView):
     """A project: label scheme, overlap, blind flag, guidelines, your role and your progress."""
@@ -201,12 +234,30 @@ class ProjectDetailApi(ApiView):
     @extend_schema(tags=[TAG_PROJECTS], responses=ProjectDetailSerializer)
     def get(self, request: Request, slug: str) -> Response:
         project = selectors.project_get_for_user(user=request.user, slug=slug)
-        project.my_role = selectors.project_role(user=request.user, project=project)
-        project.my_progress = selectors.labelling_progress(user=request.user, project=project)
-        project.trace_count = selectors.trace_list_for_user(
-            user=request.user, project=project
-        ).count()
-        return Response(ProjectDetailSerializer(project).data)
+        return Response(_project_detail(request, project).data)
+
+    class UpdateSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200, required=False)
+        guidelines = serializers.CharField(required=False, allow_blank=True)
+        label_scheme = serializers.ChoiceField(
+            choices=LabelScheme.choices,
+            required=False,
+            help_text="Refused (400) once the project has labels.",
+        )
+        overlap = serializers.IntegerField(min_value=1, max_value=20, required=False)
+        blind = serializers.BooleanField(required=False)
+
+        class Meta:
+            ref_name = "ProjectUpdateInput"
+
+    @extend_schema(tags=[TAG_PROJECTS], request=UpdateSerializer, responses=ProjectDetailSerializer)
+    def patch(self, request: Request, slug: str) -> Response:
+        """Change the project's settings (its admins)."""
+        project = selectors.project_get_for_user(user=request.user, slug=slug, min_role=Role.ADMIN)
+        data = self.UpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.project_update(project=project, **data.validated_data)
+        return Response(_project_detail(request, project).data)
 
 
 # --- traces ---------------------------------------------------------------------------------------

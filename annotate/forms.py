@@ -9,7 +9,7 @@ from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 
 from .imports import FORMATS
-from .models import FinishReason, Project
+from .models import FinishReason, LabelScheme, Project
 
 _VALUE_CHOICES = [("", "clear"), ("1", "+1"), ("0", "0"), ("-1", "-1")]
 NOTE_MAX_LENGTH = 20_000
@@ -94,3 +94,31 @@ class ImportForm(forms.Form):
             )
         cleaned["project_slug"] = slug
         return cleaned
+
+
+class ProjectSettingsForm(forms.Form):
+    """A project's own settings (the queue's are review's, the scorers scoring's)."""
+
+    name = forms.CharField(max_length=200)
+    guidelines = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 8}),
+        help_text="Markdown with LaTeX, shown to annotators above the queue and on each trace.",
+    )
+    label_scheme = forms.ChoiceField(
+        choices=LabelScheme.choices,
+        help_text="Fixed once the project has labels (they would be read under another scheme).",
+    )
+    overlap = forms.IntegerField(
+        min_value=1, max_value=20, help_text="How many annotators label each trace independently."
+    )
+    blind = forms.BooleanField(
+        required=False, help_text="Hide PRM scores until the annotator submits."
+    )
+
+
+class ProjectCreateForm(ProjectSettingsForm):
+    slug = forms.SlugField(
+        max_length=100, help_text="The project's short name in URLs and commands, e.g. gsm8k-audit."
+    )
+    field_order = ["slug", "name"]

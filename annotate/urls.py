@@ -10,6 +10,11 @@ app_name = "annotate"
 urlpatterns = [
     path("", views.home, name="home"),
     path("import/", views.import_traces, name="import"),
+    path("projects/new/", views.project_new, name="project_new"),
+    path("p/<slug:slug>/settings/", views.project_settings, name="project_settings"),
+    path(
+        "p/<slug:slug>/settings/preview/", views.guidelines_preview, name="guidelines_preview"
+    ),
     path("account/tokens/", views.account_tokens, name="tokens"),
     path("account/tokens/<int:token_id>/revoke/", views.account_token_revoke, name="token_revoke"),
     path("t/<int:trace_id>/", views.trace, name="trace"),

@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -17,7 +17,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from config.types import AuthedRequest
 
 from . import selectors, services, tokens
-from .forms import HeartbeatForm, ImportForm, StepLabelForm, SubmitForm
+from .forms import (
+    HeartbeatForm,
+    ImportForm,
+    ProjectCreateForm,
+    ProjectSettingsForm,
+    StepLabelForm,
+    SubmitForm,
+)
 from .hotkeys import hotkeys_for
 from .imports import ImportFileError, project_for_import, traces_import
 from .models import (
@@ -29,6 +36,7 @@ from .models import (
     StepPart,
     Trace,
 )
+from .rendering import render_markdown
 
 # ---------------------------------------------------------------------------------------------
 # Projects and queues
@@ -53,6 +61,68 @@ def home(request: AuthedRequest) -> HttpResponse:
         "annotate/home.html",
         {"rows": rows, "is_site_admin": selectors.user_is_site_admin(user=request.user)},
     )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_new(request: AuthedRequest) -> HttpResponse:
+    """A new project, made in the app (site admins), then its settings and members."""
+    if not selectors.user_is_site_admin(user=request.user):
+        raise PermissionDenied("Site admins only.")
+    form = ProjectCreateForm(request.POST or None, initial={"overlap": 1})
+    if request.method == "POST" and form.is_valid():
+        try:
+            project = services.project_create(**form.cleaned_data)
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, f"Project {project.slug} created: now add its members.")
+            return redirect("annotate:project_settings", slug=project.slug)
+    return render(
+        request, "annotate/project_new.html", {"form": form}, status=400 if form.errors else 200
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_settings(request: AuthedRequest, slug: str) -> HttpResponse:
+    """The project's settings (admins): name, guidelines with a preview, scheme, overlap, blind;
+    the queue's settings and the scorers are drawn by review's and scoring's own pieces."""
+    project = selectors.project_get_for_user(user=request.user, slug=slug, min_role=Role.ADMIN)
+    fields = ("name", "guidelines", "label_scheme", "overlap", "blind")
+    form = ProjectSettingsForm(
+        request.POST or None, initial={f: getattr(project, f) for f in fields}
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.project_update(project=project, **form.cleaned_data)
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, "Settings saved.")
+            return redirect("annotate:project_settings", slug=project.slug)
+    return render(
+        request,
+        "annotate/project_settings.html",
+        {"project": project, "form": form},
+        status=400 if form.errors else 200,
+    )
+
+
+@login_required
+@require_POST
+def guidelines_preview(request: AuthedRequest, slug: str) -> HttpResponse:
+    """The guidelines as annotators will see them (htmx, while the admin types)."""
+    selectors.project_get_for_user(user=request.user, slug=slug, min_role=Role.ADMIN)
+    return HttpResponse(render_markdown(request.POST.get("guidelines", "")))
+
+
+def _form_errors(form: Any, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)
 
 
 # ---------------------------------------------------------------------------------------------

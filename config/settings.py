@@ -234,6 +234,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # No validator badge: Swagger UI would fetch it from validator.swagger.io.
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    # One name for the project roles, wherever a serializer uses them.
+    "ENUM_NAME_OVERRIDES": {"RoleEnum": "annotate.models.Role"},
 }
 
 # Celery: an embedded filesystem broker by default (no server needed), Redis when set.

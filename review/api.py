@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotate import selectors as annotate_selectors
+from annotate import services as annotate_services
 from annotate.api import ApiView, trace_detail_response
 from annotate.models import Role
 from annotate.rendering import short_trace_id
@@ -126,10 +127,16 @@ class QueueTakeApi(ApiView):
 
 
 class QueueStrategyApi(ApiView):
-    """Order the project's queue by another strategy (project admins)."""
+    """Order the project's queue by another strategy, and set its lease time (project admins)."""
 
     class InputSerializer(serializers.Serializer):
         strategy = serializers.ChoiceField(choices=QueueStrategy.choices)
+        lease_minutes = serializers.IntegerField(
+            required=False,
+            min_value=1,
+            max_value=24 * 60,
+            help_text="How long a trace handed out stays its annotator's.",
+        )
 
         class Meta:
             ref_name = "QueueStrategyInput"
@@ -141,7 +148,11 @@ class QueueStrategyApi(ApiView):
         project = annotate_selectors.project_get_for_user(
             user=request.user, slug=slug, min_role=Role.ADMIN
         )
-        services.strategy_set(project=project, strategy=data.validated_data["strategy"])
+        services.strategy_set(
+            project=project,
+            strategy=data.validated_data["strategy"],
+            lease_minutes=data.validated_data.get("lease_minutes"),
+        )
         return QueueApi().get(request, slug)
 
 
@@ -784,3 +795,101 @@ class DataBulkApi(ApiView):
             options={k: given[k] for k in ("annotator", "scorer", "confirm") if k in given},
         )
         return Response(BulkActionSerializer(done).data)
+
+
+# --- members --------------------------------------------------------------------------------------
+
+TAG_MEMBERS = "members"
+
+
+class MemberSerializer(serializers.Serializer):
+    username = serializers.CharField(source="membership.user.username")
+    role = serializers.CharField(source="membership.role")
+    assigned = serializers.IntegerField()
+    in_progress = serializers.IntegerField()
+    done = serializers.IntegerField()
+    skipped = serializers.IntegerField()
+    seconds_per_trace = serializers.FloatField(allow_null=True)
+    gold_steps = serializers.IntegerField(help_text="Steps the kappa with gold rests on.")
+    kappa_with_gold = serializers.FloatField(allow_null=True)
+    mean_pair_kappa = serializers.FloatField(allow_null=True)
+
+
+def _member_rows(project: Any, username: str | None = None) -> list[Any]:
+    rows = selectors.member_progress(project=project)
+    return [r for r in rows if username is None or r.membership.user.username == username]
+
+
+class MemberListApi(ApiView):
+    """The project's members with their progress and agreement (admins); add or create one."""
+
+    class InputSerializer(serializers.Serializer):
+        username = serializers.CharField(max_length=150)
+        role = serializers.ChoiceField(choices=Role.choices, default=Role.ANNOTATOR)
+        create = serializers.BooleanField(
+            default=False, help_text="Make the account first (with `password`)."
+        )
+        password = serializers.CharField(required=False, default="", write_only=True)
+
+        class Meta:
+            ref_name = "MemberInput"
+
+    @extend_schema(tags=[TAG_MEMBERS], responses=MemberSerializer(many=True))
+    def get(self, request: Request, slug: str) -> Response:
+        project = annotate_selectors.project_get_for_user(
+            user=request.user, slug=slug, min_role=Role.ADMIN
+        )
+        return Response(MemberSerializer(_member_rows(project), many=True).data)
+
+    @extend_schema(tags=[TAG_MEMBERS], request=InputSerializer, responses={201: MemberSerializer})
+    def post(self, request: Request, slug: str) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        project = annotate_selectors.project_get_for_user(
+            user=request.user, slug=slug, min_role=Role.ADMIN
+        )
+        given = data.validated_data
+        annotate_services.member_add(
+            project=project,
+            username=given["username"],
+            role=given["role"],
+            password=given["password"],
+            create=given["create"],
+        )
+        row = _member_rows(project, given["username"].strip())[0]
+        return Response(MemberSerializer(row).data, status=status.HTTP_201_CREATED)
+
+
+class MemberDetailApi(ApiView):
+    """One member of the project (admins): change the role, or take them off the project."""
+
+    class InputSerializer(serializers.Serializer):
+        role = serializers.ChoiceField(choices=Role.choices)
+
+        class Meta:
+            ref_name = "MemberRoleInput"
+
+    def _member(self, request: Request, slug: str, username: str) -> Any:
+        project = annotate_selectors.project_get_for_user(
+            user=request.user, slug=slug, min_role=Role.ADMIN
+        )
+        member = get_object_or_404(
+            annotate_selectors.project_members(project=project), user__username=username
+        )
+        return project, member
+
+    @extend_schema(tags=[TAG_MEMBERS], request=InputSerializer, responses=MemberSerializer)
+    def patch(self, request: Request, slug: str, username: str) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        project, member = self._member(request, slug, username)
+        annotate_services.membership_set(
+            project=project, user=member.user, role=data.validated_data["role"]
+        )
+        return Response(MemberSerializer(_member_rows(project, username)[0]).data)
+
+    @extend_schema(tags=[TAG_MEMBERS], responses={204: None})
+    def delete(self, request: Request, slug: str, username: str) -> Response:
+        project, member = self._member(request, slug, username)
+        annotate_services.member_remove(project=project, user=member.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -32,6 +32,12 @@ urlpatterns = [
         api.GoldSetApi.as_view(),
         name="gold-set",
     ),
+    path("projects/<slug:slug>/members/", api.MemberListApi.as_view(), name="member-list"),
+    path(
+        "projects/<slug:slug>/members/<str:username>/",
+        api.MemberDetailApi.as_view(),
+        name="member-detail",
+    ),
     path("projects/<slug:slug>/data/", api.DataBrowserApi.as_view(), name="data"),
     path("projects/<slug:slug>/data/bulk/", api.DataBulkApi.as_view(), name="data-bulk"),
     path("projects/<slug:slug>/audit/", api.AuditReportApi.as_view(), name="audit"),

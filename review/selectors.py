@@ -6,6 +6,7 @@ import itertools
 import math
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Count, F
@@ -15,6 +16,7 @@ from annotate.models import (
     Annotation,
     AnnotationStatus,
     GoldLabel,
+    Membership,
     Problem,
     Project,
     Role,
@@ -28,7 +30,7 @@ from scoring.models import RunStatus, Scorer, ScoreRun, StepScore
 from scoring.prm.aggregate import aggregate
 
 from . import agreement
-from .models import GoldLabelChange, TracePriority
+from .models import Assignment, AssignmentStatus, GoldLabelChange, TracePriority
 
 UserLike = User | AnonymousUser
 
@@ -351,3 +353,51 @@ def project_agreement(*, project: Project) -> agreement.ProjectAgreement:
         pairs=pairs,
         stats=sorted(stats.values(), key=lambda s: s.username),
     )
+
+
+@dataclass
+class MemberProgress:
+    """One member's work on a project, for the lead who wants to see who needs help."""
+
+    membership: Membership
+    assigned: int  # traces leased or assigned to them, not yet submitted
+    in_progress: int
+    done: int
+    skipped: int
+    seconds_per_trace: float | None
+    gold_steps: int  # steps of theirs that have a gold label: what kappa_with_gold rests on
+    kappa_with_gold: float | None
+    mean_pair_kappa: float | None
+
+
+def member_progress(*, project: Project) -> list[MemberProgress]:
+    """Every member with their counts and agreement (the caller checked the admin role)."""
+
+    def counts(queryset: Any, key: str) -> dict[int, int]:
+        return dict(queryset.values(key).annotate(n=Count("pk")).values_list(key, "n"))
+
+    assignments = Assignment.objects.filter(project=project)
+    assigned = counts(assignments.filter(status=AssignmentStatus.LEASED), "annotator_id")
+    skipped = counts(assignments.filter(status=AssignmentStatus.SKIPPED), "annotator_id")
+    mine = Annotation.objects.filter(trace__project=project, imported=False)
+    in_progress = counts(mine.filter(status=AnnotationStatus.IN_PROGRESS), "annotator_id")
+    stats = {s.user_id: s for s in project_agreement(project=project).stats}
+    rows = []
+    for membership in annotate_selectors.project_members(project=project):
+        user_id = membership.user_id
+        s = stats.get(user_id)
+        done = s.traces_submitted if s else 0
+        rows.append(
+            MemberProgress(
+                membership=membership,
+                assigned=assigned.get(user_id, 0),
+                in_progress=in_progress.get(user_id, 0),
+                done=done,
+                skipped=skipped.get(user_id, 0),
+                seconds_per_trace=s.active_seconds / done if s and done else None,
+                gold_steps=s.gold_steps if s else 0,
+                kappa_with_gold=s.kappa_with_gold if s else None,
+                mean_pair_kappa=s.mean_pair_kappa if s else None,
+            )
+        )
+    return rows

@@ -85,15 +85,22 @@ def queue_settings_get(*, project: Project) -> QueueSettings:
     return settings
 
 
-def strategy_set(*, project: Project, strategy: str) -> QueueSettings:
-    """Order the project's queue by another strategy: one UPDATE copies the stored signal."""
+def strategy_set(
+    *, project: Project, strategy: str, lease_minutes: int | None = None
+) -> QueueSettings:
+    """Order the project's queue by another strategy: one UPDATE copies the stored signal.
+    With `lease_minutes`, also how long a trace handed out stays its annotator's."""
     if strategy not in QueueStrategy.values:
         raise ValidationError({"strategy": f"Unknown strategy {strategy!r}."})
+    if lease_minutes is not None and not 1 <= lease_minutes <= 24 * 60:
+        raise ValidationError({"lease_minutes": "A lease lasts from 1 minute to 24 hours (1440)."})
     with transaction.atomic():
         settings = queue_settings_get(project=project)
         _queue_lock(project)
         settings.strategy = strategy
-        settings.save(update_fields=["strategy"])
+        if lease_minutes is not None:
+            settings.lease_minutes = lease_minutes
+        settings.save(update_fields=["strategy", "lease_minutes"])
         column = _STRATEGY_COLUMN.get(QueueStrategy(strategy))
         TracePriority.objects.filter(project=project).update(priority=F(column) if column else 0.0)
     return settings

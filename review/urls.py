@@ -13,6 +13,8 @@ urlpatterns = [
     path("p/<slug:slug>/next/", views.queue_next, name="next"),
     path("t/<int:trace_id>/skip/", views.trace_skip, name="skip"),
     path("p/<slug:slug>/strategy/", views.queue_strategy, name="queue_strategy"),
+    # Members and their progress (project admins).
+    path("p/<slug:slug>/members/", views.members, name="members"),
     # The data browser and its bulk actions.
     path("p/<slug:slug>/data/", views.data_browser, name="data"),
     path("p/<slug:slug>/data/bulk/", views.data_bulk, name="data_bulk"),

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
 from annotate import selectors as annotate_selectors
+from annotate import services as annotate_services
 from annotate.models import Role
 from config.types import AuthedRequest
 from scoring import services as scoring_services
@@ -48,6 +49,7 @@ class SkipForm(forms.Form):
 
 class StrategyForm(forms.Form):
     strategy = forms.ChoiceField(choices=QueueStrategy.choices)
+    lease_minutes = forms.IntegerField(min_value=1, max_value=24 * 60, required=False)
 
 
 def _errors(form: forms.Form) -> str:
@@ -153,10 +155,16 @@ def queue_strategy(request: AuthedRequest, slug: str) -> HttpResponse:
     )
     form = StrategyForm(request.POST)
     if form.is_valid():
-        services.strategy_set(project=project, strategy=form.cleaned_data["strategy"])
-        messages.success(request, "Queue strategy saved.")
+        services.strategy_set(
+            project=project,
+            strategy=form.cleaned_data["strategy"],
+            lease_minutes=form.cleaned_data["lease_minutes"],
+        )
+        messages.success(request, "Queue settings saved.")
     else:
         messages.error(request, _errors(form))
+    if request.POST.get("back") == "settings":
+        return redirect("annotate:project_settings", slug=project.slug)
     return redirect("review:queue", slug=project.slug)
 
 
@@ -407,3 +415,66 @@ def data_bulk(request: AuthedRequest, slug: str) -> HttpResponse:
             f"{done.get_action_display()}: {done.changed} of {done.selected} traces changed.",
         )
     return redirect(back)
+
+
+# --- members --------------------------------------------------------------------------------------
+
+
+class MemberForm(forms.Form):
+    op = forms.ChoiceField(
+        choices=[("add", "add"), ("create", "create"), ("role", "role"), ("remove", "remove")]
+    )
+    username = forms.CharField(max_length=150)
+    role = forms.ChoiceField(choices=Role.choices, required=False)
+    password = forms.CharField(required=False, widget=forms.PasswordInput)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def members(request: AuthedRequest, slug: str) -> HttpResponse:
+    """The project's members (admins): add existing accounts or create them, set roles, remove;
+    each member's progress and agreement, so that a lead sees who needs help."""
+    project = annotate_selectors.project_get_for_user(
+        user=request.user, slug=slug, min_role=Role.ADMIN
+    )
+    if request.method == "POST":
+        form = MemberForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, _errors(form))
+            return redirect("review:members", slug=project.slug)
+        data = form.cleaned_data
+        try:
+            if data["op"] in ("add", "create"):
+                annotate_services.member_add(
+                    project=project,
+                    username=data["username"],
+                    role=data["role"] or Role.ANNOTATOR,
+                    password=data["password"],
+                    create=data["op"] == "create",
+                )
+                messages.success(request, f"{data['username']} is a member now.")
+            else:
+                member = get_object_or_404(
+                    annotate_selectors.project_members(project=project),
+                    user__username=data["username"],
+                )
+                if data["op"] == "role":
+                    annotate_services.membership_set(
+                        project=project, user=member.user, role=data["role"] or Role.ANNOTATOR
+                    )
+                    messages.success(request, f"{data['username']} is {data['role']} now.")
+                else:
+                    annotate_services.member_remove(project=project, user=member.user)
+                    messages.success(request, f"{data['username']} no longer sees the project.")
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        return redirect("review:members", slug=project.slug)
+    return render(
+        request,
+        "review/members.html",
+        {
+            "project": project,
+            "rows": selectors.member_progress(project=project),
+            "roles": Role.choices,
+        },
+    )

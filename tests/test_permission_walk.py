@@ -165,8 +165,15 @@ EXPECTATIONS: dict[str, dict[str, E]] = {
         "POST": E(302, 404, 403, 403, 302, data={"scorer": "tool"}),
     },
     # --- REST API: projects, traces, labels
-    "/api/projects/": {"GET": E(401, 200, 200, 200, 200)},  # everyone lists their own projects
-    "/api/projects/{slug}/": {"GET": API_MEMBERS},
+    # Everyone lists their own projects; only site admins create one (none of the visitors is).
+    "/api/projects/": {
+        "GET": E(401, 200, 200, 200, 200),
+        "POST": E(401, 403, 403, 403, 403, data={"slug": "walk-new"}),
+    },
+    "/api/projects/{slug}/": {
+        "GET": API_MEMBERS,
+        "PATCH": E(401, 404, 403, 403, 200, data={"guidelines": "walk"}),
+    },
     "/api/projects/{slug}/traces/": {"GET": API_MEMBERS},
     "/api/projects/{slug}/queue/next/": {"GET": API_MEMBERS},
     "/api/traces/{trace_id}/": {"GET": API_MEMBERS},
@@ -228,6 +235,38 @@ EXPECTATIONS: dict[str, dict[str, E]] = {
         "PUT": E(401, 404, 403, 403, 200, data={"scorers": ["tool"]}),
     },
     # --- issue 4: queue, review, agreement, audit (reviewers; annotators 403 "Reviewers only")
+    # --- issue 15: project set-up (site admins create; project admins set up) and members
+    "/projects/new/": {
+        "GET": E(302, 403, 403, 403, 403),
+        "POST": E(302, 403, 403, 403, 403, data={"slug": "walk-new"}),
+    },
+    "/p/{slug}/settings/": {
+        "GET": E(302, 404, 403, 403, 200),
+        "POST": E(
+            302,
+            404,
+            403,
+            403,
+            302,
+            data={"name": "Walk", "label_scheme": "ternary", "overlap": "1"},
+        ),
+    },
+    "/p/{slug}/settings/preview/": {
+        "GET": NO_GET,
+        "POST": E(302, 404, 403, 403, 200, data={"guidelines": "*walk*"}),
+    },
+    "/p/{slug}/members/": {
+        "GET": E(302, 404, 403, 403, 200),
+        "POST": E(302, 404, 403, 403, 302, data={"op": "add", "username": "walk-outsider"}),
+    },
+    "/api/projects/{slug}/members/": {
+        "GET": E(401, 404, 403, 403, 200),
+        "POST": E(401, 404, 403, 403, 201, data={"username": "walk-outsider"}),
+    },
+    "/api/projects/{slug}/members/{username}/": {
+        "PATCH": E(401, 404, 403, 403, 200, data={"role": "reviewer"}),
+        "DELETE": E(401, 404, 403, 403, 204),
+    },
     # --- issue 15: the data browser (reviewers; bulk score and delete: admins)
     "/p/{slug}/data/": {"GET": E(302, 404, 403, 200, 200), "POST": NO_POST},
     "/p/{slug}/data/bulk/": {
@@ -322,6 +361,7 @@ def route_params(w: World) -> dict[str, Any]:
         "filename": w.filename,
         "training_run_id": w.training_run.pk,
         "token_id": w.token_id,
+        "username": "walk-annotator",
     }
 
 

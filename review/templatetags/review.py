@@ -6,7 +6,9 @@ from typing import Any
 
 from django import template
 
-from review.models import SkipReason
+from annotate.models import Project
+from review import services
+from review.models import QueueStrategy, SkipReason
 
 register = template.Library()
 
@@ -17,5 +19,16 @@ def skip_form(context: template.Context, trace_id: int) -> dict[str, Any]:
     return {
         "trace_id": trace_id,
         "skip_reasons": SkipReason.choices,
+        "csrf_token": context.get("csrf_token"),
+    }
+
+
+@register.inclusion_tag("review/_queue_settings_form.html", takes_context=True)
+def queue_settings_form(context: template.Context, project: Project) -> dict[str, Any]:
+    """The queue's settings (order, lease time) for the project's settings page, posted to review."""
+    return {
+        "project": project,
+        "queue_settings": services.queue_settings_get(project=project),
+        "strategies": [(v, label, services.STRATEGY_HELP[v]) for v, label in QueueStrategy.choices],
         "csrf_token": context.get("csrf_token"),
     }

@@ -246,6 +246,10 @@ class ProjectDetailApi(ApiView):
         )
         overlap = serializers.IntegerField(min_value=1, max_value=20, required=False)
         blind = serializers.BooleanField(required=False)
+        hotkeys = serializers.JSONField(
+            required=False,
+            help_text='{"keys": {action: key}, "names": {"1"|"0"|"-1": name}}; {} for defaults.',
+        )
 
         class Meta:
             ref_name = "ProjectUpdateInput"

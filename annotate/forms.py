@@ -115,6 +115,12 @@ class ProjectSettingsForm(forms.Form):
     blind = forms.BooleanField(
         required=False, help_text="Hide PRM scores until the annotator submits."
     )
+    hotkeys = forms.JSONField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text='The labelling page\'s keys and label names, e.g. {"keys": {"plus": "y", '
+        '"minus": "n"}, "names": {"1": "right"}}; empty: the defaults (README, "Labelling").',
+    )
 
 
 class ProjectCreateForm(ProjectSettingsForm):

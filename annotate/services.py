@@ -13,6 +13,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from . import signals
+from .hotkeys import hotkeys_clean
 from .models import (
     Annotation,
     AnnotationStatus,
@@ -50,6 +51,7 @@ def project_create(
     label_scheme: str = LabelScheme.TERNARY,
     overlap: int = 1,
     blind: bool = False,
+    hotkeys: dict[str, Any] | None = None,
 ) -> Project:
     project = Project(
         slug=slug,
@@ -58,6 +60,7 @@ def project_create(
         label_scheme=label_scheme,
         overlap=overlap,
         blind=blind,
+        hotkeys=hotkeys_clean(hotkeys=hotkeys, scheme=label_scheme),
     )
     project.full_clean()
     project.save()
@@ -65,12 +68,12 @@ def project_create(
 
 
 def project_update(*, project: Project, **fields: Any) -> Project:
-    """Change a project's settings (name, guidelines, label_scheme, overlap, blind).
+    """Change a project's settings (name, guidelines, label_scheme, overlap, blind, hotkeys).
 
     The label scheme of a project with labels is never changed silently: it is refused, naming
     how many labels would be read under another scheme (export them, or make a new project).
     """
-    allowed = {"name", "guidelines", "label_scheme", "overlap", "blind"}
+    allowed = {"name", "guidelines", "label_scheme", "overlap", "blind", "hotkeys"}
     unknown = set(fields) - allowed
     if unknown:
         raise ValidationError(f"Not a project setting: {', '.join(sorted(unknown))}.")
@@ -88,6 +91,8 @@ def project_update(*, project: Project, **fields: Any) -> Project:
                     "read under another. Make a new project for the new scheme instead."
                 }
             )
+    if "hotkeys" in fields:
+        fields["hotkeys"] = hotkeys_clean(hotkeys=fields["hotkeys"], scheme=scheme)
     for name, value in fields.items():
         setattr(project, name, value)
     project.full_clean()

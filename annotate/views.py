@@ -89,7 +89,7 @@ def project_settings(request: AuthedRequest, slug: str) -> HttpResponse:
     """The project's settings (admins): name, guidelines with a preview, scheme, overlap, blind;
     the queue's settings and the scorers are drawn by review's and scoring's own pieces."""
     project = selectors.project_get_for_user(user=request.user, slug=slug, min_role=Role.ADMIN)
-    fields = ("name", "guidelines", "label_scheme", "overlap", "blind")
+    fields = ("name", "guidelines", "label_scheme", "overlap", "blind", "hotkeys")
     form = ProjectSettingsForm(
         request.POST or None, initial={f: getattr(project, f) for f in fields}
     )

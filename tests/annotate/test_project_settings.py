@@ -88,3 +88,21 @@ def test_the_api_creates_and_updates_projects() -> None:
     )
     assert changed.status_code == 200 and changed.json()["guidelines"] == "Be careful."
     assert Project.objects.get(slug="api-p").blind
+
+
+def test_hotkeys_are_set_in_the_settings_form_and_a_clash_is_named() -> None:
+    admin = make_user("boss")
+    project = make_project("p", members={admin: "admin"})
+    client = Client()
+    client.force_login(admin)
+    url = reverse("annotate:project_settings", args=["p"])
+    form = {**SETTINGS, "label_scheme": "ternary", "overlap": "1"}
+    saved = client.post(
+        url, {**form, "hotkeys": '{"keys": {"plus": "y"}, "names": {"1": "right"}}'}
+    )
+    assert saved.status_code == 302
+    project.refresh_from_db()
+    assert project.hotkeys == {"keys": {"plus": "y"}, "names": {"1": "right"}}
+    clash = client.post(url, {**form, "hotkeys": '{"keys": {"plus": "j"}}'})
+    assert clash.status_code == 400
+    assert "keys.plus: &#x27;j&#x27; is already the key of next." in clash.content.decode()

@@ -30,7 +30,7 @@ from django.db.models.fields.json import KT
 from django.utils import timezone
 
 from . import services, signals
-from .formats import PARSERS
+from .formats import PARSERS, ROW_GROUPERS
 from .formats.base import (
     FormatError,
     ParsedAnnotation,
@@ -233,12 +233,12 @@ def _records(
 ) -> Iterator[ParsedTrace]:
     """Each record of the file parsed and checked, with its line; a bad one raises ImportFileError."""
     parse = PARSERS[format]
+    group = ROW_GROUPERS.get(format)
     max_step, max_problem = settings.STEPLENS_MAX_STEP_CHARS, settings.STEPLENS_MAX_PROBLEM_CHARS
     line: int | None = None
     try:
-        for line, record in iter_records(
-            stream, max_record_bytes=settings.STEPLENS_IMPORT_MAX_RECORD_BYTES
-        ):
+        records = iter_records(stream, max_record_bytes=settings.STEPLENS_IMPORT_MAX_RECORD_BYTES)
+        for line, record in group(records) if group else records:
             check_nesting(record, max_depth=settings.STEPLENS_IMPORT_MAX_DEPTH)
             trace = parse(record, subset=subset)
             check_text_limits(trace, max_step_chars=max_step, max_problem_chars=max_problem)

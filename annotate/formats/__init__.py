@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
 from . import jsonl, math_shepherd, prm800k, prmbench, processbench, trl
 from .base import RecordParser
 
@@ -14,3 +17,9 @@ PARSERS: dict[str, RecordParser] = {
     "trl": trl.parse_record,
     "jsonl": jsonl.parse_record,
 }
+
+# name -> a pass over the file's (line, record) pairs that joins the rows of a format spread over
+# several lines (PRM800K's stepwise-critique form) into one record each; other formats read a
+# record per line.
+RowGrouper = Callable[[Iterable[tuple[int, Any]]], Iterator[tuple[int, Any]]]
+ROW_GROUPERS: dict[str, RowGrouper] = {"prm800k": prm800k.group_records}

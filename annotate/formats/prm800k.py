@@ -9,6 +9,13 @@ A record is one labeler's session on one solution:
   completions and continued with one (`chosen_completion`) or wrote their own (`human_completion`).
   The trace is that chosen path; a last step where nothing was chosen (the labeler stopped there)
   is not part of it.
+- phase 1 in the "stepwise critique" form (a denormalised copy, e.g. xhghhh/Enhancing-PRM800K's
+  phase1_test.stepwise-critic): one row per rated candidate step, `instruction, responses[] (the
+  steps chosen so far), next_response, rating, is_preferred_response, is_human_response,
+  is_solution, answer`. The consecutive rows of one problem (`group_records`) are one labelling
+  session: read as the raw phase-1 record they came from, the preferred row at each step is the
+  chosen step (or the human one), the others its alternatives. The form has no labeler, timestamp
+  or time: the annotation is the stand-in labeler's (`STEPWISE_CRITIQUE_LABELER`).
 The trace's external id is a hash of the problem and the step texts, so two labelers of the same
 solution share one trace and each brings an annotation. The whole raw record stays with the
 annotation as JSON text (metadata["prm800k"]["record_json"]), so an export can write it back
@@ -18,6 +25,7 @@ exactly: see records_from_annotation().
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -43,6 +51,19 @@ from .base import (
 )
 
 SOURCE = "prm800k"
+STEPWISE_CRITIQUE = "stepwise_critique"
+# Who labelled a stepwise-critique session: the form does not say.
+STEPWISE_CRITIQUE_LABELER = "stepwise-critique"
+_CRITIQUE_FIELDS = (
+    "instruction",
+    "responses",
+    "next_response",
+    "rating",
+    "is_preferred_response",
+    "is_human_response",
+    "is_solution",
+    "answer",
+)
 FINISH_REASONS = ("solution", "found_error", "bad_problem", "give_up")
 USERNAME_PREFIX = "prm800k-"
 _ANSWER_STEP = "# Answer"
@@ -61,12 +82,16 @@ def _completion(value: Any, field: str) -> dict[str, Any]:
     return comp
 
 
-def _label_step(value: Any, field: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None, int | None]:
+def _label_step(
+    value: Any, field: str
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None, int | None]:
     """(completions, human completion, chosen index) of one entry of label.steps, checked."""
     step = expect_object(value, field=field)
     raw = step.get("completions")
     if raw is not None and not isinstance(raw, list):
-        raise FormatError(f"expected a list or null, got {type_name(raw)}", field=field + ".completions")
+        raise FormatError(
+            f"expected a list or null, got {type_name(raw)}", field=field + ".completions"
+        )
     completions = [_completion(c, f"{field}.completions[{i}]") for i, c in enumerate(raw or [])]
     human = step.get("human_completion")
     if isinstance(human, str):  # some converted copies flatten it to its text
@@ -93,7 +118,202 @@ def _alternatives(
     }
 
 
+def is_stepwise_critique(record: Any) -> bool:
+    """A row of the stepwise-critique form (not a raw labelling record)."""
+    return isinstance(record, dict) and "instruction" in record and "label" not in record
+
+
+def group_records(records: Iterable[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
+    """(line, record) with the consecutive stepwise-critique rows of one labelling session (the
+    same instruction, steps chosen so far never fewer than the row before) joined into one
+    record `{"stepwise_critique": [rows], "lines": [their lines]}`; raw records pass as they are.
+    Memory: one session's rows."""
+    rows: list[Any] = []
+    lines: list[int] = []
+
+    def flush() -> Iterator[tuple[int, Any]]:
+        if rows:
+            yield lines[0], {STEPWISE_CRITIQUE: list(rows), "lines": list(lines)}
+            rows.clear()
+            lines.clear()
+
+    def depth(row: dict[str, Any]) -> int:
+        responses = row.get("responses")
+        return len(responses) if isinstance(responses, list) else 0
+
+    for line, record in records:
+        if not is_stepwise_critique(record):
+            yield from flush()
+            yield line, record
+            continue
+        if rows and (
+            record.get("instruction") != rows[-1].get("instruction")
+            or depth(record) < depth(rows[-1])
+        ):
+            yield from flush()
+        rows.append(record)
+        lines.append(line)
+    yield from flush()
+
+
+def _critique_row(row: Any, line: int | None) -> dict[str, Any]:
+    """One stepwise-critique row, checked; a bad one names the form, its line and the field."""
+
+    def fail(field: str, message: str) -> FormatError:
+        return FormatError(f"PRM800K stepwise critique row: {message}", field=field, line=line)
+
+    if not isinstance(row, dict):
+        raise FormatError(f"expected a JSON object, got {type_name(row)}", line=line)
+    for key in _CRITIQUE_FIELDS:
+        if key not in row:
+            raise fail(
+                key,
+                f"missing field (a row holds {', '.join(_CRITIQUE_FIELDS)}; a raw PRM800K record "
+                "holds labeler, question and label instead)",
+            )
+    if not isinstance(row["instruction"], str) or not row["instruction"].strip():
+        raise fail("instruction", "expected the problem text")
+    responses = row["responses"]
+    if not isinstance(responses, list) or not all(isinstance(r, str) for r in responses):
+        raise fail("responses", "expected the list of the steps chosen so far")
+    if not isinstance(row["next_response"], str):
+        raise fail("next_response", f"expected a string, got {type_name(row['next_response'])}")
+    try:
+        check_label(row["rating"], field="rating")
+    except FormatError as err:
+        raise fail("rating", err.message) from None
+    for key in ("is_preferred_response", "is_human_response", "is_solution"):
+        if not isinstance(row[key], bool):
+            raise fail(key, f"expected true or false, got {type_name(row[key])}")
+    if row["answer"] is not None and not isinstance(row["answer"], str):
+        raise fail("answer", f"expected a string or null, got {type_name(row['answer'])}")
+    return row
+
+
+def _critique_session(
+    rows: list[Any], lines: list[int | None]
+) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
+    """(problem, label.steps as in a raw phase-1 record, the last chosen row) of one session."""
+    checked = [_critique_row(row, line) for row, line in zip(rows, lines, strict=True)]
+    problem = checked[0]["instruction"]
+    chosen: list[str] = []
+    label_steps: list[dict[str, Any]] = []
+    last: dict[str, Any] = {}
+    at = 0
+    while at < len(checked):
+        k = len(checked[at]["responses"])
+        group = []
+        while at < len(checked) and len(checked[at]["responses"]) == k:
+            group.append((checked[at], lines[at]))
+            at += 1
+        for row, line in group:
+            if row["responses"] != chosen[:k] or k > len(chosen):
+                raise FormatError(
+                    f"PRM800K stepwise critique row: its responses are not the steps chosen "
+                    f"before it (the preferred next_response of each earlier row of this "
+                    f"problem, {len(chosen)} so far)",
+                    field="responses",
+                    line=line,
+                )
+        preferred = [(row, line) for row, line in group if row["is_preferred_response"]]
+        if len(preferred) > 1:
+            raise FormatError(
+                f"PRM800K stepwise critique row: a second preferred row for step {k + 1} (one is "
+                f"chosen per step; the first is on line {preferred[0][1]})",
+                field="is_preferred_response",
+                line=preferred[1][1],
+            )
+        completions = [
+            {"text": row["next_response"], "rating": row["rating"], "flagged": False}
+            for row, _ in group
+            if not row["is_human_response"]
+        ]
+        humans = [row for row, _ in group if row["is_human_response"]]
+        human = (
+            {"text": humans[0]["next_response"], "rating": humans[0]["rating"], "flagged": False}
+            if humans
+            else None
+        )
+        index = None
+        if preferred and not preferred[0][0]["is_human_response"]:
+            texts = [c["text"] for c in completions]
+            index = texts.index(preferred[0][0]["next_response"])
+        elif not preferred:
+            human = None  # nothing was chosen: the labeler stopped here
+        label_steps.append(
+            {"completions": completions, "human_completion": human, "chosen_completion": index}
+        )
+        if not preferred:
+            if at < len(checked):
+                raise FormatError(
+                    f"PRM800K stepwise critique row: no preferred row for step {k + 1}, yet the "
+                    "session goes on",
+                    field="is_preferred_response",
+                    line=lines[at],
+                )
+            break
+        last = preferred[0][0]
+        chosen.append(last["next_response"])
+    return problem, label_steps, last
+
+
+def _parse_stepwise_critique(rec: dict[str, Any], subset: str) -> ParsedTrace:
+    rows = rec[STEPWISE_CRITIQUE]
+    lines = rec.get("lines") or [None] * len(rows)
+    problem, label_steps, last = _critique_session(rows, lines)
+    steps: list[ParsedStep] = []
+    labels: list[ParsedStepLabel] = []
+    for entry in label_steps:
+        completions, human, chosen = (
+            entry["completions"],
+            entry["human_completion"],
+            entry["chosen_completion"],
+        )
+        taken = completions[chosen] if chosen is not None else human
+        if taken is None:
+            break
+        steps.append(
+            ParsedStep(text=taken["text"], metadata=_alternatives(completions, human, chosen))
+        )
+        labels.append(ParsedStepLabel(len(steps) - 1, taken["rating"], False))
+    if not steps:
+        raise FormatError(
+            "PRM800K stepwise critique: no preferred row for the first step",
+            field="is_preferred_response",
+            line=lines[0],
+        )
+    raw = record_json(rows)
+    sha = sha256_of(raw)
+    return ParsedTrace(
+        external_id=sha256_of(problem, *(step.text for step in steps)),
+        problem=ParsedProblem(text=problem),
+        steps=steps,
+        final_answer=last.get("answer") or "",
+        subset=subset or "phase1",
+        metadata={SOURCE: {"phase": 1, "form": STEPWISE_CRITIQUE}},
+        annotations=[
+            ParsedAnnotation(
+                labeler=STEPWISE_CRITIQUE_LABELER,
+                finish_reason="solution" if last.get("is_solution") else "give_up",
+                active_seconds=0.0,
+                submitted_at=None,
+                labels=labels,
+                metadata={
+                    SOURCE: {"form": STEPWISE_CRITIQUE, "record_json": raw, "record_sha256": sha}
+                },
+                record_sha256=sha,
+                record_json=raw,
+            )
+        ],
+        content_id=True,
+    )
+
+
 def parse_record(record: Any, *, subset: str = "") -> ParsedTrace:
+    if isinstance(record, dict) and STEPWISE_CRITIQUE in record:
+        return _parse_stepwise_critique(record, subset)
+    if is_stepwise_critique(record):  # one row on its own (group_records joins a file's rows)
+        return _parse_stepwise_critique({STEPWISE_CRITIQUE: [record]}, subset)
     rec = expect_object(record)
     labeler = req_str(rec, "labeler", nonempty=True, max_length=150 - len(USERNAME_PREFIX))
     timestamp = opt_str(rec, "timestamp")
@@ -169,8 +389,7 @@ def parse_record(record: Any, *, subset: str = "") -> ParsedTrace:
         problem=ParsedProblem(
             text=problem,
             reference_answer=opt_str(question, "ground_truth_answer", prefix="question.") or "",
-            reference_solution=opt_str(question, "ground_truth_solution", prefix="question.")
-            or "",
+            reference_solution=opt_str(question, "ground_truth_solution", prefix="question.") or "",
         ),
         steps=steps,
         final_answer=final_answer,

@@ -583,3 +583,75 @@ def test_imported_traces_get_their_queue_rows_from_a_task(django_capture_on_comm
             project=project, stream=stream, filename=path.name, format="processbench"
         )
     assert TracePriority.objects.filter(project=project).count() == result.traces_created == 80
+
+
+# --- PRM800K phase 1 in the "stepwise critique" form -----------------------------------------------
+
+CRITIQUE = DATA / "prm800k_phase1test_stepwise_critique_sample.jsonl"
+
+
+def test_prm800k_stepwise_critique_rows_import_as_phase1_traces() -> None:
+    """61 rows (one rated candidate step each) of 4 problems: one trace per problem, the chosen
+    (preferred) path, each step labelled with its row's rating, the other candidates kept."""
+    rows = [json.loads(line) for line in CRITIQUE.read_text().splitlines()]
+    project = make_project()
+    with CRITIQUE.open("rb") as stream:
+        result = traces_import(
+            project=project, stream=stream, filename=CRITIQUE.name, format="prm800k"
+        )
+    assert (result.traces_created, result.problems_created, result.annotations_created) == (4, 4, 4)
+    preferred = [r for r in rows if r["is_preferred_response"]]
+    assert result.steps_created == len(preferred) == 39
+    for trace in Trace.objects.filter(project=project):
+        chosen = [r for r in preferred if r["instruction"] == trace.problem.text]
+        steps = list(trace.steps.order_by("index"))
+        assert [s.text for s in steps] == [r["next_response"] for r in chosen]
+        annotation = trace.annotations.get()
+        labels = dict(annotation.labels.values_list("step__index", "value"))
+        assert [labels.get(i) for i in range(len(steps))] == [r["rating"] for r in chosen]
+        assert annotation.finish_reason == "solution"
+        assert trace.final_answer == chosen[-1]["answer"]
+        assert trace.subset == "phase1"
+        for index, step in enumerate(steps):
+            others = [
+                r
+                for r in rows
+                if r["instruction"] == trace.problem.text
+                and len(r["responses"]) == index
+                and not r["is_preferred_response"]
+            ]
+            kept = (step.metadata.get("prm800k") or {}).get("completions") or []
+            assert sorted(c["text"] for c in kept if c["text"] != step.text) == sorted(
+                r["next_response"] for r in others
+            )
+    # The human-written step of the fourth problem is unrated, as in raw phase-1 records.
+    human = next(r for r in rows if r["is_human_response"])
+    step = Step.objects.get(text=human["next_response"])
+    assert not StepLabel.objects.filter(step=step).exclude(value=None).exists()
+    # Importing the file again adds nothing.
+    with CRITIQUE.open("rb") as stream:
+        again = traces_import(
+            project=project, stream=stream, filename=CRITIQUE.name, format="prm800k"
+        )
+    assert (again.traces_created, again.annotations_created) == (0, 0)
+
+
+def test_a_malformed_stepwise_critique_row_is_refused_naming_the_form_line_and_field() -> None:
+    lines = CRITIQUE.read_text().splitlines()
+    bad = json.loads(lines[5])
+    del bad["rating"]
+    lines[5] = json.dumps(bad)
+    with pytest.raises(ImportFileError) as err:
+        import_bytes(make_project(), "\n".join(lines).encode(), "prm800k")
+    assert (err.value.line, err.value.field) == (6, "rating")
+    assert "stepwise critique" in err.value.message
+    # A row that does not continue the steps chosen before it.
+    lines = CRITIQUE.read_text().splitlines()
+    stray = json.loads(lines[9])
+    stray["responses"][0] = "Something else."
+    lines[9] = json.dumps(stray)
+    with pytest.raises(ImportFileError) as err:
+        import_bytes(make_project(), "\n".join(lines).encode(), "prm800k")
+    assert (err.value.line, err.value.field) == (10, "responses")
+    assert "stepwise critique" in err.value.message and "preferred" in err.value.message
+    assert not Trace.objects.exists()

@@ -483,3 +483,15 @@ def test_a_build_that_would_write_no_rows_fails_with_the_reason_and_leaves_no_fi
     assert snapshot.status == ExportStatus.FAILED
     assert "no rows" in snapshot.error and "datasets.load_dataset" in snapshot.error
     assert not (export_selectors.exports_root() / "norows" / "e" / "v1").exists()
+
+
+def test_a_stepwise_critique_import_exports_as_prm800k_and_trl() -> None:
+    project = make_project("critique")
+    import_file(project, DATA / "prm800k_phase1test_stepwise_critique_sample.jsonl", "prm800k")
+    prm = [json.loads(line) for line in lines(build(project, format="prm800k", labels="all"))]
+    assert len(prm) == 4
+    assert sorted(len(r["label"]["steps"]) for r in prm) == [1, 8, 11, 12]  # up to the human step
+    assert {s["completions"][0]["rating"] for r in prm for s in r["label"]["steps"]} == {1}
+    trl = [json.loads(line) for line in lines(build(project, format="trl", labels="all", name="t"))]
+    assert sorted(len(r["labels"]) for r in trl) == [1, 8, 11, 12]
+    assert all(all(r["labels"]) for r in trl)

@@ -44,6 +44,8 @@ def _raw_records(record: ExportRecord, neutral: str) -> list[dict[str, Any]] | N
     metadata = annotation.get("metadata") or {}
     if source_format.SOURCE not in metadata:
         return None
+    if metadata[source_format.SOURCE].get("form") == source_format.STEPWISE_CRITIQUE:
+        return None  # rows of another form: written in the PRM800K schema from the labels
     raw = source_format.records_from_annotation(metadata)
     parsed = source_format.parse_record(raw[0])
     if [s.text for s in parsed.steps] != record.steps:

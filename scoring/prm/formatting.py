@@ -269,13 +269,26 @@ def _token_at_char(offsets: Sequence[tuple[int, int]], char: int) -> int | None:
 
 
 def format_value_steps(tokenizer: Any, trace: TraceInput, *, step_token: str = "\n") -> Encoded:
-    """Skywork-o1-PRM ``prepare_input``: ``encode(bos + problem + "\\n")``, then each step's ids
-    followed by the step token id; the step is scored at that step token."""
+    """Skywork-o1-PRM ``prepare_input`` (skywork-o1-prm-inference, ``model_utils/io_utils.py``
+    lines 4-23): ``encode(bos + problem + "\\n")``, then the response split on EVERY step token,
+    each line's ids (none for an empty line) followed by the step token id, a reward flag there.
+
+    Skywork's "step" is a line; a steplens step may hold several. Its lines are laid out exactly
+    as Skywork lays out the response, and the step is read where Skywork reads its LAST line (the
+    step token after it): the value of the whole step so far, as Skywork's own code scores it.
+    """
     bos = tokenizer.bos_token or ""
     prompt_ids = list(tokenizer.encode(bos + trace.problem + "\n"))
     step_token_id = tokenizer.encode(step_token)[-1]
-    step_ids = [list(tokenizer.encode(s)) for s in trace.steps]
-    return join_steps(prompt_ids, step_ids, [step_token_id])
+    ids = list(prompt_ids)
+    positions: list[int] = []
+    for step in trace.steps:
+        for line in step.split(step_token):
+            if line != "":
+                ids.extend(tokenizer.encode(line))
+            ids.append(step_token_id)
+        positions.append(len(ids) - 1)
+    return Encoded(ids, positions)
 
 
 def prefix_trace(trace: TraceInput, n_steps: int) -> TraceInput:

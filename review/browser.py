@@ -45,7 +45,7 @@ STATUS_CHOICES = [
 YES_NO = [("yes", "Yes"), ("no", "No")]
 CORRECT_CHOICES = [("yes", "Correct"), ("no", "Wrong"), ("unknown", "Unknown")]
 PRM_CHOICES = [
-    ("wrong", "Some step below threshold"),
+    ("wrong", "Some step at or below threshold"),
     ("right", "No step below"),
     ("none", "Not scored"),
 ]
@@ -83,8 +83,8 @@ class TraceFilterSerializer(serializers.Serializer):
         choices=PRM_CHOICES,
         required=False,
         allow_blank=True,
-        help_text="The project's scorers: some step below a scorer's threshold (wrong), none "
-        "below (right), or not scored yet.",
+        help_text="The project's scorers: some step at or below a scorer's threshold (wrong), none "
+        "above (right), or not scored yet.",
     )
     prm_min_gte = serializers.FloatField(
         required=False, min_value=0.0, max_value=1.0, help_text="Lowest step score at least this."

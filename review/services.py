@@ -35,6 +35,7 @@ from annotate.models import (
     Step,
     Trace,
 )
+from scoring.prm import metrics
 from scoring.prm.aggregate import aggregate
 
 from . import audit
@@ -164,7 +165,8 @@ def trace_signals(
 def prm_verdict(
     scores_by_scorer: Sequence[tuple[float, list[float], list[list[float]]]],
 ) -> dict[str, Any]:
-    """The lowest step score of any scorer, and whether any scorer puts a step below its threshold.
+    """The lowest step score of any scorer, and whether any scorer puts a step at or below its
+    threshold (the audit's rule, `scoring.prm.metrics.predicted_correct`).
 
     >>> prm_verdict([(0.5, [0.9, 0.6], []), (0.7, [0.8, 0.65], [])])
     {'prm_min': 0.6, 'prm_wrong': True}
@@ -176,7 +178,9 @@ def prm_verdict(
         return {"prm_min": None, "prm_wrong": None}
     return {
         "prm_min": min(min(scores) for _, scores in scored),
-        "prm_wrong": any(min(scores) < threshold for threshold, scores in scored),
+        "prm_wrong": any(
+            not metrics.predicted_correct(min(scores), threshold) for threshold, scores in scored
+        ),
     }
 
 

@@ -194,3 +194,14 @@ def test_annotators_are_told_reviewers_only_and_ids_of_other_projects_are_not_to
     assert not Problem.objects.get(pk=other.problem_id).flagged
     assert Problem.objects.get(pk=world["traces"][0].problem_id).flagged
     assert _ids(client.get(reverse("api:data", args=["db"]) + "?flagged=yes")) == ["t0"]
+
+
+def test_the_prm_verdict_uses_the_audit_threshold_rule() -> None:
+    """A step scored exactly at the threshold is 'wrong' here as in every audit figure
+    (scoring.prm.metrics.predicted_correct: right only above the threshold)."""
+    from review.services import prm_verdict
+    from scoring.prm.metrics import predicted_correct
+
+    assert predicted_correct(0.5, 0.5) is False
+    assert prm_verdict([(0.5, [0.9, 0.5], [])])["prm_wrong"] is True
+    assert prm_verdict([(0.5, [0.9, 0.51], [])])["prm_wrong"] is False

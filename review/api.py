@@ -22,7 +22,7 @@ from scoring.models import RunQueue, Scorer
 from scoring.prm.aggregate import AGGREGATIONS
 from scoring.selectors import scorers_for_project
 
-from . import audit, browser, bulk, selectors, services
+from . import audit, browser, bulk, sampling, selectors, services
 from .models import Assignment, AssignmentStatus, BulkActionKind, QueueStrategy, SkipReason
 
 TAG_QUEUE = "queue"
@@ -405,6 +405,9 @@ class AgreementSerializer(serializers.Serializer):
     first_error = FirstErrorAgreementSerializer()
     pairs = PairSerializer(many=True)
     annotators_stats = AnnotatorStatsSerializer(many=True)
+    warning = serializers.CharField(
+        allow_null=True, help_text='Set when the kappas rest on few steps ("Kappa from 4 steps").'
+    )
 
 
 class AgreementApi(ApiView):
@@ -413,7 +416,9 @@ class AgreementApi(ApiView):
     @extend_schema(tags=[TAG_REVIEW], responses=AgreementSerializer)
     def get(self, request: Request, slug: str) -> Response:
         _, report = selectors.agreement_for_user(user=request.user, slug=slug)
-        return Response(AgreementSerializer(report.as_dict()).data)  # type: ignore[attr-defined]
+        data = report.as_dict()  # type: ignore[attr-defined]
+        data["warning"] = sampling.agreement_warning(data["steps_multi"])
+        return Response(AgreementSerializer(data).data)
 
 
 # --- the annotator's next trace --------------------------------------------------------------
@@ -497,6 +502,20 @@ class WorstSerializer(serializers.Serializer):
     severity = serializers.FloatField()
 
 
+class AuditSampleSerializer(serializers.Serializer):
+    traces_with_gold = serializers.IntegerField()
+    traces_with_error = serializers.IntegerField()
+    traces_correct = serializers.IntegerField()
+    gold_steps = serializers.IntegerField()
+    f1_interval = serializers.ListField(
+        child=serializers.FloatField(),
+        allow_null=True,
+        help_text="95% percentile bootstrap over traces.",
+    )
+    auroc_interval = serializers.ListField(child=serializers.FloatField(), allow_null=True)
+    warning = serializers.CharField(allow_null=True, help_text="Set when the sample is too small.")
+
+
 class AuditReportSerializer(serializers.Serializer):
     project = serializers.CharField()
     scorer = serializers.CharField()
@@ -528,6 +547,10 @@ class AuditReportSerializer(serializers.Serializer):
         child=serializers.ListField(child=serializers.FloatField(allow_null=True))
     )
     best_of_n = serializers.DictField(child=serializers.DictField())
+    best_of_n_warning = serializers.CharField(
+        allow_null=True, help_text="Set when Best-of-N rests on too few problems."
+    )
+    sample = AuditSampleSerializer(help_text="What F1 and AUROC rest on, with 95% intervals.")
     by_generator = serializers.DictField(child=serializers.DictField())
     by_subset = serializers.DictField(child=serializers.DictField())
     by_position = serializers.ListField(child=serializers.DictField())

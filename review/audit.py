@@ -27,6 +27,8 @@ from scoring.models import Backend, RunStatus, Scorer, StepScore
 from scoring.prm import metrics
 from scoring.prm.aggregate import AGGREGATIONS, aggregate
 
+from . import sampling
+
 UserLike = User | AnonymousUser
 
 POSITION_BUCKETS = 10  # step positions 0..9, then "10+"
@@ -282,6 +284,7 @@ def audit_report(
     f1_curve = metrics.processbench_f1_curve([u[0] for u in usable], [u[1] for u in usable], grid)
     calib = metrics.calibration(correct, score)
     fpr, tpr = metrics.roc_curve(correct, score)
+    best_of_n = _best_of_n(traces)
     positions = []
     for bucket in range(POSITION_BUCKETS + 1):
         mask = position >= bucket if bucket == POSITION_BUCKETS else position == bucket
@@ -320,7 +323,17 @@ def audit_report(
         else _thin_roc(fpr, tpr),
         "best_threshold": {"threshold": best_t, "f1": best_f1},
         "f1_curve": {"thresholds": grid, "f1": [float(x) for x in f1_curve]},
-        "best_of_n": _best_of_n(traces),
+        "best_of_n": best_of_n,
+        "best_of_n_warning": sampling.best_of_n_warning(
+            max((b.get("problems") or 0 for b in best_of_n.values()), default=0)
+        ),
+        # How much the figures rest on, their bootstrap intervals, a warning when too few.
+        "sample": sampling.audit_sample(
+            labels=labels,
+            scores=[t.scores for t in traces],
+            gold=[t.gold for t in traces],
+            threshold=threshold,
+        ),
         "by_generator": {
             name: _group_metrics(group, threshold) for name, group in sorted(by_generator.items())
         },

@@ -26,7 +26,7 @@ from scoring.models import RunQueue
 from scoring.prm.aggregate import AGGREGATIONS
 from scoring.selectors import scorers_for_project
 
-from . import audit, browser, bulk, selectors, services
+from . import audit, browser, bulk, sampling, selectors, services
 from .models import BulkActionKind, QueueStrategy, SkipReason
 from .plots import calibration_svg, f1_svg, position_svg, roc_svg
 
@@ -120,7 +120,15 @@ def agreement(request: AuthedRequest, slug: str) -> HttpResponse:
     """Cohen's kappa per pair, Fleiss' kappa, Krippendorff's alpha, first-wrong-step agreement,
     and each annotator's pace and agreement with gold."""
     project, report = selectors.agreement_for_user(user=request.user, slug=slug)
-    return render(request, "review/agreement.html", {"project": project, "r": report})
+    return render(
+        request,
+        "review/agreement.html",
+        {
+            "project": project,
+            "r": report,
+            "warning": sampling.agreement_warning(report.steps_multi),  # type: ignore[attr-defined]
+        },
+    )
 
 
 @login_required

@@ -216,11 +216,8 @@ class ProjectBackfillApi(ApiView):
         scorer = get_object_or_404(
             selectors.scorers_for_project(project=project), name=data.validated_data["scorer"]
         )
-        runs = services.score_runs_enqueue(
-            traces=list(project.traces.values_list("pk", flat=True)),
-            scorers=[scorer],
-            queue=RunQueue.BULK,
-            retry_failed=data.validated_data["retry_failed"],
+        runs = services.project_backfill(
+            project=project, scorer=scorer, retry_failed=data.validated_data["retry_failed"]
         )
         return Response({"enqueued": len(runs)}, status=status.HTTP_202_ACCEPTED)
 
@@ -329,3 +326,27 @@ class ProjectScorersApi(ApiView):
             raise serializers.ValidationError({"scorers": f"unknown scorers: {', '.join(missing)}"})
         chosen = services.project_scorers_set(project=project, scorers=found.values())
         return Response(ScorerSerializer(chosen, many=True, context={"user": request.user}).data)
+
+
+class CoverageSerializer(serializers.Serializer):
+    scorer = serializers.CharField(source="scorer.name")
+    version = serializers.IntegerField(source="scorer.version")
+    traces = serializers.IntegerField()
+    done = serializers.IntegerField()
+    queued = serializers.IntegerField(help_text="Queued or running.")
+    failed = serializers.IntegerField()
+    not_yet = serializers.IntegerField()
+
+
+class ProjectCoverageApi(ApiView):
+    """Per scorer of the project (admins): traces scored, queued or running, failed, not yet.
+    `POST /api/projects/{slug}/score/` is the "Score all" that fills the gaps."""
+
+    @extend_schema(responses=CoverageSerializer(many=True))
+    def get(self, request: Request, slug: str) -> Response:
+        project = annotate_selectors.project_get_for_user(
+            user=request.user, slug=slug, min_role=Role.ADMIN
+        )
+        return Response(
+            CoverageSerializer(selectors.scorer_coverage(project=project), many=True).data
+        )

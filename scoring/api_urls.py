@@ -17,6 +17,9 @@ urlpatterns = [
     path("runs/<int:run_id>/retry/", api.RunRetryApi.as_view(), name="run-retry"),
     path("projects/<slug:slug>/score/", api.ProjectBackfillApi.as_view(), name="project-score"),
     path(
+        "projects/<slug:slug>/coverage/", api.ProjectCoverageApi.as_view(), name="project-coverage"
+    ),
+    path(
         "projects/<slug:slug>/scorers/",
         api.ProjectScorersApi.as_view(),
         name="project-scorers",

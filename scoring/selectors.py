@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from annotate import selectors as annotate_selectors
@@ -161,3 +161,48 @@ def trace_scores(*, user: UserLike, trace_id: int) -> TraceScoresView:
         workers=workers_alive(),
         steps=list(trace.steps.order_by("index")),
     )
+
+
+@dataclass
+class Coverage:
+    """How much of a project one scorer (its current version) has scored."""
+
+    scorer: Scorer
+    traces: int
+    done: int
+    queued: int  # queued or running
+    failed: int
+
+    @property
+    def not_yet(self) -> int:
+        return max(0, self.traces - self.done - self.queued - self.failed)
+
+    @property
+    def busy(self) -> bool:
+        return self.queued > 0
+
+
+def scorer_coverage(*, project: Project) -> list[Coverage]:
+    """Per scorer of the project: traces scored, queued, failed, not yet (one grouped query each;
+    the caller checked the role)."""
+    traces = Trace.objects.filter(project=project).count()
+    rows = []
+    for scorer in scorers_for_project(project=project):
+        counts = dict(
+            ScoreRun.objects.filter(
+                scorer=scorer, scorer_version=scorer.version, trace__project=project
+            )
+            .values("status")
+            .annotate(n=Count("pk"))
+            .values_list("status", "n")
+        )
+        rows.append(
+            Coverage(
+                scorer=scorer,
+                traces=traces,
+                done=counts.get(RunStatus.DONE, 0),
+                queued=counts.get(RunStatus.QUEUED, 0) + counts.get(RunStatus.RUNNING, 0),
+                failed=counts.get(RunStatus.FAILED, 0),
+            )
+        )
+    return rows

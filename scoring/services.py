@@ -192,6 +192,18 @@ def score_runs_enqueue(
     return list(ScoreRun.objects.filter(pk__in=[i for ids in to_enqueue.values() for i in ids]))
 
 
+def project_backfill(
+    *, project: Project, scorer: Scorer, retry_failed: bool = False
+) -> list[ScoreRun]:
+    """ "Score all": the scorer's missing runs over every trace of the project, on the bulk queue."""
+    return score_runs_enqueue(
+        traces=list(project.traces.values_list("pk", flat=True)),
+        scorers=[scorer],
+        queue=RunQueue.BULK,
+        retry_failed=retry_failed,
+    )
+
+
 def score_run_retry(*, run: ScoreRun) -> ScoreRun:
     if run.status != RunStatus.FAILED:
         raise ValidationError(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseStopPolling
 
 from annotate import selectors as annotate_selectors
 from annotate.models import Role
@@ -87,8 +89,46 @@ def project_scorers(request: HttpRequest, slug: str) -> HttpResponse:
         )
         return redirect(reverse("scoring:project_scorers", args=[project.slug]))
     chosen = set(selectors.scorers_for_project(project=project).values_list("pk", flat=True))
+    coverage = selectors.scorer_coverage(project=project)
     return render(
         request,
         "scoring/project_scorers.html",
-        {"project": project, "rows": [(s, s.pk in chosen) for s in available]},
+        {
+            "project": project,
+            "rows": [(s, s.pk in chosen) for s in available],
+            "coverage": coverage,
+            "busy": any(c.busy for c in coverage),
+        },
     )
+
+
+@login_required
+@require_GET
+def project_coverage(request: HttpRequest, slug: str) -> HttpResponse:
+    """The coverage table alone (htmx polls it while runs are queued)."""
+    project = annotate_selectors.project_get_for_user(
+        user=request.user, slug=slug, min_role=Role.ADMIN
+    )
+    coverage = selectors.scorer_coverage(project=project)
+    busy = any(c.busy for c in coverage)
+    response = render(
+        request, "scoring/_coverage.html", {"project": project, "coverage": coverage, "busy": busy}
+    )
+    if not busy:
+        response.status_code = HttpResponseStopPolling.status_code
+    return response
+
+
+@login_required
+@require_POST
+def project_score_all(request: HttpRequest, slug: str) -> HttpResponse:
+    """ "Score all": enqueue the scorer's missing (and failed) runs of every trace on the bulk queue."""
+    project = annotate_selectors.project_get_for_user(
+        user=request.user, slug=slug, min_role=Role.ADMIN
+    )
+    scorer = get_object_or_404(
+        selectors.scorers_for_project(project=project), name=request.POST.get("scorer", "")
+    )
+    runs = services.project_backfill(project=project, scorer=scorer, retry_failed=True)
+    messages.success(request, f"{len(runs)} traces queued for {scorer.name} on the bulk queue.")
+    return redirect(reverse("scoring:project_scorers", args=[project.slug]))

@@ -267,6 +267,14 @@ EXPECTATIONS: dict[str, dict[str, E]] = {
         "PATCH": E(401, 404, 403, 403, 200, data={"role": "reviewer"}),
         "DELETE": E(401, 404, 403, 403, 204),
     },
+    # --- issue 15: scorer coverage and "Score all" (admins; the coverage partial stops polling
+    # with 286 when nothing is queued)
+    "/scoring/p/{slug}/coverage/": {"GET": E(302, 404, 403, 403, 286), "POST": NO_POST},
+    "/scoring/p/{slug}/score-all/": {
+        "GET": NO_GET,
+        "POST": E(302, 404, 403, 403, 302, data={"scorer": "tool"}),
+    },
+    "/api/projects/{slug}/coverage/": {"GET": E(401, 404, 403, 403, 200)},
     # --- issue 15: the data browser (reviewers; bulk score and delete: admins)
     "/p/{slug}/data/": {"GET": E(302, 404, 403, 200, 200), "POST": NO_POST},
     "/p/{slug}/data/bulk/": {

@@ -213,28 +213,41 @@ def format_math_shepherd(
 # --- RLHFlow PRMs: multi-turn chat, every step a user turn answered "+", teacher-forced ---
 
 
-def rlhflow_messages(trace: TraceInput, *, good: str = "+") -> list[dict[str, str]]:
-    """First user turn = problem + " " + first step; each later step its own user turn; every
-    assistant turn is the good token (RLHFlow's Llama3.1-8B-PRM usage).
+RLHFLOW_PROBLEM_JOINER = " "
 
-    >>> [m["content"] for m in rlhflow_messages(TraceInput("Q?", ["a", "b"]))]
+
+def rlhflow_messages(
+    trace: TraceInput, *, good: str = "+", problem_joiner: str = RLHFLOW_PROBLEM_JOINER
+) -> list[dict[str, str]]:
+    """RLHFlow's ``math-rm/prm_evaluate.py`` (lines 47-57): every step stripped; the first user
+    turn is problem + " " + first step, each later step its own user turn; every assistant turn
+    is the good token. (ProcessBench's ``code/run_eval_prm_rlhflow.py`` line 40 joins problem and
+    first step with a blank line: ``problem_joiner="\\n\\n"``.)
+
+    >>> [m["content"] for m in rlhflow_messages(TraceInput("Q?", [" a ", "b\\n"]))]
     ['Q? a', '+', 'b', '+']
     """
     messages: list[dict[str, str]] = []
     for k, step in enumerate(trace.steps):
-        text = f"{trace.problem} {step}" if k == 0 else step
+        text = f"{trace.problem}{problem_joiner}{step.strip()}" if k == 0 else step.strip()
         messages.append({"role": "user", "content": text})
         messages.append({"role": "assistant", "content": good})
     return messages
 
 
-def format_chat_turns(tokenizer: Any, trace: TraceInput, *, good: str = "+") -> Encoded:
+def format_chat_turns(
+    tokenizer: Any,
+    trace: TraceInput,
+    *,
+    good: str = "+",
+    problem_joiner: str = RLHFLOW_PROBLEM_JOINER,
+) -> Encoded:
     """The whole conversation in ONE sequence; step k is scored at the position that predicts
     the k-th assistant ``good`` token (the reference code reads logits[-3] of each prefix
     conversation, i.e. the token before "+<|eot_id|>"; here the position is found from the
     template's own text, so any chat template works).
     """
-    messages = rlhflow_messages(trace, good=good)
+    messages = rlhflow_messages(trace, good=good, problem_joiner=problem_joiner)
     full = tokenizer.apply_chat_template(messages, tokenize=False)
     enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
     ids = list(enc["input_ids"])

@@ -2,7 +2,7 @@
 
 ``style="math_shepherd"``: "Step n: ... ки" lines, logits of "+" / "-" AT each ``ки`` token,
 softmax over the two, P("+") (Math-Shepherd's usage code).
-``style="chat"``: RLHFlow PRMs: each step a user turn answered "+"; the whole conversation is
+``style="chat"``: RLHFlow PRMs: each step (stripped) a user turn answered "+"; the whole conversation is
 teacher-forced in ONE pass and step k is scored where the model predicts the k-th "+" (the
 reference code re-runs every prefix conversation and reads position -3; same numbers).
 """
@@ -20,6 +20,7 @@ from scoring.prm.contract import ScorerError, TraceInput, parse_params
 from scoring.prm.formatting import (
     MATH_SHEPHERD_STEP_PREFIX,
     MATH_SHEPHERD_TAG,
+    RLHFLOW_PROBLEM_JOINER,
     Encoded,
     format_chat_turns,
     format_math_shepherd,
@@ -34,6 +35,9 @@ class TokenTagParams(ForwardParams):
     bad_token: str = "-"
     tag: str = MATH_SHEPHERD_TAG  # math_shepherd only
     step_prefix: str = MATH_SHEPHERD_STEP_PREFIX  # math_shepherd only; "{n}" is the step number
+    # chat only: between the problem and the first step in the first user turn (RLHFlow's
+    # prm_evaluate.py: " "; ProcessBench's run_eval_prm_rlhflow.py: "\n\n")
+    problem_joiner: str = RLHFLOW_PROBLEM_JOINER
     good_token_id: int | None = None  # override the ids derived from the strings
     bad_token_id: int | None = None
 
@@ -73,7 +77,9 @@ class TokenTagScorer(ForwardScorer):
         p = self.style_params
         if p.style == "math_shepherd":
             return format_math_shepherd(self.tokenizer, trace, tag=p.tag, step_prefix=p.step_prefix)
-        return format_chat_turns(self.tokenizer, trace, good=p.good_token)
+        return format_chat_turns(
+            self.tokenizer, trace, good=p.good_token, problem_joiner=p.problem_joiner
+        )
 
     def rows(
         self,

@@ -160,7 +160,7 @@ def main() -> None:
     print(
         f"ProcessBench F1 {report['processbench']['f1']:.4f} (= the reference formula), "
         f"PRMBench {report['prmbench']['score']:.4f}, AUROC {report['auroc']:.4f}, "
-        f"ECE {report['ece']:.4f}"
+        f"ECE positive class {report['ece']:.4f}, top label {report['ece_top_label']:.4f}"
     )
     print(
         json.dumps(

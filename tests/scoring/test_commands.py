@@ -156,3 +156,14 @@ def test_an_external_scorer_is_never_enqueued_nor_run(project, tmp_path):
         call_command("score", "--project", "pb", "--scorer", "ext", "--sync")
     with pytest.raises(CommandError, match="external.*import_scores"):
         call_command("score", "--project", "pb", "--scorer", "ext", "--no-wait")
+
+
+def test_import_scores_with_a_name_that_is_no_slug_registers_nothing(project, tmp_path):
+    path = _scores_file(tmp_path / "s.jsonl", list(project.traces.order_by("id")[:1]), 0.5)
+    with pytest.raises(CommandError, match=r"s.jsonl, field 'scorer': .*slug"):
+        call_command("import_scores", str(path), "--scorer", "my prm!", "--project", "pb")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"trace_id": "nope", "scores": []}')
+    with pytest.raises(CommandError, match="no trace 'nope'"):
+        call_command("import_scores", str(bad), "--scorer", "fresh", "--project", "pb")
+    assert not Scorer.objects.exists()  # a refused file registers no scorer

@@ -795,6 +795,7 @@
       });
     } else if (rows.length) setCurrent(first < 0 ? 0 : first, { scroll: false });
     page.setAttribute("data-ready", "true");
+    if (window.performance && performance.mark) performance.mark("steplens:ready");
     pump(true);
   })();
 })();

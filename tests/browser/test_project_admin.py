@@ -1,0 +1,110 @@
+"""A real browser, issue 15's "Done means": a site admin creates a project in the app (never the
+admin site), adds two annotators and a reviewer, imports real ProcessBench traces, attaches the
+tool scorer, scores all, filters the data browser to "PRM says wrong, no label yet", assigns that
+filter to an annotator, who then sees exactly those traces next. Leaves a screenshot of the data
+page in test-artifacts/data-browser.png."""
+
+from __future__ import annotations
+
+import pytest
+
+from annotate.models import Membership, Project
+from review import browser as data_browser
+from scoring import services as scoring_services
+from tests.browser.test_labelling import PASSWORD
+from tests.browser.test_review import session
+from tests.conftest import REPO_ROOT
+from tests.factories import make_user
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+SAMPLE = REPO_ROOT / "data" / "processbench_sample.jsonl"
+
+
+def test_an_admin_runs_a_project_from_the_app(browser, live_server, artifacts) -> None:  # type: ignore[no-untyped-def]
+    make_user("site-admin", password=PASSWORD, is_superuser=True)
+    scoring_services.scorer_create(name="tool", backend="tool")  # registered, not yet attached
+    context, page = session(browser, live_server, "site-admin", "/")
+
+    # A project from scratch.
+    page.click("text=New project")
+    page.fill("#id_slug", "gsm-audit")
+    page.fill("#id_name", "GSM audit")
+    page.fill("#id_guidelines", "Mark the **first** wrong step; $x^2$ is fine.")
+    page.select_option("#id_label_scheme", "ternary")
+    page.fill("#id_overlap", "1")
+    page.click("text=Create project")
+    page.wait_for_url("**/p/gsm-audit/settings/")
+    page.wait_for_selector("#guidelines-preview strong")  # the preview, rendered
+
+    # Two annotators and a reviewer: new accounts made on the members page.
+    page.click("nav.tabs >> text=Members")
+    for username, role in (("ann1", "annotator"), ("ann2", "annotator"), ("rev", "reviewer")):
+        form = page.locator('[data-testid="member-create"]')
+        form.locator('input[name="username"]').fill(username)
+        form.locator('input[name="password"]').fill(PASSWORD)
+        form.locator('select[name="role"]').select_option(role)
+        form.locator("button[type=submit]").click()
+        page.wait_for_selector(f'[data-testid="members"] td >> text="{username}"')
+    project = Project.objects.get(slug="gsm-audit")
+    assert dict(
+        Membership.objects.filter(project=project).values_list("user__username", "role")
+    ) == {
+        "ann1": "annotator",
+        "ann2": "annotator",
+        "rev": "reviewer",
+    }
+
+    # Import real traces.
+    page.click("nav.tabs >> text=Import")
+    page.set_input_files("#id_file", str(SAMPLE))
+    page.select_option("#id_format", "processbench")
+    page.click("main form button[type=submit]")
+    page.wait_for_selector(".import-result")
+    assert project.traces.count() == 80
+
+    # Attach the tool scorer and score all (Celery runs eagerly in the tests).
+    page.goto("/scoring/p/gsm-audit/scorers/")
+    page.check('input[name="scorer"][value="tool"]')
+    page.click("text=Save")
+    page.click("text=Score all with tool")
+    page.wait_for_selector('[data-scorer="tool"] >> text=80 / 80')
+
+    # The data browser, filtered to "PRM says wrong, no label yet".
+    page.click("nav.tabs >> text=Data")
+    page.select_option('select[name="prm"]', "wrong")
+    page.select_option('select[name="status"]', "unlabelled")
+    page.click('[data-testid="data-filter"] button[type=submit]')
+    page.wait_for_url("**prm=wrong**")
+    assert "status=unlabelled" in page.url
+    wanted = list(
+        data_browser.trace_filter(
+            project=project, values={"prm": "wrong", "status": "unlabelled"}
+        ).values_list("external_id", flat=True)
+    )
+    assert 0 < len(wanted) < 80  # the tool scorer finds some wrong steps, not everywhere
+    assert page.locator('[data-testid="data-total"]').inner_text() == str(len(wanted))
+    page.screenshot(path=str(artifacts / "data-browser.png"), full_page=True)
+
+    # Assign the whole filter to ann1.
+    bulk = page.locator('[data-testid="data-bulk"]')
+    bulk.locator('select[name="scope"]').select_option("filter")
+    bulk.locator('select[name="action"]').select_option("assign")
+    bulk.locator('select[name="annotator"]').select_option("ann1")
+    bulk.get_by_role("button", name="Apply").click()
+    page.wait_for_selector(f"text=Assign to an annotator: {len(wanted)} of {len(wanted)} traces")
+    context.close()
+
+    # ann1's next traces are exactly those, in order.
+    context, page = session(browser, live_server, "ann1", "/p/gsm-audit/")
+    seen = []
+    page.click("text=Start labelling")
+    for _ in range(len(wanted)):
+        page.wait_for_selector("#step-0.is-current")
+        seen.append(page.locator(".trace-id").get_attribute("title").split(":", 1)[1])
+        current = page.url
+        page.keyboard.press("a")  # all steps correct
+        page.keyboard.press("Enter")  # submit, then the next trace
+        page.wait_for_url(lambda url, current=current: url != current)
+    assert seen == wanted
+    context.close()

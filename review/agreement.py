@@ -182,6 +182,7 @@ class AnnotatorStats:
     username: str
     traces_submitted: int = 0
     steps_labelled: int = 0
+    steps_filled: int = 0  # of steps_labelled: filled in by first-error / all-correct, not judged
     active_seconds: float = 0.0
     gold_steps: int = 0
     gold_agree: int = 0
@@ -212,6 +213,9 @@ class ProjectAgreement:
     first_error: dict[str, Any]
     pairs: list[PairAgreement] = field(default_factory=list)
     stats: list[AnnotatorStats] = field(default_factory=list)
+    # The same coefficients over judged labels only (set by hand, or the step marked first wrong):
+    # a +1 that first-error / all-correct filled in is nobody's judgement of that step.
+    judged: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -221,6 +225,7 @@ class ProjectAgreement:
             "fleiss_kappa": self.fleiss_kappa,
             "krippendorff_alpha": self.krippendorff_alpha,
             "first_error": self.first_error,
+            "judged": self.judged,
             "pairs": [vars(p) for p in self.pairs],
             "annotators_stats": [
                 {
@@ -228,6 +233,7 @@ class ProjectAgreement:
                     "username": s.username,
                     "traces_submitted": s.traces_submitted,
                     "steps_labelled": s.steps_labelled,
+                    "steps_filled": s.steps_filled,
                     "active_seconds": s.active_seconds,
                     "traces_per_hour": s.traces_per_hour,
                     "seconds_per_step": s.seconds_per_step,

@@ -381,6 +381,9 @@ class AnnotatorStatsSerializer(serializers.Serializer):
     username = serializers.CharField()
     traces_submitted = serializers.IntegerField()
     steps_labelled = serializers.IntegerField()
+    steps_filled = serializers.IntegerField(
+        help_text="Of steps_labelled: filled in by first-error / all-correct, not judged."
+    )
     active_seconds = serializers.FloatField()
     traces_per_hour = serializers.FloatField(allow_null=True)
     seconds_per_step = serializers.FloatField(allow_null=True)
@@ -396,6 +399,12 @@ class FirstErrorAgreementSerializer(serializers.Serializer):
     unanimous = serializers.FloatField(allow_null=True)
 
 
+class JudgedAgreementSerializer(serializers.Serializer):
+    steps_multi = serializers.IntegerField()
+    fleiss_kappa = serializers.FloatField(allow_null=True)
+    krippendorff_alpha = serializers.FloatField(allow_null=True)
+
+
 class AgreementSerializer(serializers.Serializer):
     annotators = serializers.IntegerField()
     traces_multi = serializers.IntegerField()
@@ -403,6 +412,10 @@ class AgreementSerializer(serializers.Serializer):
     fleiss_kappa = serializers.FloatField(allow_null=True)
     krippendorff_alpha = serializers.FloatField(allow_null=True, help_text="Ordinal, -1 < 0 < +1.")
     first_error = FirstErrorAgreementSerializer()
+    judged = JudgedAgreementSerializer(
+        help_text="The same over judged labels only: labels set by hand and the steps marked as "
+        "first wrong; the +1s first-error / all-correct filled in are left out."
+    )
     pairs = PairSerializer(many=True)
     annotators_stats = AnnotatorStatsSerializer(many=True)
     warning = serializers.CharField(

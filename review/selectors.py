@@ -16,6 +16,7 @@ from annotate.models import (
     Annotation,
     AnnotationStatus,
     GoldLabel,
+    LabelSource,
     Membership,
     Problem,
     Project,
@@ -284,16 +285,21 @@ def project_agreement(*, project: Project) -> agreement.ProjectAgreement:
         s.traces_submitted += 1
         s.active_seconds += seconds
     rows = StepLabel.objects.filter(annotation__in=annotations, value__isnull=False).values_list(
-        "annotation__annotator_id", "step_id", "step__trace_id", "step__index", "value"
+        "annotation__annotator_id", "step_id", "step__trace_id", "step__index", "value", "source"
     )
     by_step: dict[int, dict[int, int]] = defaultdict(dict)
+    judged_by_step: dict[int, dict[int, int]] = defaultdict(dict)
     by_trace: dict[int, dict[int, dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
-    for user_id, step_id, trace_id, index, value in rows.iterator(chunk_size=5000):
+    for user_id, step_id, trace_id, index, value, source in rows.iterator(chunk_size=5000):
         if value is None:  # excluded by the query; for the type checker
             continue
         by_step[step_id][user_id] = value
         by_trace[trace_id][user_id][index] = value
         stats[user_id].steps_labelled += 1
+        if source == LabelSource.FILLED:
+            stats[user_id].steps_filled += 1
+        else:
+            judged_by_step[step_id][user_id] = value
     gold = dict(GoldLabel.objects.filter(step_id__in=list(by_step)).values_list("step_id", "value"))
     gold_pairs: dict[int, tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
     for step_id, raters in by_step.items():
@@ -341,6 +347,7 @@ def project_agreement(*, project: Project) -> agreement.ProjectAgreement:
                 }
             )
     units = [list(r.values()) for r in multi]
+    judged_units = [list(r.values()) for r in judged_by_step.values() if len(r) >= 2]
     return agreement.ProjectAgreement(
         annotators=len(stats),
         traces_multi=len(first_errors),
@@ -350,6 +357,13 @@ def project_agreement(*, project: Project) -> agreement.ProjectAgreement:
             units, level="ordinal", categories=agreement.LABEL_VALUES
         ),
         first_error=agreement.first_error_agreement(first_errors),
+        judged={
+            "steps_multi": len(judged_units),
+            "fleiss_kappa": agreement.fleiss_kappa(judged_units),
+            "krippendorff_alpha": agreement.krippendorff_alpha(
+                judged_units, level="ordinal", categories=agreement.LABEL_VALUES
+            ),
+        },
         pairs=pairs,
         stats=sorted(stats.values(), key=lambda s: s.username),
     )

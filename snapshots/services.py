@@ -471,7 +471,9 @@ def _records(snapshot: ExportSnapshot, tally: _Tally) -> Iterator[list[ExportRec
                 "annotation_id",
                 "step__index",
             )
-            .values_list("annotation__trace_id", "annotation_id", "step__index", "value", "flagged")
+            .values_list(
+                "annotation__trace_id", "annotation_id", "step__index", "value", "flagged", "source"
+            )
             .iterator(chunk_size=CHUNK)
         )
         annotation_fields = [
@@ -550,13 +552,14 @@ def _annotator_records(
     label_rows: list[tuple[Any, ...]],
 ) -> list[ExportRecord]:
     """The majority record of a trace, or one record per submitted annotation ("all")."""
-    per_annotation: dict[int, tuple[list[int | None], list[bool]]] = {}
+    per_annotation: dict[int, tuple[list[int | None], list[bool], list[str]]] = {}
     per_step: list[list[int]] = [[] for _ in range(step_count)]
-    for _, annotation_id, index, value, flagged in label_rows:
-        values, flags = per_annotation.setdefault(
-            annotation_id, ([None] * step_count, [False] * step_count)
+    for _, annotation_id, index, value, flagged, source in label_rows:
+        values, flags, sources = per_annotation.setdefault(
+            annotation_id, ([None] * step_count, [False] * step_count, [""] * step_count)
         )
         values[index], flags[index] = value, flagged
+        sources[index] = source if value is not None else ""
         if value is not None:
             per_step[index].append(value)
     # A step is kept when the share of annotators agreeing on its majority value is high enough.
@@ -581,13 +584,16 @@ def _annotator_records(
             # Withheld unless the export opts in: when and how long a person worked on it.
             # Imported annotations keep what their source published (PRM800K's own fields).
             submitted_at, seconds = None, None
-        values, flags = per_annotation.get(
-            annotation_id, ([None] * step_count, [False] * step_count)
+        values, flags, sources = per_annotation.get(
+            annotation_id, ([None] * step_count, [False] * step_count, [""] * step_count)
         )
         records.append(
             ExportRecord(
                 labels=[v if keep else None for v, keep in zip(values, kept_step, strict=True)],
                 flagged=flags,
+                label_sources=[
+                    s if keep else "" for s, keep in zip(sources, kept_step, strict=True)
+                ],
                 annotator=pseudonym(annotator_id),
                 annotation={
                     "finish_reason": finish_reason,

@@ -74,3 +74,26 @@ def test_project_agreement_from_submitted_labels() -> None:
     assert stats["u0"].seconds_per_step == pytest.approx(100 / 7)
     assert stats["u0"].traces_per_hour == pytest.approx(2 / (100 / 3600))
     assert stats["u2"].gold_agreement == 0.0 and stats["u1"].gold_agreement == 1.0
+
+
+@pytest.mark.django_db
+def test_filled_in_labels_are_counted_apart_from_judged_ones() -> None:
+    """Issue 14: two annotators who each press `e` on step 3 agree on the +1s before it only
+    because `e` filled them in; the judged coefficients leave those out."""
+    a, b = make_user("fa"), make_user("fb")
+    project = make_project(members={a: "annotator", b: "annotator"}, overlap=2)
+    trace = make_trace(project, steps=["s0", "s1", "s2", "s3"])
+    services.label_first_error(user=a, step=trace.steps.get(index=2))
+    services.label_set(user=b, step=trace.steps.get(index=0), value=1)
+    services.label_set(user=b, step=trace.steps.get(index=1), value=-1)
+    services.label_set(user=b, step=trace.steps.get(index=2), value=-1)
+    for user in (a, b):
+        services.annotation_submit(user=user, trace=trace, finish_reason="found_error")
+    report = selectors.project_agreement(project=project)
+    assert report.steps_multi == 3
+    # Only step 2 was judged by both (a: the first-error step, b: by hand).
+    assert report.judged["steps_multi"] == 1
+    stats = {s.username: s for s in report.stats}
+    assert (stats["fa"].steps_labelled, stats["fa"].steps_filled) == (3, 2)
+    assert stats["fb"].steps_filled == 0
+    assert report.as_dict()["judged"]["steps_multi"] == 1

@@ -255,6 +255,24 @@ def test_majority_all_and_min_agreement() -> None:
         )
 
 
+def test_prm800k_export_says_which_ratings_were_filled_in_and_which_judged() -> None:
+    """Issue 14: a +1 propagated by first-error is told apart from a +1 given by hand."""
+    user = make_user()
+    project = make_project(members={user: "annotator"})
+    trace = make_trace(project, steps=("a", "b", "c", "d"))
+    steps = list(trace.steps.order_by("index"))
+    services.label_set(user=user, step=steps[0], value=1)
+    services.label_first_error(user=user, step=steps[2])
+    services.annotation_submit(user=user, trace=trace)
+    row = json.loads(lines(build(project, labels="all", format="prm800k"))[0])
+    completions = [step["completions"][0] for step in row["label"]["steps"]]
+    assert [(c["rating"], c["source"]) for c in completions] == [
+        (1, "hand"),
+        (1, "filled"),
+        (-1, "first_error"),
+    ]
+
+
 # --- snapshots: split, determinism, card --------------------------------------------------------
 
 

@@ -34,6 +34,9 @@ class ExportRecord:
     # -1 / 0 / +1 per step as the label policy gives it (before the neutral mapping); None: unlabelled.
     labels: list[int | None]
     flagged: list[bool] = field(default_factory=list)
+    # Label policy "all": who chose each step's value: "hand", "first_error" (the step marked as
+    # the first wrong one), "filled" (filled in by first-error / all-correct); "" unlabelled.
+    label_sources: list[str] = field(default_factory=list)
     step_metadata: list[dict[str, Any]] = field(default_factory=list)  # only for formats that ask
     # "gold", "majority", or the pseudonym of the annotator (label policy "all").
     annotator: str = "gold"

@@ -116,6 +116,7 @@ def rows(
             continue
         annotation = record.annotation or {}
         flagged = record.flagged or [False] * len(record.steps)
+        sources = record.label_sources or [""] * len(record.steps)
         submitted_at = annotation.get("submitted_at")
         data = {
             "labeler": record.annotator,
@@ -133,12 +134,21 @@ def rows(
             "label": {
                 "steps": [
                     {
-                        "completions": [{"text": text, "rating": value, "flagged": flag}],
+                        "completions": [
+                            {
+                                "text": text,
+                                "rating": value,
+                                "flagged": flag,
+                                # steplens' addition: who chose the rating (a propagated +1 is
+                                # not a judged one); only on annotators' passes.
+                                **({"source": sources[i]} if sources[i] else {}),
+                            }
+                        ],
                         "human_completion": None,
                         "chosen_completion": 0,
                     }
-                    for text, value, flag in zip(
-                        record.steps[:n], labels[:n], flagged[:n], strict=True
+                    for i, (text, value, flag) in enumerate(
+                        zip(record.steps[:n], labels[:n], flagged[:n], strict=True)
                     )
                 ],
                 # null when withheld (a snapshot publishes annotators' times only if asked)

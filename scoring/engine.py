@@ -79,6 +79,35 @@ def score_runs(runs: Sequence[ScoreRun]) -> list[services.RunResult]:
     ]
 
 
+def judge_final_answers(runs: Sequence[ScoreRun]) -> int:
+    """Decide `final_answer_correct` of the runs' traces whose correctness is unknown, where the
+    problem has a reference answer: the trace's final answer (or the one its steps state: the last
+    \\boxed{}, "# Answer", "####", "The answer is") against the reference with the tool backend's
+    check (exact after normalising, sympy, then math-verify). Best-of-N then says "unknown" only
+    when it truly is. Returns how many traces were decided."""
+    try:  # the tool extra (sympy, math-verify): every worker has it; without it, nothing is decided
+        from scoring.prm.backends.tool import answers_match, find_final_answer
+    except ImportError:  # pragma: no cover - a worker installed without the tool extra
+        logger.warning("final answers not judged: the tool extra (sympy, math-verify) is missing")
+        return 0
+    verdicts: dict[int, tuple[bool, str]] = {}
+    for run in runs:
+        trace = run.trace
+        reference = trace.problem.reference_answer.strip()
+        if trace.pk in verdicts or trace.final_answer_correct is not None or not reference:
+            continue
+        answer = trace.final_answer.strip()
+        if not answer:
+            found = find_final_answer(
+                list(trace.steps.order_by("index").values_list("text", flat=True))
+            )
+            answer = found[1] if found else ""
+        verdict = answers_match(answer, reference) if answer else None
+        if verdict is not None:
+            verdicts[trace.pk] = (verdict, answer)
+    return services.final_answers_set(verdicts=verdicts)
+
+
 def score_and_write(*, run_ids: Sequence[int], worker: str = "") -> dict[str, int]:
     """Claim these runs, score them (one engine call per scorer) and write each run's scores.
 
@@ -90,6 +119,7 @@ def score_and_write(*, run_ids: Sequence[int], worker: str = "") -> dict[str, in
     for run in runs:
         by_scorer[run.scorer_id].append(run)
     done = failed = 0
+    judge_final_answers(runs)
     for scorer_runs in by_scorer.values():
         try:
             results = score_runs(scorer_runs)

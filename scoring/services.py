@@ -204,6 +204,22 @@ def project_backfill(
     )
 
 
+def final_answers_set(*, verdicts: dict[int, tuple[bool, str]]) -> int:
+    """Write decided final-answer correctness ({trace id: (correct, the answer compared)}) where it
+    is still unknown (an imported verdict is never overwritten); the answer is kept when the trace
+    had none. Returns how many traces changed."""
+    changed = 0
+    with transaction.atomic():
+        for trace_id, (correct, answer) in verdicts.items():
+            changed += Trace.objects.filter(
+                pk=trace_id, final_answer_correct__isnull=True, final_answer=""
+            ).update(final_answer_correct=correct, final_answer=answer[:10_000])
+            changed += Trace.objects.filter(pk=trace_id, final_answer_correct__isnull=True).update(
+                final_answer_correct=correct
+            )
+    return changed
+
+
 def score_run_retry(*, run: ScoreRun) -> ScoreRun:
     if run.status != RunStatus.FAILED:
         raise ValidationError(

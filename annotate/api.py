@@ -13,6 +13,7 @@ from django.db import transaction
 from django.http import Http404
 from django.middleware.csrf import get_token
 from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.authentication import SessionAuthentication
@@ -24,8 +25,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from . import imports, selectors, services, tokens
-from .models import Annotation, FinishReason, LabelScheme, Project, Role, Trace
+from . import import_jobs, imports, selectors, services, tokens
+from .models import (
+    Annotation,
+    FinishReason,
+    ImportJob,
+    ImportStatus,
+    LabelScheme,
+    Project,
+    Role,
+    Trace,
+)
 from .selectors import MY_STATUS_NEW
 from .serializers import (
     LABEL_VALUE_CHOICES,
@@ -594,6 +604,86 @@ def _too_large(size: int) -> PayloadTooLarge:
     )
 
 
+class ImportJobSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    url = serializers.CharField(help_text="This job in the API.")
+    page = serializers.CharField(help_text="Its page in the browser (a progress bar).")
+    project = serializers.SlugField(source="project_slug")
+    filename = serializers.CharField()
+    format = serializers.CharField()
+    size = serializers.IntegerField(help_text="Bytes.")
+    status = serializers.CharField(help_text=f"One of: {', '.join(ImportStatus.values)}.")
+    phase = serializers.CharField(
+        help_text="queued, check (reading every record), write, done, failed."
+    )
+    done = serializers.IntegerField(help_text="Bytes checked, or records written.")
+    total = serializers.IntegerField()
+    percent = serializers.IntegerField()
+    result = serializers.DictField(help_text="As the synchronous import's answer, once done.")
+    error = serializers.DictField(help_text="detail, file, line, field: once failed.")
+    can_retry = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+    class Meta:
+        ref_name = "ImportJob"
+
+
+def _job_data(job: ImportJob, request: Request) -> dict[str, Any]:
+    progress = import_jobs.import_job_progress(job=job)
+    return ImportJobSerializer(
+        {
+            **{f: getattr(job, f) for f in ("id", "project_slug", "filename", "format", "size")},
+            **{f: getattr(job, f) for f in ("status", "result", "error", "created_at")},
+            "finished_at": job.finished_at,
+            "url": request.build_absolute_uri(reverse("api:import-job", args=[job.pk])),
+            "page": request.build_absolute_uri(reverse("annotate:import_job", args=[job.pk])),
+            "phase": progress.phase,
+            "done": progress.done,
+            "total": progress.total,
+            "percent": progress.percent,
+            "can_retry": import_jobs.import_job_can_retry(job=job),
+        }
+    ).data
+
+
+class ImportJobApi(ApiView):
+    """A large import's state: queued, running (checking, then writing), done or failed."""
+
+    @extend_schema(
+        tags=[TAG_IMPORTS],
+        responses={
+            200: ImportJobSerializer,
+            403: OpenApiResponse(description="A member, but not an admin, of the project."),
+            404: OpenApiResponse(description="No such import (or not yours)."),
+        },
+    )
+    def get(self, request: Request, job_id: int) -> Response:
+        job = import_jobs.import_job_get_for_user(user=request.user, job_id=job_id)
+        return Response(_job_data(job, request))
+
+
+class ImportJobRetryApi(ApiView):
+    """Queue a failed import again, when its file is still kept (its worker died)."""
+
+    @extend_schema(
+        tags=[TAG_IMPORTS],
+        request=None,
+        responses={
+            202: ImportJobSerializer,
+            400: OpenApiResponse(description="Not failed, or its file was refused and removed."),
+            404: OpenApiResponse(description="No such import (or not yours)."),
+        },
+    )
+    def post(self, request: Request, job_id: int) -> Response:
+        job = import_jobs.import_job_get_for_user(user=request.user, job_id=job_id)
+        try:
+            job = import_jobs.import_job_retry(job=job)
+        except DjangoValidationError as err:
+            raise exceptions.ValidationError({"detail": err.messages}) from None
+        return Response(_job_data(job, request), status=status.HTTP_202_ACCEPTED)
+
+
 class ImportApi(ApiView):
     """Import a file of traces into a project: its admins, or a site admin (who may create it).
 
@@ -645,6 +735,11 @@ class ImportApi(ApiView):
         request={"multipart/form-data": InputSerializer},
         responses={
             201: OutputSerializer,
+            202: OpenApiResponse(
+                ImportJobSerializer,
+                description="A file over STEPLENS_IMPORT_SYNC_MAX_BYTES: queued for a worker. "
+                "Follow `url` (GET /api/imports/jobs/{id}/) until its status is done or failed.",
+            ),
             400: OpenApiResponse(
                 FileErrorSerializer, description="Malformed file; nothing written."
             ),
@@ -665,6 +760,16 @@ class ImportApi(ApiView):
         upload = data.validated_data["file"]
         if upload.size > _import_max_bytes():
             raise _too_large(upload.size)
+        if import_jobs.import_is_large(size=upload.size):
+            job = import_jobs.import_job_create(
+                user=request.user,
+                project=existing,
+                project_slug=slug,
+                upload=upload,
+                format=data.validated_data["format"],
+                subset=data.validated_data.get("subset", ""),
+            )
+            return Response(_job_data(job, request), status=status.HTTP_202_ACCEPTED)
         try:
             # One transaction: a project created for a file that is then refused goes with it.
             with transaction.atomic():

@@ -35,4 +35,8 @@ urlpatterns = [
     path("traces/<int:trace_id>/submit/", api.SubmitApi.as_view(), name="submit"),
     path("traces/<int:trace_id>/heartbeat/", api.HeartbeatApi.as_view(), name="heartbeat"),
     path("imports/", api.ImportApi.as_view(), name="import"),
+    path("imports/jobs/<int:job_id>/", api.ImportJobApi.as_view(), name="import-job"),
+    path(
+        "imports/jobs/<int:job_id>/retry/", api.ImportJobRetryApi.as_view(), name="import-job-retry"
+    ),
 ]

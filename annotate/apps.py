@@ -10,5 +10,10 @@ class AnnotateConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import receivers  # noqa: F401  # a password change revokes the API tokens
+        # A password change revokes the API tokens; the tasks are registered in every process
+        # (services send them by name).
+        from . import (
+            receivers,  # noqa: F401
+            tasks,  # noqa: F401
+        )
 

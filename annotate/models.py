@@ -257,3 +257,49 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.name} ({self.key_prefix}...)"
+
+
+class ImportStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class ImportJob(models.Model):
+    """A large import, run by a worker: the uploaded file waits under VAR_DIR/imports until done.
+
+    Progress (bytes checked, then records written) is kept beside the file, because the write
+    pass runs in one transaction that nobody else can see into before it commits.
+    """
+
+    project = models.ForeignKey(
+        Project, null=True, blank=True, on_delete=models.CASCADE, related_name="import_jobs"
+    )
+    # The project to import into: made by the import (site admins) when it does not exist yet.
+    project_slug = models.SlugField(max_length=100)
+    format = models.CharField(max_length=20)
+    subset = models.CharField(max_length=100, blank=True)
+    filename = models.CharField(max_length=255)
+    path = models.CharField(max_length=500, help_text="Relative to VAR_DIR/imports.")
+    size = models.BigIntegerField(default=0)
+    status = models.CharField(
+        max_length=10, choices=ImportStatus.choices, default=ImportStatus.QUEUED
+    )
+    result = models.JSONField(default=dict, blank=True)
+    # The refusal: {"detail", "file", "line", "field"} as the synchronous import gives it.
+    error = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # "host#pid" of the process running it: a redelivery on that host takes over from a dead one.
+    runner = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"import {self.pk} of {self.filename} into {self.project_slug} ({self.status})"

@@ -15,6 +15,8 @@ urlpatterns = [
     path(
         "p/<slug:slug>/settings/preview/", views.guidelines_preview, name="guidelines_preview"
     ),
+    path("import/jobs/<int:job_id>/", views.import_job, name="import_job"),
+    path("import/jobs/<int:job_id>/retry/", views.import_job_retry, name="import_job_retry"),
     path("account/tokens/", views.account_tokens, name="tokens"),
     path("account/tokens/<int:token_id>/revoke/", views.account_token_revoke, name="token_revoke"),
     path("t/<int:trace_id>/", views.trace, name="trace"),

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from config.types import AuthedRequest
 
-from . import selectors, services, tokens
+from . import import_jobs, selectors, services, tokens
 from .forms import (
     HeartbeatForm,
     ImportForm,
@@ -348,6 +348,18 @@ def import_traces(request: AuthedRequest) -> HttpResponse:
     result = None
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
+        if import_jobs.import_is_large(size=upload.size):
+            # A large file: kept on disk and imported by a worker; its page shows the progress.
+            slug = form.cleaned_data["project_slug"]
+            job = import_jobs.import_job_create(
+                user=request.user,
+                project=selectors.project_import_target(user=request.user, slug=slug),
+                project_slug=slug,
+                upload=upload,
+                format=form.cleaned_data["format"],
+                subset=form.cleaned_data["subset"],
+            )
+            return redirect("annotate:import_job", job_id=job.pk)
         try:
             # One transaction: a refused file leaves no trace, not even a newly created project.
             with transaction.atomic():
@@ -372,6 +384,36 @@ def import_traces(request: AuthedRequest) -> HttpResponse:
             form.add_error(None, f"Nothing was imported. {_error_text(error)}")
     status = 400 if request.method == "POST" and result is None else 200
     return render(request, "annotate/import.html", {"form": form, "result": result}, status=status)
+
+
+@login_required
+@require_GET
+def import_job(request: AuthedRequest, job_id: int) -> HttpResponse:
+    """A large import's progress (checking, then writing), then its result or its refusal.
+
+    The status part polls itself while the job runs; htmx gets that part alone.
+    """
+    job = import_jobs.import_job_get_for_user(user=request.user, job_id=job_id)
+    context = {
+        "job": job,
+        "progress": import_jobs.import_job_progress(job=job),
+        "can_retry": import_jobs.import_job_can_retry(job=job),
+        "poll_ms": 1000,
+    }
+    template = "annotate/_import_job_status.html" if request.htmx else "annotate/import_job.html"
+    return render(request, template, context)
+
+
+@login_required
+@require_POST
+def import_job_retry(request: AuthedRequest, job_id: int) -> HttpResponse:
+    """Queue a failed import again (its worker died; a refused file cannot be retried)."""
+    job = import_jobs.import_job_get_for_user(user=request.user, job_id=job_id)
+    try:
+        import_jobs.import_job_retry(job=job)
+    except ValidationError as error:
+        messages.error(request, _error_text(error))
+    return redirect("annotate:import_job", job_id=job.pk)
 
 
 # ---------------------------------------------------------------------------------------------

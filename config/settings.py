@@ -180,6 +180,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # Any request body larger than this is refused (413) before it is read, except by the import
 # endpoints (STEPLENS_IMPORT_MAX_BYTES): config/body_limit.py.
 STEPLENS_MAX_BODY_BYTES = int(os.environ.get("STEPLENS_MAX_BODY_BYTES", str(10 * 1024 * 1024)))
+# An import larger than this is run by a worker (annotate.import_jobs), with a progress page,
+# instead of in the web request.
+STEPLENS_IMPORT_SYNC_MAX_BYTES = int(
+    os.environ.get("STEPLENS_IMPORT_SYNC_MAX_BYTES", str(8 * 1024 * 1024))
+)
 # An upload larger than this is streamed to a temporary file, not held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = int(2.5 * 1024 * 1024)
 

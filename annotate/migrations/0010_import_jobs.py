@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotate', '0008_hash_existing_tokens'),
+        ('annotate', '0009_full_text_search'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

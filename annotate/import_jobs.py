@@ -24,6 +24,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
@@ -260,6 +261,11 @@ def import_job_retry(*, job: ImportJob) -> ImportJob:
         task_send_on_commit(RUN_TASK, job.pk, queue="bulk")
     job.refresh_from_db()
     return job
+
+
+def import_job_list_for_user(*, user: UserLike) -> QuerySet[ImportJob]:
+    """The large imports this user started, newest first."""
+    return ImportJob.objects.filter(created_by_id=user.pk).order_by("-created_at", "-id")
 
 
 def import_job_get_for_user(*, user: UserLike, job_id: int) -> ImportJob:

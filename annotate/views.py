@@ -383,7 +383,13 @@ def import_traces(request: AuthedRequest) -> HttpResponse:
         except ValidationError as error:
             form.add_error(None, f"Nothing was imported. {_error_text(error)}")
     status = 400 if request.method == "POST" and result is None else 200
-    return render(request, "annotate/import.html", {"form": form, "result": result}, status=status)
+    context = {
+        "form": form,
+        "result": result,
+        "jobs": import_jobs.import_job_list_for_user(user=request.user)[:10],
+        "sync_max": settings.STEPLENS_IMPORT_SYNC_MAX_BYTES,
+    }
+    return render(request, "annotate/import.html", context, status=status)
 
 
 @login_required

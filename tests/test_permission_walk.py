@@ -28,7 +28,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
 from annotate import imports, services
-from annotate.models import ApiToken, Project, Step, Trace
+from annotate.models import ApiToken, ImportJob, ImportStatus, Project, Step, Trace
 from annotate.tokens import api_token_create
 from scoring import services as scoring_services
 from scoring.models import RunStatus, ScoreRun
@@ -123,6 +123,10 @@ EXPECTATIONS: dict[str, dict[str, E]] = {
     "/": {"GET": E(302, 200, 200, 200, 200), "POST": NO_POST},  # everyone sees their own projects
     # The import page is for admins; a site admin may name a new project.
     "/import/": {"GET": E(302, 404, 404, 404, 200), "POST": E(302, 404, 404, 404, 400, data={})},
+    # A large import's job: its maker (the admin here) and the project's admins; members below
+    # admin 403. Its file was refused (failed, removed): a retry is refused with the reason.
+    "/import/jobs/{job_id}/": {"GET": E(302, 404, 403, 403, 200), "POST": NO_POST},
+    "/import/jobs/{job_id}/retry/": {"GET": NO_GET, "POST": E(302, 404, 403, 403, 302)},
     "/p/{slug}/": {"GET": PAGE_MEMBERS, "POST": NO_POST},
     "/p/{slug}/next/": {"GET": E(302, 404, 302, 302, 302), "POST": NO_POST},
     "/t/{trace_id}/": {"GET": PAGE_MEMBERS, "POST": NO_POST},
@@ -204,6 +208,8 @@ EXPECTATIONS: dict[str, dict[str, E]] = {
     "/api/traces/{trace_id}/heartbeat/": {"POST": E(401, 404, 200, 200, 200, data={"seconds": 5})},
     # Imports: outsiders 404, members below admin 403.
     "/api/imports/": {"POST": E(401, 404, 403, 403, 201, data=_import_file, json=False)},
+    "/api/imports/jobs/{job_id}/": {"GET": E(401, 404, 403, 403, 200)},
+    "/api/imports/jobs/{job_id}/retry/": {"POST": E(401, 404, 403, 403, 400)},
     # --- REST API: exports
     "/api/projects/{slug}/exports/": {
         "GET": API_REVIEWERS,
@@ -355,6 +361,7 @@ class World:
     filename: str
     training_run: Any = None
     token_id: int = 0
+    job_id: int = 0
 
 
 def route_params(w: World) -> dict[str, Any]:
@@ -370,6 +377,7 @@ def route_params(w: World) -> dict[str, Any]:
         "training_run_id": w.training_run.pk,
         "token_id": w.token_id,
         "username": "walk-annotator",
+        "job_id": w.job_id,
     }
 
 
@@ -414,7 +422,18 @@ def build_world(tmp_path, settings) -> World:  # type: ignore[no-untyped-def]
         scorer=scorer,
         scorer_version=scorer.version,
     )
+    job = ImportJob.objects.create(
+        project=project,
+        project_slug=project.slug,
+        format="processbench",
+        filename="bad.jsonl",
+        path="gone.upload",
+        status=ImportStatus.FAILED,
+        error={"detail": "bad.jsonl, line 1: invalid JSON"},
+        created_by=admin,
+    )
     return World(
+        job_id=job.pk,
         project=project,
         trace=trace,
         users={"outsider": outsider, "annotator": annotator, "reviewer": reviewer, "admin": admin},

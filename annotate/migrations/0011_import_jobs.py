@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotate', '0009_full_text_search'),
+        ('annotate', '0010_label_source_hotkeys_client_seqs'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

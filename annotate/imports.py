@@ -463,8 +463,11 @@ class _Inserter:
         # jsonb (psycopg's Jsonb wrapper would serialise again on every row).
         return json.dumps(value)
 
-    def timestamp(self, model: type[Model], field: str) -> Any:
-        return _field(model, field).get_db_prep_value(self.now, self.connection)
+    def timestamp(self, model: type[Model], field: str, value: datetime | None = None) -> Any:
+        """`value` (default: the import's time) as the database stores `model.field`."""
+        return _field(model, field).get_db_prep_value(
+            self.now if value is None else value, self.connection
+        )
 
     def insert(
         self,
@@ -777,7 +780,10 @@ def _write_annotations(
                 LabelSource.HAND,
                 label.flagged,
                 "",
-                updated_at,
+                # The labeler's time (the source's), not the import's, where the source has one.
+                db.timestamp(StepLabel, "updated_at", row.submitted_at)
+                if row.submitted_at
+                else updated_at,
             )
             for row, parsed, step_ids in new
             for label in parsed.labels

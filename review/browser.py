@@ -162,8 +162,8 @@ def trace_filter(*, project: Project, values: dict[str, Any]) -> QuerySet[Trace]
         traces = traces.filter(_search(values["q"]))
     annotations = Annotation.objects.filter(trace_id=OuterRef("pk"))
     status = values.get("status")
-    if status == "unlabelled":
-        traces = traces.exclude(Exists(annotations.filter(imported=False)))
+    if status == "unlabelled":  # imported labelers' passes are labels too (issue 15, item 7)
+        traces = traces.exclude(Exists(annotations))
     elif status == "in_progress":
         traces = traces.filter(Exists(annotations.filter(status=AnnotationStatus.IN_PROGRESS)))
     elif status == "submitted":
@@ -276,7 +276,7 @@ def trace_page(*, project: Project, values: dict[str, Any], size: int = PAGE_SIZ
         )
     }
     status: dict[int, str] = {}
-    for trace_id, st in Annotation.objects.filter(trace_id__in=ids, imported=False).values_list(
+    for trace_id, st in Annotation.objects.filter(trace_id__in=ids).values_list(
         "trace_id", "status"
     ):
         if status.get(trace_id) != AnnotationStatus.SUBMITTED:

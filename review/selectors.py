@@ -272,10 +272,11 @@ def priority_of(*, trace: Trace) -> float | None:
 
 
 def project_agreement(*, project: Project) -> agreement.ProjectAgreement:
-    """Every coefficient over the project's submitted, non-imported annotations (no permission
+    """Every coefficient over the project's submitted annotations, imported labelers' (PRM800K)
+    included, as in adjudication and exports: a labeler counts in every view (no permission
     check here: callers go through selectors.agreement_for_user)."""
     annotations = Annotation.objects.filter(
-        trace__project=project, status=AnnotationStatus.SUBMITTED, imported=False
+        trace__project=project, status=AnnotationStatus.SUBMITTED
     )
     stats: dict[int, agreement.AnnotatorStats] = {}
     for user_id, username, seconds in annotations.values_list(

@@ -11,6 +11,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("import/", views.import_traces, name="import"),
     path("projects/new/", views.project_new, name="project_new"),
+    path("docs/<slug:name>/", views.doc_page, name="doc"),
     path("p/<slug:slug>/settings/", views.project_settings, name="project_settings"),
     path(
         "p/<slug:slug>/settings/preview/", views.guidelines_preview, name="guidelines_preview"

@@ -117,6 +117,20 @@ def guidelines_preview(request: AuthedRequest, slug: str) -> HttpResponse:
     return HttpResponse(render_markdown(request.POST.get("guidelines", "")))
 
 
+@login_required
+@require_GET
+def doc_page(request: AuthedRequest, name: str) -> HttpResponse:
+    """One of the docs/ pages (exports, formats, api...), rendered like any untrusted Markdown."""
+    path = settings.BASE_DIR / "docs" / f"{name}.md"
+    if not path.is_file():
+        raise Http404("No such page.")
+    return render(
+        request,
+        "annotate/doc.html",
+        {"name": name, "body": render_markdown(path.read_text(encoding="utf-8"))},
+    )
+
+
 def _form_errors(form: Any, exc: ValidationError) -> None:
     if hasattr(exc, "error_dict"):
         for field, errors in exc.message_dict.items():

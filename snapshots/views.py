@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from django import forms
 from django.contrib import messages
@@ -60,6 +61,57 @@ class ExportForm(forms.Form):
         "seconds in the rows. Off: annotators are pseudonyms and their times are withheld.",
     )
 
+    # Fields that only some formats read: the form shows a format's own fields and no others.
+    SFT_ONLY = ("select", "scorer", "top_k")
+
+    def __init__(self, *args: object, format: str = ExportFormat.TRL, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        chosen = format if format in ExportFormat.values else ExportFormat.TRL
+        self.fields["format"].initial = chosen
+        # Changing the format redraws the form with that format's fields (htmx; the page's
+        # Content-Security-Policy allows no inline script).
+        self.fields["format"].widget.attrs.update(
+            {
+                "hx-trigger": "change",
+                "hx-include": "closest form",
+                "hx-target": "#export-form",
+                "hx-select": "#export-form",
+                "hx-swap": "outerHTML",
+            }
+        )
+        if chosen not in services.PARQUET_FORMATS:
+            del self.fields["file_format"]
+        if chosen != ExportFormat.SFT:
+            for name in self.SFT_ONLY:
+                del self.fields[name]
+
+
+# The services' messages name the command's flags and the API's fields; the page names its own
+# fields instead (the labels a person sees on this form).
+_PAGE_WORDS = [
+    (re.compile(r" \(the `\w+` field(?: in the API and on the page)?\)"), ""),
+    (re.compile(r"--labels (gold|majority|all)"), lambda m: f"Labels “{LabelPolicy(m[1]).label}”"),
+    (re.compile(r"--labels all / majority / gold"), "another Labels choice"),
+    (re.compile(r"--neutral positive\|negative\|drop"), "the Neutral field"),
+    (re.compile(r"--neutral (\w+)"), lambda m: f"Neutral “{NeutralMapping(m[1]).label}”"),
+    (re.compile(r"--split test=FRACTION"), "Test fraction"),
+    (re.compile(r"--seed"), "Seed"),
+    (re.compile(r"--include-flagged \(include_flagged\)"), "flagged problems are included"),
+    (re.compile(r"--user"), "a user"),
+]
+
+
+def page_words(message: str) -> str:
+    """A service's message as the exports page says it (its field labels, not CLI flags).
+
+    >>> page_words("so --labels gold would write no rows: --labels all (every annotator's "
+    ...            "pass) gives rows (the `labels` field in the API and on the page).")
+    "so Labels “Gold labels (imported or adjudicated)” would write no rows: Labels “Every annotator (one row each, pseudonymised)” (every annotator's pass) gives rows."
+    """
+    for pattern, replacement in _PAGE_WORDS:
+        message = pattern.sub(replacement, message)  # type: ignore[arg-type]
+    return message
+
 
 def _options(data: dict[str, object]) -> dict[str, object]:
     if data["format"] != ExportFormat.SFT:
@@ -72,7 +124,14 @@ def _options(data: dict[str, object]) -> dict[str, object]:
 @require_http_methods(["GET", "POST"])
 def exports_page(request: HttpRequest, slug: str) -> HttpResponse:
     project = selectors.project_for_export(user=request.user, slug=slug)
-    form = ExportForm(request.POST or None)
+    chosen = (request.POST or request.GET).get("format", ExportFormat.TRL)
+    # A format change redraws the form (GET with what was typed so far, as initial values).
+    form = ExportForm(
+        request.POST or None,
+        format=chosen,
+        initial={k: v for k, v in request.GET.items() if k != "csrfmiddlewaretoken"},
+    )
+    form.fields["format"].widget.attrs["hx-get"] = request.path
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -81,7 +140,7 @@ def exports_page(request: HttpRequest, slug: str) -> HttpResponse:
                 user=request.user,
                 name=data["name"],
                 format=data["format"],
-                file_format=data["file_format"],
+                file_format=data.get("file_format") or ExportFileFormat.JSONL,
                 labels=data["labels"],
                 min_agreement=data["min_agreement"],
                 neutral=data["neutral"] or "",
@@ -93,7 +152,9 @@ def exports_page(request: HttpRequest, slug: str) -> HttpResponse:
             )
         except ValidationError as err:
             for field, errors in err.message_dict.items():
-                form.add_error(field if field in form.fields else None, errors)
+                form.add_error(
+                    field if field in form.fields else None, [page_words(e) for e in errors]
+                )
         else:
             messages.success(request, f"Export {snapshot.name} v{snapshot.version} queued.")
             return redirect("snapshots:exports", slug=project.slug)

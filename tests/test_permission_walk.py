@@ -241,6 +241,8 @@ EXPECTATIONS: dict[str, dict[str, E]] = {
         "PUT": E(401, 404, 403, 403, 200, data={"scorers": ["tool"]}),
     },
     # --- issue 4: queue, review, agreement, audit (reviewers; annotators 403 "Reviewers only")
+    # --- issue 15: the docs pages (any logged-in person; `name` is a docs/ file)
+    "/docs/{name}/": {"GET": E(302, 200, 200, 200, 200), "POST": NO_POST},
     # --- issue 15: project set-up (site admins create; project admins set up) and members
     "/projects/new/": {
         "GET": E(302, 403, 403, 403, 403),
@@ -377,6 +379,7 @@ def route_params(w: World) -> dict[str, Any]:
         "training_run_id": w.training_run.pk,
         "token_id": w.token_id,
         "username": "walk-annotator",
+        "name": "exports",
         "job_id": w.job_id,
     }
 

@@ -70,7 +70,8 @@ def test_reviewer_creates_an_export_on_the_page_and_downloads_it(
     assert snapshot.status == ExportStatus.DONE
     assert sum(snapshot.row_counts.values()) == 20  # the 20 gsm8k traces of the sample
     page = client.get(url).content.decode()
-    assert "gsm" in page and "README.md" in page and "hx-trigger" not in page  # done: no polling
+    # Done: the row no longer polls (the form's format select redraws on change, not a poll).
+    assert "gsm" in page and "README.md" in page and 'hx-trigger="load delay' not in page
     card = download(client, snapshot, "README.md").decode()
     for f in snapshot.files:
         first, second = download(client, snapshot, f["name"]), download(client, snapshot, f["name"])
@@ -221,7 +222,8 @@ def test_an_export_without_rows_is_refused_on_the_page_in_the_api_and_the_comman
     )
     assert page.status_code == 400
     html = page.content.decode()
-    assert "no gold label" in html and "--labels all" in html
+    # The page names its own field ("Labels"), the command its flag (below).
+    assert "no gold label" in html and "Labels “Every annotator" in html
     api = APIClient()
     api.force_authenticate(reviewer)
     refused = api.post(

@@ -47,9 +47,13 @@ def engine_for(scorer: Scorer) -> Any:
     return _ENGINES[key]
 
 
-def score_runs(runs: Sequence[ScoreRun]) -> list[services.RunResult]:
-    """Score runs of ONE scorer in one engine call (the engine packs them into micro-batches)."""
-    from scoring.prm import TraceInput
+def score_runs(runs: Sequence[ScoreRun]) -> tuple[list[services.RunResult], dict[int, str]]:
+    """Score runs of ONE scorer in one engine call (the engine packs them into micro-batches).
+
+    Returns the results and, for each run whose trace the engine refuses alone (too long for
+    the model, unformattable), the reason: that run fails, the others are scored.
+    """
+    from scoring.prm import TraceInput, score_each
 
     scorer = runs[0].scorer
     inputs = []
@@ -65,9 +69,9 @@ def score_runs(runs: Sequence[ScoreRun]) -> list[services.RunResult]:
             )
         )
     started = time.perf_counter()
-    outputs = engine_for(scorer).score(inputs)
-    per_run_ms = (time.perf_counter() - started) * 1000 / max(len(runs), 1)
-    return [
+    outputs, refused = score_each(engine_for(scorer), inputs)
+    per_run_ms = (time.perf_counter() - started) * 1000 / max(len(outputs), 1)
+    results = [
         services.RunResult(
             run_id=int(out.key),
             step_scores=[s.score for s in out.steps],
@@ -77,6 +81,7 @@ def score_runs(runs: Sequence[ScoreRun]) -> list[services.RunResult]:
         )
         for out in outputs
     ]
+    return results, {int(key): reason for key, reason in refused.items()}
 
 
 def judge_final_answers(runs: Sequence[ScoreRun]) -> int:
@@ -111,8 +116,9 @@ def judge_final_answers(runs: Sequence[ScoreRun]) -> int:
 def score_and_write(*, run_ids: Sequence[int], worker: str = "") -> dict[str, int]:
     """Claim these runs, score them (one engine call per scorer) and write each run's scores.
 
-    Done runs are skipped (a redelivered task scores nothing twice); an engine error becomes the
-    error of the runs it was scoring, shown on the page and retryable.
+    Done runs are skipped (a redelivered task scores nothing twice); a trace the engine refuses
+    alone (too long for the model) fails only its own run, with the reason; any other engine
+    error becomes the error of the runs it was scoring. Errors are shown on the page, retryable.
     """
     runs = services.score_runs_claim(run_ids=run_ids, worker=worker)
     by_scorer: dict[int, list[ScoreRun]] = defaultdict(list)
@@ -122,13 +128,16 @@ def score_and_write(*, run_ids: Sequence[int], worker: str = "") -> dict[str, in
     judge_final_answers(runs)
     for scorer_runs in by_scorer.values():
         try:
-            results = score_runs(scorer_runs)
+            results, refused = score_runs(scorer_runs)
         except Exception as exc:
             logger.exception("scorer %s failed", scorer_runs[0].scorer.name)
             for run in scorer_runs:
                 services.score_run_fail(run_id=run.pk, error=f"{type(exc).__name__}: {exc}")
             failed += len(scorer_runs)
             continue
+        for run_id, reason in refused.items():
+            services.score_run_fail(run_id=run_id, error=f"TraceError: {reason}")
+            failed += 1
         for result in results:
             try:
                 services.score_run_complete(result=result)

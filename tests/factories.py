@@ -67,3 +67,18 @@ def make_trace(
         for i, body in enumerate(steps)
     )
     return trace
+
+
+def import_processbench_sample(project: Project) -> Project:
+    """The shipped ProcessBench sample (80 traces, data/processbench_sample.jsonl) imported into
+    ``project`` through the real import service."""
+    from pathlib import Path
+
+    from annotate import imports
+
+    path = Path(__file__).resolve().parents[1] / "data" / "processbench_sample.jsonl"
+    with open(path, "rb") as stream:
+        imports.traces_import(
+            project=project, stream=stream, filename=path.name, format="processbench"
+        )
+    return project

@@ -21,8 +21,10 @@ from scoring.prm.contract import (
     Scorer,
     ScorerError,
     StepScoreOut,
+    TraceError,
     TraceInput,
     TraceScores,
+    score_each,
 )
 
 # backend name -> (module, class); every class takes (model_path, *, device, dtype, params).
@@ -66,7 +68,9 @@ __all__ = [
     "Scorer",
     "ScorerError",
     "StepScoreOut",
+    "TraceError",
     "TraceInput",
     "TraceScores",
     "build_scorer",
+    "score_each",
 ]

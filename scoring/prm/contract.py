@@ -20,6 +20,18 @@ class FormattingError(ScorerError):
     """A trace could not be turned into model inputs (e.g. separator positions != steps)."""
 
 
+class TraceError(ScorerError):
+    """One trace of a batch cannot be scored (too long, unformattable); ``key`` names it.
+
+    Raised before any forward pass, so a caller can drop that trace and score the rest
+    (:func:`score_each` does).
+    """
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"trace {key!r}: {message}")
+        self.key = key
+
+
 @dataclass(frozen=True)
 class TraceInput:
     """One reasoning trace to score.
@@ -95,3 +107,37 @@ def parse_params(cls: type[P], params: Mapping[str, Any] | None, backend: str) -
         return cls(**params)
     except TypeError as exc:
         raise ScorerError(f"{backend}: bad params: {exc}") from exc
+
+
+def score_each(
+    scorer: Scorer, traces: Sequence[TraceInput]
+) -> tuple[list[TraceScores], dict[str, str]]:
+    """Score ``traces``, leaving out each one the scorer refuses alone (a :class:`TraceError`,
+    e.g. longer than the model's ``max_length``) with its reason: one over-long trace never
+    costs the others their scores. Returns the scores of the rest, in input order, and
+    ``{key: reason}`` of the refused. Keys must be unique.
+
+    >>> class Short:
+    ...     name = "short"
+    ...     def score(self, traces):
+    ...         for t in traces:
+    ...             if len(t.steps) > 1:
+    ...                 raise TraceError(t.key, "too long")
+    ...         return [TraceScores(t.key, [StepScoreOut(1.0)]) for t in traces]
+    >>> done, refused = score_each(Short(), [TraceInput("q", ["a"], key="1"),
+    ...                                      TraceInput("q", ["a", "b"], key="2")])
+    >>> [d.key for d in done], refused
+    (['1'], {'2': "trace '2': too long"})
+    """
+    remaining = list(traces)
+    refused: dict[str, str] = {}
+    while remaining:
+        try:
+            return scorer.score(remaining), refused
+        except TraceError as exc:
+            index = next((i for i, t in enumerate(remaining) if t.key == exc.key), None)
+            if index is None:
+                raise
+            refused[exc.key] = str(exc)
+            del remaining[index]
+    return [], refused

@@ -7,24 +7,15 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from annotate import imports
 from scoring.models import RunStatus, Scorer, ScoreRun, StepScore
-from tests.factories import make_project
+from tests.factories import import_processbench_sample, make_project
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def project(repo_root):
-    project = make_project("pb")
-    with open(repo_root / "data" / "processbench_sample.jsonl", "rb") as stream:
-        imports.traces_import(
-            project=project,
-            stream=stream,
-            filename="processbench_sample.jsonl",
-            format="processbench",
-        )
-    return project
+def project():
+    return import_processbench_sample(make_project("pb"))
 
 
 def test_add_scorer_registers_then_a_change_bumps_the_version(project, capsys):

@@ -72,15 +72,9 @@ class Command(BaseCommand):
         )
         total = len(pending)
         for start in range(0, total, services.RUNS_PER_TASK):
-            counts = engine.score_and_write(run_ids=pending[start : start + services.RUNS_PER_TASK])
-            if counts["failed"]:
-                error = (
-                    self._runs(scorer, trace_ids)
-                    .filter(status=RunStatus.FAILED)
-                    .values_list("error", flat=True)
-                    .first()
-                )
-                raise CommandError(f"{scorer.name} failed: {error}")
+            # A failed run (e.g. a trace too long for the model) does not stop the others; the
+            # report at the end names every failure.
+            engine.score_and_write(run_ids=pending[start : start + services.RUNS_PER_TASK])
             sys.stderr.write("\r" + _bar(min(start + services.RUNS_PER_TASK, total), total))
             sys.stderr.flush()
         sys.stderr.write("\n")

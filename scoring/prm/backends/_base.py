@@ -11,8 +11,8 @@ import torch
 from scoring.prm.batching import gather_rows
 from scoring.prm.contract import (
     FormattingError,
-    ScorerError,
     StepScoreOut,
+    TraceError,
     TraceInput,
     TraceScores,
 )
@@ -25,17 +25,6 @@ from scoring.prm.loading import (
     resolve_device,
     resolve_dtype,
 )
-
-
-class TraceError(ScorerError):
-    """One trace of a batch cannot be scored (too long, unformattable); ``key`` names it.
-
-    Raised before any forward pass, so a caller can drop that trace and score the rest.
-    """
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(f"trace {key!r}: {message}")
-        self.key = key
 
 
 @dataclasses.dataclass(frozen=True)

@@ -33,6 +33,7 @@ from scoring.prm.backends._base import ForwardParams, ForwardScorer
 from scoring.prm.contract import (
     ScorerError,
     StepScoreOut,
+    TraceError,
     TraceInput,
     TraceScores,
     parse_params,
@@ -256,6 +257,16 @@ class GenerativeScorer(ForwardScorer):
 
         slots = [(t, i) for t, trace in enumerate(traces) for i in range(len(trace.steps))]
         prompts = [self.prompt_text(traces[t], i) for t, i in slots]
+        if self.max_length is not None:
+            # Before any generation, as the forward backends do: the caller drops the trace.
+            for (t, i), prompt in zip(slots, prompts, strict=True):
+                n = len(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+                if n > self.max_length:
+                    raise TraceError(
+                        traces[t].key,
+                        f"step {i + 1}: the prompt is {n} tokens, more than "
+                        f"max_length={self.max_length}",
+                    )
         critiques = self.generate(prompts)
         verdict_inputs: list[Encoded] = []
         for prompt, texts in zip(prompts, critiques, strict=True):

@@ -127,3 +127,22 @@ def test_p_yes_is_the_evaluation_scripts_verdict_pass(tiny_models: dict[str, Pat
             expected.append(torch.softmax(relevant_logits, dim=-1).tolist()[0])
         assert step.details["p_yes"] == pytest.approx(expected, abs=1e-5)
         assert step.score == pytest.approx(sum(expected) / len(expected), abs=1e-5)
+
+
+def test_a_prompt_longer_than_max_length_refuses_only_its_trace(
+    tiny_models: dict[str, Path],
+) -> None:
+    from scoring.prm import score_each
+
+    path = str(tiny_models["causal_lm"])
+    short = TraceInput("1+1?", ["1+1=2"], key="short")
+    long = TraceInput("1+1? " * 400, ["1+1=2"], key="long")
+    probe = build_scorer("generative", model_path=path, params={"k": 1, "max_new_tokens": 2})
+    limit = len(probe.tokenizer(authors_prompt(short, 0))["input_ids"]) + 10
+    scorer = build_scorer(
+        "generative", model_path=path, params={"k": 1, "max_new_tokens": 2, "max_length": limit}
+    )
+    done, refused = score_each(scorer, [long, short])
+    assert [d.key for d in done] == ["short"]
+    assert "step 1: the prompt is" in refused["long"]
+    assert f"max_length={limit}" in refused["long"]

@@ -713,6 +713,11 @@ class ImportApi(ApiView):
             source="result.traces_skipped", help_text="Already imported (same source and id)."
         )
         problems_created = serializers.IntegerField(source="result.problems_created")
+        problems_shared = serializers.IntegerField(
+            source="result.problems_shared",
+            help_text="Problems of the new traces that the project held already (same text, "
+            "images and table).",
+        )
         steps_created = serializers.IntegerField(source="result.steps_created")
         annotations_created = serializers.IntegerField(source="result.annotations_created")
         gold_labels_created = serializers.IntegerField(source="result.gold_labels_created")

@@ -3,12 +3,14 @@
 The formats (annotate/formats/) turn records into plain dataclasses; this service is the one place
 that turns those into rows. All or nothing: a malformed record anywhere raises ImportFileError
 before anything is written. Importing the same file again adds nothing: traces are matched on
-(project, source, external id), problems on the sha256 of their text, imported annotations on
-(trace, labeler).
+(project, source, external id), problems on the sha256 of what they show (text, images' content,
+table: problem_content_sha256), imported annotations on (trace, labeler).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import hashlib
 import json
@@ -102,13 +104,16 @@ class ImportResult:
     steps_created: int
     annotations_created: int
     gold_labels_created: int
+    # Problems of the new traces that the project held already (same text, images and table).
+    problems_shared: int = 0
 
     def summary(self) -> str:
         parts = [
             f"{self.format}: {self.traces_created} traces ({self.traces_skipped} already there)",
             f"{self.steps_created} steps",
             f"{self.gold_labels_created} gold labels",
-            f"{self.problems_created} new problems",
+            f"{self.problems_created} new problem{'' if self.problems_created == 1 else 's'}, "
+            f"{self.problems_shared} shared",
         ]
         if self.format == "prm800k" or self.annotations_created:
             parts.append(f"{self.annotations_created} annotations")
@@ -188,6 +193,7 @@ def traces_import(
         traces_created=result["traces"],
         traces_skipped=result["traces_skipped"] + index.repeated,
         problems_created=result["problems"],
+        problems_shared=result["problems_shared"],
         steps_created=result["steps"],
         annotations_created=result["annotations"],
         gold_labels_created=result["gold"],
@@ -345,13 +351,16 @@ def _write_file(
     counts = dict.fromkeys(
         ("traces", "traces_skipped", "problems", "steps", "gold", "annotations"), 0
     )
+    problems = _ProblemsSeen()
     chunk: dict[str, ParsedTrace] = {}  # first records, by id
     later: list[ParsedTrace] = []  # passes over a solution whose first record is in a past chunk
     chunk_bytes = done = 0
 
     def flush() -> None:
         nonlocal chunk_bytes
-        written = _write(project=project, source=format, traces=[*chunk.values(), *later])
+        written = _write(
+            project=project, source=format, traces=[*chunk.values(), *later], problems=problems
+        )
         # A later pass's trace is "already there" (written by this import): not a skip.
         written["traces_skipped"] -= len(later)
         for key, value in written.items():
@@ -381,6 +390,7 @@ def _write_file(
         flush()
     if progress is not None:
         progress("write", index.records, index.records)
+    counts["problems_shared"] = len(problems.shared)
     return counts
 
 
@@ -392,8 +402,50 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def _text_sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+def _image_identity(image: str) -> str:
+    """What identifies an image: the bytes of a data: URL (however its base64 is spelt), else
+    the address as given (a bundled file's address holds its content hash)."""
+    if image.startswith("data:") and "," in image:
+        head, _, payload = image.partition(",")
+        try:
+            raw = (
+                base64.b64decode("".join(payload.split()), validate=True)
+                if head.endswith(";base64")
+                else payload.encode()
+            )
+        except (binascii.Error, ValueError):
+            return image
+        return "sha256:" + hashlib.sha256(raw).hexdigest()
+    return image
+
+
+def problem_content_sha256(*, text: str, images: Sequence[str], table: Any) -> str:
+    """The identity of a problem: the sha256 of its text, images' content and table.
+
+    A problem with no images and no table keeps the sha256 of its text alone, as before figures
+    and tables counted (so its key, and the export split drawn on it, did not change).
+
+    >>> problem_content_sha256(text="1+1?", images=[], table=None) == hashlib.sha256(b"1+1?").hexdigest()
+    True
+    >>> a = problem_content_sha256(text="Find $x$.", images=["data:image/png;base64,AAAA"], table=None)
+    >>> a == problem_content_sha256(text="Find $x$.", images=["data:image/png;base64,AAAB"], table=None)
+    False
+    """
+    encoded = text.encode("utf-8", "surrogatepass")
+    if not images and table is None:
+        return hashlib.sha256(encoded).hexdigest()
+    shown = json.dumps(
+        {"images": [_image_identity(i) for i in images], "table": table},
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(encoded + b"\x00" + shown.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _problem_key(trace: ParsedTrace) -> str:
+    p = trace.problem
+    return problem_content_sha256(text=p.text, images=p.images, table=p.table)
 
 
 def _lookup(queryset: QuerySet[Any], key: str, wanted: Sequence[str]) -> dict[str, int]:
@@ -543,14 +595,23 @@ class _Inserter:
         return self._statements[key]
 
 
+@dataclass
+class _ProblemsSeen:
+    """The problems one import created, and those it found already in the project (shared)."""
+
+    created: set[int] = field(default_factory=set)
+    shared: set[int] = field(default_factory=set)
+
+
 def _problem_ids(
-    *, project: Project, traces: list[ParsedTrace], db: _Inserter
+    *, project: Project, traces: list[ParsedTrace], db: _Inserter, seen: _ProblemsSeen
 ) -> tuple[dict[str, int], int]:
-    """sha256 -> problem id for the problems of `traces`, creating the missing ones."""
+    """content sha256 -> problem id for the problems of `traces`, creating the missing ones."""
     wanted: dict[str, ParsedTrace] = {}
     for trace in traces:
-        wanted.setdefault(_text_sha256(trace.problem.text), trace)
-    ids = _lookup(Problem.objects.filter(project=project), "text_sha256", list(wanted))
+        wanted.setdefault(_problem_key(trace), trace)
+    ids = _lookup(Problem.objects.filter(project=project), "content_sha256", list(wanted))
+    seen.shared.update(pk for pk in ids.values() if pk not in seen.created)
     missing = [sha for sha in wanted if sha not in ids]
     rows = []
     for sha in missing:
@@ -572,7 +633,7 @@ def _problem_ids(
         Problem,
         (
             "project",
-            "text_sha256",
+            "content_sha256",
             "text",
             "reference_answer",
             "reference_solution",
@@ -585,10 +646,13 @@ def _problem_ids(
         returning=True,
     )
     ids.update(zip(missing, new_ids, strict=True))
+    seen.created.update(new_ids)
     return ids, len(missing)
 
 
-def _write(*, project: Project, source: str, traces: list[ParsedTrace]) -> dict[str, int]:
+def _write(
+    *, project: Project, source: str, traces: list[ParsedTrace], problems: _ProblemsSeen
+) -> dict[str, int]:
     counts = dict.fromkeys(
         ("traces", "traces_skipped", "problems", "steps", "gold", "annotations"), 0
     )
@@ -600,7 +664,9 @@ def _write(*, project: Project, source: str, traces: list[ParsedTrace]) -> dict[
     )
     new_traces = [t for t in traces if t.external_id not in existing]
     counts["traces_skipped"] = len(traces) - len(new_traces)
-    problem_ids, counts["problems"] = _problem_ids(project=project, traces=new_traces, db=db)
+    problem_ids, counts["problems"] = _problem_ids(
+        project=project, traces=new_traces, db=db, seen=problems
+    )
 
     empty = db.json({})  # most steps: adapted once, not per row
     created_at = db.timestamp(Trace, "created_at")
@@ -625,7 +691,7 @@ def _write(*, project: Project, source: str, traces: list[ParsedTrace]) -> dict[
             [
                 (
                     project.pk,
-                    problem_ids[_text_sha256(t.problem.text)],
+                    problem_ids[_problem_key(t)],
                     t.generator,
                     t.final_answer,
                     t.final_answer_correct,

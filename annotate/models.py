@@ -65,8 +65,10 @@ class Membership(models.Model):
 
 class Problem(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="problems")
-    # sha256 of the problem text: the same problem imported twice (or shared by N traces) is one row.
-    text_sha256 = models.CharField(max_length=64)
+    # What identifies a problem: the sha256 of its text, its images' content and its table
+    # (annotate.imports.problem_content_sha256). The same problem imported twice, or shared by N
+    # traces, is one row; the same text with another figure or table is another problem.
+    content_sha256 = models.CharField(max_length=64)
     text = models.TextField(help_text="Markdown with LaTeX.")
     reference_answer = models.TextField(blank=True)
     reference_solution = models.TextField(blank=True)
@@ -77,7 +79,9 @@ class Problem(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["project", "text_sha256"], name="problem_unique_text")
+            models.UniqueConstraint(
+                fields=["project", "content_sha256"], name="problem_unique_content"
+            )
         ]
 
     def __str__(self) -> str:

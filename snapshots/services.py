@@ -206,9 +206,9 @@ def _check_rows(
             )
     if test_fraction <= 0:
         return
-    field = "step__trace__problem__text_sha256"
+    field = "step__trace__problem__content_sha256"
     if labels != LabelPolicy.GOLD:
-        field = "annotation__trace__problem__text_sha256"
+        field = "annotation__trace__problem__content_sha256"
     shas = list(labelled.values_list(field, flat=True).distinct())
     tests = sum(is_test(sha, seed=seed, fraction=test_fraction) for sha in shas)
     where = f"at test fraction {test_fraction} and seed {seed}"
@@ -448,7 +448,7 @@ def _records(snapshot: ExportSnapshot, tally: _Tally) -> Iterator[list[ExportRec
     problems = iter(
         Problem.objects.filter(problem_q)
         .order_by("id")
-        .values_list("id", "text", "text_sha256", "reference_answer")
+        .values_list("id", "text", "content_sha256", "reference_answer")
         .iterator(chunk_size=CHUNK)
     )
     step_fields = ["trace_id", "text", "part", "gold__value"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from collections.abc import Sequence
 
@@ -10,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 
 from annotate import services
+from annotate.imports import problem_content_sha256
 from annotate.models import LabelScheme, Problem, Project, Role, Step, Trace
 
 _counter = itertools.count(1)
@@ -52,7 +52,7 @@ def make_trace(
     text = problem_text or f"Problem {next(_counter)}: what is $1+1$?"
     problem, _ = Problem.objects.get_or_create(
         project=project,
-        text_sha256=hashlib.sha256(text.encode()).hexdigest(),
+        content_sha256=problem_content_sha256(text=text, images=[], table=None),
         defaults={"text": text, "reference_answer": "2"},
     )
     trace = Trace.objects.create(

@@ -29,13 +29,13 @@ def test_creates_the_project_and_prints_each_files_summary() -> None:
     assert out.splitlines() == [
         "Created project 'pb'.",
         f"{sample}: processbench: 80 traces (0 already there), 581 steps, 387 gold labels, "
-        "80 new problems",
+        "80 new problems, 0 shared",
     ]
     assert Trace.objects.filter(project__slug="pb").count() == 80
     again = run(sample, "--format", "processbench", "--project", "pb")
     assert again.splitlines() == [
         f"{sample}: processbench: 0 traces (80 already there), 0 steps, 0 gold labels, "
-        "0 new problems"
+        "0 new problems, 0 shared"
     ]
 
 
@@ -49,7 +49,7 @@ def test_several_files_and_a_subset() -> None:
 
 def test_prm800k_file_with_annotations() -> None:
     out = run(str(DATA / "prm800k_sample.jsonl"), "--format", "prm800k", "--project", "p8")
-    assert out.splitlines()[-1].endswith("141 steps, 0 gold labels, 6 new problems, 8 annotations")
+    assert out.splitlines()[-1].endswith("141 steps, 0 gold labels, 6 new problems, 0 shared, 8 annotations")
 
 
 def test_a_malformed_file_exits_non_zero_and_writes_nothing(tmp_path: Path) -> None:

@@ -82,7 +82,7 @@ def test_processbench_sample_exact_counts_and_gold() -> None:
     assert (result.gold_labels_created, result.problems_created) == (387, 80)
     assert result.annotations_created == 0
     assert result.summary() == (
-        "processbench: 80 traces (0 already there), 581 steps, 387 gold labels, 80 new problems"
+        "processbench: 80 traces (0 already there), 581 steps, 387 gold labels, 80 new problems, 0 shared"
     )
     assert Trace.objects.filter(project=project).count() == 80
     assert Step.objects.filter(trace__project=project).count() == 581
@@ -422,7 +422,7 @@ def test_prm800k_sample_exact_counts() -> None:
     assert (result.traces_created, result.steps_created, result.annotations_created) == (8, 141, 8)
     assert (result.gold_labels_created, result.problems_created) == (0, 6)
     assert result.summary() == (
-        "prm800k: 8 traces (0 already there), 141 steps, 0 gold labels, 6 new problems, "
+        "prm800k: 8 traces (0 already there), 141 steps, 0 gold labels, 6 new problems, 0 shared, "
         "8 annotations"
     )
     assert StepLabel.objects.count() == 107

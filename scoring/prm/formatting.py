@@ -114,15 +114,6 @@ def single_token_id(tokenizer: Any, text: str) -> int:
     return int(ids[0])
 
 
-def with_last_token(enc: Encoded) -> Encoded:
-    """Also read a trajectory-level score at the last token.
-
-    >>> with_last_token(Encoded([4, 5, 6], [1])).trajectory_position
-    2
-    """
-    return Encoded(enc.input_ids, enc.positions, len(enc.input_ids) - 1)
-
-
 # --- Qwen2.5-Math-PRM / ReasonFlux-PRM-7B: chat template, steps joined by a separator token ---
 
 

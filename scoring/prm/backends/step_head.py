@@ -5,18 +5,28 @@ Serves Qwen2.5-Math-PRM / ReasonFlux-PRM-7B (``style="qwen"``: chat template, st
 logits at the separator tokens, class 1) and AutoModelForTokenClassification models trained
 with TRL's PRMTrainer (``style="trl"``: prompt + each step + ``step_separator`` ids, read at the
 last token of each step, exactly where the trainer put the labels).
+
+ReasonFlux-PRM-7B has Qwen2.5-Math-PRM's layout (its README: user turn = the problem, no system
+turn, steps joined by ``<extra_0>``: ``system_prompt=None``); ``trajectory=True`` adds its
+trajectory-level reward.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
 from scoring.prm.backends._base import ForwardParams, ForwardScorer
-from scoring.prm.contract import ModelLoadError, ScorerError, TraceInput, parse_params
+from scoring.prm.contract import (
+    ModelLoadError,
+    ScorerError,
+    TraceInput,
+    TraceScores,
+    parse_params,
+)
 from scoring.prm.formatting import (
     QWEN_PRM_SEPARATOR,
     QWEN_PRM_SYSTEM_PROMPT,
@@ -33,6 +43,10 @@ class StepHeadParams(ForwardParams):
     separator: str | None = None  # default: "<extra_0>" (qwen) or "\n" (trl)
     system_prompt: str | None = QWEN_PRM_SYSTEM_PROMPT  # qwen style only; None: no system turn
     positive_label: int = 1  # the class whose probability is the step score
+    # ReasonFlux-PRM-7B's trajectory-level reward (qwen style): the whole response, its steps
+    # joined by ``trajectory_joiner``, scored as ONE step (see StepHeadScorer.score).
+    trajectory: bool = False
+    trajectory_joiner: str = "\n\n"
 
 
 class StepHeadScorer(ForwardScorer):
@@ -49,6 +63,8 @@ class StepHeadScorer(ForwardScorer):
         p = parse_params(StepHeadParams, params, self.name)
         if p.style not in ("qwen", "trl"):
             raise ScorerError(f"step_head: unknown style {p.style!r} (qwen | trl)")
+        if p.trajectory and p.style != "qwen":
+            raise ScorerError("step_head: trajectory=True is ReasonFlux-PRM's, style 'qwen' only")
         self.style_params = p
         default_sep = QWEN_PRM_SEPARATOR if p.style == "qwen" else TRL_STEP_SEPARATOR
         self.separator = p.separator if p.separator is not None else default_sep
@@ -63,6 +79,26 @@ class StepHeadScorer(ForwardScorer):
                 "token-classification head: set params model_class='token_classification' "
                 "(or 'qwen2_prm'), or trust_remote_code=True for a checkpoint with its own code"
             )
+
+    def score(self, traces: Sequence[TraceInput]) -> list[TraceScores]:
+        """Step scores; with ``trajectory=True`` also ReasonFlux-PRM's trajectory-level reward:
+        the response as ONE step (steps joined by ``trajectory_joiner``, "\\n\\n" as its README
+        splits an answer into steps), read at its single separator, class 1 (ReasonFlux
+        ``Application/verl/workers/fsdp_workers.py`` lines 1274-1277 and 1358-1373). The extra
+        rows go through the same micro-batches as the step rows."""
+        if not self.style_params.trajectory:
+            return super().score(traces)
+        joiner = self.style_params.trajectory_joiner
+        whole = [
+            TraceInput(t.problem, [joiner.join(t.steps)] if t.steps else [], key=t.key)
+            for t in traces
+        ]
+        results = super().score([*traces, *whole])
+        steps, trajectories = results[: len(traces)], results[len(traces) :]
+        return [
+            TraceScores(r.key, r.steps, w.steps[0].score if w.steps else None)
+            for r, w in zip(steps, trajectories, strict=True)
+        ]
 
     def encode(self, trace: TraceInput) -> Encoded:
         if self.style_params.style == "qwen":

@@ -4,8 +4,9 @@ Skywork-o1-Open-PRM (``head="v_head"``): a Qwen2 base model plus ``v_head.summar
 hidden -> 1) stored beside the base weights; steps are laid out by ``prepare_input`` (BOS +
 problem + "\\n", each step + "\\n", flag at the step token) and the reward is the sigmoid of the
 value there. ``head="token_classification"``: an AutoModelForTokenClassification with one label
-(what TRL-style training of a scalar head saves). ``trajectory=True`` also reads the last token
-as a trajectory-level score (ReasonFlux-PRM-1.5B style).
+(what TRL-style training of a scalar head saves). No trajectory-level score: ReasonFlux-PRM-1.5B's
+(a ``reward_head.pt`` beside a causal LM, read at the last token of problem + completion, no step
+scores) is not a step scorer; ReasonFlux-PRM-7B's is step_head's ``trajectory=True``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from scoring.prm.formatting import (
     Encoded,
     format_separator_chat,
     format_value_steps,
-    with_last_token,
 )
 from scoring.prm.loading import read_tensors, refuse_missing, weight_files
 
@@ -37,7 +37,9 @@ class ValueHeadParams(ForwardParams):
     head: str = "auto"  # auto | v_head | token_classification
     layout: str = "skywork"  # skywork | qwen (chat template + <extra_0>)
     step_token: str = "\n"  # skywork layout
-    trajectory: bool = False  # also a trajectory score at the last token
+    # Refused when True: a value head has no trajectory-level score (the last token is the last
+    # step's flag in Skywork's layout: it was the last step's score under another name).
+    trajectory: bool = False
 
 
 def find_v_head(model_path: str | Path) -> dict[str, torch.Tensor] | None:
@@ -62,6 +64,12 @@ class ValueHeadScorer(ForwardScorer):
             raise ScorerError(f"value_head: unknown layout {p.layout!r} (skywork | qwen)")
         if p.head not in ("auto", "v_head", "token_classification"):
             raise ScorerError(f"value_head: unknown head {p.head!r}")
+        if p.trajectory:
+            raise ScorerError(
+                "value_head has no trajectory-level score: its last token is the last step's "
+                "reward flag, so it would only repeat the last step's score. ReasonFlux-PRM-7B's "
+                "trajectory reward is step_head with trajectory=True"
+            )
         self.style_params = p
         v_head = None
         if p.head in ("auto", "v_head") and model_path and Path(model_path).is_dir():
@@ -102,7 +110,7 @@ class ValueHeadScorer(ForwardScorer):
                 separator=QWEN_PRM_SEPARATOR,
                 system_prompt=QWEN_PRM_SYSTEM_PROMPT,
             )
-        return with_last_token(enc) if p.trajectory else enc
+        return enc
 
     def rows(
         self,

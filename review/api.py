@@ -747,7 +747,11 @@ class BrowserRowSerializer(serializers.Serializer):
 
 
 class BrowserPageSerializer(serializers.Serializer):
-    count = serializers.IntegerField(source="total")
+    count = serializers.IntegerField(
+        source="total", help_text="Exact up to 10,000; beyond it 10,001 and `exact` is false."
+    )
+    exact = serializers.BooleanField()
+    has_next = serializers.BooleanField()
     page = serializers.IntegerField()
     pages = serializers.IntegerField()
     results = BrowserRowSerializer(source="rows", many=True)

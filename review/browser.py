@@ -14,9 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.http import QueryDict
+from django.template.defaultfilters import truncatechars
+from django.utils.safestring import SafeString, mark_safe
 from rest_framework import serializers
 
 from annotate.models import (
@@ -30,10 +33,14 @@ from annotate.models import (
     StepLabel,
     Trace,
 )
+from annotate.rendering import render_markdown
 
 from .models import Assignment, AssignmentStatus, TracePriority
 
 PAGE_SIZE = 50
+COUNT_CAP = 10_000
+PREVIEW_CHARS = 160
+CHOICES_SECONDS = 60
 
 STATUS_CHOICES = [
     ("unlabelled", "Unlabelled"),
@@ -144,14 +151,6 @@ def _search(q: str) -> Q:
     )
 
 
-def _yes_no(value: str | None, condition: Any) -> Q:
-    if value == "yes":
-        return Q(condition)
-    if value == "no":
-        return ~Q(condition)
-    return Q()
-
-
 def trace_filter(*, project: Project, values: dict[str, Any]) -> QuerySet[Trace]:
     """The project's traces that pass the filter, sorted; the caller has checked the role."""
     traces = Trace.objects.filter(project=project)
@@ -178,29 +177,38 @@ def trace_filter(*, project: Project, values: dict[str, Any]) -> QuerySet[Trace]
         )
     elif status == "gold":
         traces = traces.filter(Exists(GoldLabel.objects.filter(step__trace_id=OuterRef("pk"))))
-    traces = traces.filter(
-        _yes_no(
-            values.get("flagged"),
-            Q(problem__flagged=True)
-            | Exists(StepLabel.objects.filter(step__trace_id=OuterRef("pk"), flagged=True)),
-        )
-    )
-    traces = traces.filter(
-        _yes_no(
-            values.get("skipped"),
-            Q(priority__held_out=True)
-            | Exists(
-                Assignment.objects.filter(trace_id=OuterRef("pk"), status=AssignmentStatus.SKIPPED)
+    # Flagged, skipped and disagreed-on traces are few: their ids are gathered first (each from
+    # its own small table), so that neither "yes" nor "no" tests every trace of the project.
+    marked = {
+        "flagged": lambda: [
+            Trace.objects.filter(project=project, problem__flagged=True).values_list(
+                "pk", flat=True
             ),
-        )
-    )
-    split = (
-        StepLabel.objects.filter(step__trace_id=OuterRef("pk"), value__isnull=False)
-        .values("step_id")
-        .annotate(n=Count("value", distinct=True))
-        .filter(n__gt=1)
-    )
-    traces = traces.filter(_yes_no(values.get("disagreement"), Exists(split)))
+            StepLabel.objects.filter(flagged=True, step__trace__project=project).values_list(
+                "step__trace_id", flat=True
+            ),
+        ],
+        "skipped": lambda: [
+            TracePriority.objects.filter(project=project, held_out=True).values_list(
+                "trace_id", flat=True
+            ),
+            Assignment.objects.filter(project=project, status=AssignmentStatus.SKIPPED).values_list(
+                "trace_id", flat=True
+            ),
+        ],
+        "disagreement": lambda: [
+            StepLabel.objects.filter(value__isnull=False, step__trace__project=project)
+            .values("step_id", "step__trace_id")
+            .annotate(n=Count("value", distinct=True))
+            .filter(n__gt=1)
+            .values_list("step__trace_id", flat=True)
+        ],
+    }
+    for name, sources in marked.items():
+        if values.get(name) in ("yes", "no"):
+            ids = {trace_id for source in sources() for trace_id in source}
+            condition = Q(pk__in=sorted(ids))
+            traces = traces.filter(condition if values[name] == "yes" else ~condition)
     prm = values.get("prm")
     if prm == "wrong":
         traces = traces.filter(priority__prm_wrong=True)
@@ -221,19 +229,16 @@ def trace_filter(*, project: Project, values: dict[str, Any]) -> QuerySet[Trace]
         traces = traces.filter(
             final_answer_correct={"yes": True, "no": False, "unknown": None}[correct]
         )
-    if "steps_gte" in values or "steps_lte" in values:
-        counts = (
-            Step.objects.filter(trace_id=OuterRef("pk"))
-            .order_by()
-            .values("trace_id")
-            .annotate(n=Count("pk"))
-            .values("n")
+    # A trace's steps are numbered 0..n-1 (imports number them so), so "n steps or more" is
+    # "a step numbered n-1 exists": one probe of the (trace, index) unique index, never a count.
+    if values.get("steps_gte"):
+        traces = traces.filter(
+            Exists(Step.objects.filter(trace_id=OuterRef("pk"), index=values["steps_gte"] - 1))
         )
-        traces = traces.alias(n_steps=counts)
-        if "steps_gte" in values:
-            traces = traces.filter(n_steps__gte=values["steps_gte"])
-        if "steps_lte" in values:
-            traces = traces.filter(n_steps__lte=values["steps_lte"])
+    if "steps_lte" in values:
+        traces = traces.exclude(
+            Exists(Step.objects.filter(trace_id=OuterRef("pk"), index=values["steps_lte"]))
+        )
     return traces.order_by(*SORTS[values.get("sort") or "id"])
 
 
@@ -245,23 +250,36 @@ class BrowserRow:
     prm_wrong: bool | None
     status: str
     skipped: bool
+    preview: SafeString | str = ""
 
 
 @dataclass
 class BrowserPage:
     rows: list[BrowserRow]
-    total: int
+    total: int  # exact up to COUNT_CAP; beyond it, COUNT_CAP + 1 and `exact` is False
     page: int
     pages: int
+    exact: bool = True
+    has_next: bool = False
 
 
 def trace_page(*, project: Project, values: dict[str, Any], size: int = PAGE_SIZE) -> BrowserPage:
-    """One page of the filtered traces, with what the table shows of each (a few queries)."""
+    """One page of the filtered traces, with what the table shows of each (a few queries).
+
+    The count stops at COUNT_CAP (the page says "more than 10,000"): counting every match of a
+    broad filter over a million steps costs more than the page itself; a bulk action on the
+    whole filter still takes every match.
+    """
     traces = trace_filter(project=project, values=values)
-    total = traces.count()
+    total = traces[: COUNT_CAP + 1].count()
+    exact = total <= COUNT_CAP
     pages = max(1, -(-total // size))
-    page = min(values.get("page", 1), pages)
-    chosen = list(traces.select_related("problem")[(page - 1) * size : page * size])
+    page = values.get("page", 1)
+    if exact:
+        page = min(page, pages)
+    chosen = list(traces.select_related("problem")[(page - 1) * size : page * size + 1])
+    has_next = len(chosen) > size
+    chosen = chosen[:size]
     ids = [t.pk for t in chosen]
     steps = dict(
         Step.objects.filter(trace_id__in=ids)
@@ -307,16 +325,50 @@ def trace_page(*, project: Project, values: dict[str, Any], size: int = PAGE_SIZ
                 skipped=held_out or trace.pk in skipped,
             )
         )
-    return BrowserPage(rows=rows, total=total, page=page, pages=pages)
+    _previews(rows)
+    return BrowserPage(
+        rows=rows, total=total, page=page, pages=pages, exact=exact, has_next=has_next
+    )
+
+
+def _previews(rows: list[BrowserRow]) -> None:
+    """Each row's problem preview (its first characters, Markdown and LaTeX rendered and
+    sanitised), from the cache when that problem was shown before: keyed by the text's sha256."""
+    keys = {row.trace.problem.text_sha256: row for row in rows}
+    cached = cache.get_many([f"preview:{sha}" for sha in keys])
+    fresh = {}
+    for sha, row in keys.items():
+        html = cached.get(f"preview:{sha}")
+        if html is None:
+            html = render_markdown(truncatechars(row.trace.problem.text, PREVIEW_CHARS))
+            fresh[f"preview:{sha}"] = str(html)
+        row.preview = mark_safe(html)  # noqa: S308 - render_markdown's sanitised output
+    for row in rows:
+        row.preview = keys[row.trace.problem.text_sha256].preview
+    if fresh:
+        cache.set_many(fresh, timeout=24 * 3600)
 
 
 def filter_choices(*, project: Project) -> dict[str, list[str]]:
-    """The values the subset, generator and source filters offer (distinct, sorted)."""
-    traces = Trace.objects.filter(project=project).order_by()
-    return {
-        name: sorted(v for v in traces.values_list(name, flat=True).distinct() if v)
-        for name in ("subset", "generator", "source")
-    }
+    """The values the subset, generator and source filters offer (distinct, sorted); kept for
+    CHOICES_SECONDS, since reading them scans every trace of the project."""
+    key = f"data-choices:{project.pk}"
+    choices = cache.get(key)
+    if choices is None:
+        rows = (
+            Trace.objects.filter(project=project)
+            .order_by()
+            .values_list("subset", "generator", "source")
+            .distinct()
+        )
+        found: dict[str, set[str]] = {"subset": set(), "generator": set(), "source": set()}
+        for subset, generator, source in rows:
+            found["subset"].add(subset)
+            found["generator"].add(generator)
+            found["source"].add(source)
+        choices = {name: sorted(v for v in values if v) for name, values in found.items()}
+        cache.set(key, choices, timeout=CHOICES_SECONDS)
+    return choices
 
 
 def bulk_targets(

@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from annotate import services as annotate_services
 from annotate.models import Problem, Trace
+from review import browser
 from review import services as queues
 from review.models import BulkAction, TracePriority
 from scoring import services as scoring_services
@@ -205,3 +206,19 @@ def test_the_prm_verdict_uses_the_audit_threshold_rule() -> None:
     assert predicted_correct(0.5, 0.5) is False
     assert prm_verdict([(0.5, [0.9, 0.5], [])])["prm_wrong"] is True
     assert prm_verdict([(0.5, [0.9, 0.51], [])])["prm_wrong"] is False
+
+
+def test_step_counts_and_a_capped_count(world, monkeypatch) -> None:
+    make_trace(world["project"], external_id="long", steps=("a", "b", "c"))
+    client = Client()
+    client.force_login(world["rev"])
+    url = reverse("api:data", args=["db"])
+    assert _ids(client.get(url + "?steps_gte=3")) == ["long"]
+    assert "long" not in _ids(client.get(url + "?steps_lte=2"))
+    assert len(_ids(client.get(url + "?steps_lte=2"))) == 6
+    monkeypatch.setattr(browser, "COUNT_CAP", 3)
+    capped = client.get(url).json()
+    assert (capped["count"], capped["exact"], capped["has_next"]) == (4, False, False)
+    assert len(capped["results"]) == 7
+    page = client.get(reverse("review:data", args=["db"])).content.decode()
+    assert "More than <strong data-testid=\"data-total\">3<" in page

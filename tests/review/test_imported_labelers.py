@@ -39,6 +39,11 @@ def test_agreement_and_adjudication_both_count_the_imported_labeler(project) -> 
     assert LABELER in {s.username for s in report.stats}
     pair = next(p for p in report.pairs if {p.a, p.b} == {"ann", LABELER})
     assert pair.steps == 7  # the labeler's 7 rated steps, all labelled by ann too
+    disputed = browser.trace_filter(project=project, values={"disagreement": "yes"})
+    assert list(disputed.values_list("external_id", flat=True)) == [
+        Annotation.objects.get(annotator__username=LABELER).trace.external_id
+    ]
+    assert browser.trace_filter(project=project, values={"disagreement": "no"}).count() == 7
     disagreements = selectors.disagreement_list(project=project)
     # Widest split first: the labeler's -1 against +1, then their 0 against +1.
     assert [(d.step_index, d.values) for d in disagreements] == [(6, [-1, 1]), (1, [0, 1])]

@@ -333,8 +333,8 @@ def trace_page(*, project: Project, values: dict[str, Any], size: int = PAGE_SIZ
 
 def _previews(rows: list[BrowserRow]) -> None:
     """Each row's problem preview (its first characters, Markdown and LaTeX rendered and
-    sanitised), from the cache when that problem was shown before: keyed by the text's sha256."""
-    keys = {row.trace.problem.text_sha256: row for row in rows}
+    sanitised), from the cache when that problem was shown before: keyed by its content sha256."""
+    keys = {row.trace.problem.content_sha256: row for row in rows}
     cached = cache.get_many([f"preview:{sha}" for sha in keys])
     fresh = {}
     for sha, row in keys.items():
@@ -344,7 +344,7 @@ def _previews(rows: list[BrowserRow]) -> None:
             fresh[f"preview:{sha}"] = str(html)
         row.preview = mark_safe(html)  # noqa: S308 - render_markdown's sanitised output
     for row in rows:
-        row.preview = keys[row.trace.problem.text_sha256].preview
+        row.preview = keys[row.trace.problem.content_sha256].preview
     if fresh:
         cache.set_many(fresh, timeout=24 * 3600)
 

@@ -172,14 +172,14 @@ def _trace_page(
 ) -> HttpResponse:
     data = selectors.trace_for_annotation(user=request.user, trace_id=trace_id)
     context = _label_context(data)
+    # Steps in their stored order, a heading wherever the part changes (thinking, response,
+    # thinking again...): the keyboard labels the n-th row as step n, so rows are never regrouped.
     sections: list[tuple[str, str, list[selectors.StepView]]] = []
-    if data.has_thinking:
-        for part in (StepPart.THINKING, StepPart.RESPONSE):
-            views = [view for view in data.steps if view.step.part == part]
-            if views:
-                sections.append((str(part), str(part.label), views))
-    elif data.steps:
-        sections.append((StepPart.RESPONSE, "", data.steps))
+    for view in data.steps:
+        part = StepPart(view.step.part)
+        if not sections or sections[-1][0] != part:
+            sections.append((str(part), str(part.label) if data.has_thinking else "", []))
+        sections[-1][2].append(view)
     context.update(
         {
             "has_reference": bool(

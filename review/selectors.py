@@ -23,6 +23,7 @@ from annotate.models import (
     Role,
     Step,
     StepLabel,
+    StepPart,
     Trace,
 )
 from annotate.selectors import problem_get_for_user, project_get_for_user, trace_get_for_user
@@ -139,6 +140,11 @@ class Adjudication:
     annotations: list[Annotation]
     steps: list[AdjudicationStep]
     scorers: list[object]
+
+    @property
+    def has_thinking(self) -> bool:
+        """Steps carry their part (thinking / response) only where the trace has both kinds."""
+        return any(s.step.part == StepPart.THINKING for s in self.steps)
 
 
 def adjudication_for_user(*, user: UserLike, trace_id: int) -> Adjudication:

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 
 from annotate import selectors as annotate_selectors
 from annotate.api import ApiView
-from annotate.models import Role
+from annotate.models import Role, StepPart
 
 from . import selectors, services
 from .models import Backend, RunQueue, Scorer, ScoreRun
@@ -53,6 +53,9 @@ class ScorerSerializer(serializers.ModelSerializer):
 
 class StepScoreOutSerializer(serializers.Serializer):
     step_index = serializers.IntegerField()
+    part = serializers.ChoiceField(
+        choices=StepPart.choices, help_text="The step's part of the trace."
+    )
     score = serializers.FloatField()
     details = serializers.DictField()
 
@@ -86,6 +89,7 @@ def _require_site_admin(request: Request) -> None:
 def _scores_payload(request: Request, trace_id: int) -> dict[str, Any]:
     view = selectors.trace_scores(user=request.user, trace_id=trace_id)
     index = {step.pk: step.index for step in view.steps}
+    part = {step.pk: step.part for step in view.steps}
     return {
         "trace_id": view.trace.pk,
         "hidden": view.hidden,
@@ -101,7 +105,12 @@ def _scores_payload(request: Request, trace_id: int) -> dict[str, Any]:
                 "trajectory_score": None if (view.hidden or not p.run) else p.run.trajectory_score,
                 "steps": sorted(
                     (
-                        {"step_index": index[s.step_id], "score": s.score, "details": s.details}
+                        {
+                            "step_index": index[s.step_id],
+                            "part": part[s.step_id],
+                            "score": s.score,
+                            "details": s.details,
+                        }
                         for s in p.scores.values()
                     ),
                     key=lambda row: row["step_index"],

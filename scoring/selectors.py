@@ -10,10 +10,10 @@ from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from annotate import selectors as annotate_selectors
-from annotate.models import Project, Role, Step, Trace
+from annotate.models import Project, Role, Step, StepPart, Trace
 
 from .models import Backend, RunStatus, Scorer, ScoreRun, StepScore, WorkerHeartbeat
-from .prm.aggregate import Thought, group_thoughts
+from .prm.aggregate import Thought, group_thoughts, score_is_unknown
 
 UserLike = User | AnonymousUser
 
@@ -105,9 +105,18 @@ class StepBadge:
         return min(9, int(self.score.score * 10)) if self.score else 0
 
     @property
+    def unknown(self) -> bool:
+        """The scorer gave no verdict here (the tool backend's neutral "no check")."""
+        return self.score is not None and score_is_unknown(self.score.details)
+
+    @property
     def wrong(self) -> bool:
         # The audit's rule (scoring.prm.metrics.predicted_correct): at the threshold is wrong.
-        return self.score is not None and self.score.score <= self.scorer.threshold
+        return (
+            self.score is not None
+            and not self.unknown
+            and self.score.score <= self.scorer.threshold
+        )
 
 
 @dataclass
@@ -133,8 +142,15 @@ class TraceScoresView:
         panel = next((p for p in self.panels if p.scores), None)
         if panel is None:
             return []
-        scores = [panel.scores[s.pk].score for s in self.steps if s.pk in panel.scores]
-        return group_thoughts(scores, threshold=panel.scorer.threshold)
+        scored = [(s, panel.scores[s.pk]) for s in self.steps if s.pk in panel.scores]
+        has_thinking = any(step.part == StepPart.THINKING for step, _ in scored)
+        return group_thoughts(
+            [score.score for _, score in scored],
+            threshold=panel.scorer.threshold,
+            # Within a part: a thought never runs from the thinking into the response.
+            parts=[step.part for step, _ in scored] if has_thinking else None,
+            unknown=[score_is_unknown(score.details) for _, score in scored],
+        )
 
 
 def trace_scores(*, user: UserLike, trace_id: int) -> TraceScoresView:

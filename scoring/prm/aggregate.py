@@ -6,8 +6,9 @@ Pure Python, no torch: the web side can import it.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 AGGREGATIONS = ("min", "last", "product", "mean")
 
@@ -54,13 +55,22 @@ class Thought:
 
     start: int
     end: int
-    verdict: str  # "good" | "bad" | "unsure"
+    verdict: str  # "good" | "bad" | "unsure" | "unknown" (the scorer checked nothing there)
     mean_score: float
     part: str | None = None
 
     @property
     def size(self) -> int:
         return self.end - self.start + 1
+
+
+def score_is_unknown(details: Mapping[str, Any] | None) -> bool:
+    """A step score that is no verdict: its scorer checked nothing there (contract.StepScoreOut).
+
+    >>> score_is_unknown({"checks": [], "verdict": "unknown"}), score_is_unknown({"checks": []})
+    (True, False)
+    """
+    return details is not None and details.get("verdict") == "unknown"
 
 
 def verdict(score: float, *, threshold: float = 0.5, unsure: float = 0.0) -> str:
@@ -83,25 +93,35 @@ def group_thoughts(
     threshold: float = 0.5,
     unsure: float = 0.0,
     parts: Sequence[str] | None = None,
+    unknown: Sequence[bool] | None = None,
 ) -> list[Thought]:
     """Group contiguous steps with the same verdict (and the same part, for trajectory-response
-    traces) into thoughts.
+    traces) into thoughts. A step marked in `unknown` (its scorer checked nothing there) has the
+    verdict ``unknown``, whatever its score.
 
     >>> [(t.start, t.end, t.verdict) for t in group_thoughts([0.9, 0.8, 0.1, 0.2, 0.7])]
     [(0, 1, 'good'), (2, 3, 'bad'), (4, 4, 'good')]
     >>> [(t.start, t.end, t.part) for t in group_thoughts([0.9, 0.9], parts=["thinking", "response"])]
     [(0, 0, 'thinking'), (1, 1, 'response')]
+    >>> [(t.start, t.end, t.verdict) for t in group_thoughts([0.9, 0.5], threshold=0.3, unknown=[False, True])]
+    [(0, 0, 'good'), (1, 1, 'unknown')]
     """
     if parts is not None and len(parts) != len(scores):
         raise ValueError("parts and scores differ in length")
+    if unknown is not None and len(unknown) != len(scores):
+        raise ValueError("unknown and scores differ in length")
+
+    def verdict_of(i: int) -> str:
+        if unknown is not None and unknown[i]:
+            return "unknown"
+        return verdict(scores[i], threshold=threshold, unsure=unsure)
+
     thoughts: list[Thought] = []
     start = 0
     for i in range(1, len(scores) + 1):
         boundary = i == len(scores)
         if not boundary:
-            same_verdict = verdict(scores[i], threshold=threshold, unsure=unsure) == verdict(
-                scores[start], threshold=threshold, unsure=unsure
-            )
+            same_verdict = verdict_of(i) == verdict_of(start)
             same_part = parts is None or parts[i] == parts[start]
             boundary = not (same_verdict and same_part)
         if boundary:
@@ -110,7 +130,7 @@ def group_thoughts(
                 Thought(
                     start=start,
                     end=i - 1,
-                    verdict=verdict(scores[start], threshold=threshold, unsure=unsure),
+                    verdict=verdict_of(start),
                     mean_score=sum(chunk) / len(chunk),
                     part=parts[start] if parts is not None else None,
                 )

@@ -60,6 +60,9 @@ class StepScoreOut:
 
     Examples of details: ``{"critiques": [...], "p_yes": [...]}`` (generative),
     ``{"checks": [{"expression": ..., "expected": ..., "computed": ..., "ok": ...}]}`` (tool).
+    ``details["verdict"] = "unknown"`` says the score is no verdict (the tool backend's neutral
+    0.5 where nothing could be checked): the app shows such a step as unknown, neither right nor
+    wrong, whatever the scorer's threshold.
     """
 
     score: float

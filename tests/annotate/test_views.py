@@ -237,6 +237,28 @@ def test_trace_page_splits_thinking_and_response(
     assert ">Thinking <" in html and ">Response <" in html
 
 
+def test_interleaved_thinking_and_response_keep_their_stored_order(
+    annotator: AbstractBaseUser, project: Project
+) -> None:
+    # A trace that thinks, answers, thinks again and answers again (ReasonFlux-style multi-turn):
+    # regrouping by part showed 1, 3, 2, 4, and a key pressed on a row labelled another step.
+    trace = make_trace(
+        project,
+        steps=["think one", "answer one", "think two", "answer two"],
+        parts=["thinking", "response", "thinking", "response"],
+    )
+    html = login(annotator).get(reverse("annotate:trace", args=[trace.pk])).content.decode()
+    positions = [
+        html.index(text) for text in ("think one", "answer one", "think two", "answer two")
+    ]
+    assert positions == sorted(positions)
+    rows = re.findall(r'<li class="step[^"]*"[^>]*data-index="(\d+)"[^>]*data-part="(\w+)"', html)
+    assert rows == [("0", "thinking"), ("1", "response"), ("2", "thinking"), ("3", "response")]
+    # Each run of a part is headed with its part: four headings here, in order.
+    headings = re.findall(r'<h2 class="section-title">(\w+) ', html)
+    assert headings == ["Thinking", "Response", "Thinking", "Response"]
+
+
 def test_binary_and_first_error_schemes_show_their_buttons(annotator: AbstractBaseUser) -> None:
     binary = make_project(members={annotator: "annotator"}, label_scheme=LabelScheme.BINARY)
     html = login(annotator).get(reverse("annotate:trace", args=[make_trace(binary).pk])).content

@@ -148,3 +148,21 @@ def test_agreement_page_and_api(setup) -> None:
     assert data["annotators"] == 2 and data["steps_multi"] == 3
     assert data["pairs"][0]["percent"] == pytest.approx(1 / 3)
     assert data["first_error"] == {"traces": 1, "pairwise": 0.0, "unanimous": 0.0}
+
+
+def test_a_step_the_tool_could_not_check_is_unknown_on_the_adjudication_page(setup) -> None:
+    from tests.scoring.test_views import _tool_scores
+
+    project, _, a, _, reviewer, _ = setup
+    scorer = scoring_services.scorer_create(
+        name="tool", backend="tool", projects=[project], threshold=0.3
+    )
+    trace = make_trace(
+        project, steps=["2+2=4", "So we go on."], parts=["thinking", "response"], external_id="t-2"
+    )
+    _tool_scores(trace, scorer)
+    html = client_for(reviewer).get(reverse("review:adjudicate", args=[trace.pk])).content.decode()
+    first, second = html.split('data-testid="adj-step-')[1:3]
+    assert ">right<" in first and "thinking" in first
+    # The neutral 0.50 is above this scorer's threshold, but nothing was checked: not "right".
+    assert ">right<" not in second and "unknown (no check)" in second and "response" in second

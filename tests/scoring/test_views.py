@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.urls import reverse
@@ -299,3 +300,48 @@ def test_scores_import_api_registers_an_external_scorer(client, world, tmp_path)
     assert [(r["scorer"], r["status"]) for r in scores["runs"] if r["scorer"] == "new-prm"] == [
         ("new-prm", "done")
     ]
+
+
+def _tool_scores(trace, scorer) -> None:
+    """Score `trace` with the real tool backend, as a worker would."""
+    from scoring.prm import build_scorer
+    from scoring.prm.contract import TraceInput
+
+    steps = list(trace.steps.order_by("index"))
+    (out,) = build_scorer("tool").score([TraceInput("t", [s.text for s in steps])])
+    services.score_runs_enqueue(traces=[trace], scorers=[scorer])
+    run = ScoreRun.objects.get(trace=trace, scorer=scorer)
+    services.score_runs_claim(run_ids=[run.pk])
+    services.score_run_complete(
+        result=services.RunResult(
+            run_id=run.pk,
+            step_scores=[s.score for s in out.steps],
+            step_details=[s.details for s in out.steps],
+        )
+    )
+
+
+def test_thoughts_group_within_a_part_and_a_step_with_no_check_is_unknown(client, world):
+    # Thinking then response, every step checkable and right but one with nothing to check
+    # (the tool backend's neutral 0.50): it is "?" (unknown), not a right step, and the
+    # thoughts stop where the part changes.
+    trace = make_trace(
+        world["project"],
+        steps=["1+1=2", "2+3=5", "So we add.", "3+4=7", "4+4=8"],
+        parts=["thinking", "thinking", "thinking", "response", "response"],
+    )
+    world["scorer"].threshold = 0.3  # the neutral 0.50 is above it: it used to show as right
+    world["scorer"].save()
+    _tool_scores(trace, world["scorer"])
+    client.force_login(world["a"])
+    html = client.get(reverse("scoring:panel", args=[trace.pk])).content.decode()
+    thoughts = html.split('class="thoughts"')[1].split("</p>")[0]
+    assert re.findall(r'<span class="thought [^"]*"[^>]*>([^<]*)</span>', thoughts) == [
+        "thinking: steps 1–2 ✓",
+        "thinking: step 3 ? (no check)",
+        "response: steps 4–5 ✓",
+    ]
+    api = client.get(reverse("api:trace-scores", args=[trace.pk])).json()
+    (run,) = api["runs"]
+    assert [s["part"] for s in run["steps"]] == ["thinking"] * 3 + ["response"] * 2
+    assert run["steps"][2]["details"]["verdict"] == "unknown"

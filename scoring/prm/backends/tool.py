@@ -12,7 +12,8 @@ The rule, per step:
 - score: ``false_score`` (0.05) if any check fails, ``pass_score`` (0.9) if at least one check
   ran and all passed, ``neutral_score`` (0.5) if nothing was checkable. A failed equation in a
   step that itself says it is refuting something ("contradiction", "does not equal", "\\neq")
-  is kept in the details but scores neutral: the step is showing the equation is false.
+  is kept in the details but scores neutral: the step is showing the equation is false. A
+  neutral score is no verdict: ``details["verdict"] = "unknown"`` says so (contract.StepScoreOut).
 Never raises on step text; linear in its length, and bounded in time (``time_budget_s`` per
 trace; steps after it stay neutral with ``details["skipped"] = "time budget"``). The equations
 of a step longer than ``arith.MAX_TEXT`` (20,000 characters) are not checked either, and
@@ -332,6 +333,7 @@ class ToolScorer:
                 score = p.pass_score
             else:
                 score = p.neutral_score
+                details["verdict"] = "unknown"
             if refuted:
                 details["refuted"] = True
             if skipped[index] is not None:

@@ -9,7 +9,9 @@ engine's from_pretrained path), fp32 on CPU, both ways, with the same model:
 - naive: for every step, the prefix ``steps[: i + 1]`` formatted alone and run alone, reading the
   last separator (what many reference scripts do).
 Prints the timings (median of the repeats) and, as its last line, a JSON object with
-``batched_vs_naive_ratio`` and ``max_abs_diff`` (between the two ways' scores).
+``batched_vs_naive_ratio``, ``max_abs_diff`` (between the two ways' scores), ``naive_tokens`` and
+``token_ratio`` (tokens the naive way processes over tokens the batched way processes: the bound
+the speed-up meets on a compute-bound device, so the ratio can be read on any machine).
 """
 
 from __future__ import annotations
@@ -76,6 +78,17 @@ def naive_scores(scorer: Any, traces: list[Any]) -> list[list[float]]:
     return out
 
 
+def naive_token_count(scorer: Any, traces: list[Any]) -> int:
+    """Tokens the naive way processes: every prefix ``steps[: i + 1]`` formatted alone."""
+    from scoring.prm.formatting import prefix_trace
+
+    return sum(
+        len(scorer.encode(prefix_trace(trace, i + 1)))
+        for trace in traces
+        for i in range(len(trace.steps))
+    )
+
+
 def max_abs_diff(a: list[list[float]], b: list[list[float]]) -> float:
     return max(abs(p - q) for x, y in zip(a, b, strict=True) for p, q in zip(x, y, strict=True))
 
@@ -127,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         lengths = [len(scorer.encode(t)) for t in traces]
         steps = sum(len(t.steps) for t in traces)
+        naive_tokens = naive_token_count(scorer, traces)
 
         def batched() -> list[list[float]]:
             return [r.scores for r in scorer.score(traces)]
@@ -152,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"batched (one pass per trace): median {batched_s:.3f} s over {repeats}")
     print(f"naive (one pass per prefix):  median {naive_s:.3f} s over {repeats}")
     print(f"ratio {naive_s / batched_s:.2f}x, max |batched - naive| = {diff:.2e}")
+    # On a compute-bound device the speed-up cannot pass this bound (tokens each way processes).
+    print(f"tokens: naive {naive_tokens}, batched {sum(lengths)}, "
+          f"token_ratio {naive_tokens / sum(lengths):.2f}x")  # fmt: skip
     print(
         json.dumps(
             {
@@ -163,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
                 "batched_seconds": round(batched_s, 4),
                 "naive_seconds": round(naive_s, 4),
                 "batched_vs_naive_ratio": round(naive_s / batched_s, 2),
+                "naive_tokens": naive_tokens,
+                "token_ratio": round(naive_tokens / sum(lengths), 2),
                 "max_abs_diff": diff,
                 "steps_per_second_batched": round(steps / batched_s, 1),
                 "hidden": args.hidden,

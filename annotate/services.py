@@ -162,7 +162,9 @@ def traces_delete(*, trace_ids: Sequence[int]) -> int:
 
 def annotation_start(*, user: User, trace: Trace) -> Annotation:
     """The user's annotation of this trace, created on first touch (idempotent)."""
-    annotation, _ = Annotation.objects.get_or_create(trace=trace, annotator=user)
+    annotation, created = Annotation.objects.get_or_create(trace=trace, annotator=user)
+    if created:
+        signals.annotation_started.send(sender=Annotation, user=user, trace=trace)
     return annotation
 
 

@@ -11,6 +11,9 @@ from django.dispatch import Signal
 
 # An annotator submitted (or resubmitted) their labels of a trace. Arguments: user, trace.
 annotation_submitted = Signal()
+# An annotator started labelling a trace (their first label of it created their annotation).
+# Arguments: user, trace. The queue leases a slot then, not when a trace is opened.
+annotation_started = Signal()
 # An annotator is still at work on a trace (an active-time heartbeat). Arguments: user, trace.
 annotation_active = Signal()
 # An import added traces to a project. Arguments: project.

@@ -195,6 +195,7 @@ def _trace_page(
                 "changesUrl": reverse("api:label-changes", args=[data.trace.pk]),
                 "heartbeatUrl": reverse("annotate:heartbeat", args=[data.trace.pk]),
                 "loginUrl": reverse("login"),
+                "started": data.annotation is not None,
             },
             "sections": sections,
             "progress": selectors.labelling_progress(user=request.user, project=data.project),

@@ -26,6 +26,11 @@ def _on_submitted(*, user: Any, trace: Trace, **_: Any) -> None:
     services.assignment_on_submit(user=user, trace=trace)
 
 
+@receiver(annotate_signals.annotation_started)
+def _on_started(*, user: Any, trace: Trace, **_: Any) -> None:
+    services.lease_on_start(user=user, trace=trace)  # a slot when labelling starts, not on opening
+
+
 @receiver(annotate_signals.annotation_active)
 def _on_active(*, user: Any, trace: Trace, **_: Any) -> None:
     services.lease_renew(user=user, trace=trace)  # still at work: the lease runs on

@@ -405,15 +405,11 @@ def _candidates(*, user: UserLike, project: Project, after_trace_id: int | None)
     return rows
 
 
-def lease_next(
-    *, user: UserLike, project: Project, after_trace_id: int | None = None
-) -> Trace | None:
-    """The trace this annotator should open next, leasing a slot on it when it is a new one.
-
-    First a trace they hold a live lease on, then one they started and did not skip, then the
-    best open trace by the project's strategy. None when the queue is empty for them.
-    """
-    now = timezone.now()
+def _held_or_started(
+    *, user: UserLike, project: Project, after_trace_id: int | None, now: datetime
+) -> tuple[Trace | None, bool]:
+    """(a trace this annotator holds a live lease on, True), else (one they started and did not
+    skip, False), else (None, False)."""
     queue_settings_get(project=project)  # the queue lock's row exists before any transaction
     leases_expire(project=project, now=now)
     skip = Q(pk=after_trace_id) if after_trace_id is not None else Q(pk__in=[])
@@ -428,7 +424,7 @@ def lease_next(
         .first()
     )
     if held is not None:
-        return held
+        return held, True
     started = (
         Trace.objects.filter(
             project=project,
@@ -448,6 +444,68 @@ def lease_next(
         .order_by("pk")
         .first()
     )
+    return started, False
+
+
+def next_trace_peek(
+    *, user: UserLike, project: Project, after_trace_id: int | None = None
+) -> Trace | None:
+    """The trace `lease_next` would hand this annotator, leasing nothing: the labelling page's
+    "next". Its slot is taken when labelling starts (the first label: `lease_on_start`), so an
+    annotator who opens a trace and leaves it fills no slot (issue 14)."""
+    trace, _ = _held_or_started(
+        user=user, project=project, after_trace_id=after_trace_id, now=timezone.now()
+    )
+    if trace is not None:
+        return trace
+    for attempt in range(2):
+        row = (
+            _candidates(user=user, project=project, after_trace_id=after_trace_id)
+            .only("trace_id")
+            .first()
+        )
+        if row is not None:
+            return Trace.objects.select_related("problem").get(pk=row.trace_id)
+        if attempt == 0 and not priorities_sync(project=project):
+            break
+    return None
+
+
+def lease_on_start(*, user: UserLike, trace: Trace) -> Assignment | None:
+    """An annotator started labelling a trace (its first label): they take a slot of it now,
+    unless they hold or submitted one already; None when every slot is taken (their labels are
+    kept all the same, and a submission beyond the overlap is recorded without a slot)."""
+    project = trace.project
+    queue_settings_get(project=project)
+    with transaction.atomic():
+        _queue_lock(project)
+        current = Assignment.objects.filter(trace=trace, annotator_id=user.pk).first()
+        if current is not None and current.status in LIVE:
+            return current
+        return _take_slot(
+            user=user,
+            project=project,
+            trace_id=trace.pk,
+            now=timezone.now(),
+            status=AssignmentStatus.LEASED,
+        )
+
+
+def lease_next(
+    *, user: UserLike, project: Project, after_trace_id: int | None = None
+) -> Trace | None:
+    """The trace this annotator should open next, leasing a slot on it when it is a new one (an
+    explicit start: the API's "take"; the page uses `next_trace_peek`).
+
+    First a trace they hold a live lease on, then one they started and did not skip, then the
+    best open trace by the project's strategy. None when the queue is empty for them.
+    """
+    now = timezone.now()
+    started, held = _held_or_started(
+        user=user, project=project, after_trace_id=after_trace_id, now=now
+    )
+    if held:
+        return started
     if started is not None:
         with transaction.atomic():
             _queue_lock(project)

@@ -210,8 +210,9 @@ def queue_next(request: AuthedRequest, slug: str) -> HttpResponse:
     """Open the annotator's next trace (one they hold or started, else the queue's best)."""
     project = annotate_selectors.project_get_for_user(user=request.user, slug=slug)
     after = request.GET.get("after")
-    # Through the queue: a held or started trace, else a lease on the best open one (annotate.queues).
-    trace = services.lease_next(
+    # Through the queue: a held or started trace, else the best open one, leasing nothing: the
+    # slot is taken by the first label (services.lease_on_start), so browsing fills no slot.
+    trace = services.next_trace_peek(
         user=request.user,
         project=project,
         after_trace_id=int(after) if after and after.isdigit() else None,

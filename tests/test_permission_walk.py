@@ -394,8 +394,10 @@ def build_world(tmp_path, settings) -> World:  # type: ignore[no-untyped-def]
     cache.clear()  # login and API throttles start from zero
     settings.VAR_DIR = tmp_path
     outsider, annotator, reviewer, admin = (make_user(f"walk-{r}") for r in ROLES[1:])
+    # Overlap 3: the annotator's label below takes a slot (a lease starts with the first label),
+    # and the reviewer and the admin still find the trace in their queue.
     project = make_project(
-        "alpha", members={annotator: "annotator", reviewer: "reviewer", admin: "admin"}
+        "alpha", members={annotator: "annotator", reviewer: "reviewer", admin: "admin"}, overlap=3
     )
     make_project("beta", members={outsider: "annotator"})
     with open(REPO_ROOT / "data" / "processbench_sample.jsonl", "rb") as stream:

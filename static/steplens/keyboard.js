@@ -751,8 +751,11 @@
   }
   window.setInterval(function () { accrue(); showClock(); }, 1000);
 
+  // Active time is sent once labelling has started (the first change): a heartbeat would start
+  // the annotation, and with it the lease, of a trace that was only looked at.
   function sendHeartbeat(leaving) {
     accrue(leaving);
+    if (!config.started && !load().seq) return;
     if (unsent < 0.05 || !config.heartbeatUrl) return;
     var seconds = Math.round(unsent * 100) / 100;
     unsent = 0;

@@ -223,3 +223,34 @@ def test_queue_refresh_command_builds_rows_and_expires_leases(team) -> None:
     call_command("queue_refresh", "--project", "q", "--expire-only", stdout=out)
     assert out.getvalue().strip() == "1 leases expired"
     assert TracePriority.objects.get(trace=traces[0]).open_slots == 2
+
+
+@pytest.mark.django_db
+def test_opening_the_next_trace_leases_nothing_until_the_first_label() -> None:
+    """Issue 14 item 5: browsing ("Start labelling", look, leave) used to lease a slot per trace
+    opened, filling the queue with "in progress" rows; the slot is taken by the first label."""
+    browsing, labelling = make_user("browsing"), make_user("labelling")
+    project = make_project(members={browsing: "annotator", labelling: "annotator"})
+    traces = [make_trace(project) for _ in range(2)]
+    client = Client()
+    client.force_login(browsing)
+    for _ in range(3):
+        response = client.get(reverse("review:next", args=[project.slug]))
+        assert response.status_code == 302
+    assert not Assignment.objects.exists()
+    opened = int(response["Location"].strip("/").split("/")[-1])
+    assert opened == traces[0].pk
+    # Its slot is free: another annotator is handed the same trace, and labels it first.
+    assert queues.next_trace_peek(user=labelling, project=project) == traces[0]
+    services.label_set(user=labelling, step=traces[0].steps.get(index=0), value=1)
+    lease = Assignment.objects.get()
+    assert (lease.annotator, lease.trace, lease.status) == (
+        labelling,
+        traces[0],
+        AssignmentStatus.LEASED,
+    )
+    # The one who only looked is now sent to the next open trace.
+    assert queues.next_trace_peek(user=browsing, project=project) == traces[1]
+    # Labelling again neither takes a second slot nor moves the lease.
+    services.label_set(user=labelling, step=traces[0].steps.get(index=1), value=1)
+    assert Assignment.objects.count() == 1

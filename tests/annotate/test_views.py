@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -22,6 +23,7 @@ from annotate.models import (
     GoldLabel,
     GoldSource,
     LabelScheme,
+    Problem,
     Project,
     StepLabel,
     Trace,
@@ -555,3 +557,40 @@ def test_a_long_source_id_is_shown_short_with_the_full_id_on_hover(
     assert "<title>9f86d081…0a08 ·" in page
     assert f'title="test:{long_id}">9f86d081…0a08</span>' in page
     assert f">{long_id}<" not in page  # the 64 characters never reach a line of text
+
+
+def test_the_legend_offers_only_what_the_trace_has(annotator: AbstractBaseUser) -> None:
+    """Issue 14 item 8: no `r` (reference answer) on a trace without one."""
+    project = make_project("legend", members={annotator: "annotator"})
+    with_ref = make_trace(project)
+    without = make_trace(project, problem_text="No reference here.")
+    Problem.objects.filter(pk=without.problem_id).update(reference_answer="")
+    client = login(annotator)
+    assert (
+        "reference answer"
+        in client.get(reverse("annotate:trace", args=[with_ref.pk])).content.decode()
+    )
+    html = client.get(reverse("annotate:trace", args=[without.pk])).content.decode()
+    assert "reference answer" not in html.split('id="shortcut-help"')[0].split("shortcuts-card")[1]
+
+
+def test_project_hotkeys_set_the_keys_and_names_of_the_page(annotator: AbstractBaseUser) -> None:
+    project = make_project("keys", members={annotator: "annotator"})
+    services.project_update(
+        project=project,
+        hotkeys={"keys": {"plus": "y", "minus": "x"}, "names": {"1": "right", "-1": "broken"}},
+    )
+    trace = make_trace(project)
+    html = login(annotator).get(reverse("annotate:trace", args=[trace.pk])).content.decode()
+    config = json.loads(
+        html.split('id="labelling-config" type="application/json">')[1].split("<")[0]
+    )
+    assert (config["keys"]["plus"], config["keys"]["minus"], config["keys"]["zero"]) == (
+        "y",
+        "x",
+        "2",
+    )
+    assert "<kbd>y</kbd>" in html and "right (+1), then next" in html
+    assert 'aria-label="Step 1: broken (−1)"' in html and 'aria-keyshortcuts="x"' in html
+    with pytest.raises(ValidationError, match="keys.minus: 'y' is already the key of plus"):
+        services.project_update(project=project, hotkeys={"keys": {"plus": "y", "minus": "y"}})

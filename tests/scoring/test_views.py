@@ -62,6 +62,11 @@ def test_opening_a_trace_enqueues_interactive_runs_once(
     # unfinished: the panel asks for itself again, and says that no worker is alive
     assert 'hx-trigger="load delay:' in html
     assert 'data-testid="no-worker"' in html
+    # An annotator is not told to run a command (issue 14 item 8); a site admin is.
+    assert "celery -A" not in html
+    world["a"].is_superuser = True
+    world["a"].save()
+    assert "celery -A config worker" in client.post(url).content.decode()
 
 
 def test_panel_shows_scores_and_stops_polling_when_done(

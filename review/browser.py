@@ -3,9 +3,9 @@
 A filter is a URL query (shareable, and the API's query parameters): `TraceFilterSerializer`
 parses both, `trace_filter` turns it into one queryset. The PRM filters read the stored
 per-trace verdicts of `TracePriority` (refreshed when scores change), never the step scores, so
-that a filter over a million steps is an indexed query. Full-text search uses PostgreSQL's
-`to_tsvector('english', text)` (GIN indexes of annotate/migrations/0009) and falls back to a
-case-insensitive LIKE on SQLite.
+that a filter over a million steps is an indexed query. Full-text search reads one GIN-indexed
+`to_tsvector('english')` document per trace (problem and steps, review/migrations/0003) on
+PostgreSQL and falls back to a case-insensitive LIKE on SQLite.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.http import QueryDict
 from django.template.defaultfilters import truncatechars
 from django.utils.safestring import SafeString, mark_safe
@@ -27,7 +28,6 @@ from annotate.models import (
     AnnotationStatus,
     GoldLabel,
     GoldSource,
-    Problem,
     Project,
     Step,
     StepLabel,
@@ -35,6 +35,7 @@ from annotate.models import (
 )
 from annotate.rendering import render_markdown
 
+from . import fts
 from .models import Assignment, AssignmentStatus, TracePriority
 
 PAGE_SIZE = 50
@@ -141,11 +142,8 @@ def filter_query(values: dict[str, Any], **override: Any) -> str:
 
 def _search(q: str) -> Q:
     if connection.vendor == "postgresql":
-        # Exactly the indexed expression (annotate/migrations/0009_full_text_search.py).
-        where = "to_tsvector('english', text) @@ plainto_tsquery('english', %s)"
-        steps = Step.objects.extra(where=[where], params=[q]).values("trace_id")
-        problems = Problem.objects.extra(where=[where], params=[q]).values("pk")
-        return Q(pk__in=steps) | Q(problem_id__in=problems)
+        # One document per trace, GIN-indexed (review/migrations/0003_trace_search.py).
+        return Q(pk__in=RawSQL(fts.MATCHING, [q]))
     return Q(problem__text__icontains=q) | Exists(
         Step.objects.filter(trace_id=OuterRef("pk"), text__icontains=q)
     )

@@ -5,6 +5,7 @@ The tables keep the names they had when these models lived in `annotate` (no dat
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 
 from annotate.models import Project, Step, Trace
@@ -80,6 +81,20 @@ class TracePriority(models.Model):
 
     def __str__(self) -> str:
         return f"{self.trace_id}: {self.priority:.3f} ({self.open_slots} open)"
+
+
+class TraceSearch(models.Model):
+    """The data browser's full-text document of a trace: its problem and steps as a PostgreSQL
+    tsvector with a GIN index (review.fts; written with SQL, only on PostgreSQL: SQLite keeps
+    the table empty and searches with LIKE)."""
+
+    trace = models.OneToOneField(
+        Trace, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    document = SearchVectorField()
+
+    def __str__(self) -> str:
+        return f"search document of {self.trace_id}"
 
 
 class AssignmentStatus(models.TextChoices):

@@ -22,7 +22,7 @@ from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
@@ -38,7 +38,7 @@ from annotate.models import (
 from scoring.prm import metrics
 from scoring.prm.aggregate import aggregate
 
-from . import audit
+from . import audit, fts
 from .models import (
     Assignment,
     AssignmentStatus,
@@ -247,6 +247,7 @@ def priorities_refresh(*, project: Project, trace_ids: Iterable[int] | None = No
             )
             row.priority = getattr(row, column) if column else 0.0
             rows.append(row)
+        _search_documents(trace_ids=list(traces))
         with transaction.atomic():
             # Open slots are counted and written under the queue's lock, so that a lease taken
             # meanwhile is never overwritten by a count made before it.
@@ -257,6 +258,21 @@ def priorities_refresh(*, project: Project, trace_ids: Iterable[int] | None = No
             _upsert_priorities(rows)
         written += len(rows)
     return written
+
+
+def _search_documents(*, trace_ids: list[int]) -> None:
+    """The data browser's full-text documents of these traces, where missing (PostgreSQL: one
+    INSERT ... SELECT, review.fts). A trace's text does not change after its import."""
+    if connection.vendor != "postgresql" or not trace_ids:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            fts.FILL.format(
+                where="WHERE t.id = ANY(%s) AND NOT EXISTS "
+                "(SELECT 1 FROM review_tracesearch d WHERE d.trace_id = t.id)"
+            ),
+            [trace_ids],
+        )
 
 
 def _upsert_priorities(rows: list[TracePriority]) -> None:

@@ -66,13 +66,18 @@ def require_model_dir(model_path: str | os.PathLike[str] | None) -> Path:
 
 
 def weight_files(model_path: str | os.PathLike[str]) -> list[Path]:
-    """The checkpoint's weight files, safetensors first, each kind in name order."""
+    """The checkpoint's weight files, as transformers picks them: the safetensors files when
+    there are any (a repo that ships both kinds loads those), else the ``pytorch_model*.bin``."""
     path = Path(model_path)
-    return [f for pattern in WEIGHT_FILE_PATTERNS for f in sorted(path.glob(pattern))]
+    for pattern in WEIGHT_FILE_PATTERNS:
+        files = sorted(path.glob(pattern))
+        if files:
+            return files
+    return []
 
 
 def read_tensors(model_path: str | os.PathLike[str], prefix: str) -> dict[str, torch.Tensor]:
-    """The tensors whose key contains ``prefix`` in any weight file of the checkpoint (either
+    """The tensors whose key contains ``prefix`` in the checkpoint's weight files (either
     kind), keyed by what follows the prefix: ``read_tensors(p, "v_head.summary.")`` gives
     ``{"weight": ..., "bias": ...}`` whether the file is safetensors or ``pytorch_model.bin``."""
     from safetensors import safe_open
@@ -85,16 +90,26 @@ def read_tensors(model_path: str | os.PathLike[str], prefix: str) -> dict[str, t
                     if prefix in key:
                         found[key.split(prefix, 1)[1]] = f.get_tensor(key)
             continue
-        try:
-            # weights_only: a pickle from a checkpoint never runs code here; mmap: a 15 GB file
-            # is not read into memory to find two small tensors.
-            state = torch.load(str(file), map_location="cpu", weights_only=True, mmap=True)
-        except Exception as exc:  # noqa: BLE001 (torch raises many kinds for a bad file)
-            raise ModelLoadError(f"cannot read the weight file {str(file)!r}: {exc}") from exc
-        for key, tensor in state.items():
+        for key, tensor in _load_pickle(file).items():
             if prefix in key:
                 found[key.split(prefix, 1)[1]] = tensor
     return found
+
+
+def _load_pickle(file: Path) -> dict[str, torch.Tensor]:
+    """A ``pytorch_model*.bin`` state dict. weights_only: a pickle from a checkpoint never runs
+    code here; mmap: a 15 GB file is not read into memory to find two small tensors (a file in
+    the legacy, non-zip format cannot be mapped and is read whole)."""
+    try:
+        try:
+            state = torch.load(str(file), map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as exc:
+            if "mmap" not in str(exc):
+                raise
+            state = torch.load(str(file), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 (torch raises many kinds for a bad file)
+        raise ModelLoadError(f"cannot read the weight file {str(file)!r}: {exc}") from exc
+    return dict(state)
 
 
 def refuse_missing(path: Path | str, what: str, missing: Iterable[str]) -> None:

@@ -113,3 +113,34 @@ def test_a_skywork_bin_checkpoint_without_its_head_names_the_file_it_read(
     with pytest.raises(ModelLoadError) as err:
         build_scorer("value_head", model_path=str(bare))
     assert "pytorch_model.bin" in str(err.value) and "v_head.summary.weight" in str(err.value)
+
+
+def test_a_legacy_format_bin_and_a_repo_with_both_kinds_read_the_file_transformers_reads(
+    tmp_path: Path, skywork_bin: Path, tiny_models: dict[str, Path], traces: list[TraceInput]
+) -> None:
+    import shutil
+
+    # pytorch_model.bin in the pre-1.6 (non-zip) format: cannot be memory-mapped, still read.
+    legacy = tmp_path / "legacy"
+    shutil.copytree(skywork_bin, legacy)
+    tensors = torch.load(str(legacy / "pytorch_model.bin"), weights_only=True)
+    torch.save(tensors, str(legacy / "pytorch_model.bin"), _use_new_zipfile_serialization=False)
+    expected = build_scorer("value_head", model_path=str(skywork_bin)).score(traces[:2])
+    got = build_scorer("value_head", model_path=str(legacy)).score(traces[:2])
+    for a, b in zip(got, expected, strict=True):
+        assert a.scores == pytest.approx(b.scores, abs=1e-6)
+
+    # Both kinds in one directory: transformers loads the safetensors, and so is the v_head read
+    # (a stale .bin beside it with another head changes nothing).
+    both = tmp_path / "both"
+    shutil.copytree(tiny_models["v_head"], both)
+    stale = dict(tensors)
+    stale["v_head.summary.weight"] = -stale["v_head.summary.weight"]
+    torch.save(stale, str(both / "pytorch_model.bin"))
+    reference = build_scorer("value_head", model_path=str(tiny_models["v_head"]))
+    for a, b in zip(
+        build_scorer("value_head", model_path=str(both)).score(traces[:2]),
+        reference.score(traces[:2]),
+        strict=True,
+    ):
+        assert a.scores == pytest.approx(b.scores, abs=1e-6)

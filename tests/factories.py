@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import itertools
+import json
 from collections.abc import Sequence
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 
 from annotate import services
-from annotate.imports import problem_content_sha256
+from annotate.imports import problem_content_sha256, traces_import
 from annotate.models import LabelScheme, Problem, Project, Role, Step, Trace
 
 _counter = itertools.count(1)
@@ -82,3 +84,13 @@ def import_processbench_sample(project: Project) -> Project:
             project=project, stream=stream, filename=path.name, format="processbench"
         )
     return project
+
+
+def import_jsonl(project: Project, *records: dict[str, object]) -> None:
+    """Import `records` in the generic JSON Lines format through the import service."""
+    traces_import(
+        project=project,
+        stream=io.BytesIO("\n".join(json.dumps(r) for r in records).encode()),
+        filename="records.jsonl",
+        format="jsonl",
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..tables import TableError, table_from
 from .base import (
     PARTS,
     RESPONSE,
@@ -65,7 +66,7 @@ def _steps(rec: dict[str, Any]) -> list[ParsedStep]:
         items = rec["steps"]
         if not isinstance(items, list):
             raise FormatError(
-                f"expected a list of strings or of {{\"text\", \"part\"}} objects, "
+                f'expected a list of strings or of {{"text", "part"}} objects, '
                 f"got {type_name(items)}",
                 field="steps",
             )
@@ -75,7 +76,7 @@ def _steps(rec: dict[str, Any]) -> list[ParsedStep]:
                 continue
             if not isinstance(item, dict):
                 raise FormatError(
-                    f"expected a string or a {{\"text\", \"part\"}} object, got {type_name(item)}",
+                    f'expected a string or a {{"text", "part"}} object, got {type_name(item)}',
                     field=f"steps[{i}]",
                 )
             unknown = sorted(set(item) - {"text", "part"})
@@ -118,6 +119,11 @@ def parse_record(record: Any, *, subset: str = "") -> ParsedTrace:
             step.gold = check_label(value, field=f"labels[{i}]")
     images = opt_list(rec, "images") or []
     check_str_list(images, field="images")
+    try:
+        table_from(rec.get("table"))
+    except TableError as err:
+        field = f"table.{err.field}" if err.field else "table"
+        raise FormatError(err.message, field=field) from None
     metadata = rec.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise FormatError(f"expected an object, got {type_name(metadata)}", field="metadata")
@@ -126,7 +132,9 @@ def parse_record(record: Any, *, subset: str = "") -> ParsedTrace:
         external_id = sha256_of(problem, *(f"{s.part}\x00{s.text}" for s in steps))
         content_id = True
     elif isinstance(record_id, bool) or not isinstance(record_id, str | int):
-        raise FormatError(f"expected a string or an integer, got {type_name(record_id)}", field="id")
+        raise FormatError(
+            f"expected a string or an integer, got {type_name(record_id)}", field="id"
+        )
     else:
         external_id, content_id = str(record_id), False
         if not external_id.strip() or len(external_id) > 200:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
 from urllib.parse import urlsplit
 
 from django import template
 from django.conf import settings
 from django.utils.safestring import SafeString
 
-from annotate.rendering import render_markdown, short_trace_id
+from annotate.rendering import render_markdown, render_table, short_trace_id
+from annotate.tables import Table, table_or_none
 
 register = template.Library()
 
@@ -17,6 +20,24 @@ register = template.Library()
 def markdown_filter(text: str | None) -> SafeString:
     """Untrusted Markdown + LaTeX to sanitised HTML (the only way data reaches the page as HTML)."""
     return render_markdown(text or "")
+
+
+@register.filter
+def table_html(table: Table) -> SafeString:
+    """A table's grid as sanitised HTML (its cells are untrusted Markdown + LaTeX)."""
+    return render_table(table.header, table.rows)
+
+
+@register.filter
+def table_grid(value: Any) -> Table | None:
+    """A problem's table as header and rows (annotate.tables), None if it is not in the schema."""
+    return table_or_none(value)
+
+
+@register.filter
+def as_json(value: Any) -> str:
+    """Stored JSON as readable text (escaped by the template like any text)."""
+    return json.dumps(value, indent=1, ensure_ascii=False)
 
 
 @register.filter

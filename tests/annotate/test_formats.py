@@ -229,7 +229,7 @@ def test_jsonl_steps_as_objects_with_parts_and_every_optional_field() -> None:
             "generator": "m",
             "subset": "toy",
             "images": ["https://example.org/a.png"],
-            "table": {"rows": [[1, 2]]},
+            "table": {"header": ["a", "b"], "rows": [[1, 2]]},
             "metadata": {"k": "v"},
         }
     )
@@ -244,7 +244,7 @@ def test_jsonl_steps_as_objects_with_parts_and_every_optional_field() -> None:
         True,
     )
     assert t.problem.images == ["https://example.org/a.png"]
-    assert t.problem.table == {"rows": [[1, 2]]}
+    assert t.problem.table == {"header": ["a", "b"], "rows": [[1, 2]]}
     assert t.metadata == {"k": "v"}
 
 

@@ -400,7 +400,7 @@ def test_generic_jsonl_thinking_and_response_parts() -> None:
         "response": ["$8$"],
         "labels": [1, 1, None],
         "images": ["fig.png"],
-        "table": [["x", 2]],
+        "table": {"header": ["x", "y"], "rows": [["x", 2]]},
     }
     import_bytes(project, json.dumps(rec).encode(), "jsonl")
     trace = Trace.objects.get(project=project)
@@ -409,7 +409,10 @@ def test_generic_jsonl_thinking_and_response_parts() -> None:
         ("thinking", "4*2=8"),
         ("response", "$8$"),
     ]
-    assert (trace.problem.images, trace.problem.table) == (["fig.png"], [["x", 2]])
+    assert (trace.problem.images, trace.problem.table) == (
+        ["fig.png"],
+        {"header": ["x", "y"], "rows": [["x", 2]]},
+    )
     assert len(trace.external_id) == 64  # no id given: a hash of the content
 
 

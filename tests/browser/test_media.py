@@ -4,32 +4,19 @@ labelling and adjudication pages."""
 
 from __future__ import annotations
 
-import io
-import json
-
 import pytest
 
-from annotate.imports import traces_import
 from annotate.models import StepLabel, Trace
 from tests.browser.test_labelling import PASSWORD, expect_states, log_in
-from tests.factories import make_project, make_user
+from tests.factories import import_jsonl, make_project, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def import_records(project, *records) -> None:  # type: ignore[no-untyped-def]
-    traces_import(
-        project=project,
-        stream=io.BytesIO("\n".join(json.dumps(r) for r in records).encode()),
-        filename="media.jsonl",
-        format="jsonl",
-    )
 
 
 def test_interleaved_thinking_and_response_are_labelled_in_order(page, artifacts) -> None:  # type: ignore[no-untyped-def]
     annotator = make_user("annie", password=PASSWORD)
     project = make_project("rf", members={annotator: "annotator"})
-    import_records(
+    import_jsonl(
         project,
         {
             "id": "rf-1",

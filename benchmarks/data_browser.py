@@ -31,7 +31,7 @@ FILTERS = {
     "PRM says wrong, no label yet": "prm=wrong&status=unlabelled",
     "submitted": "status=submitted",
     "lowest score <= 0.1, sorted by it": "prm_min_lte=0.1&sort=prm_min",
-    "subset + final answer wrong": "subset={subset}&correct=no",
+    "generator + final answer wrong": "generator={generator}&correct=no",
     "8 steps or more, page 100": "steps_gte=8&page=100",
     "flagged": "flagged=yes",
 }
@@ -156,13 +156,16 @@ def main() -> None:
     services.membership_set(project=project, user=reviewer, role="reviewer")
     client = Client()
     client.force_login(reviewer)
-    subset = (
-        Trace.objects.filter(project=project).exclude(subset="").values_list("subset", flat=True)
-    ).first() or ""
+    generator = (
+        Trace.objects.filter(project=project)
+        .exclude(generator="")
+        .values_list("generator", flat=True)
+        .first()
+    ) or ""
     results = {}
     for group in (FILTERS, SEARCHES):
         for name, query in group.items():
-            url = "/p/bench/data/?" + query.format(subset=subset)
+            url = "/p/bench/data/?" + query.format(generator=generator)
             for _ in range(3):  # warm-up
                 response = client.get(url)
                 assert response.status_code == 200, (url, response.status_code)
@@ -174,7 +177,7 @@ def main() -> None:
             found = re.search(r'data-testid="data-total">(\d+)<', response.content.decode())
             total = int(found[1]) if found else -1
             results[name] = {
-                "query": query.format(subset=subset),
+                "query": query.format(generator=generator),
                 "matches": total,
                 "p50_ms": round(statistics.median(times), 1),
                 "p95_ms": round(_pct(times, 0.95), 1),

@@ -76,7 +76,9 @@ class TracePriority(models.Model):
                 "trace",
                 condition=models.Q(open_slots__gt=0),
                 name="tracepriority_next",
-            )
+            ),
+            # The data browser's score range and its sort by the lowest step score.
+            models.Index(fields=["project", "prm_min"], name="tracepriority_prm_min"),
         ]
 
     def __str__(self) -> str:

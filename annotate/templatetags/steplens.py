@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlsplit
 
 from django import template
 from django.conf import settings
 from django.utils.safestring import SafeString
 
+from annotate.images import ImageAddress, image_address
 from annotate.rendering import render_markdown, render_table, short_trace_id
 from annotate.tables import Table, table_or_none
 
@@ -72,34 +72,6 @@ def duration(seconds: float | None) -> str:
 
 
 @register.filter
-def safe_url(url: object) -> str:
-    """A URL from data only if it is http(s) or a same-site path; anything else (javascript:,
-    data:, protocol-relative) becomes an empty string."""
-    text = str(url or "").strip()
-    lowered = text.lower()
-    if lowered.startswith(("http://", "https://")):
-        return text
-    if text.startswith("/") and not text.startswith("//") and "\\" not in text:
-        return text
-    return ""
-
-
-@register.filter
-def image_src(url: object) -> str:
-    """A problem image's address if the page may load it: a same-site path, or https from a host
-    in STEPLENS_IMAGE_HOSTS (the Content-Security-Policy allows no other); else ""."""
-    text = safe_url(url)
-    if not text or text.startswith("/"):
-        return text
-    return text if image_host_refused(text) == "" and text.lower().startswith("https://") else ""
-
-
-@register.filter
-def image_host_refused(url: object) -> str:
-    """The host of an http(s) image address that is not allowed (for the message), else ""."""
-    text = str(url or "").strip()
-    if not text.lower().startswith(("http://", "https://")):
-        return ""
-    host = (urlsplit(text).hostname or "").lower()
-    allowed = {h.lower() for h in settings.STEPLENS_IMAGE_HOSTS}
-    return "" if host in allowed and text.lower().startswith("https://") else host or "?"
+def image(address: object) -> ImageAddress:
+    """A problem image's address: what the page loads (`src`), or why it does not (`refused`)."""
+    return image_address(address, allowed_hosts=settings.STEPLENS_IMAGE_HOSTS)

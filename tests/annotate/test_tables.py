@@ -69,18 +69,25 @@ def grid(html: str) -> list[list[str]]:
     ]
 
 
+def labelling_and_adjudication(trace: Trace, *, annotator, reviewer) -> list[str]:  # type: ignore[no-untyped-def]
+    """The trace's labelling page as `annotator` sees it and its adjudication page as `reviewer`."""
+    pages = []
+    for user, url in (
+        (annotator, reverse("annotate:trace", args=[trace.pk])),
+        (reviewer, reverse("review:adjudicate", args=[trace.pk])),
+    ):
+        client = Client()
+        client.force_login(user)
+        pages.append(client.get(url).content.decode())
+    return pages
+
+
 def test_the_table_is_a_grid_open_on_the_labelling_and_adjudication_pages() -> None:
     annotator, reviewer = make_user(), make_user()
     project = make_project(members={annotator: "annotator", reviewer: "reviewer"})
     import_jsonl(project, record(MARKDOWN), record(REVENUE, "tab-2"))
     for trace in Trace.objects.filter(project=project):
-        for user, url in (
-            (annotator, reverse("annotate:trace", args=[trace.pk])),
-            (reviewer, reverse("review:adjudicate", args=[trace.pk])),
-        ):
-            client = Client()
-            client.force_login(user)
-            html = client.get(url).content.decode()
+        for html in labelling_and_adjudication(trace, annotator=annotator, reviewer=reviewer):
             assert grid(html) == [["quarter", "revenue ($M)"], ["Q3", "120"], ["Q4", "110"]]
             assert '<details class="problem-table" open>' in html
             assert "{'header'" not in html and "&#x27;header&#x27;" not in html

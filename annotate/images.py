@@ -1,0 +1,101 @@
+"""Which problem-image addresses a page may load, and why the others are refused.
+
+An image address comes from imported data, so it is untrusted: the page loads it only when it
+cannot leak an annotator's address to a host nobody chose and cannot run anything. Allowed: a
+``data:image/png|jpeg|webp;base64,...`` URL (the image travels inside the data), and ``https``
+from a host in STEPLENS_IMAGE_HOSTS (none by default). Every other address is shown as text with
+the reason it was refused, so that whoever imported it can fix the data.
+
+>>> image_address("data:image/png;base64,iVBORw0KGgo=").src[:22]
+'data:image/png;base64,'
+>>> image_address("fig1.png", allowed_hosts=[]).refused
+'a relative path, which nothing here resolves: images travel inside the data as data:image/png|jpeg|webp URLs'
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+from base64 import b64decode
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+DATA_URL = re.compile(
+    r"^data:image/(png|jpeg|webp)(?:;[a-z0-9=._+-]+)*;base64,([A-Za-z0-9+/=\s]+)$", re.IGNORECASE
+)
+_DATA_TYPE = re.compile(r"^data:([^;,]*)", re.IGNORECASE)
+SHOWN_CHARS = 80  # of a refused address, in the message
+
+
+@dataclass(frozen=True)
+class ImageAddress:
+    address: str  # as imported
+    src: str  # what the page loads; "" when refused
+    refused: str  # why it is not loaded; "" when shown
+
+    @property
+    def shown(self) -> str:
+        """The address for the message: a long one (a data: URL) cut to its start."""
+        text = self.address.strip()
+        return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
+
+
+def _refuse(address: str, reason: str) -> ImageAddress:
+    return ImageAddress(address=address, src="", refused=reason)
+
+
+def _data_url(address: str) -> ImageAddress:
+    match = DATA_URL.match(address)
+    if match is None:
+        kind = _DATA_TYPE.match(address)
+        media = kind.group(1).lower() if kind else ""
+        if media.startswith("image/") and media.split("/")[1] in ("png", "jpeg", "webp"):
+            return _refuse(address, "a data: URL that is not base64 (…;base64,…)")
+        return _refuse(
+            address,
+            f"a data: URL of type {media or 'none'}: only image/png, image/jpeg and image/webp "
+            "are shown (an SVG can carry script)",
+        )
+    try:
+        b64decode("".join(match.group(2).split()), validate=True)
+    except (binascii.Error, ValueError):
+        return _refuse(address, "a data: URL whose base64 does not decode")
+    return ImageAddress(address=address, src="".join(address.split()), refused="")
+
+
+def image_address(address: object, *, allowed_hosts: Iterable[str] = ()) -> ImageAddress:
+    """What the page does with one of a problem's image addresses: load `src`, or say `refused`."""
+    text = str(address or "").strip()
+    lowered = text.lower()
+    if not text:
+        return _refuse(text, "an empty address")
+    if lowered.startswith("data:"):
+        return _data_url(text)
+    if lowered.startswith(("https://", "http://")):
+        host = (urlsplit(text).hostname or "").lower()
+        if host not in {h.lower() for h in allowed_hosts}:
+            return _refuse(
+                text,
+                f"the host {host or '?'} is not on the list of allowed image hosts "
+                "(STEPLENS_IMAGE_HOSTS): loading it would tell that host who is labelling",
+            )
+        if not lowered.startswith("https://"):
+            return _refuse(text, "plain http: an allowed host is loaded over https only")
+        return ImageAddress(address=text, src=text, refused="")
+    if text.startswith("//"):
+        return _refuse(text, "a protocol-relative address: give https://… in full")
+    if text.startswith("/") or re.match(r"^[a-zA-Z]:[\\/]", text) or text.startswith("file:"):
+        return _refuse(
+            text,
+            "a path on the machine the data came from, which this server does not serve: images "
+            "travel inside the data as data:image/png|jpeg|webp URLs",
+        )
+    if ":" in text.split("/")[0]:
+        scheme = text.split(":", 1)[0].lower()
+        return _refuse(text, f"the scheme {scheme}: is never loaded")
+    return _refuse(
+        text,
+        "a relative path, which nothing here resolves: images travel inside the data as "
+        "data:image/png|jpeg|webp URLs",
+    )

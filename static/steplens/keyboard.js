@@ -778,6 +778,40 @@
     if (document.visibilityState === "hidden") leaving();
   });
 
+  // ---- changes left in the logs of other traces (a page closed offline, never reopened) ------
+  // Sent from whichever trace page opens next, each log in one request; a log leaves the
+  // browser's storage only when the server has confirmed it.
+  function flushOtherTraces() {
+    var prefix = "steplens:changes:" + config.user + ":";
+    var keys = [];
+    try {
+      for (var k = 0; k < window.localStorage.length; k++) {
+        var key = window.localStorage.key(k);
+        if (key && key.indexOf(prefix) === 0 && key !== storeKey) keys.push(key);
+      }
+    } catch (err) { return; }
+    keys.forEach(function (key) {
+      var box;
+      try { box = JSON.parse(window.localStorage.getItem(key)); } catch (err) { return; }
+      if (!box || !box.changes || !box.changes.length) return;
+      var traceId = key.slice(prefix.length);
+      var url = config.changesUrl.replace("/traces/" + config.trace + "/", "/traces/" + traceId + "/");
+      var batch = box.changes.slice(0, BATCH);
+      var last = batch[batch.length - 1].seq;
+      fetch(url, {
+        method: "POST", credentials: "same-origin", redirect: "manual",
+        body: JSON.stringify({ client: box.client, changes: batch.map(wire) }),
+        headers: { "Content-Type": "application/json", "Accept": "application/json", "X-CSRFToken": csrf }
+      }).then(function (r) {
+        if (!r.ok) return;
+        var now = JSON.parse(window.localStorage.getItem(key) || "null");
+        if (!now) return;
+        now.changes = now.changes.filter(function (c) { return c.seq > last; });
+        window.localStorage.setItem(key, JSON.stringify(now));
+      }).catch(function () { /* kept for the next page */ });
+    });
+  }
+
   // ---- start: the log's unsent changes on top of what the server rendered, then send them ----
 
   (function start() {
@@ -798,6 +832,7 @@
       });
     } else if (rows.length) setCurrent(first < 0 ? 0 : first, { scroll: false });
     page.setAttribute("data-ready", "true");
+    window.setTimeout(flushOtherTraces, 1000);
     if (window.performance && performance.mark) performance.mark("steplens:ready");
     pump(true);
   })();

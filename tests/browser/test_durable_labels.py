@@ -6,6 +6,8 @@ logging in; an error never replaces the page (DEBUG too); Submit waits for what 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.contrib.sessions.models import Session
 
@@ -191,3 +193,24 @@ def test_e_keeps_hand_labels_and_u_undoes_it(page, world) -> None:  # type: igno
     page.keyboard.press("a")  # all correct: hand labels kept, said so
     rows = wait_saved(page, trace, {0: -1, 1: 0, 2: 1, 5: 1})
     assert rows[5] == (1, LabelSource.FILLED)
+
+
+def test_changes_left_in_another_traces_log_are_sent_from_the_next_trace_page(page, world) -> None:  # type: ignore[no-untyped-def]
+    """A trace left with unsaved changes (offline) and never reopened: the next trace page the
+    annotator opens sends them."""
+    other = make_trace(world["trace"].project, steps=["x", "y"])
+    box = {
+        "client": "left-behind",
+        "seq": 2,
+        "changes": [
+            {"seq": 1, "op": "label", "index": 0, "value": -1, "touch": [0]},
+            {"seq": 2, "op": "label", "index": 1, "note": "written offline", "touch": [1]},
+        ],
+    }
+    key = f"steplens:changes:{world['user'].pk}:{other.pk}"
+    page.evaluate("([k, v]) => localStorage.setItem(k, v)", [key, json.dumps(box)])
+    page.reload()
+    page.wait_for_selector("#trace-page[data-ready=true]")
+    wait_saved(page, other, {0: -1})
+    assert StepLabel.objects.get(step__trace=other, step__index=1).note == "written offline"
+    page.wait_for_function("k => JSON.parse(localStorage.getItem(k)).changes.length === 0", arg=key)

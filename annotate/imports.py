@@ -149,7 +149,7 @@ Progress = Callable[[str, int, int], None]
 def traces_import(
     *,
     project: Project,
-    stream: IO[bytes],
+    stream: IO[bytes] | Iterable[bytes],
     filename: str,
     format: str,
     subset: str = "",
@@ -204,11 +204,13 @@ def traces_import(
 
 
 @contextmanager
-def _rewindable(stream: IO[bytes]) -> Iterator[tuple[IO[bytes], int, int | None]]:
+def _rewindable(
+    stream: IO[bytes] | Iterable[bytes],
+) -> Iterator[tuple[IO[bytes], int, int | None]]:
     """(a stream that can be read twice, where it starts, its size if known).
 
-    A file or an upload is read where it is; anything else (a pipe) is first copied to a
-    temporary file on disk, a block at a time.
+    A file or an upload is read where it is; anything else (a pipe, an iterable of lines) is
+    first copied to a temporary file on disk, a block at a time.
     """
     seekable = getattr(stream, "seekable", None)
     if seekable is not None and seekable():
@@ -218,7 +220,10 @@ def _rewindable(stream: IO[bytes]) -> Iterator[tuple[IO[bytes], int, int | None]
         yield stream, start, size
         return
     with tempfile.TemporaryFile(dir=settings.VAR_DIR) as copy:
-        shutil.copyfileobj(stream, copy, 1 << 20)  # type: ignore[misc]
+        if hasattr(stream, "read"):
+            shutil.copyfileobj(stream, copy, 1 << 20)
+        else:  # an iterable of byte blocks or lines
+            copy.writelines(stream)
         size = copy.tell()
         copy.seek(0)
         yield copy, 0, size

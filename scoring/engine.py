@@ -10,6 +10,8 @@ from typing import Any
 
 from django.conf import settings
 
+from annotate.tables import table_or_none
+
 from . import services
 from .models import Scorer, ScoreRun
 
@@ -59,13 +61,17 @@ def score_runs(runs: Sequence[ScoreRun]) -> tuple[list[services.RunResult], dict
     inputs = []
     for run in runs:
         steps = list(run.trace.steps.order_by("index").values_list("text", "part"))
+        problem = run.trace.problem
+        table = table_or_none(problem.table)
         inputs.append(
             TraceInput(
                 key=str(run.pk),
-                problem=run.trace.problem.text,
+                problem=problem.text,
                 steps=[text for text, _ in steps],
                 parts=[part for _, part in steps],
-                reference_answer=run.trace.problem.reference_answer or None,
+                reference_answer=problem.reference_answer or None,
+                images=list(problem.images or []),
+                table=table.as_json() if table is not None else None,
             )
         )
     started = time.perf_counter()

@@ -105,6 +105,16 @@ class StepBadge:
         return min(9, int(self.score.score * 10)) if self.score else 0
 
     @property
+    def checks(self) -> list[dict[str, object]]:
+        """What a checking scorer (the tool backend) checked in this step, to show on the page."""
+        found = self.score.details.get("checks") if self.score is not None else None
+        return [c for c in found if isinstance(c, dict)] if isinstance(found, list) else []
+
+    @property
+    def failed_checks(self) -> int:
+        return sum(1 for c in self.checks if c.get("ok") is False)
+
+    @property
     def unknown(self) -> bool:
         """The scorer gave no verdict here (the tool backend's neutral "no check")."""
         return self.score is not None and score_is_unknown(self.score.details)

@@ -453,7 +453,8 @@ def scores_import_by_name(
 def scores_import(
     *, project: Project, scorer: Scorer, stream: IO[bytes], filename: str
 ) -> ScoresImportResult:
-    """Load scores computed elsewhere: JSONL `{"trace_id", "scores": [...], "trajectory_score"?}`.
+    """Load scores computed elsewhere: JSONL `{"trace_id", "scores": [...], "trajectory_score"?,
+    "details"?: [{...} or null, one per score]}` (a critique, a check: kept per step, shown).
 
     `trace_id` is the trace's external id as imported. Everything is validated before anything is
     written; a second import of the same file replaces the same runs' scores (no duplicates).
@@ -471,6 +472,7 @@ def scores_import(
             f"--project {project.slug})",
         )
     parsed: list[tuple[int, str, list[float], float | None]] = []
+    step_details: dict[int, list[dict[str, Any]]] = {}  # line -> per-step details, when given
     for number, raw in enumerate(stream, start=1):
 
         def fail(field: str | None, message: str, *, line: int = number) -> ScoresFileError:
@@ -507,6 +509,22 @@ def scores_import(
             or not 0.0 <= float(trajectory) <= 1.0
         ):
             raise fail("trajectory_score", "expected a number in [0, 1]")
+        details = record.get("details")
+        if details is not None:
+            if not isinstance(details, list):
+                raise fail("details", "expected a list of objects (or null), one per score")
+            if len(details) != len(scores):
+                raise fail(
+                    "details",
+                    f"expected one object (or null) per score: {len(details)} for "
+                    f"{len(scores)} scores",
+                )
+            for i, item in enumerate(details):
+                if item is not None and not isinstance(item, dict):
+                    raise fail(
+                        f"details[{i}]", f"expected an object or null, got {type(item).__name__}"
+                    )
+            step_details[number] = [item or {} for item in details]
         parsed.append(
             (
                 number,
@@ -553,7 +571,7 @@ def scores_import(
         ):
             Scorer.objects.filter(pk=scorer.pk).update(version=F("version") + 1)
             scorer.refresh_from_db(fields=["version"])
-        for _, external_id, scores, trajectory in parsed:
+        for number, external_id, scores, trajectory in parsed:
             trace = traces[external_id]
             try:
                 run, _ = ScoreRun.objects.get_or_create(
@@ -571,6 +589,7 @@ def scores_import(
                 result=RunResult(
                     run_id=run.pk,
                     step_scores=scores,
+                    step_details=step_details.get(number),
                     trajectory_score=trajectory,
                     details={"import": source},
                 )

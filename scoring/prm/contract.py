@@ -39,6 +39,9 @@ class TraceInput:
     ``steps`` are the step texts in order. ``parts`` (same length as ``steps`` when given)
     says which part of a trajectory-response trace each step belongs to, e.g. ``"thinking"``
     or ``"response"``. ``key`` is an opaque id the caller uses to match results (a Trace pk).
+    What the annotator sees besides the text comes too: ``images``, the problem's figures as
+    addresses (``data:image/...`` URLs or https), and ``table``, the problem's table as
+    ``{"header": [str, ...], "rows": [[str, ...], ...]}`` (docs/formats.md, "Tables").
     """
 
     problem: str
@@ -46,6 +49,8 @@ class TraceInput:
     parts: Sequence[str] | None = None
     reference_answer: str | None = None
     key: str = ""
+    images: Sequence[str] = ()
+    table: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.parts is not None and len(self.parts) != len(self.steps):

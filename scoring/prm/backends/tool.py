@@ -4,6 +4,9 @@ The rule, per step:
 - every equation written in the step (plain text, LaTeX, GSM8K ``<<a=b>>`` annotations) that is
   plain arithmetic is evaluated exactly with sympy (scoring.prm.arith; untrusted text is never
   ``eval``-ed) and recorded in ``details["checks"]`` as {expression, expected, computed, ok};
+- every number a step reads from a named cell of the problem's table ("Q4 revenue is 140") is
+  compared with the cell (scoring.prm.table_checks, TaTToo-style) and recorded as a check with
+  ``source="table"``; a wrong lookup fails the step that reads it;
 - the final answer (the last ``\\boxed{...}``, else PRM800K's "# Answer" block, GSM8K's
   "#### X" or "The answer is: X") is checked against the
   trace's ``reference_answer`` with math-verify; it is one more check of the step that holds it,
@@ -41,6 +44,7 @@ from scoring.prm.arith import (
     normalise,
 )
 from scoring.prm.contract import StepScoreOut, TraceInput, TraceScores, parse_params
+from scoring.prm.table_checks import check_table_reads
 
 
 @dataclasses.dataclass(frozen=True)
@@ -291,7 +295,7 @@ class ToolScorer:
                 skipped.append(f"longer than {MAX_TEXT} characters")
                 continue
             try:
-                per_step.append(check_text(step))
+                per_step.append(check_text(step) + check_table_reads(step, trace.table))
             except Exception:  # defensive: a step's text must never fail a whole batch
                 per_step.append([])
             skipped.append(None)

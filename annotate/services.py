@@ -442,7 +442,8 @@ def label_changes_apply(
                 )
 
             def step_at(index: Any, where: str = where) -> Step:
-                step = by_index.get(index) if isinstance(index, int) else None
+                valid = isinstance(index, int) and not isinstance(index, bool)
+                step = by_index.get(index) if valid else None
                 if step is None:
                     raise ValidationError(
                         {"changes": f"{where}: this trace has no step {index!r}."}
@@ -488,7 +489,14 @@ def label_changes_apply(
                     if not isinstance(row, dict):
                         raise ValidationError({"changes": f"{row_where}: an object."})
                     index = step_at(row.get("index"), row_where).index
-                    _check_value(project=project, value=row.get("value"))
+                    value = row.get("value")
+                    if value is not None and (
+                        not isinstance(value, int) or isinstance(value, bool)
+                    ):
+                        raise ValidationError(
+                            {"changes": f"{row_where}: value must be -1, 0, 1 or null."}
+                        )
+                    _check_value(project=project, value=value)
                     targets[index] = (row.get("value"), _check_source(row.get("source"), row_where))
                 _labels_write(annotation=annotation, steps=steps, targets=targets, keep_hand=False)
                 touched.update(targets)

@@ -215,6 +215,11 @@ def test_changes_first_error_keeps_hand_labels_and_restore_undoes_it():
         ({"seq": 1, "op": "paint", "index": 0}, r"changes\[0\]: op 'paint'"),
         ({"seq": 0, "op": "all_correct"}, "seq must be a positive integer"),
         (
+            {"seq": 1, "op": "restore", "labels": [{"index": 0, "value": [1], "source": "hand"}]},
+            r"changes\[0\].labels\[0\]: value must be -1, 0, 1 or null",
+        ),
+        ({"seq": 1, "op": "first_error", "index": True}, "this trace has no step True"),
+        (
             {"seq": 1, "op": "restore", "labels": [{"index": 0, "value": 1, "source": "robot"}]},
             r"changes\[0\].labels\[0\]: source 'robot'",
         ),

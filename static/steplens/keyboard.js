@@ -251,7 +251,7 @@
     }).then(function (response) {
       if (response.ok) return response.json().then(function (data) { confirmed(batch, data); });
       if (response.status === 401 || response.status === 403 || response.type === "opaqueredirect") {
-        loggedOut();
+        loggedOut(response.status === 403);
       } else if (response.status === 400 && batch.length > 0) {
         return response.json().catch(function () { return {}; }).then(function (data) { refused(batch, data); });
       } else if (response.status === 404) {
@@ -323,14 +323,16 @@
     }
   }
 
-  function loggedOut() {
-    blocked = "auth";
+  // A 403 is often a CSRF token that a log-in in another tab replaced: ask at once who we are
+  // (the answer carries a fresh token) and say "logged out" only if we are. A 401: at once.
+  function loggedOut(maybeToken) {
+    blocked = maybeToken ? "checking" : "auth";
     // Until the session is back (a log-in in this tab after a reload, or in another tab): ask
     // who we are every few seconds, with a fresh CSRF token in the answer.
     var check = function () {
       fetch(config.changesUrl, { credentials: "same-origin", redirect: "manual", headers: { "Accept": "application/json" } })
         .then(function (r) {
-          if (!r.ok) { window.setTimeout(check, 5000); return; }
+          if (!r.ok) { blocked = "auth"; markSteps(); window.setTimeout(check, 5000); return; }
           return r.json().then(function (who) {
             csrf = who.csrf_token || csrf;
             blocked = null;
@@ -341,7 +343,7 @@
         })
         .catch(function () { window.setTimeout(check, 5000); });
     };
-    window.setTimeout(check, 5000);
+    window.setTimeout(check, maybeToken ? 0 : 5000);
   }
 
   // htmx requests of this page (the score panel): an error answer never replaces the page (in

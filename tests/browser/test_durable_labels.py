@@ -214,3 +214,31 @@ def test_changes_left_in_another_traces_log_are_sent_from_the_next_trace_page(pa
     wait_saved(page, other, {0: -1})
     assert StepLabel.objects.get(step__trace=other, step__index=1).note == "written offline"
     page.wait_for_function("k => JSON.parse(localStorage.getItem(k)).changes.length === 0", arg=key)
+
+
+def test_a_log_in_in_another_tab_does_not_lose_or_block_the_saves(page, world) -> None:  # type: ignore[no-untyped-def]
+    """Logging in again in another tab replaces the CSRF token this page holds (a 403): the page
+    fetches a fresh one and sends the change, without saying "logged out"."""
+    trace = world["trace"]
+    other = page.context.new_page()
+    other.goto("/")
+    other.click(".topbar button:has-text('Log out')")
+    other.wait_for_load_state()
+    other.goto(f"/accounts/login/?next=/t/{trace.pk}/")
+    other.fill("#id_username", "dana")
+    other.fill("#id_password", PASSWORD)
+    other.click("button[type=submit]")
+    other.wait_for_url(f"**/t/{trace.pk}/")
+    other.close()
+    page.evaluate(
+        """() => { window.__bannerShown = false;
+                   const b = document.getElementById('save-banner');
+                   new MutationObserver(() => { if (!b.hidden) window.__bannerShown = true; })
+                     .observe(b, {attributes: true}); }"""
+    )
+    page.keyboard.press("3")
+    page.wait_for_function(
+        "document.querySelector('#step-0').dataset.save === 'saved'", timeout=3000
+    )
+    assert saved(trace)[0][0] == -1
+    assert page.evaluate("window.__bannerShown") is False

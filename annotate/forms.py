@@ -50,7 +50,10 @@ class HeartbeatForm(forms.Form):
 class ImportForm(forms.Form):
     """Upload a file of traces into a project the user administers (site admins: any, or a new one)."""
 
-    file = forms.FileField(help_text="JSONL, one record per line.")
+    file = forms.FileField(
+        help_text="JSONL, one record per line; or a zip of one records file and the images it "
+        "names (an image bundle)."
+    )
     format = forms.ChoiceField(choices=[(name, name) for name in FORMATS])
     project = forms.ChoiceField(required=False)
     new_project = forms.SlugField(

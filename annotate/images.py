@@ -8,8 +8,8 @@ the reason it was refused, so that whoever imported it can fix the data.
 
 >>> image_address("data:image/png;base64,iVBORw0KGgo=").src[:22]
 'data:image/png;base64,'
->>> image_address("fig1.png", allowed_hosts=[]).refused
-'a relative path, which nothing here resolves: images travel inside the data as data:image/png|jpeg|webp URLs'
+>>> image_address("fig1.png", allowed_hosts=[]).refused[:48]
+'a relative path, which nothing here resolves: im'
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ from __future__ import annotations
 import binascii
 import re
 from base64 import b64decode
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 DATA_URL = re.compile(
     r"^data:image/(png|jpeg|webp)(?:;[a-z0-9=._+-]+)*;base64,([A-Za-z0-9+/=\s]+)$", re.IGNORECASE
 )
+BUNDLED_NAME = re.compile(r"^[0-9a-f]{64}\.(png|jpeg|webp)$")
 _DATA_TYPE = re.compile(r"^data:([^;,]*)", re.IGNORECASE)
 SHOWN_CHARS = 80  # of a refused address, in the message
 
@@ -64,12 +65,26 @@ def _data_url(address: str) -> ImageAddress:
     return ImageAddress(address=address, src="".join(address.split()), refused="")
 
 
-def image_address(address: object, *, allowed_hosts: Iterable[str] = ()) -> ImageAddress:
-    """What the page does with one of a problem's image addresses: load `src`, or say `refused`."""
+def image_address(
+    address: object,
+    *,
+    allowed_hosts: Iterable[str] = (),
+    bundle_url: Callable[[str], str] | None = None,
+) -> ImageAddress:
+    """What the page does with one of a problem's image addresses: load `src`, or say `refused`.
+
+    `bundle_url` gives the address of the project's image route for a file's name: where an
+    image imported in a bundle (``bundle:<sha256>.<ext>``, annotate/bundles.py) is served.
+    """
     text = str(address or "").strip()
     lowered = text.lower()
     if not text:
         return _refuse(text, "an empty address")
+    if lowered.startswith("bundle:"):
+        name = text[len("bundle:") :]
+        if bundle_url is None or not BUNDLED_NAME.match(name):
+            return _refuse(text, "not the name of an image bundled with an import")
+        return ImageAddress(address=text, src=bundle_url(name), refused="")
     if lowered.startswith("data:"):
         return _data_url(text)
     if lowered.startswith(("https://", "http://")):
@@ -88,14 +103,15 @@ def image_address(address: object, *, allowed_hosts: Iterable[str] = ()) -> Imag
     if text.startswith("/") or re.match(r"^[a-zA-Z]:[\\/]", text) or text.startswith("file:"):
         return _refuse(
             text,
-            "a path on the machine the data came from, which this server does not serve: images "
-            "travel inside the data as data:image/png|jpeg|webp URLs",
+            "a path on the machine the data came from, which this server does not serve: import "
+            "the records and their images together as a zip (an image bundle), or give "
+            "data:image/png|jpeg|webp URLs",
         )
     if ":" in text.split("/")[0]:
         scheme = text.split(":", 1)[0].lower()
         return _refuse(text, f"the scheme {scheme}: is never loaded")
     return _refuse(
         text,
-        "a relative path, which nothing here resolves: images travel inside the data as "
-        "data:image/png|jpeg|webp URLs",
+        "a relative path, which nothing here resolves: import the records and their images "
+        "together as a zip (an image bundle), or give data:image/png|jpeg|webp URLs",
     )

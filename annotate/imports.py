@@ -31,7 +31,7 @@ from django.db.models import Field, Model, QuerySet
 from django.db.models.fields.json import KT
 from django.utils import timezone
 
-from . import services, signals
+from . import bundles, services, signals
 from .formats import PARSERS, ROW_GROUPERS
 from .formats.base import (
     FormatError,
@@ -167,10 +167,15 @@ def traces_import(
         )
     if len(subset) > 100:
         raise ImportFileError(file=filename, message="subset: longer than 100 characters")
-    with _rewindable(stream) as (seekable, start, size):
+    with (
+        _rewindable(stream) as (rewindable, file_start, file_size),
+        _records_file(
+            rewindable, start=file_start, size=file_size, project=project, filename=filename
+        ) as (seekable, start, size, resolve),
+    ):
         index = _check_file(
             stream=seekable, filename=filename, format=format, subset=subset,
-            progress=progress, start=start, size=size,
+            progress=progress, start=start, size=size, resolve=resolve,
         )  # fmt: skip
         seekable.seek(start)
         with transaction.atomic():
@@ -179,7 +184,7 @@ def traces_import(
             Project.objects.select_for_update().filter(pk=project.pk).first()
             result = _write_file(
                 project=project, stream=seekable, filename=filename, format=format,
-                subset=subset, index=index, progress=progress,
+                subset=subset, index=index, progress=progress, resolve=resolve,
             )  # fmt: skip
             vendor = connections[router.db_for_write(Trace)].vendor
             if vendor == "postgresql" and result["steps"] >= ANALYZE_AFTER_STEPS:
@@ -229,6 +234,22 @@ def _rewindable(
         yield copy, 0, size
 
 
+@contextmanager
+def _records_file(
+    stream: IO[bytes], *, start: int, size: int | None, project: Project, filename: str
+) -> Iterator[tuple[IO[bytes], int, int | None, Callable[[str], str] | None]]:
+    """(the records' stream, where they start, their size, how image paths resolve): the file
+    itself, or the records file inside an image bundle (a zip, annotate/bundles.py)."""
+    if not bundles.is_zip(stream, start):
+        yield stream, start, size, None
+        return
+    try:
+        with bundles.open_bundle(stream, project_id=project.pk) as (records, size, resolve):
+            yield records, 0, size, resolve
+    except bundles.BundleError as err:
+        raise ImportFileError(file=filename, message=str(err)) from None
+
+
 @dataclass
 class _Index:
     """What the check pass keeps of a file: the line of the first record of each external id,
@@ -240,7 +261,12 @@ class _Index:
 
 
 def _records(
-    *, stream: IO[bytes], filename: str, format: str, subset: str
+    *,
+    stream: IO[bytes],
+    filename: str,
+    format: str,
+    subset: str,
+    resolve: Callable[[str], str] | None = None,
 ) -> Iterator[ParsedTrace]:
     """Each record of the file parsed and checked, with its line; a bad one raises ImportFileError."""
     parse = PARSERS[format]
@@ -252,6 +278,8 @@ def _records(
         for line, record in group(records) if group else records:
             check_nesting(record, max_depth=settings.STEPLENS_IMPORT_MAX_DEPTH)
             trace = parse(record, subset=subset)
+            if resolve is not None:
+                trace.problem.images = _resolved(trace.problem.images, resolve)
             check_text_limits(trace, max_step_chars=max_step, max_problem_chars=max_problem)
             check_metadata_limits(trace, max_bytes=settings.STEPLENS_IMPORT_MAX_METADATA_BYTES)
             trace.line = line
@@ -263,6 +291,16 @@ def _records(
             field=err.field,
             message=err.message,
         ) from None
+
+
+def _resolved(images: list[str], resolve: Callable[[str], str]) -> list[str]:
+    out = []
+    for i, address in enumerate(images):
+        try:
+            out.append(resolve(address))
+        except FormatError as err:
+            raise FormatError(err.message, field=f"images[{i}]") from None
+    return out
 
 
 _PROGRESS_EVERY = 1000  # records
@@ -277,13 +315,16 @@ def _check_file(
     progress: Progress | None,
     start: int,
     size: int | None,
+    resolve: Callable[[str], str] | None = None,
 ) -> _Index:
     """Every record parsed and checked; one trace per external id: a repeat of a content-derived
     id is dropped (or, with annotations, kept as another labeler's pass over the same solution);
     an explicit id given twice must be the same record, or the file is refused."""
     index = _Index()
     twice: list[tuple[int, int]] = []  # (line, line of the first record with its id)
-    for trace in _records(stream=stream, filename=filename, format=format, subset=subset):
+    for trace in _records(
+        stream=stream, filename=filename, format=format, subset=subset, resolve=resolve
+    ):
         index.records += 1
         if progress is not None and index.records % _PROGRESS_EVERY == 0:
             progress("check", stream.tell() - start, size or 0)
@@ -297,14 +338,23 @@ def _check_file(
         raise ImportFileError(file=filename, message="no records: the file is empty")
     if twice:
         stream.seek(start)
-        _check_repeats(stream=stream, filename=filename, format=format, subset=subset, twice=twice)
+        _check_repeats(
+            stream=stream, filename=filename, format=format, subset=subset, twice=twice,
+            resolve=resolve,
+        )  # fmt: skip
     if progress is not None:
         progress("check", size or 0, size or 0)
     return index
 
 
 def _check_repeats(
-    *, stream: IO[bytes], filename: str, format: str, subset: str, twice: list[tuple[int, int]]
+    *,
+    stream: IO[bytes],
+    filename: str,
+    format: str,
+    subset: str,
+    twice: list[tuple[int, int]],
+    resolve: Callable[[str], str] | None,
 ) -> None:
     """An explicit id given twice: the same record again is a repeat; different content is an
     error. The records concerned are read again (rare: the usual file has no repeats)."""
@@ -315,7 +365,9 @@ def _check_repeats(
             trace.external_id,
             hashlib.blake2b(repr(dataclasses.replace(trace, line=0)).encode()).digest(),
         )
-        for trace in _records(stream=stream, filename=filename, format=format, subset=subset)
+        for trace in _records(
+            stream=stream, filename=filename, format=format, subset=subset, resolve=resolve
+        )
         if trace.line in wanted
     }
     for line, first in sorted(twice):
@@ -352,6 +404,7 @@ def _write_file(
     subset: str,
     index: _Index,
     progress: Progress | None,
+    resolve: Callable[[str], str] | None = None,
 ) -> dict[str, int]:
     counts = dict.fromkeys(
         ("traces", "traces_skipped", "problems", "steps", "gold", "annotations"), 0
@@ -374,7 +427,9 @@ def _write_file(
         later.clear()
         chunk_bytes = 0
 
-    for trace in _records(stream=stream, filename=filename, format=format, subset=subset):
+    for trace in _records(
+        stream=stream, filename=filename, format=format, subset=subset, resolve=resolve
+    ):
         done += 1
         if progress is not None and done % _PROGRESS_EVERY == 0:
             progress("write", done, index.records)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
@@ -10,6 +11,7 @@ from django.db.models import Count, F, OuterRef, Prefetch, QuerySet, Subquery, V
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
+from . import bundles
 from .models import (
     Annotation,
     AnnotationStatus,
@@ -89,6 +91,16 @@ def project_get_for_user(*, user: UserLike, slug: str, min_role: Role = Role.ANN
         role=project_role(user=user, project=project), minimum=min_role, missing="No such project."
     )
     return project
+
+
+def problem_image_for_user(*, user: UserLike, slug: str, name: str) -> Path:
+    """The stored file of an image bundled with this project's imports, for its members only
+    (outsiders and a name that is not one of this project's images: 404)."""
+    project = project_get_for_user(user=user, slug=slug)
+    path = bundles.stored_image(project_id=project.pk, name=name)
+    if path is None:
+        raise Http404("No such image.")
+    return path
 
 
 def trace_get_for_user(*, user: UserLike, trace_id: int, min_role: Role = Role.ANNOTATOR) -> Trace:

@@ -9,14 +9,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.http import Http404, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from config.types import AuthedRequest
 
-from . import import_jobs, selectors, services, tokens
+from . import bundles, import_jobs, selectors, services, tokens
 from .forms import (
     HeartbeatForm,
     ImportForm,
@@ -466,3 +466,18 @@ def account_token_revoke(request: AuthedRequest, token_id: int) -> HttpResponse:
     tokens.api_token_revoke(user=request.user, token_id=token_id)
     messages.success(request, "Token revoked.")
     return redirect("annotate:tokens")
+
+
+@login_required
+@require_GET
+def problem_image(request: AuthedRequest, slug: str, image_name: str) -> FileResponse:
+    """An image bundled with an import, to the project's members (annotate/bundles.py)."""
+    path = selectors.problem_image_for_user(user=request.user, slug=slug, name=image_name)
+    response = FileResponse(
+        path.open("rb"), content_type=bundles.CONTENT_TYPES[path.suffix.lstrip(".")]
+    )
+    # Named by its content: it never changes, but only this browser may keep it.
+    response["Cache-Control"] = "private, max-age=31536000, immutable"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+

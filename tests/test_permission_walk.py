@@ -13,6 +13,7 @@ the schema lists. The Django admin site (/admin/...) is one rule: non-staff are 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -27,7 +28,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
-from annotate import imports, services
+from annotate import bundles, imports, services
 from annotate.models import ApiToken, ImportJob, ImportStatus, Project, Step, Trace
 from annotate.tokens import api_token_create
 from scoring import services as scoring_services
@@ -263,6 +264,8 @@ EXPECTATIONS: dict[str, dict[str, E]] = {
         "GET": NO_GET,
         "POST": E(302, 404, 403, 403, 200, data={"guidelines": "*walk*"}),
     },
+    # --- issue 17: images bundled with an import (the project's members; a name, not a path)
+    "/p/{slug}/images/{image_name}": {"GET": E(302, 404, 200, 200, 200), "POST": NO_POST},
     "/p/{slug}/members/": {
         "GET": E(302, 404, 403, 403, 200),
         "POST": E(302, 404, 403, 403, 302, data={"op": "add", "username": "walk-outsider"}),
@@ -364,6 +367,7 @@ class World:
     training_run: Any = None
     token_id: int = 0
     job_id: int = 0
+    image_name: str = ""
 
 
 def route_params(w: World) -> dict[str, Any]:
@@ -381,6 +385,7 @@ def route_params(w: World) -> dict[str, Any]:
         "username": "walk-annotator",
         "name": "exports",
         "job_id": w.job_id,
+        "image_name": w.image_name,
     }
 
 
@@ -437,7 +442,13 @@ def build_world(tmp_path, settings) -> World:  # type: ignore[no-untyped-def]
         error={"detail": "bad.jsonl, line 1: invalid JSON"},
         created_by=admin,
     )
+    # An image as a bundle import stores it (annotate/bundles.py): named by its content's sha256.
+    image = b"\x89PNG\r\n\x1a\n walk"
+    image_name = f"{hashlib.sha256(image).hexdigest()}.png"
+    bundles.images_dir(project.pk).mkdir(parents=True)
+    (bundles.images_dir(project.pk) / image_name).write_bytes(image)
     return World(
+        image_name=image_name,
         job_id=job.pk,
         project=project,
         trace=trace,

@@ -7,6 +7,7 @@ from typing import Any
 
 from django import template
 from django.conf import settings
+from django.urls import reverse
 from django.utils.safestring import SafeString
 
 from annotate.images import ImageAddress, image_address
@@ -72,6 +73,13 @@ def duration(seconds: float | None) -> str:
 
 
 @register.filter
-def image(address: object) -> ImageAddress:
-    """A problem image's address: what the page loads (`src`), or why it does not (`refused`)."""
-    return image_address(address, allowed_hosts=settings.STEPLENS_IMAGE_HOSTS)
+def image(address: object, project_slug: str = "") -> ImageAddress:
+    """A problem image's address: what the page loads (`src`), or why it does not (`refused`);
+    an image bundled with an import is served by the project's image route."""
+    return image_address(
+        address,
+        allowed_hosts=settings.STEPLENS_IMAGE_HOSTS,
+        bundle_url=lambda name: (
+            reverse("annotate:problem_image", args=[project_slug, name]) if project_slug else ""
+        ),
+    )

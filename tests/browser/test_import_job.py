@@ -11,7 +11,7 @@ import pytest
 from annotate import services
 from annotate.models import ImportJob, ImportStatus, Step
 from benchmarks.corpus import iter_traces
-from tests.browser.test_labelling import PASSWORD, log_in
+from tests.browser.test_labelling import PASSWORD, log_in, upload_on_import_page
 from tests.factories import make_project, make_user
 from tests.scoring.worker import Worker
 
@@ -35,10 +35,7 @@ def test_admin_uploads_a_large_file_and_watches_the_worker_import_it(
     worker.start()
     try:
         log_in(page, "ada", "/import/")
-        page.set_input_files("#id_file", str(corpus))
-        page.select_option("#id_format", "jsonl")
-        page.select_option("#id_project", "large")
-        page.click("button:has-text('Import')")
+        upload_on_import_page(page, corpus, format="jsonl", project="large")
         page.wait_for_url("**/import/jobs/*/")
         job = ImportJob.objects.get()
         page.evaluate("window.__sameDocument = true")

@@ -67,6 +67,14 @@ def log_in(page, username: str, start: str) -> None:  # type: ignore[no-untyped-
     page.wait_for_url(f"**{start}")
 
 
+def upload_on_import_page(page, path: Path, *, format: str, project: str) -> None:  # type: ignore[no-untyped-def]
+    """On the import page (as an admin): choose the file, its format and the project; import."""
+    page.set_input_files("#id_file", str(path))
+    page.select_option("#id_format", format)
+    page.select_option("#id_project", project)
+    page.click("button:has-text('Import')")
+
+
 def test_keyboard_only_labelling_survives_a_reload(page, artifacts) -> None:  # type: ignore[no-untyped-def]
     first, second = import_processbench(["math-128", "math-324"])
     annotator = make_user("annie", password=PASSWORD)

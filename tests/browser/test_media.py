@@ -5,13 +5,15 @@ labelling and adjudication pages."""
 from __future__ import annotations
 
 import base64
+import json
 import struct
+import zipfile
 import zlib
 
 import pytest
 
 from annotate.models import StepLabel, Trace
-from tests.browser.test_labelling import PASSWORD, expect_states, log_in
+from tests.browser.test_labelling import PASSWORD, expect_states, log_in, upload_on_import_page
 from tests.factories import import_jsonl, make_project, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -135,3 +137,38 @@ def test_geometry_figures_and_a_table_show_on_labelling_and_adjudication(page, a
     assert context_page.locator(".data-table table tbody tr").count() == 2
     context_page.screenshot(path=str(artifacts / "figure-table-adjudication.png"))
     context_page.close()
+
+
+def test_a_zip_of_records_and_figures_uploaded_on_the_import_page_shows_them(
+    page, artifacts, settings, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    settings.VAR_DIR = tmp_path
+    admin = make_user("ada", password=PASSWORD)
+    project = make_project("geo", members={admin: "admin"})
+    archive = tmp_path / "geometry3k.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr(
+            "geometry3k/records.jsonl",
+            json.dumps(
+                {
+                    "id": "geo-7",
+                    "problem": "Find $x$ in the triangle.",
+                    "images": ["figures/7.png"],
+                    "reference_answer": "45",
+                    "steps": ["The angles sum to $180°$.", "So $x = 45$."],
+                }
+            ),
+        )
+        figure = triangle_figure(120).split(",", 1)[1]
+        bundle.writestr("geometry3k/figures/7.png", base64.b64decode(figure))
+    log_in(page, "ada", "/import/")
+    upload_on_import_page(page, archive, format="jsonl", project="geo")
+    page.wait_for_selector("text=1 new problem")
+    trace = Trace.objects.get(project=project, external_id="geo-7")
+    page.goto(f"/t/{trace.pk}/")
+    page.wait_for_function(
+        "() => document.querySelector('.problem-images img').naturalWidth === 240"
+    )
+    src = page.get_attribute(".problem-images img", "src")
+    assert src.startswith("/p/geo/images/") and src.endswith(".png")
+    page.screenshot(path=str(artifacts / "bundle-import-figure.png"))

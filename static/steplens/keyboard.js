@@ -308,6 +308,10 @@
     var box = load();
     box.changes = box.changes.filter(function (c) { return c.seq > last; });
     store(box);
+    // What the server has of each note: leaving the page resends only a note changed since.
+    batch.forEach(function (c) {
+      if ("note" in c && notes[c.index]) notes[c.index].setAttribute("data-saved-note", c.note);
+    });
     // The server's state of the steps it touched, then what is still unsent on top of it.
     (data.labels || []).forEach(function (label) {
       var i = label.step_index;
@@ -416,7 +420,7 @@
     if (!entry) { showNotice("Nothing to undo."); return; }
     restore(entry.before);
     redoStack.push(entry);
-    showNotice("Undone: " + entry.what + " (" + stepList(entry.before.map(function (s) { return s.index; })) + "). Redo: Shift+" + config.keys.undo.toUpperCase() + ".");
+    showNotice("Undone: " + entry.what + " (" + stepList(entry.before.map(function (s) { return s.index; })) + "). Redo: " + config.keys.redo + ".");
     setCurrent(entry.before[0].index, { scroll: true });
   }
   function redo() {

@@ -242,3 +242,20 @@ def test_a_log_in_in_another_tab_does_not_lose_or_block_the_saves(page, world) -
     )
     assert saved(trace)[0][0] == -1
     assert page.evaluate("window.__bannerShown") is False
+
+
+def test_a_saved_note_is_not_sent_again_when_the_tab_is_hidden(page, world) -> None:  # type: ignore[no-untyped-def]
+    trace = world["trace"]
+    page.keyboard.press("n")
+    page.keyboard.type("once is enough")
+    page.keyboard.press("Escape")
+    page.wait_for_function("!document.querySelector('.step[data-save=pending]')")
+    assert StepLabel.objects.get(step__trace=trace, step__index=0).note == "once is enough"
+    sent: list[str] = []
+    page.on("request", lambda r: "/changes/" in r.url and r.method == "POST" and sent.append(r.url))
+    page.evaluate("window.dispatchEvent(new Event('pagehide'))")  # what hiding the tab runs
+    page.wait_for_timeout(300)
+    assert page.evaluate(
+        "Object.keys(localStorage).map(k => JSON.parse(localStorage[k]).changes.length)"
+    ) == [0]
+    assert sent == []

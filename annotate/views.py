@@ -104,7 +104,13 @@ def project_settings(request: AuthedRequest, slug: str) -> HttpResponse:
     return render(
         request,
         "annotate/project_settings.html",
-        {"project": project, "form": form},
+        {
+            "project": project,
+            "form": form,
+            "first_trace": selectors.trace_list_for_user(
+                user=request.user, project=project
+            ).first(),
+        },
         status=400 if form.errors else 200,
     )
 

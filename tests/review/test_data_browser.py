@@ -225,3 +225,11 @@ def test_step_counts_and_a_capped_count(world, monkeypatch) -> None:
     assert len(capped["results"]) == 7
     page = client.get(reverse("review:data", args=["db"])).content.decode()
     assert "More than <strong data-testid=\"data-total\">3<" in page
+
+
+def test_the_queue_shows_problem_previews_with_math_rendered(world) -> None:
+    make_trace(world["project"], external_id="math", problem_text="Find $G$ when **G** is large.")
+    client = Client()
+    client.force_login(world["ann"])
+    page = client.get(reverse("review:queue", args=["db"])).content.decode()
+    assert "<strong>G</strong>" in page and "$G$ when" not in page  # rendered, not raw

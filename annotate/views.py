@@ -486,4 +486,3 @@ def problem_image(request: AuthedRequest, slug: str, image_name: str) -> FileRes
     response["Cache-Control"] = "private, max-age=31536000, immutable"
     response["X-Content-Type-Options"] = "nosniff"
     return response
-

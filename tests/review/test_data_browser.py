@@ -224,7 +224,7 @@ def test_step_counts_and_a_capped_count(world, monkeypatch) -> None:
     assert (capped["count"], capped["exact"], capped["has_next"]) == (4, False, False)
     assert len(capped["results"]) == 7
     page = client.get(reverse("review:data", args=["db"])).content.decode()
-    assert "More than <strong data-testid=\"data-total\">3<" in page
+    assert 'More than <strong data-testid="data-total">3<' in page
 
 
 def test_the_queue_shows_problem_previews_with_math_rendered(world) -> None:

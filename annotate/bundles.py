@@ -12,6 +12,7 @@ are kept as they are.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import posixpath
@@ -161,3 +162,17 @@ def open_bundle(
         )
         with archive.open(info) as member:
             yield member, info.file_size, bundle.resolve  # type: ignore[misc]
+
+
+def inline_image(*, project_id: int, address: str) -> str:
+    """A bundled image (``bundle:<name>``) as a ``data:`` URL, for a scorer that cannot reach this
+    server (a remote vLLM); any other address as it is. A file gone missing is left as its
+    address (the scorer then sees no image, as the page shows none)."""
+    if not address.startswith(BUNDLE_PREFIX):
+        return address
+    name = address[len(BUNDLE_PREFIX) :]
+    path = stored_image(project_id=project_id, name=name)
+    if path is None:
+        return address
+    kind = name.rsplit(".", 1)[1]
+    return f"data:{CONTENT_TYPES[kind]};base64,{base64.b64encode(path.read_bytes()).decode()}"

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.conf import settings
 
+from annotate import bundles
 from annotate.tables import table_or_none
 
 from . import services
@@ -70,7 +71,10 @@ def score_runs(runs: Sequence[ScoreRun]) -> tuple[list[services.RunResult], dict
                 steps=[text for text, _ in steps],
                 parts=[part for _, part in steps],
                 reference_answer=problem.reference_answer or None,
-                images=list(problem.images or []),
+                images=[
+                    bundles.inline_image(project_id=problem.project_id, address=a)
+                    for a in problem.images or []
+                ],
                 table=table.as_json() if table is not None else None,
             )
         )

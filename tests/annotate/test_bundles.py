@@ -141,3 +141,28 @@ def test_the_api_imports_a_bundle_too(settings, tmp_path) -> None:  # type: igno
         for problem in Problem.objects.filter(project=project)
         for image in problem.images
     )
+
+
+def test_a_scorer_receives_a_bundled_figure_as_a_data_url(settings, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # A remote vision-language PRM cannot reach this server's image route: the worker sends it
+    # the figure itself.
+    from scoring import engine, services
+
+    settings.VAR_DIR = tmp_path
+    project = make_project()
+    import_zip(project, bundle([geometry(1, "img/1.png", "35")], FIGURES))
+    trace = Trace.objects.get(external_id="geo-1")
+    scorer = services.scorer_create(name="tool", backend="tool", projects=[project])
+    (run,) = services.score_runs_enqueue(traces=[trace], scorers=[scorer])
+    real = engine.engine_for(scorer)
+    seen: list = []  # type: ignore[type-arg]
+
+    class Spy:
+        def score(self, traces):  # type: ignore[no-untyped-def]
+            seen.extend(traces)
+            return real.score(traces)
+
+    monkeypatch.setattr(engine, "engine_for", lambda _: Spy())
+    engine.score_and_write(run_ids=[run.pk])
+    (sent,) = seen
+    assert sent.images == ["data:image/png;base64," + WHITE]

@@ -47,12 +47,24 @@ class RemoteParams:
 
 
 def pooling_request(trace: TraceInput, p: RemoteParams, model: str) -> dict[str, Any]:
-    """The request body for one trace: the Qwen2.5-Math-PRM conversation as chat messages."""
+    """The request body for one trace: the Qwen2.5-Math-PRM conversation as chat messages (the
+    problem's figures, if any, as image parts of the user turn)."""
     steps = [clean_step(s, [p.separator]) for s in trace.steps]
     messages = []
     if p.system_prompt is not None:
         messages.append({"role": "system", "content": p.system_prompt})
-    messages.append({"role": "user", "content": clean_step(trace.problem, [p.separator])})
+    question = clean_step(trace.problem, [p.separator])
+    if trace.images:
+        # A vision-language PRM reads the figures: OpenAI-style content parts, which vLLM's
+        # chat-style pooling request takes as it takes a chat completion's (images first, as
+        # MM-PRM's and VisualPRM's prompts put them).
+        content: Any = [
+            *({"type": "image_url", "image_url": {"url": url}} for url in trace.images),
+            {"type": "text", "text": question},
+        ]
+    else:
+        content = question
+    messages.append({"role": "user", "content": content})
     messages.append({"role": "assistant", "content": p.separator.join(steps) + p.separator})
     return {"model": model, "messages": messages, "task": "token_classify"}
 

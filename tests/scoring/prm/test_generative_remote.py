@@ -116,3 +116,18 @@ def test_remote_errors_are_clear(fake_vllm):
         down.score([TraceInput("q", ["a"])])
     with pytest.raises(ScorerError, match="model"):
         build_scorer("remote", params={"url": fake_vllm})
+
+
+def test_remote_sends_the_problems_figures_as_openai_image_parts(fake_vllm):
+    # A vision-language PRM served by vLLM reads the figure: the user turn carries each image as
+    # an OpenAI-style image_url part, then the problem's text; a text-only trace is unchanged.
+    figure = "data:image/png;base64,iVBORw0KGgo="
+    scorer = build_scorer("remote", params={"url": fake_vllm, "model": "Qwen/Qwen2.5-Math-PRM-7B"})
+    scorer.score([TraceInput("Find $x$.", ["x = 35."], images=[figure], key="g1")])
+    scorer.score([TraceInput("Find $x$.", ["x = 35."], key="g2")])
+    with_figure, text_only = FakeVLLM.requests
+    assert with_figure["messages"][1]["content"] == [
+        {"type": "image_url", "image_url": {"url": figure}},
+        {"type": "text", "text": "Find $x$."},
+    ]
+    assert text_only["messages"][1]["content"] == "Find $x$."

@@ -19,7 +19,7 @@ from annotate.rendering import short_trace_id
 from annotate.serializers import TraceDetailSerializer
 from scoring import services as scoring_services
 from scoring.models import RunQueue, Scorer
-from scoring.prm.aggregate import AGGREGATIONS
+from scoring.prm.aggregate import RANKINGS
 from scoring.selectors import scorers_for_project
 
 from . import audit, browser, bulk, sampling, selectors, services
@@ -648,8 +648,8 @@ class RankedTraceSerializer(serializers.Serializer):
 def _best_of_n(request: Request, problem_id: int, name: str, how: str) -> tuple[Any, Scorer, Any]:
     problem = annotate_selectors.problem_get_for_user(user=request.user, problem_id=problem_id)
     scorer = get_object_or_404(scorers_for_project(project=problem.project), name=name)
-    if how not in AGGREGATIONS:
-        raise serializers.ValidationError({"how": f"choose one of {', '.join(AGGREGATIONS)}"})
+    if how not in RANKINGS:
+        raise serializers.ValidationError({"how": f"choose one of {', '.join(RANKINGS)}"})
     return problem, scorer, how
 
 
@@ -683,7 +683,7 @@ class BestOfNApi(ApiView):
         operation_id="problem_best_of_n",
         parameters=[
             OpenApiParameter("scorer", str, required=True),
-            OpenApiParameter("how", str, enum=list(AGGREGATIONS), required=False),
+            OpenApiParameter("how", str, enum=list(RANKINGS), required=False),
         ],
         responses=RankedTraceSerializer(many=True),
     )
@@ -700,7 +700,7 @@ class BestOfNApi(ApiView):
 class BestOfNScoreApi(ApiView):
     class InputSerializer(serializers.Serializer):
         scorer = serializers.CharField()
-        how = serializers.ChoiceField(choices=list(AGGREGATIONS), default="min")
+        how = serializers.ChoiceField(choices=list(RANKINGS), default="min")
 
     @extend_schema(
         operation_id="problem_best_of_n_score",

@@ -23,9 +23,9 @@ from django.http import Http404
 
 from annotate import selectors as annotate_selectors
 from annotate.models import GoldLabel, Project, Role, Trace
-from scoring.models import Backend, RunStatus, Scorer, StepScore
+from scoring.models import Backend, RunStatus, Scorer, ScoreRun, StepScore
 from scoring.prm import metrics
-from scoring.prm.aggregate import AGGREGATIONS, aggregate
+from scoring.prm.aggregate import AGGREGATIONS, RANKINGS, TRAJECTORY, aggregate
 
 from . import sampling
 
@@ -86,6 +86,7 @@ class AuditTrace:
     final_answer_correct: bool | None
     scores: list[float] = field(default_factory=list)
     gold: list[int | None] = field(default_factory=list)
+    trajectory: float | None = None  # the run's trajectory score, if the scorer gives one
 
     def gold_first_error(self) -> int | None:
         """ProcessBench's label from gold: the first -1 step; -1 when every step is gold and none
@@ -108,6 +109,15 @@ def audit_data(*, project: Project, scorer: Scorer) -> list[AuditTrace]:
         scores[trace_id].append((index, score))
     if not scores:
         return []
+    trajectories = dict(
+        ScoreRun.objects.filter(
+            scorer=scorer,
+            scorer_version=scorer.version,
+            status=RunStatus.DONE,
+            trace__project=project,
+            trajectory_score__isnull=False,
+        ).values_list("trace_id", "trajectory_score")
+    )
     for row in Trace.objects.filter(project=project, pk__in=list(scores)).values_list(
         "pk",
         "external_id",
@@ -118,7 +128,12 @@ def audit_data(*, project: Project, scorer: Scorer) -> list[AuditTrace]:
         "final_answer_correct",
     ):
         steps = sorted(scores[row[0]])
-        traces[row[0]] = AuditTrace(*row, scores=[s for _, s in steps], gold=[None] * len(steps))
+        traces[row[0]] = AuditTrace(
+            *row,
+            scores=[s for _, s in steps],
+            gold=[None] * len(steps),
+            trajectory=trajectories.get(row[0]),
+        )
     for trace_id, index, value in GoldLabel.objects.filter(
         step__trace__project=project
     ).values_list("step__trace_id", "step__index", "value"):
@@ -179,11 +194,12 @@ def _best_of_n(traces: Sequence[AuditTrace]) -> dict[str, Any]:
         if t.final_answer_correct is not None:
             by_problem[t.problem_id].append(t)
     out: dict[str, Any] = {}
-    for how in AGGREGATIONS:
+    with_trajectory = any(t.trajectory is not None for t in traces)
+    for how in RANKINGS if with_trajectory else AGGREGATIONS:
         problems = [
             [
                 metrics.Candidate(
-                    score=aggregate(t.scores, how),
+                    score=t.trajectory if how == TRAJECTORY else aggregate(t.scores, how),
                     correct=bool(t.final_answer_correct),
                     answer=t.final_answer.strip(),
                 )
@@ -193,6 +209,22 @@ def _best_of_n(traces: Sequence[AuditTrace]) -> dict[str, Any]:
         ]
         out[how] = metrics.best_of_n(problems)
     return out
+
+
+def _trajectory(traces: Sequence[AuditTrace]) -> dict[str, Any] | None:
+    """How well the trajectory score tells a right final answer from a wrong one (AUROC over the
+    traces with both), as ReasonFlux-PRM's trajectory reward is meant to; None without any."""
+    usable = [t for t in traces if t.trajectory is not None and t.final_answer_correct is not None]
+    if not any(t.trajectory is not None for t in traces):
+        return None
+    right = [bool(t.final_answer_correct) for t in usable]
+    return {
+        "traces": len(usable),
+        "right": sum(right),
+        "auroc": metrics.auroc(right, [float(t.trajectory or 0.0) for t in usable])
+        if usable
+        else None,
+    }
 
 
 def _consistency(traces: Sequence[AuditTrace]) -> dict[str, Any]:
@@ -324,6 +356,7 @@ def audit_report(
         "best_threshold": {"threshold": best_t, "f1": best_f1},
         "f1_curve": {"thresholds": grid, "f1": [float(x) for x in f1_curve]},
         "best_of_n": best_of_n,
+        "trajectory": _trajectory(traces),
         "best_of_n_warning": sampling.best_of_n_warning(
             max((b.get("problems") or 0 for b in best_of_n.values()), default=0)
         ),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
@@ -29,7 +29,7 @@ from annotate.models import (
 from annotate.selectors import problem_get_for_user, project_get_for_user, trace_get_for_user
 from scoring import selectors as scoring_selectors
 from scoring.models import RunStatus, Scorer, ScoreRun, StepScore
-from scoring.prm.aggregate import aggregate
+from scoring.prm.aggregate import TRAJECTORY, aggregate
 
 from . import agreement
 from .models import Assignment, AssignmentStatus, GoldLabelChange, TracePriority
@@ -141,6 +141,8 @@ class Adjudication:
     steps: list[AdjudicationStep]
     scorers: list[object]
 
+    trajectory_scores: list[ScoreRun] = field(default_factory=list)
+
     @property
     def has_thinking(self) -> bool:
         """Steps carry their part (thinking / response) only where the trace has both kinds."""
@@ -193,6 +195,11 @@ def adjudication_for_user(*, user: UserLike, trace_id: int) -> Adjudication:
         annotations=annotations,
         steps=steps,
         scorers=[panel.scorer for panel in scores.panels],
+        trajectory_scores=[
+            panel.run
+            for panel in scores.panels
+            if panel.scores and panel.run is not None and panel.run.trajectory_score is not None
+        ],
     )
 
 
@@ -236,7 +243,8 @@ def _blind_hidden(*, user: UserLike, project: Project, traces: list[Trace]) -> s
 def problem_best_of_n(
     *, user: UserLike, problem_id: int, scorer: Scorer, how: str = "min"
 ) -> tuple[Problem, list[RankedTrace]]:
-    """The problem's traces ranked by the scorer's aggregate, best first (unscored ones last)."""
+    """The problem's traces ranked by the scorer's aggregate of step scores (`how`: one of
+    AGGREGATIONS) or its trajectory score (`how="trajectory"`), best first; unscored ones last."""
     problem = problem_get_for_user(user=user, problem_id=problem_id)
     traces = list(Trace.objects.filter(problem=problem).order_by("id"))
     hidden = _blind_hidden(user=user, project=problem.project, traces=traces)
@@ -252,15 +260,24 @@ def problem_best_of_n(
         .values_list("run__trace_id", "score")
     ):
         by_trace.setdefault(trace_id, []).append(score)
-    statuses = dict(
-        ScoreRun.objects.filter(
+    runs = {
+        trace_id: (status, trajectory)
+        for trace_id, status, trajectory in ScoreRun.objects.filter(
             trace__in=traces, scorer=scorer, scorer_version=scorer.version
-        ).values_list("trace_id", "status")
-    )
+        ).values_list("trace_id", "status", "trajectory_score")
+    }
+    statuses = {trace_id: status for trace_id, (status, _) in runs.items()}
+
+    def score_of(trace: Trace) -> float | None:
+        if how == TRAJECTORY:
+            status, trajectory = runs.get(trace.pk, (None, None))
+            return trajectory if status == RunStatus.DONE else None
+        return aggregate(by_trace.get(trace.pk, []), how)
+
     ranked = [
         RankedTrace(
             trace=t,
-            aggregate=None if t.pk in hidden else aggregate(by_trace.get(t.pk, []), how),
+            aggregate=None if t.pk in hidden else score_of(t),
             step_count=0 if t.pk in hidden else len(by_trace.get(t.pk, [])),
             status=statuses.get(t.pk),
             hidden=t.pk in hidden,

@@ -23,7 +23,7 @@ from annotate.models import Role
 from config.types import AuthedRequest
 from scoring import services as scoring_services
 from scoring.models import RunQueue
-from scoring.prm.aggregate import AGGREGATIONS
+from scoring.prm.aggregate import RANKINGS
 from scoring.selectors import scorers_for_project
 
 from . import audit, browser, bulk, sampling, selectors, services
@@ -298,7 +298,7 @@ def problem_best_of_n(request: HttpRequest, problem_id: int) -> HttpResponse:
     name = request.GET.get("scorer") or (scorers[0].name if scorers else "")
     scorer = next((s for s in scorers if s.name == name), None)
     how = request.GET.get("how", "min")
-    if how not in AGGREGATIONS:
+    if how not in RANKINGS:
         how = "min"
     ranked: list[selectors.RankedTrace] = []
     if scorer is not None:
@@ -314,7 +314,7 @@ def problem_best_of_n(request: HttpRequest, problem_id: int) -> HttpResponse:
             "scorers": scorers,
             "scorer": scorer,
             "how": how,
-            "aggregations": AGGREGATIONS,
+            "aggregations": RANKINGS,
             "ranked": ranked,
             "unscored": sum(1 for r in ranked if r.status is None),
             "pending": any(r.pending for r in ranked),
@@ -336,7 +336,7 @@ def problem_best_of_n_score(request: HttpRequest, problem_id: int) -> HttpRespon
         traces=list(problem.traces.all()), scorers=[scorer], queue=RunQueue.INTERACTIVE
     )
     how = request.POST.get("how", "min")
-    query = urlencode({"scorer": scorer.name, "how": how if how in AGGREGATIONS else "min"})
+    query = urlencode({"scorer": scorer.name, "how": how if how in RANKINGS else "min"})
     return redirect(f"{reverse('review:best_of_n', args=[problem.pk])}?{query}")
 
 

@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 AGGREGATIONS = ("min", "last", "product", "mean")
+# What a Best-of-N ranking can order traces by: an aggregate of the step scores, or the run's
+# trajectory score (ReasonFlux-PRM's trajectory-level reward, the tool backend's answer check).
+TRAJECTORY = "trajectory"
+RANKINGS = (*AGGREGATIONS, TRAJECTORY)
 
 
 def aggregate(scores: Sequence[float], how: str) -> float | None:

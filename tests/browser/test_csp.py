@@ -47,3 +47,41 @@ def test_the_api_docs_render_under_the_policy(strict_page) -> None:  # type: ign
     page.goto("/api/docs/")
     page.wait_for_selector(".swagger-ui .info", timeout=15_000)
     assert [m for m in messages if "Content Security Policy" in m] == []
+
+
+def test_figures_from_data_urls_and_bundles_load_under_the_policy(  # type: ignore[no-untyped-def]
+    strict_page, settings, tmp_path
+) -> None:
+    import base64
+    import io
+    import zipfile
+
+    from annotate.imports import traces_import
+    from annotate.models import Trace
+    from tests.browser.test_media import triangle_figure
+
+    settings.VAR_DIR = tmp_path
+    page = strict_page
+    user = make_user("cora", password=PASSWORD)
+    project = make_project("figs", members={user: "annotator"})
+    bundled = base64.b64decode(triangle_figure(200).split(",", 1)[1])
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr(
+            "records.jsonl",
+            '{"id": "f-1", "problem": "Find $x$.", "steps": ["x = 3."], '
+            f'"images": ["{triangle_figure(60)}", "fig.png"]}}',
+        )
+        bundle.writestr("fig.png", bundled)
+    archive.seek(0)
+    traces_import(project=project, stream=archive, filename="figs.zip", format="jsonl")
+    trace = Trace.objects.get(external_id="f-1")
+    messages: list[str] = []
+    page.on("console", lambda message: messages.append(message.text))
+    log_in(page, "cora", f"/t/{trace.pk}/")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.problem-images img')]"
+        ".every(img => img.complete && img.naturalWidth === 240)"
+    )
+    assert page.locator(".problem-images img").count() == 2
+    assert [m for m in messages if "Content Security Policy" in m] == []

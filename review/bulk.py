@@ -1,8 +1,9 @@
 """The data browser's bulk actions on a selection of traces or a whole filter, each one logged.
 
 assign (to an annotator, who gets them next), skip / unskip (out of the queue and back), score
-(enqueue the missing runs of a scorer on the bulk queue), flag (the problems), delete (admins,
-confirmed by typing the number of traces). Every action writes a `BulkAction` row.
+(enqueue the missing runs of a scorer on the bulk queue), flag (the problems), add to an export
+(the exports page then snapshots exactly these traces), delete (admins, confirmed by typing the
+number of traces). Every action writes a `BulkAction` row.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ MIN_ROLE: dict[str, Role] = {
     BulkActionKind.SKIP: Role.REVIEWER,
     BulkActionKind.UNSKIP: Role.REVIEWER,
     BulkActionKind.FLAG: Role.REVIEWER,
+    BulkActionKind.EXPORT: Role.REVIEWER,
     BulkActionKind.SCORE: Role.ADMIN,
     BulkActionKind.DELETE: Role.ADMIN,
 }
@@ -131,6 +133,8 @@ def traces_bulk(
         )
     elif kind == BulkActionKind.FLAG:
         changed = annotate_services.problems_flag(trace_ids=ids)
+    elif kind == BulkActionKind.EXPORT:
+        changed = 0  # the exports page makes the snapshot of these traces (the logged ids)
     else:
         if str(options.get("confirm", "")).strip() != str(len(ids)):
             raise ValidationError(

@@ -163,6 +163,7 @@ class BulkActionKind(models.TextChoices):
     UNSKIP = "unskip", "Un-skip (back into the queue)"
     SCORE = "score", "Score with a scorer"
     FLAG = "flag", "Flag the problems"
+    EXPORT = "export", "Add to an export"
     DELETE = "delete", "Delete"
 
 

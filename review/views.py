@@ -419,6 +419,11 @@ def data_bulk(request: AuthedRequest, slug: str) -> HttpResponse:
         detail = exc.messages if isinstance(exc, ValidationError) else [str(exc.detail)]
         messages.error(request, " ".join(detail))
     else:
+        if done.action == BulkActionKind.EXPORT:
+            # The exports page (snapshots) makes the snapshot of exactly the logged traces.
+            return redirect(
+                reverse("snapshots:exports", args=[project.slug]) + f"?selection={done.pk}"
+            )
         messages.success(
             request,
             f"{done.get_action_display()}: {done.changed} of {done.selected} traces changed.",

@@ -117,6 +117,12 @@ class ExportListApi(ApiView):
         subsets = serializers.ListField(child=serializers.CharField(), required=False)
         sources = serializers.ListField(child=serializers.CharField(), required=False)
         include_flagged = serializers.BooleanField(default=False)
+        traces = serializers.ListField(
+            child=serializers.IntegerField(min_value=1),
+            required=False,
+            help_text="Only these trace ids (e.g. a data browser selection: "
+            "GET /api/projects/{slug}/data/ with the filter).",
+        )
         identities = serializers.BooleanField(
             default=False,
             help_text="Opt in: the exporter's name in the card, annotators' submission times and "
@@ -156,7 +162,7 @@ class ExportListApi(ApiView):
         values = dict(data.validated_data)
         filters = {
             key: values.pop(key)
-            for key in ("subsets", "sources", "include_flagged")
+            for key in ("subsets", "sources", "include_flagged", "traces")
             if key in values
         }
         snapshot = services.export_snapshot_create(

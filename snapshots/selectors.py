@@ -12,6 +12,7 @@ from django.http import Http404
 from annotate import selectors
 from annotate.models import Project, Role
 from annotate.selectors import UserLike
+from review.models import BulkAction, BulkActionKind
 
 from .models import ExportSnapshot, ExportStatus
 
@@ -65,3 +66,17 @@ def export_file_path(*, snapshot: ExportSnapshot, filename: str) -> Path:
     if not path.is_file():
         raise Http404("The file of this export is missing on the server.")
     return path
+
+
+def export_selection(*, project: Project, selection_id: int) -> BulkAction:
+    """A data browser selection sent to the exports page ("Add to an export"), of this project.
+
+    The caller has checked that the user may export the project (project_for_export); a
+    selection of another project, or another action, is a 404.
+    """
+    found = BulkAction.objects.filter(
+        pk=selection_id, project=project, action=BulkActionKind.EXPORT
+    ).first()
+    if found is None:
+        raise Http404("No such selection of traces.")
+    return found

@@ -82,6 +82,8 @@ def _traces(project: Project, filters: dict[str, Any], prefix: str = "") -> Q:
         q &= Q(**{f"{prefix}subset__in": filters["subsets"]})
     if filters.get("sources"):
         q &= Q(**{f"{prefix}source__in": filters["sources"]})
+    if filters.get("traces"):
+        q &= Q(**{f"{prefix}pk__in": filters["traces"]})
     if not filters.get("include_flagged"):
         q &= Q(**{f"{prefix}problem__flagged": False})  # a flagged problem is a bad problem
     return q
@@ -100,10 +102,13 @@ def neutral_label_count(*, project: Project, labels: str, filters: dict[str, Any
 
 def _clean_filters(filters: dict[str, Any] | None) -> dict[str, Any]:
     filters = dict(filters or {})
-    unknown = sorted(set(filters) - {"subsets", "sources", "include_flagged"})
+    unknown = sorted(set(filters) - {"subsets", "sources", "include_flagged", "traces"})
     if unknown:
         raise ValidationError(
-            {"filters": f"Unknown filter {unknown[0]!r} (subsets, sources, include_flagged)."}
+            {
+                "filters": f"Unknown filter {unknown[0]!r} (subsets, sources, include_flagged, "
+                "traces)."
+            }
         )
     clean: dict[str, Any] = {}
     for key in ("subsets", "sources"):
@@ -116,6 +121,13 @@ def _clean_filters(filters: dict[str, Any] | None) -> dict[str, Any]:
             clean[key] = sorted(set(values))
     if filters.get("include_flagged"):
         clean["include_flagged"] = True
+    traces = filters.get("traces") or []
+    if not isinstance(traces, list) or not all(
+        isinstance(t, int) and not isinstance(t, bool) and t > 0 for t in traces
+    ):
+        raise ValidationError({"filters": "traces: expected a list of trace ids."})
+    if traces:  # picked in the data browser (a selection or a whole filter)
+        clean["traces"] = sorted(set(traces))
     return clean
 
 

@@ -54,6 +54,7 @@ class ExportForm(forms.Form):
     )
     scorer = forms.CharField(required=False, help_text="sft by PRM: the scorer's name.")
     top_k = forms.IntegerField(min_value=1, required=False, help_text="sft: traces per problem.")
+    selection = forms.IntegerField(required=False, widget=forms.HiddenInput)
     identities = forms.BooleanField(
         required=False,
         label="Include identities",
@@ -132,6 +133,16 @@ def exports_page(request: HttpRequest, slug: str) -> HttpResponse:
         initial={k: v for k, v in request.GET.items() if k != "csrfmiddlewaretoken"},
     )
     form.fields["format"].widget.attrs["hx-get"] = request.path
+    raw = (request.POST or request.GET).get("selection", "")
+    selection = (
+        selectors.export_selection(project=project, selection_id=int(raw))
+        if raw.isdigit()
+        else None
+    )
+    if selection is not None:
+        form.fields["selection"].initial = selection.pk
+    else:
+        del form.fields["selection"]
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -146,7 +157,10 @@ def exports_page(request: HttpRequest, slug: str) -> HttpResponse:
                 neutral=data["neutral"] or "",
                 test_fraction=data["test_fraction"],
                 seed=data["seed"],
-                filters={"subsets": data["subsets"]},
+                filters={
+                    "subsets": data["subsets"],
+                    **({"traces": selection.trace_ids} if selection else {}),
+                },
                 options=_options(data),
                 identities=data["identities"],
             )
@@ -162,7 +176,13 @@ def exports_page(request: HttpRequest, slug: str) -> HttpResponse:
     return render(
         request,
         "snapshots/exports.html",
-        {"project": project, "form": form, "snapshots": snapshots, "poll_ms": POLL_MS},
+        {
+            "project": project,
+            "form": form,
+            "snapshots": snapshots,
+            "poll_ms": POLL_MS,
+            "selection": selection,
+        },
         status=400 if form.errors else 200,
     )
 

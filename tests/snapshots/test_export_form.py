@@ -66,3 +66,59 @@ def test_the_exports_documentation_is_a_link_that_opens(client: Client) -> None:
     assert doc.status_code == 200 and "<h1>" in doc.content.decode()
     assert client.get(reverse("annotate:doc", args=["nope"])).status_code == 404
     assert Client().get(reverse("annotate:doc", args=["exports"])).status_code == 302
+
+
+def test_a_data_browser_selection_becomes_an_export_of_exactly_those_traces(
+    django_capture_on_commit_callbacks,
+) -> None:
+    from annotate import services as annotate_services
+    from annotate.models import Trace
+    from snapshots.models import ExportSnapshot
+    from snapshots.services import _traces
+
+    rev = make_user("rev")
+    project = make_project("sel", members={rev: "reviewer"})
+    traces = [make_trace(project, external_id=f"t{i}") for i in range(4)]
+    for trace in traces:
+        annotate_services.label_all_correct(user=rev, trace=trace)
+        annotate_services.annotation_submit(user=rev, trace=trace)
+    client = Client()
+    client.force_login(rev)
+    picked = [traces[1].pk, traces[3].pk]
+    response = client.post(
+        reverse("review:data_bulk", args=["sel"]),
+        {"action": "export", "scope": "picked", "trace": picked},
+    )
+    assert response.status_code == 302 and "/p/sel/exports/?selection=" in response["Location"]
+    page = client.get(response["Location"]).content.decode()
+    assert "Only the 2 traces picked in the" in page
+    selection = response["Location"].rsplit("=", 1)[1]
+    with django_capture_on_commit_callbacks(execute=True):
+        made = client.post(
+            reverse("snapshots:exports", args=["sel"]),
+            {
+                "name": "picked",
+                "format": "trl",
+                "file_format": "jsonl",
+                "labels": "all",
+                "min_agreement": "0",
+                "test_fraction": "0",
+                "seed": "0",
+                "selection": selection,
+            },
+        )
+    assert made.status_code == 302
+    snapshot = ExportSnapshot.objects.get()
+    assert snapshot.filters["traces"] == picked
+    assert set(
+        Trace.objects.filter(_traces(project, snapshot.filters)).values_list("pk", flat=True)
+    ) == set(picked)
+    assert sum(snapshot.row_counts.values()) == 2
+    other = make_project("other", members={rev: "reviewer"})
+    assert (
+        other
+        and client.get(
+            reverse("snapshots:exports", args=["other"]) + f"?selection={selection}"
+        ).status_code
+        == 404
+    )  # another project's selection

@@ -160,6 +160,11 @@ def _label_context(data: selectors.TraceForAnnotation) -> dict[str, Any]:
     hotkeys = hotkeys_for(hotkeys=data.project.hotkeys, scheme=scheme)
     return {
         "t": data,
+        # The steps' form addresses share this prefix: one reversal per page instead of two per
+        # step (a 500-step page spent 0.24 s in reverse()); a test checks it against reverse().
+        "steps_url": reverse("annotate:step_label", args=[data.trace.pk, 0]).removesuffix(
+            "0/label/"
+        ),
         "keys": hotkeys["keys"],
         "label_names": hotkeys["label_names"],
         "legend": hotkeys["legend"],

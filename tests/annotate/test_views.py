@@ -594,3 +594,13 @@ def test_project_hotkeys_set_the_keys_and_names_of_the_page(annotator: AbstractB
     assert 'aria-label="Step 1: broken (−1)"' in html and 'aria-keyshortcuts="x"' in html
     with pytest.raises(ValidationError, match="keys.minus: 'y' is already the key of plus"):
         services.project_update(project=project, hotkeys={"keys": {"plus": "y", "minus": "y"}})
+
+
+def test_step_forms_post_to_the_step_routes(annotator: AbstractBaseUser, trace: Trace) -> None:
+    """The page builds the step forms' addresses from one prefix: they are the routes' own."""
+    html = login(annotator).get(reverse("annotate:trace", args=[trace.pk])).content.decode()
+    for index in (0, 2):
+        label = reverse("annotate:step_label", args=[trace.pk, index])
+        first_error = reverse("annotate:step_first_error", args=[trace.pk, index])
+        assert f'id="step-{index}-controls" method="post" action="{label}"' in html
+        assert f'formaction="{first_error}"' in html

@@ -21,7 +21,7 @@ stands between the later of the two and the number. A number followed by an oper
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -57,37 +57,58 @@ def _number(text: str) -> Decimal | None:
         return None
 
 
-def _pattern(name: str) -> re.Pattern[str] | None:
-    words = re.findall(r"\w+", _UNITS.sub(" ", name))
-    if not words:
-        return None
-    return re.compile(r"(?<!\w)" + r"\W+".join(map(re.escape, words)) + r"(?!\w)", re.IGNORECASE)
+def _key(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text)).lower()
 
 
-_Names = list[tuple[str, re.Pattern[str]]]
+@dataclass(frozen=True)
+class _Finder:
+    """Where a text names any of a set of names (row labels, or column headers): one regex."""
+
+    pattern: re.Pattern[str] | None
+    names: dict[str, str]  # the name's words, lowercased -> the name
+
+    @classmethod
+    def of(cls, names: Iterable[str]) -> _Finder:
+        by_key: dict[str, str] = {}
+        for name in names:
+            key = _key(_UNITS.sub(" ", name))  # "revenue ($M)" is named by "revenue"
+            if key:
+                by_key.setdefault(key, name)
+        if not by_key:
+            return cls(None, {})
+        # Longest first: "Q1 2023" before "Q1". Words may be joined by any non-word run.
+        alternatives = (
+            r"\W+".join(map(re.escape, k.split())) for k in sorted(by_key, key=len, reverse=True)
+        )
+        pattern = re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)", re.IGNORECASE)
+        return cls(pattern, by_key)
+
+    def hits(self, text: str) -> list[tuple[int, int, str]]:
+        if self.pattern is None:
+            return []
+        return [
+            (m.start(), m.end(), self.names[_key(m.group())]) for m in self.pattern.finditer(text)
+        ]
 
 
-def _cells(table: Mapping[str, Any]) -> tuple[dict[tuple[str, str], _Cell], _Names, _Names]:
-    """The numeric cells by (row label, column), and the patterns naming rows and columns."""
+def _cells(table: Mapping[str, Any]) -> tuple[dict[tuple[str, str], _Cell], _Finder, _Finder]:
+    """The numeric cells by (row label, column), and finders of row labels and column headers."""
     header: Sequence[str] = table.get("header") or []
     cells: dict[tuple[str, str], _Cell] = {}
-    rows: _Names = []
+    labels: list[str] = []
     for row in table.get("rows") or []:
         label_at = next((i for i, c in enumerate(row) if _number(str(c)) is None and str(c)), None)
         if label_at is None:
             continue
         label = str(row[label_at])
-        pattern = _pattern(label)
-        if pattern is None:
-            continue
-        rows.append((label, pattern))
+        labels.append(label)
         for i, (name, cell) in enumerate(zip(header, row, strict=False)):
             value = _number(str(cell))
             if i != label_at and value is not None:
                 cells[(label, str(name))] = _Cell(label, str(name), value, str(cell).strip())
     numeric = {column for _, column in cells}  # the label column is no column a step reads
-    columns = [(n, p) for n in map(str, header) if n in numeric and (p := _pattern(n)) is not None]
-    return cells, rows, columns
+    return cells, _Finder.of(labels), _Finder.of(n for n in map(str, header) if n in numeric)
 
 
 def _agrees(stated: str, value: Decimal) -> bool:
@@ -100,17 +121,29 @@ def _agrees(stated: str, value: Decimal) -> bool:
     return abs(value - number) <= Decimal(5) * Decimal(10) ** (-(decimals + 1))
 
 
-def check_table_reads(text: str, table: Mapping[str, Any] | None) -> list[Check]:
-    """One check per number the step reads from a named cell of `table`."""
-    if not table or len(text) > MAX_STEP_CHARS:
-        return []
+def table_reader(table: Mapping[str, Any] | None) -> Callable[[str], list[Check]]:
+    """The checks of one table, built once for a trace's steps: a step's text -> one check per
+    number it reads from a named cell of `table`."""
+    if not table:
+        return lambda text: []
     cells, rows, columns = _cells(table)
     if not cells:
+        return lambda text: []
+    return lambda text: _reads(text, cells, rows, columns)
+
+
+def check_table_reads(text: str, table: Mapping[str, Any] | None) -> list[Check]:
+    """One check per number the step reads from a named cell of `table`."""
+    return table_reader(table)(text)
+
+
+def _reads(
+    text: str, cells: dict[tuple[str, str], _Cell], rows: _Finder, columns: _Finder
+) -> list[Check]:
+    if len(text) > MAX_STEP_CHARS:
         return []
-    row_hits = sorted((m.start(), m.end(), label) for label, p in rows for m in p.finditer(text))
-    column_hits = sorted(
-        (m.start(), m.end(), name) for name, p in columns for m in p.finditer(text)
-    )
+    row_hits = rows.hits(text)
+    column_hits = columns.hits(text)
     checks: list[Check] = []
     previous_number_end = 0
     for match in _NUMBER.finditer(text):

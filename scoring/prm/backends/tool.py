@@ -44,7 +44,7 @@ from scoring.prm.arith import (
     normalise,
 )
 from scoring.prm.contract import StepScoreOut, TraceInput, TraceScores, parse_params
-from scoring.prm.table_checks import check_table_reads
+from scoring.prm.table_checks import table_reader
 
 
 @dataclasses.dataclass(frozen=True)
@@ -283,6 +283,7 @@ class ToolScorer:
         p = self.params
         deadline = time.monotonic() + p.time_budget_s
         per_step: list[list[Check]] = []
+        read_table = table_reader(trace.table)  # built once per trace, not per step
         skipped: list[str | None] = []  # why a step's arithmetic was not checked
         for step in trace.steps:
             if time.monotonic() > deadline:
@@ -295,7 +296,7 @@ class ToolScorer:
                 skipped.append(f"longer than {MAX_TEXT} characters")
                 continue
             try:
-                per_step.append(check_text(step) + check_table_reads(step, trace.table))
+                per_step.append(check_text(step) + read_table(step))
             except Exception:  # defensive: a step's text must never fail a whole batch
                 per_step.append([])
             skipped.append(None)

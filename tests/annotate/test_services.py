@@ -232,3 +232,19 @@ def test_changes_refused_name_what_and_where(change, message):
     with pytest.raises(ValidationError, match=message):
         services.label_changes_apply(user=user, trace=trace, client="tab", changes=[change])
     assert StepLabel.objects.count() == 0
+
+
+def test_hotkeys_doctests_and_checks():
+    import doctest
+
+    from annotate import hotkeys
+
+    assert doctest.testmod(hotkeys).failed == 0
+    with pytest.raises(ValidationError, match="keys.jump: no such action"):
+        hotkeys.hotkeys_clean(hotkeys={"keys": {"jump": "x"}})
+    with pytest.raises(ValidationError, match="keys.plus: 'Enter' is not one printable character"):
+        hotkeys.hotkeys_clean(hotkeys={"keys": {"plus": "Enter"}})
+    with pytest.raises(ValidationError, match="names.2: labels are 1, 0 and -1"):
+        hotkeys.hotkeys_clean(hotkeys={"names": {"2": "maybe"}})
+    # Binary: no neutral, so "2" is free for wrong (its default there).
+    assert hotkeys.hotkeys_for(hotkeys={}, scheme="binary")["keys"]["minus"] == "2"

@@ -129,6 +129,14 @@ def member_add(
     return membership_set(project=project, user=user, role=role)
 
 
+def account_set_active(*, user: User, active: bool) -> User:
+    """Deactivate an account (it can no longer log in, its API tokens stop working; its labels
+    stay) or reactivate it. Site admins only: the caller checks."""
+    user.is_active = active
+    user.save(update_fields=["is_active"])
+    return user
+
+
 def member_remove(*, project: Project, user: User) -> int:
     """Take a person off the project (their labels stay); they no longer see it."""
     deleted, _ = Membership.objects.filter(project=project, user=user).delete()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -844,6 +845,7 @@ TAG_MEMBERS = "members"
 
 class MemberSerializer(serializers.Serializer):
     username = serializers.CharField(source="membership.user.username")
+    active = serializers.BooleanField(source="membership.user.is_active")
     role = serializers.CharField(source="membership.role")
     assigned = serializers.IntegerField()
     in_progress = serializers.IntegerField()
@@ -904,7 +906,11 @@ class MemberDetailApi(ApiView):
     """One member of the project (admins): change the role, or take them off the project."""
 
     class InputSerializer(serializers.Serializer):
-        role = serializers.ChoiceField(choices=Role.choices)
+        role = serializers.ChoiceField(choices=Role.choices, required=False)
+        active = serializers.BooleanField(
+            required=False,
+            help_text="Deactivate (false) or reactivate the account: site admins only.",
+        )
 
         class Meta:
             ref_name = "MemberRoleInput"
@@ -923,9 +929,13 @@ class MemberDetailApi(ApiView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         project, member = self._member(request, slug, username)
-        annotate_services.membership_set(
-            project=project, user=member.user, role=data.validated_data["role"]
-        )
+        given = data.validated_data
+        if "active" in given:
+            if not annotate_selectors.user_is_site_admin(user=request.user):
+                raise PermissionDenied("Site admins only.")
+            annotate_services.account_set_active(user=member.user, active=given["active"])
+        if "role" in given:
+            annotate_services.membership_set(project=project, user=member.user, role=given["role"])
         return Response(MemberSerializer(_member_rows(project, username)[0]).data)
 
     @extend_schema(tags=[TAG_MEMBERS], responses={204: None})

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -436,7 +436,7 @@ def data_bulk(request: AuthedRequest, slug: str) -> HttpResponse:
 
 class MemberForm(forms.Form):
     op = forms.ChoiceField(
-        choices=[("add", "add"), ("create", "create"), ("role", "role"), ("remove", "remove")]
+        choices=[(op, op) for op in ("add", "create", "role", "remove", "deactivate", "activate")]
     )
     username = forms.CharField(max_length=150)
     role = forms.ChoiceField(choices=Role.choices, required=False)
@@ -472,7 +472,14 @@ def members(request: AuthedRequest, slug: str) -> HttpResponse:
                     annotate_selectors.project_members(project=project),
                     user__username=data["username"],
                 )
-                if data["op"] == "role":
+                if data["op"] in ("deactivate", "activate"):
+                    if not annotate_selectors.user_is_site_admin(user=request.user):
+                        raise PermissionDenied("Site admins only.")
+                    annotate_services.account_set_active(
+                        user=member.user, active=data["op"] == "activate"
+                    )
+                    messages.success(request, f"{data['username']}'s account is {data['op']}d.")
+                elif data["op"] == "role":
                     annotate_services.membership_set(
                         project=project, user=member.user, role=data["role"] or Role.ANNOTATOR
                     )
@@ -490,5 +497,6 @@ def members(request: AuthedRequest, slug: str) -> HttpResponse:
             "project": project,
             "rows": selectors.member_progress(project=project),
             "roles": Role.choices,
+            "is_site_admin": annotate_selectors.user_is_site_admin(user=request.user),
         },
     )

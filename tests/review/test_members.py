@@ -91,3 +91,25 @@ def test_the_members_api_adds_patches_and_removes(setup) -> None:
     services.membership_set(project=project, user=ann, role="reviewer")
     client.force_login(ann)
     assert client.get(url).json() == {"detail": "Admins only."}
+
+
+def test_site_admins_deactivate_and_reactivate_accounts(setup) -> None:
+    project, _, client = setup
+    ann = make_user("ann")
+    services.membership_set(project=project, user=ann, role="annotator")
+    url = reverse("review:members", args=["m"])
+    refused = client.post(url, {"op": "deactivate", "username": "ann"})  # a project admin
+    assert refused.status_code == 403
+    assert User.objects.get(username="ann").is_active
+    site = Client()
+    site.force_login(make_user("site", is_superuser=True))
+    site.post(url, {"op": "deactivate", "username": "ann"})
+    assert not User.objects.get(username="ann").is_active
+    assert not Client().login(username="ann", password="pw-for-tests-1")
+    assert "deactivated" in site.get(url).content.decode()
+    detail = reverse("api:member-detail", args=["m", "ann"])
+    back = site.patch(detail, {"active": True}, content_type="application/json").json()
+    assert back["active"] is True and User.objects.get(username="ann").is_active
+    assert (
+        client.patch(detail, {"active": False}, content_type="application/json").status_code == 403
+    )

@@ -233,3 +233,28 @@ def test_the_queue_shows_problem_previews_with_math_rendered(world) -> None:
     client.force_login(world["ann"])
     page = client.get(reverse("review:queue", args=["db"])).content.decode()
     assert "<strong>G</strong>" in page and "$G$ when" not in page  # rendered, not raw
+
+
+def test_the_bulk_command_assigns_a_filter_and_names_what_is_wrong(world) -> None:
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    out = StringIO()
+    call_command(
+        "traces_bulk",
+        "--project=db",
+        "--filter=prm=wrong&status=unlabelled",
+        "--action=assign",
+        "--annotator=ann",
+        "--user=rev",
+        stdout=out,
+    )
+    assert "Assign to an annotator: 2 of 2 traces changed" in out.getvalue()
+    assert queues.lease_next(user=world["ann"], project=world["project"]).external_id == "t0"
+    with pytest.raises(CommandError, match="Admins only"):
+        call_command("traces_bulk", "--project=db", "--action=delete", "--user=rev")
+    with pytest.raises(CommandError, match="--filter: .*prm_min_gte"):
+        call_command(
+            "traces_bulk", "--project=db", "--filter=prm_min_gte=7", "--action=flag", "--user=rev"
+        )

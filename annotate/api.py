@@ -260,6 +260,13 @@ class ProjectDetailApi(ApiView):
             required=False,
             help_text='{"keys": {action: key}, "names": {"1"|"0"|"-1": name}}; {} for defaults.',
         )
+        image_hosts = serializers.ListField(
+            child=serializers.CharField(max_length=253),
+            required=False,
+            max_length=20,
+            help_text="https hosts this project's problem images may load from (host names; [] "
+            "for none, the default).",
+        )
 
         class Meta:
             ref_name = "ProjectUpdateInput"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
@@ -99,6 +100,17 @@ class ImportForm(forms.Form):
         return cleaned
 
 
+class HostListField(forms.CharField):
+    """Host names typed as one line, separated by commas or spaces; a list in and out."""
+
+    def prepare_value(self, value: Any) -> Any:
+        return ", ".join(value) if isinstance(value, list) else value
+
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
+        text = super().to_python(value)
+        return [h for h in re.split(r"[\s,]+", text) if h]
+
+
 class ProjectSettingsForm(forms.Form):
     """A project's own settings (the queue's are review's, the scorers scoring's)."""
 
@@ -124,9 +136,17 @@ class ProjectSettingsForm(forms.Form):
         help_text='The labelling page\'s keys and label names, e.g. {"keys": {"plus": "y", '
         '"minus": "n"}, "names": {"1": "right"}}; empty: the defaults (README, "Labelling").',
     )
+    image_hosts = HostListField(
+        required=False,
+        label="Image hosts",
+        help_text="https hosts this project's problem images may load from, e.g. "
+        "images.example.org (comma-separated; empty: none, images come inside the data). "
+        "Loading an image tells its host who is labelling.",
+    )
 
 
 class ProjectCreateForm(ProjectSettingsForm):
+    image_hosts = None  # set on the settings page, once the project exists
     slug = forms.SlugField(
         max_length=100, help_text="The project's short name in URLs and commands, e.g. gsm8k-audit."
     )

@@ -19,7 +19,13 @@ import re
 from base64 import b64decode
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from django.http import HttpResponse
+
+    from .models import Project
 
 DATA_URL = re.compile(
     r"^data:image/(png|jpeg|webp)(?:;[a-z0-9=._+-]+)*;base64,([A-Za-z0-9+/=\s]+)$", re.IGNORECASE
@@ -115,3 +121,45 @@ def image_address(
         "a relative path, which nothing here resolves: import the records and their images "
         "together as a zip (an image bundle), or give data:image/png|jpeg|webp URLs",
     )
+
+
+_HOST = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+MAX_IMAGE_HOSTS = 20
+
+
+def image_hosts_clean(hosts: object) -> list[str]:
+    """A project's list of remote image hosts, checked: host names only (no scheme, path or
+    port), lowercased, without repeats; at most MAX_IMAGE_HOSTS.
+
+    >>> image_hosts_clean(["Images.Example.org", "images.example.org", "cdn.example.com"])
+    ['images.example.org', 'cdn.example.com']
+    >>> image_hosts_clean(["https://x.org/a"])
+    Traceback (most recent call last):
+    ...
+    ValueError: 'https://x.org/a' is not a host name (give e.g. images.example.org: no scheme, path or port)
+    """
+    if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
+        raise ValueError("expected a list of host names")
+    cleaned: list[str] = []
+    for host in hosts:
+        name = host.strip().lower()
+        if not _HOST.match(name):
+            raise ValueError(
+                f"{host!r} is not a host name (give e.g. images.example.org: no scheme, path or "
+                "port)"
+            )
+        if name not in cleaned:
+            cleaned.append(name)
+    if len(cleaned) > MAX_IMAGE_HOSTS:
+        raise ValueError(f"at most {MAX_IMAGE_HOSTS} hosts")
+    return cleaned
+
+
+def with_project_images(response: HttpResponse, project: Project) -> HttpResponse:
+    """Let a page load problem images from the project's own hosts: django-csp's per-response
+    `_csp_update` adds them to this response's img-src (the site's policy stays as it is)."""
+    if project.image_hosts:
+        response._csp_update = {  # type: ignore[attr-defined]
+            "img-src": [f"https://{host}" for host in project.image_hosts]
+        }
+    return response

@@ -35,6 +35,10 @@ class Project(models.Model):
     # {action: key}, "names": {"1": "correct", ...}}; what is absent keeps the default
     # (annotate.hotkeys). Checked by annotate.hotkeys.hotkeys_clean.
     hotkeys = models.JSONField(default=dict, blank=True)
+    # https hosts this project's pages load problem images from, beside the site's
+    # STEPLENS_IMAGE_HOSTS; none by default: loading an image tells its host who is labelling.
+    # Checked by annotate.images.image_hosts_clean.
+    image_hosts = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="projects"

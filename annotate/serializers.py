@@ -38,6 +38,9 @@ class ProjectSerializer(serializers.Serializer):
 
 class ProjectDetailSerializer(ProjectSerializer):
     guidelines = serializers.CharField(help_text="Markdown.")
+    image_hosts = serializers.ListField(
+        child=serializers.CharField(), help_text="https hosts its problem images may load from."
+    )
     trace_count = serializers.IntegerField()
     my_progress = ProgressSerializer()
 

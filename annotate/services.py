@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from . import signals
 from .hotkeys import hotkeys_clean
+from .images import image_hosts_clean
 from .models import (
     Annotation,
     AnnotationStatus,
@@ -68,12 +69,13 @@ def project_create(
 
 
 def project_update(*, project: Project, **fields: Any) -> Project:
-    """Change a project's settings (name, guidelines, label_scheme, overlap, blind, hotkeys).
+    """Change a project's settings (name, guidelines, label_scheme, overlap, blind, hotkeys,
+    image_hosts: the https hosts its pages may load problem images from).
 
     The label scheme of a project with labels is never changed silently: it is refused, naming
     how many labels would be read under another scheme (export them, or make a new project).
     """
-    allowed = {"name", "guidelines", "label_scheme", "overlap", "blind", "hotkeys"}
+    allowed = {"name", "guidelines", "label_scheme", "overlap", "blind", "hotkeys", "image_hosts"}
     unknown = set(fields) - allowed
     if unknown:
         raise ValidationError(f"Not a project setting: {', '.join(sorted(unknown))}.")
@@ -93,6 +95,11 @@ def project_update(*, project: Project, **fields: Any) -> Project:
             )
     if "hotkeys" in fields:
         fields["hotkeys"] = hotkeys_clean(hotkeys=fields["hotkeys"], scheme=scheme)
+    if "image_hosts" in fields:
+        try:
+            fields["image_hosts"] = image_hosts_clean(fields["image_hosts"])
+        except ValueError as err:
+            raise ValidationError({"image_hosts": str(err)}) from None
     for name, value in fields.items():
         setattr(project, name, value)
     project.full_clean()

@@ -26,6 +26,7 @@ from .forms import (
     SubmitForm,
 )
 from .hotkeys import hotkeys_for
+from .images import with_project_images
 from .imports import ImportFileError, project_for_import, traces_import
 from .models import (
     Annotation,
@@ -89,7 +90,7 @@ def project_settings(request: AuthedRequest, slug: str) -> HttpResponse:
     """The project's settings (admins): name, guidelines with a preview, scheme, overlap, blind;
     the queue's settings and the scorers are drawn by review's and scoring's own pieces."""
     project = selectors.project_get_for_user(user=request.user, slug=slug, min_role=Role.ADMIN)
-    fields = ("name", "guidelines", "label_scheme", "overlap", "blind", "hotkeys")
+    fields = ("name", "guidelines", "label_scheme", "overlap", "blind", "hotkeys", "image_hosts")
     form = ProjectSettingsForm(
         request.POST or None, initial={f: getattr(project, f) for f in fields}
     )
@@ -217,7 +218,8 @@ def _trace_page(
             "submit_error": submit_error,
         }
     )
-    return render(request, "annotate/trace.html", context, status=status)
+    response = render(request, "annotate/trace.html", context, status=status)
+    return with_project_images(response, data.project)
 
 
 @login_required

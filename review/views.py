@@ -19,6 +19,7 @@ from rest_framework.exceptions import ValidationError as DRFValidationError
 
 from annotate import selectors as annotate_selectors
 from annotate import services as annotate_services
+from annotate.images import with_project_images
 from annotate.models import Role
 from config.types import AuthedRequest
 from scoring import services as scoring_services
@@ -101,7 +102,7 @@ def adjudicate(request: AuthedRequest, trace_id: int) -> HttpResponse:
         else:
             error = _errors(form)
         error_step = index
-    return render(
+    response = render(
         request,
         "review/adjudicate.html",
         {
@@ -112,6 +113,7 @@ def adjudicate(request: AuthedRequest, trace_id: int) -> HttpResponse:
         },
         status=400 if error else 200,
     )
+    return with_project_images(response, data.project)
 
 
 @login_required

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils.safestring import SafeString
 
 from annotate.images import ImageAddress, image_address
+from annotate.models import Project
 from annotate.rendering import render_markdown, render_table, short_trace_id
 from annotate.tables import Table, table_or_none
 
@@ -73,13 +74,17 @@ def duration(seconds: float | None) -> str:
 
 
 @register.filter
-def image(address: object, project_slug: str = "") -> ImageAddress:
-    """A problem image's address: what the page loads (`src`), or why it does not (`refused`);
-    an image bundled with an import is served by the project's image route."""
+def image(address: object, project: Project | None = None) -> ImageAddress:
+    """A problem image's address: what the page loads (`src`), or why it does not (`refused`).
+    Remote hosts: the site's STEPLENS_IMAGE_HOSTS and the project's own; an image bundled with
+    an import is served by the project's image route."""
+    hosts = [*settings.STEPLENS_IMAGE_HOSTS, *(project.image_hosts if project else [])]
     return image_address(
         address,
-        allowed_hosts=settings.STEPLENS_IMAGE_HOSTS,
-        bundle_url=lambda name: (
-            reverse("annotate:problem_image", args=[project_slug, name]) if project_slug else ""
+        allowed_hosts=hosts,
+        bundle_url=(
+            (lambda name: reverse("annotate:problem_image", args=[project.slug, name]))
+            if project is not None
+            else None
         ),
     )

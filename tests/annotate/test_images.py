@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.test import Client
+from django.urls import reverse
 
 from annotate.images import image_address
 from annotate.models import Trace
@@ -74,3 +76,47 @@ def test_figures_show_on_the_labelling_and_adjudication_pages_and_refusals_are_n
         sources = re.findall(r'<img src="([^"]+)" alt="Problem image (\d)"', html)
         assert sources == [(data_url(WHITE), "1"), (data_url(BLACK), "3")]
         assert "Image 2: <code>img_diagram.png</code> is not shown: a relative path" in html
+
+
+def test_a_project_may_allow_its_own_image_hosts_never_by_default() -> None:
+    from annotate import services
+    from annotate.models import Project
+
+    admin, annotator = make_user(), make_user()
+    project = make_project(members={admin: "admin", annotator: "annotator"})
+    other = make_project(members={annotator: "annotator"})
+    figure = "https://figures.example.org/geo/12.png"
+    for p, record_id in ((project, "p-1"), (other, "o-1")):
+        import_jsonl(
+            p, {"id": record_id, "problem": "Find $x$.", "images": [figure], "steps": ["s"]}
+        )
+    assert Project.objects.get(pk=project.pk).image_hosts == []  # none by default
+
+    client = Client()
+    client.force_login(admin)
+    response = client.post(
+        reverse("annotate:project_settings", args=[project.slug]),
+        {"name": "Geo", "label_scheme": "ternary", "overlap": "1", "image_hosts": "https://x.org/"},
+    )
+    assert "&#x27;https://x.org/&#x27; is not a host name" in response.content.decode()
+    api = client.patch(
+        f"/api/projects/{project.slug}/",
+        {"image_hosts": ["Figures.Example.org"]},
+        content_type="application/json",
+    )
+    assert api.status_code == 200 and api.json()["image_hosts"] == ["figures.example.org"]
+    with pytest.raises(Exception, match="not a host name"):
+        services.project_update(project=project, image_hosts=["figures.example.org:8443"])
+
+    annotator_client = Client()
+    annotator_client.force_login(annotator)
+    shown = annotator_client.get(
+        reverse("annotate:trace", args=[Trace.objects.get(external_id="p-1").pk])
+    )
+    assert f'<img src="{figure}"' in shown.content.decode()
+    assert "https://figures.example.org" in shown["Content-Security-Policy"]
+    refused = annotator_client.get(
+        reverse("annotate:trace", args=[Trace.objects.get(external_id="o-1").pk])
+    )
+    assert "figures.example.org is not on the list" in refused.content.decode()
+    assert "figures.example.org" not in refused["Content-Security-Policy"]

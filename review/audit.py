@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Q
+from django.db.models.fields.json import KT
 from django.http import Http404
 
 from annotate import selectors as annotate_selectors
@@ -45,20 +46,23 @@ def _current_runs(scorers: Sequence[Scorer]) -> Q:
 
 def queue_scores(
     *, project: Project, trace_ids: Sequence[int]
-) -> dict[int, list[tuple[float, list[float], list[list[float]]]]]:
+) -> dict[int, list[tuple[float, list[float | None], list[list[float]]]]]:
     """Per trace: (threshold, step scores in order, per-step sampled P(Yes)) of each of the
-    project's scorers that has scored it (the labelling queue's signals)."""
+    project's scorers that has scored it (the labelling queue's signals). A step the scorer gave
+    no verdict on (the tool backend's neutral "no check": details.verdict = "unknown") is None:
+    its 0.50 sits at the threshold and would otherwise read as a verdict."""
     scorers = list(Scorer.objects.filter(projects=project))
     if not scorers or not trace_ids:
         return {}
     generative = {s.pk for s in scorers if s.backend == Backend.GENERATIVE}
-    by_key: dict[tuple[int, int], list[tuple[int, float, list[float]]]] = defaultdict(list)
+    by_key: dict[tuple[int, int], list[tuple[int, float | None, list[float]]]] = defaultdict(list)
     rows = StepScore.objects.filter(_current_runs(scorers), run__trace_id__in=trace_ids)
     plain = rows.exclude(run__scorer_id__in=generative).values_list(
-        "run__trace_id", "run__scorer_id", "step__index", "score"
+        "run__trace_id", "run__scorer_id", "step__index", "score", KT("details__verdict")
     )
-    for trace_id, scorer_id, index, score in plain:
-        by_key[(trace_id, scorer_id)].append((index, score, []))
+    for trace_id, scorer_id, index, score, verdict in plain:
+        known = None if verdict == "unknown" else score  # aggregate.score_is_unknown
+        by_key[(trace_id, scorer_id)].append((index, known, []))
     if generative:
         for trace_id, scorer_id, index, score, details in rows.filter(
             run__scorer_id__in=generative
@@ -66,7 +70,7 @@ def queue_scores(
             samples = (details or {}).get("p_yes") or []
             by_key[(trace_id, scorer_id)].append((index, score, [float(p) for p in samples]))
     thresholds = {s.pk: s.threshold for s in scorers}
-    result: dict[int, list[tuple[float, list[float], list[list[float]]]]] = defaultdict(list)
+    result: dict[int, list[tuple[float, list[float | None], list[list[float]]]]] = defaultdict(list)
     for (trace_id, scorer_id), steps in by_key.items():
         steps.sort(key=lambda row: row[0])
         result[trace_id].append(

@@ -114,14 +114,14 @@ def random_key(trace_id: int) -> float:
     """A fixed pseudo-random number in [0, 1) per trace (Knuth's multiplicative hash).
 
     >>> random_key(1), random_key(2) != random_key(1)
-    (0.6180339871, True)
+    (0.6180339868, True)
     """
     return round(((trace_id * 2654435761) % 2**32) / 2**32, 10)
 
 
 def trace_signals(
     *,
-    scores_by_scorer: Sequence[tuple[float, list[float], list[list[float]]]],
+    scores_by_scorer: Sequence[tuple[float, list[float | None], list[list[float]]]],
     final_answer_correct: bool | None,
 ) -> dict[str, float]:
     """The worth of labelling one trace under each strategy, from its scorers' step scores.
@@ -136,7 +136,8 @@ def trace_signals(
     uncertainty: list[float] = []
     spread = 0.0
     aggregates: list[float] = []
-    for threshold, scores, samples in scores_by_scorer:
+    for threshold, all_scores, samples in scores_by_scorer:
+        scores = [s for s in all_scores if s is not None]  # None: the scorer gave no verdict
         if not scores:
             continue
         width = max(threshold, 1.0 - threshold) or 1.0
@@ -148,10 +149,12 @@ def trace_signals(
         if weakest is not None:
             aggregates.append(weakest)
     committee = 0.0
-    scored = [scores for _, scores, _ in scores_by_scorer if scores]
+    scored = [scores for _, scores, _ in scores_by_scorer if any(s is not None for s in scores)]
     if len(scored) >= 2:
         for column in zip(*scored, strict=False):
-            committee = max(committee, max(column) - min(column))
+            known = [s for s in column if s is not None]
+            if len(known) >= 2:
+                committee = max(committee, max(known) - min(known))
     return {
         "uncertainty": sum(uncertainty) / len(uncertainty) if uncertainty else 0.0,
         "committee": committee,
@@ -163,17 +166,24 @@ def trace_signals(
 
 
 def prm_verdict(
-    scores_by_scorer: Sequence[tuple[float, list[float], list[list[float]]]],
+    scores_by_scorer: Sequence[tuple[float, list[float | None], list[list[float]]]],
 ) -> dict[str, Any]:
     """The lowest step score of any scorer, and whether any scorer puts a step at or below its
-    threshold (the audit's rule, `scoring.prm.metrics.predicted_correct`).
+    threshold (the audit's rule, `scoring.prm.metrics.predicted_correct`); a step a scorer gave
+    no verdict on (None) counts for neither.
 
     >>> prm_verdict([(0.5, [0.9, 0.6], []), (0.7, [0.8, 0.65], [])])
     {'prm_min': 0.6, 'prm_wrong': True}
     >>> prm_verdict([])
     {'prm_min': None, 'prm_wrong': None}
+    >>> prm_verdict([(0.5, [None, None], [])])
+    {'prm_min': None, 'prm_wrong': None}
     """
-    scored = [(threshold, scores) for threshold, scores, _ in scores_by_scorer if scores]
+    scored = [
+        (threshold, known)
+        for threshold, scores, _ in scores_by_scorer
+        if (known := [s for s in scores if s is not None])  # None: no verdict on that step
+    ]
     if not scored:
         return {"prm_min": None, "prm_wrong": None}
     return {

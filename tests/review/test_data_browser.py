@@ -258,3 +258,26 @@ def test_the_bulk_command_assigns_a_filter_and_names_what_is_wrong(world) -> Non
         call_command(
             "traces_bulk", "--project=db", "--filter=prm_min_gte=7", "--action=flag", "--user=rev"
         )
+
+
+def test_a_tool_step_it_could_not_check_is_no_verdict_not_a_wrong_one(
+    django_capture_on_commit_callbacks,
+) -> None:
+    """The tool backend's neutral 0.50 ("no check", details.verdict = unknown) sits at the
+    threshold, which the audit's rule counts as wrong: "PRM says wrong" then held nearly every
+    trace of the demo. A step with no verdict is left out of the verdict and of the signals."""
+    project = make_project("nocheck")
+    scorer = scoring_services.scorer_create(name="tool", backend="tool", projects=[project])
+    unchecked = make_trace(project, external_id="unchecked")
+    failed = make_trace(project, external_id="failed")
+    for trace, scores in ((unchecked, [0.5, 0.5, 0.5]), (failed, [0.5, 0.05, 0.5])):
+        run = ScoreRun.objects.create(
+            trace=trace, scorer=scorer, scorer_version=scorer.version, status="done"
+        )
+        for step, score in zip(trace.steps.order_by("index"), scores, strict=True):
+            details = {"verdict": "unknown"} if score == 0.5 else {"checks": ["2 + 2 = 5"]}
+            step.scores.create(run=run, score=score, details=details)
+    queues.priorities_refresh(project=project)
+    verdicts = dict(TracePriority.objects.values_list("trace_id", "prm_wrong"))
+    assert verdicts == {unchecked.pk: None, failed.pk: True}
+    assert TracePriority.objects.get(trace=failed).prm_min == 0.05

@@ -23,7 +23,9 @@ SAMPLE = REPO_ROOT / "data" / "processbench_sample.jsonl"
 
 def test_an_admin_runs_a_project_from_the_app(browser, live_server, artifacts) -> None:  # type: ignore[no-untyped-def]
     make_user("site-admin", password=PASSWORD, is_superuser=True)
-    scoring_services.scorer_create(name="tool", backend="tool")  # registered, not yet attached
+    # Registered, not yet attached. A generous time budget: under load the default 2 s per trace
+    # can run out before the wrong steps are checked, and an unchecked step is no verdict.
+    scoring_services.scorer_create(name="tool", backend="tool", params={"time_budget_s": 60})
     context, page = session(browser, live_server, "site-admin", "/")
 
     # A project from scratch.

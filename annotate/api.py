@@ -799,7 +799,7 @@ class ImportApi(ApiView):
                 )
         except imports.ImportFileError as err:
             return Response(
-                {"detail": str(err), "file": err.file, "line": err.line, "field": err.field},
+                err.as_dict(),
                 status=status.HTTP_400_BAD_REQUEST,
             )
         output = self.OutputSerializer({"result": result, "project_created": created})

@@ -152,8 +152,7 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
             # In the import's transaction: "done" and the traces commit together.
             _finish(job, status=ImportStatus.DONE, project=project, result=_result_data(result))
     except ImportFileError as err:
-        error = {"detail": str(err), "file": err.file, "line": err.line, "field": err.field}
-        _finish(job, status=ImportStatus.FAILED, error=error)
+        _finish(job, status=ImportStatus.FAILED, error=err.as_dict())
         _remove_files(job)  # a refused file: nothing to retry
     except ValidationError as err:  # the new project's slug
         _finish(job, status=ImportStatus.FAILED, error={"detail": "; ".join(err.messages)})

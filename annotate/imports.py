@@ -85,6 +85,10 @@ class ImportFileError(ValueError):
         self.message = message
         super().__init__(str(self))
 
+    def as_dict(self) -> dict[str, Any]:
+        """The refusal as the API and an import job give it: detail, file, line, field."""
+        return {"detail": str(self), "file": self.file, "line": self.line, "field": self.field}
+
     def __str__(self) -> str:
         where = [self.file]
         if self.line is not None:

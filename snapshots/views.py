@@ -62,29 +62,25 @@ class ExportForm(forms.Form):
         "seconds in the rows. Off: annotators are pseudonyms and their times are withheld.",
     )
 
-    # Fields that only some formats read: the form shows a format's own fields and no others.
+    # Fields that only some formats read. The page shows a format's own fields and hides the
+    # others as the format changes (static/steplens/forms.js: in the page, so nothing typed is
+    # redrawn away); a POST validates only the chosen format's fields.
     SFT_ONLY = ("select", "scorer", "top_k")
 
     def __init__(self, *args: object, format: str = ExportFormat.TRL, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         chosen = format if format in ExportFormat.values else ExportFormat.TRL
         self.fields["format"].initial = chosen
-        # Changing the format redraws the form with that format's fields (htmx; the page's
-        # Content-Security-Policy allows no inline script).
-        self.fields["format"].widget.attrs.update(
-            {
-                "hx-trigger": "change",
-                "hx-include": "closest form",
-                "hx-target": "#export-form",
-                "hx-select": "#export-form",
-                "hx-swap": "outerHTML",
-            }
-        )
-        if chosen not in services.PARQUET_FORMATS:
-            del self.fields["file_format"]
-        if chosen != ExportFormat.SFT:
-            for name in self.SFT_ONLY:
-                del self.fields[name]
+        parquet = ",".join(str(f) for f in services.PARQUET_FORMATS)
+        self.fields["file_format"].widget.attrs["data-shown-when"] = f"format={parquet}"
+        for name in self.SFT_ONLY:
+            self.fields[name].widget.attrs["data-shown-when"] = f"format={ExportFormat.SFT}"
+        if self.is_bound:
+            if chosen not in services.PARQUET_FORMATS:
+                del self.fields["file_format"]
+            if chosen != ExportFormat.SFT:
+                for name in self.SFT_ONLY:
+                    del self.fields[name]
 
 
 # The services' messages name the command's flags and the API's fields; the page names its own
@@ -126,13 +122,12 @@ def _options(data: dict[str, object]) -> dict[str, object]:
 def exports_page(request: HttpRequest, slug: str) -> HttpResponse:
     project = selectors.project_for_export(user=request.user, slug=slug)
     chosen = (request.POST or request.GET).get("format", ExportFormat.TRL)
-    # A format change redraws the form (GET with what was typed so far, as initial values).
+    # A link may preset fields (?format=sft&name=...).
     form = ExportForm(
         request.POST or None,
         format=chosen,
         initial={k: v for k, v in request.GET.items() if k != "csrfmiddlewaretoken"},
     )
-    form.fields["format"].widget.attrs["hx-get"] = request.path
     raw = (request.POST or request.GET).get("selection", "")
     selection = (
         selectors.export_selection(project=project, selection_id=int(raw))

@@ -44,7 +44,10 @@ def _page(browser, live_server, *, bypass_csp: bool) -> Iterator[object]:  # typ
     page = context.new_page()
     # Script errors show in the test's captured output.
     page.on("pageerror", lambda error: print("page error:", error))
-    page.on("console", lambda m: m.type == "error" and print("console error:", m.text))
+    page.on(
+        "console",
+        lambda m: m.type == "error" and print("console error:", m.text, m.location.get("url")),
+    )
     yield page
     # Leave the page first and give its pagehide beacons (heartbeat, notes) a moment to land,
     # so that they do not race the database flush that ends the test.

@@ -91,10 +91,20 @@ def test_admin_trains_audits_promotes_and_annotators_see_the_new_prm(
 
         # 3. Watch it: the status refreshes in place (htmx) until done.
         page.evaluate("window.__sameDocument = true")
-        page.wait_for_selector("[data-testid=training-metrics]", timeout=180_000)
-        assert page.evaluate("window.__sameDocument") is True
+        finished = wait_until(
+            lambda: TrainingRun.objects.filter(
+                pk=run.pk,
+                status__in=[TrainingStatus.DONE, TrainingStatus.FAILED, TrainingStatus.CANCELLED],
+            ).exists(),
+            timeout=180,
+            interval=0.5,
+        )
         run.refresh_from_db()
-        assert run.status == TrainingStatus.DONE, run.error or worker.log()
+        assert finished and run.status == TrainingStatus.DONE, (
+            f"training run {run.pk}: {run.status} {run.error!r}\n{worker.log()}"
+        )
+        page.wait_for_selector("[data-testid=training-metrics]", timeout=30_000)
+        assert page.evaluate("window.__sameDocument") is True
         assert page.locator("[data-testid=training-state]").inner_text() == "Done"
         # The new version's figures on the test split, beside the previous version's.
         table = page.locator("[data-testid=training-metrics]").inner_text()

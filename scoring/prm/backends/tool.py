@@ -21,6 +21,8 @@ Never raises on step text; linear in its length, and bounded in time (``time_bud
 trace; steps after it stay neutral with ``details["skipped"] = "time budget"``). The equations
 of a step longer than ``arith.MAX_TEXT`` (20,000 characters) are not checked either, and
 ``details["skipped"] = "longer than 20000 characters"`` says so (its final answer still is).
+A step whose check raised stays neutral too, with ``details["skipped"] = "check failed: ..."``
+naming the exception.
 """
 
 from __future__ import annotations
@@ -297,8 +299,10 @@ class ToolScorer:
                 continue
             try:
                 per_step.append(check_text(step) + read_table(step))
-            except Exception:  # defensive: a step's text must never fail a whole batch
+            except Exception as exc:  # a step's text must never fail a whole batch: say why
                 per_step.append([])
+                skipped.append(f"check failed: {type(exc).__name__}: {exc}"[:300])
+                continue
             skipped.append(None)
 
         trajectory: float | None = None

@@ -154,3 +154,26 @@ def test_prm800k_answer_step_is_found_and_checked():
         assert wrong.steps[-1].details["answer"]["found"] == q["pre_generated_answer"]
         assert wrong.trajectory_score == 0.0 and wrong.steps[-1].score == 0.05
         assert right.trajectory_score == 1.0 and right.steps[-1].score == 0.9
+
+
+def test_a_check_that_raises_says_so_on_its_step(monkeypatch):
+    # A step whose check raised is no verdict, and its details say why rather than nothing
+    # (a silent failure once left every step of a full test run unchecked).
+    from scoring.prm.backends import tool
+
+    real = tool.check_text
+
+    def flaky(text):
+        if "7" in text:
+            raise ZeroDivisionError("division by zero")
+        return real(text)
+
+    monkeypatch.setattr(tool, "check_text", flaky)
+    [result] = build_scorer("tool").score(
+        [TraceInput("q", ["2 + 2 = 5", "7 * 1 = 7", "1 + 1 = 2"])]
+    )
+    wrong, raised, right = result.steps
+    assert wrong.score == 0.05 and right.score == 0.9
+    assert raised.score == 0.5 and raised.details["verdict"] == "unknown"
+    assert raised.details["skipped"] == "check failed: ZeroDivisionError: division by zero"
+    assert "skipped" not in wrong.details and "skipped" not in right.details

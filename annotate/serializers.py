@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -14,11 +16,29 @@ from .models import (
     Role,
     StepPart,
 )
+from .rendering import short_trace_id
 from .selectors import MY_STATUS_NEW, TraceDetail
 
 MY_STATUS_CHOICES = [(MY_STATUS_NEW, "Not started"), *AnnotationStatus.choices]
 # -1 wrong, 0 neutral (ternary scheme only), +1 correct; null: not rated.
 LABEL_VALUE_CHOICES = [(-1, "wrong"), (0, "neutral"), (1, "correct")]
+
+
+class ShortIdField(serializers.CharField):
+    """A trace's short id as the pages show it (annotate.rendering.short_trace_id), read from its
+    external id: `ShortIdField(source="external_id")` beside the `external_id` field."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("read_only", True)
+        kwargs.setdefault(
+            "help_text",
+            "The trace's id as the pages show it: the source's id when short, else its first "
+            "8 and last 4 characters around an ellipsis (`external_id` is the full one).",
+        )
+        super().__init__(**kwargs)
+
+    def to_representation(self, value: object) -> str:
+        return short_trace_id(str(value))
 
 
 class ProgressSerializer(serializers.Serializer):
@@ -50,6 +70,7 @@ class TraceListItemSerializer(serializers.Serializer):
     source = serializers.CharField(help_text="Import format, e.g. processbench.")
     subset = serializers.CharField()
     external_id = serializers.CharField()
+    short_id = ShortIdField(source="external_id")
     generator = serializers.CharField()
     step_count = serializers.IntegerField()
     problem_excerpt = serializers.SerializerMethodField()
@@ -102,6 +123,7 @@ class TraceDetailSerializer(serializers.Serializer):
     source = serializers.CharField(source="trace.source")
     subset = serializers.CharField(source="trace.subset")
     external_id = serializers.CharField(source="trace.external_id")
+    short_id = ShortIdField(source="trace.external_id")
     generator = serializers.CharField(source="trace.generator")
     final_answer = serializers.CharField(source="trace.final_answer")
     metadata = serializers.JSONField(

@@ -16,8 +16,7 @@ from annotate import selectors as annotate_selectors
 from annotate import services as annotate_services
 from annotate.api import ApiView, trace_detail_response
 from annotate.models import Role
-from annotate.rendering import short_trace_id
-from annotate.serializers import TraceDetailSerializer
+from annotate.serializers import ShortIdField, TraceDetailSerializer
 from scoring import services as scoring_services
 from scoring.models import RunQueue, Scorer
 from scoring.prm.aggregate import RANKINGS
@@ -39,6 +38,7 @@ class StrategySerializer(serializers.Serializer):
 class LeaseSerializer(serializers.Serializer):
     trace_id = serializers.IntegerField()
     external_id = serializers.CharField()
+    short_id = ShortIdField(source="external_id")
     slot = serializers.IntegerField(allow_null=True)
     status = serializers.CharField()
     leased_until = serializers.DateTimeField()
@@ -200,6 +200,7 @@ class TraceSkipApi(ApiView):
 class DisagreementSerializer(serializers.Serializer):
     trace_id = serializers.IntegerField()
     external_id = serializers.CharField()
+    short_id = ShortIdField(source="external_id")
     step_index = serializers.IntegerField()
     values = serializers.ListField(child=serializers.IntegerField())
     gold = serializers.IntegerField(allow_null=True)
@@ -282,6 +283,7 @@ class AdjStepSerializer(serializers.Serializer):
 class AdjudicationSerializer(serializers.Serializer):
     trace_id = serializers.IntegerField()
     external_id = serializers.CharField()
+    short_id = ShortIdField(source="external_id")
     steps = AdjStepSerializer(many=True)
 
 
@@ -510,6 +512,7 @@ class BestThresholdSerializer(serializers.Serializer):
 class WorstSerializer(serializers.Serializer):
     trace_id = serializers.IntegerField()
     external_id = serializers.CharField()
+    short_id = ShortIdField(source="external_id")
     step_index = serializers.IntegerField()
     gold = serializers.IntegerField()
     score = serializers.FloatField()
@@ -627,6 +630,7 @@ class AuditQueueApi(ApiView):
 class RankedTraceSerializer(serializers.Serializer):
     trace_id = serializers.IntegerField()
     external_id = serializers.CharField()
+    short_id = ShortIdField(source="external_id")
     generator = serializers.CharField()
     final_answer = serializers.CharField()
     final_answer_correct = serializers.BooleanField(
@@ -729,7 +733,7 @@ TAG_DATA = "data"
 
 class BrowserRowSerializer(serializers.Serializer):
     id = serializers.IntegerField(source="trace.pk")
-    short_id = serializers.SerializerMethodField()
+    short_id = ShortIdField(source="trace.external_id")
     external_id = serializers.CharField(source="trace.external_id")
     source = serializers.CharField(source="trace.source")
     subset = serializers.CharField(source="trace.subset")
@@ -742,9 +746,6 @@ class BrowserRowSerializer(serializers.Serializer):
     prm_wrong = serializers.BooleanField(allow_null=True)
     status = serializers.CharField()
     skipped = serializers.BooleanField()
-
-    def get_short_id(self, row: browser.BrowserRow) -> str:
-        return short_trace_id(row.trace.external_id)
 
 
 class BrowserPageSerializer(serializers.Serializer):

@@ -533,6 +533,18 @@ class AuditSampleSerializer(serializers.Serializer):
     warning = serializers.CharField(allow_null=True, help_text="Set when the sample is too small.")
 
 
+class AuditNoVerdictSerializer(serializers.Serializer):
+    steps = serializers.IntegerField(
+        help_text='Steps the scorer gave no verdict on (score details.verdict "unknown": the '
+        'tool backend\'s "no check"), left out of every figure.'
+    )
+    gold_steps = serializers.IntegerField(help_text="Of those, the gold-labelled ones.")
+    traces_without_any = serializers.IntegerField(
+        help_text="Traces with no verdict on any step: left out of ProcessBench and of "
+        "Best-of-N's step aggregations."
+    )
+
+
 class AuditReportSerializer(serializers.Serializer):
     project = serializers.CharField()
     scorer = serializers.CharField()
@@ -543,7 +555,8 @@ class AuditReportSerializer(serializers.Serializer):
     )
     traces = serializers.IntegerField()
     steps = serializers.IntegerField()
-    gold_steps = serializers.IntegerField()
+    gold_steps = serializers.IntegerField(help_text="Gold-labelled steps with a verdict.")
+    no_verdict = AuditNoVerdictSerializer()
     processbench = ProcessBenchSerializer()
     prmbench = PRMBenchSerializer()
     auroc = serializers.FloatField(allow_null=True)

@@ -91,6 +91,33 @@ class AuditTrace:
     scores: list[float] = field(default_factory=list)
     gold: list[int | None] = field(default_factory=list)
     trajectory: float | None = None  # the run's trajectory score, if the scorer gives one
+    # Steps the scorer gave no verdict on (details.verdict = "unknown": the tool backend's
+    # neutral "no check"); their score is no prediction and stays out of every figure.
+    unknown: list[bool] = field(default_factory=list)
+
+    def is_unknown(self, index: int) -> bool:
+        return bool(self.unknown) and self.unknown[index]
+
+    def judged_gold(self) -> list[int | None]:
+        """The gold labels of the steps the scorer judged (None where it gave no verdict): what
+        the step-level figures count."""
+        return [None if self.is_unknown(i) else g for i, g in enumerate(self.gold)]
+
+    def judged_scores(self) -> list[float]:
+        """The step scores for an earliest-error prediction: a step with no verdict scores +inf,
+        so it is never predicted wrong at any threshold (and never moves the best threshold)."""
+        return [math.inf if self.is_unknown(i) else s for i, s in enumerate(self.scores)]
+
+    def known_scores(self) -> list[float]:
+        """The scores of the steps with a verdict (what Best-of-N aggregates)."""
+        return [s for i, s in enumerate(self.scores) if not self.is_unknown(i)]
+
+    def processbench_label(self) -> int | None:
+        """gold_first_error(), or None when the scorer gave no verdict on any step (there is no
+        prediction to compare: the trace is left out of ProcessBench)."""
+        if self.scores and not self.known_scores():
+            return None
+        return self.gold_first_error()
 
     def gold_first_error(self) -> int | None:
         """ProcessBench's label from gold: the first -1 step; -1 when every step is gold and none
@@ -104,13 +131,14 @@ class AuditTrace:
 
 
 def audit_data(*, project: Project, scorer: Scorer) -> list[AuditTrace]:
-    """Every trace of the project the scorer has scored, with its scores and gold labels."""
+    """Every trace of the project the scorer has scored, with its scores, which of them are no
+    verdict, and gold labels."""
     traces: dict[int, AuditTrace] = {}
-    scores: dict[int, list[tuple[int, float]]] = defaultdict(list)
-    for trace_id, index, score in StepScore.objects.filter(
+    scores: dict[int, list[tuple[int, float, bool]]] = defaultdict(list)
+    for trace_id, index, score, verdict in StepScore.objects.filter(
         _current_runs([scorer]), run__trace__project=project
-    ).values_list("run__trace_id", "step__index", "score"):
-        scores[trace_id].append((index, score))
+    ).values_list("run__trace_id", "step__index", "score", KT("details__verdict")):
+        scores[trace_id].append((index, score, verdict == "unknown"))  # score_is_unknown
     if not scores:
         return []
     trajectories = dict(
@@ -134,9 +162,10 @@ def audit_data(*, project: Project, scorer: Scorer) -> list[AuditTrace]:
         steps = sorted(scores[row[0]])
         traces[row[0]] = AuditTrace(
             *row,
-            scores=[s for _, s in steps],
+            scores=[s for _, s, _ in steps],
             gold=[None] * len(steps),
             trajectory=trajectories.get(row[0]),
+            unknown=[u for _, _, u in steps],
         )
     for trace_id, index, value in GoldLabel.objects.filter(
         step__trace__project=project
@@ -150,21 +179,21 @@ def audit_data(*, project: Project, scorer: Scorer) -> list[AuditTrace]:
 def _processbench(traces: Sequence[AuditTrace], threshold: float) -> dict[str, Any]:
     usable: list[tuple[AuditTrace, int]] = []
     for t in traces:
-        label = t.gold_first_error()
+        label = t.processbench_label()
         if label is not None:
             usable.append((t, label))
     result = metrics.processbench_from_scores(
-        [label for _, label in usable], [t.scores for t, _ in usable], threshold
+        [label for _, label in usable], [t.judged_scores() for t, _ in usable], threshold
     )
     return result.as_dict()
 
 
 def _steps(traces: Sequence[AuditTrace]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(correct, score, position) of every gold-labelled step; neutral (0) counts as correct,
-    as in ProcessBench, where only a -1 step is an error."""
+    """(correct, score, position) of every gold-labelled step the scorer gave a verdict on;
+    neutral (0) counts as correct, as in ProcessBench, where only a -1 step is an error."""
     correct, score, position = [], [], []
     for t in traces:
-        for index, (g, s) in enumerate(zip(t.gold, t.scores, strict=True)):
+        for index, (g, s) in enumerate(zip(t.judged_gold(), t.scores, strict=True)):
             if g is not None:
                 correct.append(g >= 0)
                 score.append(s)
@@ -203,7 +232,7 @@ def _best_of_n(traces: Sequence[AuditTrace]) -> dict[str, Any]:
         problems = [
             [
                 metrics.Candidate(
-                    score=t.trajectory if how == TRAJECTORY else aggregate(t.scores, how),
+                    score=t.trajectory if how == TRAJECTORY else aggregate(t.known_scores(), how),
                     correct=bool(t.final_answer_correct),
                     answer=t.final_answer.strip(),
                 )
@@ -258,7 +287,7 @@ def _worst(traces: Sequence[AuditTrace], threshold: float, limit: int) -> list[d
     """Gold-labelled steps the scorer gets wrong, the most confident mistakes first."""
     rows: list[dict[str, Any]] = []
     for t in traces:
-        for index, (g, s) in enumerate(zip(t.gold, t.scores, strict=True)):
+        for index, (g, s) in enumerate(zip(t.judged_gold(), t.scores, strict=True)):
             if g is None:
                 continue
             if metrics.predicted_correct(s, threshold) == (g >= 0):
@@ -275,6 +304,19 @@ def _worst(traces: Sequence[AuditTrace], threshold: float, limit: int) -> list[d
             )
     rows.sort(key=lambda r: (-r["severity"], r["trace_id"], r["step_index"]))
     return rows[:limit]
+
+
+def _no_verdict(traces: Sequence[AuditTrace]) -> dict[str, int]:
+    """How many steps the scorer gave no verdict on, and so are left out of every figure: all of
+    them, those with a gold label, and the traces with no verdict on any step (left out of
+    ProcessBench and of Best-of-N's step aggregations)."""
+    return {
+        "steps": sum(sum(t.unknown) for t in traces),
+        "gold_steps": sum(
+            1 for t in traces for g, u in zip(t.gold, t.unknown, strict=True) if u and g is not None
+        ),
+        "traces_without_any": sum(1 for t in traces if t.scores and not t.known_scores()),
+    }
 
 
 def _nan_to_none(value: Any) -> Any:
@@ -313,8 +355,10 @@ def audit_report(
         name: {k: m[k] for k in ("acc_error", "acc_correct", "f1")} for name, m in subsets.items()
     }
     pb["mean_f1_over_subsets"] = sum(subset_f1) / len(subset_f1) if subset_f1 else None
-    labels = [t.gold_first_error() for t in traces]
-    usable = [(lab, t.scores) for lab, t in zip(labels, traces, strict=True) if lab is not None]
+    labels = [t.processbench_label() for t in traces]
+    usable = [
+        (lab, t.judged_scores()) for lab, t in zip(labels, traces, strict=True) if lab is not None
+    ]
     best_t, best_f1 = metrics.best_threshold([u[0] for u in usable], [u[1] for u in usable])
     grid = [round(i / 100, 2) for i in range(101)]
     f1_curve = metrics.processbench_f1_curve([u[0] for u in usable], [u[1] for u in usable], grid)
@@ -347,6 +391,7 @@ def audit_report(
         "traces": len(traces),
         "steps": int(sum(len(t.scores) for t in traces)),
         "gold_steps": int(len(correct)),
+        "no_verdict": _no_verdict(traces),
         "processbench": pb,
         "prmbench": metrics.prmbench(correct, score, threshold).as_dict(),
         "auroc": metrics.auroc(correct, score),
@@ -367,8 +412,8 @@ def audit_report(
         # How much the figures rest on, their bootstrap intervals, a warning when too few.
         "sample": sampling.audit_sample(
             labels=labels,
-            scores=[t.scores for t in traces],
-            gold=[t.gold for t in traces],
+            scores=[t.judged_scores() for t in traces],
+            gold=[t.judged_gold() for t in traces],
             threshold=threshold,
         ),
         "by_generator": {

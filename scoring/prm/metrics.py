@@ -180,15 +180,18 @@ def best_threshold(
 ) -> tuple[float | None, float | None]:
     """(threshold, F1): the threshold that maximises ProcessBench F1, searched over every point
     where a prediction can change (each running minimum, and just below it); ties go to the
-    threshold nearest 0.5.
+    threshold nearest 0.5. A score of +inf (a step with no verdict) is never predicted wrong.
 
     >>> best_threshold([-1, 1, 0], [[0.9, 0.8], [0.9, 0.6, 0.7], [0.55, 0.9]])
+    (0.7, 1.0)
+    >>> best_threshold([-1, 1], [[float("inf"), 0.8], [float("inf"), 0.6, 0.7]])
     (0.7, 1.0)
     """
     minima = _prefix_minima(scores)
     if not minima:
         return None, None
     values = np.unique(np.concatenate([m for m in minima if len(m)] or [np.zeros(0)]))
+    values = values[np.isfinite(values)]  # +inf: a step with no verdict, never a threshold
     if not len(values):
         return None, None
     candidates = np.unique(np.concatenate([values, np.nextafter(values, -np.inf)]))

@@ -195,3 +195,80 @@ def test_one_threshold_rule_in_every_figure_and_stated_on_the_page() -> None:
     api = c.get(reverse("api:audit", args=["rule"])).json()
     assert api["threshold_rule"] == report["threshold_rule"]
     assert api["ece_top_label"] == pytest.approx(report["ece_top_label"])
+
+
+def test_no_check_steps_are_left_out_of_every_figure_and_counted() -> None:
+    """A step the tool backend could not check (its neutral 0.50 with details.verdict "unknown")
+    is no prediction: not a mistake in the worst list, the per-position accuracy, PRMBench,
+    AUROC or ProcessBench; a trace with no verdict at all is left out of ProcessBench. The report,
+    the command and the page say how many steps were left out for that reason."""
+    rows = [json.loads(line) for line in GSM8K.read_text().splitlines()]
+    correct = [r for r in rows if r["label"] == -1 and len(r["steps"]) >= 3][:2]
+    wrong = next(r for r in rows if r["label"] >= 1)
+    project = import_lines("nocheck", [json.dumps(r) for r in [*correct, wrong]], "processbench")
+    scorer = services.scorer_create(name="tool", backend="tool", projects=[project])
+    unknown = {"checks": [], "verdict": "unknown"}
+    first, second = correct
+    records = [
+        # One step checked wrong would be a mistake; here it is "no check": no prediction.
+        {
+            "trace_id": first["id"],
+            "scores": [0.9 if i != 1 else 0.5 for i in range(len(first["steps"]))],
+            "details": [unknown if i == 1 else None for i in range(len(first["steps"]))],
+        },
+        # Nothing checked at all: no ProcessBench prediction can be made.
+        {
+            "trace_id": second["id"],
+            "scores": [0.5] * len(second["steps"]),
+            "details": [unknown] * len(second["steps"]),
+        },
+        # The error step is flagged; the step before it is no check.
+        {
+            "trace_id": wrong["id"],
+            "scores": [
+                0.1 if i == wrong["label"] else (0.5 if i == wrong["label"] - 1 else 0.9)
+                for i in range(len(wrong["steps"]))
+            ],
+            "details": [
+                unknown if i == wrong["label"] - 1 else None for i in range(len(wrong["steps"]))
+            ],
+        },
+    ]
+    services.scores_import(
+        project=project,
+        scorer=scorer,
+        stream=io.BytesIO("\n".join(json.dumps(r) for r in records).encode()),
+        filename="s.jsonl",
+    )
+    left_out = 1 + len(second["steps"]) + 1
+    report = report_json("--project", "nocheck", "--scorer", "tool", "--threshold", "0.5")
+    steps = len(first["steps"]) + len(second["steps"]) + len(wrong["steps"])
+    assert report["steps"] == steps
+    assert report["worst"] == []
+    assert report["no_verdict"] == {
+        "steps": left_out,
+        "gold_steps": left_out,
+        "traces_without_any": 1,
+    }
+    # ProcessBench's gold: every step of a correct trace, the steps up to the error of the other.
+    gold = len(first["steps"]) + len(second["steps"]) + wrong["label"] + 1
+    assert report["gold_steps"] == gold - left_out
+    position = {p["position"]: p for p in report["by_position"]}
+    assert all(p["accuracy"] in (None, 1.0) for p in position.values())
+    assert report["prmbench"]["accuracy"] == 1.0
+    assert report["auroc"] == 1.0
+    pb = report["processbench"]
+    assert (pb["n_correct"], pb["n_error"]) == (1, 1)  # the trace with no verdict is left out
+    assert pb["acc_correct"] == 1.0 and pb["acc_error"] == 1.0
+    assert report["sample"]["gold_steps"] == gold - left_out
+    out = io.StringIO()
+    call_command("prm_report", "--project", "nocheck", "--scorer", "tool", stdout=out)
+    assert f"{left_out} steps with no verdict" in out.getvalue()
+    reviewer = make_user("rev-nocheck")
+    annotate_services.membership_set(project=project, user=reviewer, role="reviewer")
+    c = Client()
+    c.force_login(reviewer)
+    page = c.get(reverse("review:audit", args=["nocheck"])).content.decode()
+    assert f'data-testid="no-verdict">{left_out} steps' in page
+    api = c.get(reverse("api:audit", args=["nocheck"])).json()
+    assert api["no_verdict"] == report["no_verdict"]

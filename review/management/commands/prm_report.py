@@ -49,6 +49,14 @@ class Command(BaseCommand):
             f"{scorer.name} v{scorer.version} on {project.slug} at threshold {report['threshold']}: "
             f"{report['traces']} traces, {report['steps']} steps, {report['gold_steps']} gold",
             report["threshold_rule"],
+        ]
+        if report["no_verdict"]["steps"]:
+            nv = report["no_verdict"]
+            lines.append(
+                f"Left out: {nv['steps']} steps with no verdict ({nv['gold_steps']} gold-labelled; "
+                f"the scorer checked nothing there), {nv['traces_without_any']} traces with none"
+            )
+        lines += [
             f"ProcessBench  acc_error {_fmt(pb['acc_error'])} ({pb['n_error']} traces)  "
             f"acc_correct {_fmt(pb['acc_correct'])} ({pb['n_correct']})  F1 {_fmt(pb['f1'])}",
         ]

@@ -33,7 +33,13 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from annotate.formats.exporters import EXPORTERS
-from annotate.formats.exporters.base import NEUTRAL_CHOICES, ExportRecord, ExportRow
+from annotate.formats.exporters.base import (
+    LABEL_SOURCES,
+    LABEL_SOURCES_PARQUET,
+    NEUTRAL_CHOICES,
+    ExportRecord,
+    ExportRow,
+)
 from annotate.models import (
     Annotation,
     AnnotationStatus,
@@ -884,6 +890,11 @@ def export_snapshot_build(*, snapshot_id: int) -> ExportSnapshot:
     return snapshot
 
 
+def _carries_label_sources(snapshot: ExportSnapshot) -> bool:
+    """Whether the rows say who chose each label: annotators' rows, in a format with room for it."""
+    return snapshot.labels == LabelPolicy.ALL and EXPORTERS[snapshot.format].CARRIES_LABEL_SOURCES
+
+
 def _write_files(snapshot: ExportSnapshot, folder: Path, total: int) -> dict[str, Any]:
     exporter = EXPORTERS[snapshot.format]
     ext = snapshot.file_format
@@ -892,7 +903,10 @@ def _write_files(snapshot: ExportSnapshot, folder: Path, total: int) -> dict[str
     def open_writer(split: str) -> _JsonlWriter | _ParquetWriter:
         path = folder / f"{split}.{ext}"
         if ext == ExportFileFormat.PARQUET:
-            return _ParquetWriter(path, exporter.PARQUET_SCHEMA)
+            schema = dict(exporter.PARQUET_SCHEMA)
+            if _carries_label_sources(snapshot):
+                schema.update(LABEL_SOURCES_PARQUET)
+            return _ParquetWriter(path, schema)
         return _JsonlWriter(path)
 
     writers = {split: open_writer(split) for split in splits}
@@ -974,6 +988,24 @@ def _rows(
 # --- the dataset card --------------------------------------------------------------------------
 
 
+def _card_label_sources(snapshot: ExportSnapshot) -> list[str]:
+    """The card's line on label provenance, for the rows that carry it."""
+    if not _carries_label_sources(snapshot):
+        return []
+    where = (
+        "`source` in each step's completion (passes labelled in steplens; a record imported "
+        "from PRM800K and written back as it was has none)"
+        if snapshot.format == ExportFormat.PRM800K
+        else f"`{LABEL_SOURCES}` (one entry per step of the row, null where the step has no label; "
+        "an extra field the format's readers ignore)"
+    )
+    return [
+        f"- who chose each label: {where}: `hand` (set by the annotator), `first_error` (the step "
+        "the annotator marked as the first wrong one), `filled` (filled in by first-error / "
+        "all-correct, not judged one by one)"
+    ]
+
+
 def render_card(
     snapshot: ExportSnapshot,
     *,
@@ -1034,6 +1066,7 @@ def render_card(
         f"- minimum agreement: {snapshot.min_agreement:g}",
         f"- neutral: {neutral}",
         "- only labelled steps are exported: a trace stops at its first unlabelled step",
+        *_card_label_sources(snapshot),
         "",
         "## Split",
         f"- test fraction {snapshot.test_fraction:g}, seed {snapshot.seed}: by problem "

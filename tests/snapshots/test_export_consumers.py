@@ -112,3 +112,36 @@ def test_prm_trainer_tokenises_every_row_with_one_label_per_step(
         supervised = [label for label in out["labels"] if label != -100]
         assert supervised == [int(value) for value in row["labels"]]
         assert len(out["input_ids"]) == len(out["labels"])
+
+
+def test_datasets_reads_the_label_sources_of_annotators_rows_from_jsonl_and_parquet(
+    cache_dir: str,
+) -> None:
+    """Label policy "all": `label_sources` is one more column, the same from either file."""
+    from annotate import services
+    from tests.factories import make_trace, make_user
+
+    user = make_user()
+    project = make_project("sources", members={user: "annotator"})
+    trace = make_trace(project, steps=("a", "b", "c"))
+    services.label_first_error(user=user, step=trace.steps.get(index=1))
+    services.annotation_submit(user=user, trace=trace)
+    loaded = {}
+    for file_format, builder in (("jsonl", "json"), ("parquet", "parquet")):
+        snapshot = exports.export_snapshot_create(
+            project=project,
+            user=None,
+            name=file_format,
+            format="trl",
+            labels="all",
+            file_format=file_format,
+            enqueue=False,
+        )
+        loaded[builder] = _load(
+            exports.export_snapshot_build(snapshot_id=snapshot.pk), builder, cache_dir
+        )
+    jsonl, parquet = loaded["json"]["train"], loaded["parquet"]["train"]
+    assert jsonl.features == parquet.features
+    assert jsonl.to_list() == parquet.to_list()
+    assert jsonl[0]["labels"] == [True, False]
+    assert jsonl[0]["label_sources"] == ["filled", "first_error"]

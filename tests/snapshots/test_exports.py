@@ -273,6 +273,68 @@ def test_prm800k_export_says_which_ratings_were_filled_in_and_which_judged() -> 
     ]
 
 
+def _two_annotators_with_first_error_and_all_correct() -> Project:
+    """Two annotators' passes on one trace: one marks step c first wrong (b kept by hand), one
+    presses all-correct over a hand-set d."""
+    first, second = make_user("first"), make_user("second")
+    project = make_project("prov", members={first: "annotator", second: "annotator"})
+    trace = make_trace(project, steps=("a", "b", "c", "d"))
+    steps = list(trace.steps.order_by("index"))
+    services.label_set(user=first, step=steps[1], value=1)
+    services.label_first_error(user=first, step=steps[2])
+    services.annotation_submit(user=first, trace=trace)
+    services.label_set(user=second, step=steps[3], value=1)
+    services.label_all_correct(user=second, trace=trace)
+    services.annotation_submit(user=second, trace=trace)
+    GoldLabel.objects.create(step=steps[0], value=1, source=GoldSource.ADJUDICATED)
+    return project
+
+
+FIRST = ["filled", "hand", "first_error"]  # the first pass, steps a, b, c (d cleared)
+SECOND = ["filled", "filled", "filled", "hand"]
+
+
+def test_trl_processbench_and_math_shepherd_rows_say_who_chose_each_label() -> None:
+    """Issue 14: label provenance in every format with room for it, read back from the files."""
+    project = _two_annotators_with_first_error_and_all_correct()
+    trl = [json.loads(x) for x in lines(build(project, labels="all", name="t", neutral="drop"))]
+    assert sorted((row["labels"], row["label_sources"]) for row in trl) == [
+        ([True, True, False], FIRST),
+        ([True, True, True, True], SECOND),
+    ]
+    pb = build(project, labels="all", name="p", format="processbench", neutral="drop")
+    rows = sorted((json.loads(x) for x in lines(pb)), key=lambda row: row["label"])
+    assert [(row["label"], row["label_sources"]) for row in rows] == [
+        (-1, SECOND),
+        (2, [*FIRST, None]),  # d: no label, so no source
+    ]
+    shepherd = build(project, labels="all", name="m", format="math_shepherd", neutral="drop")
+    assert sorted(json.loads(x)["label_sources"] for x in lines(shepherd)) == sorted(
+        [FIRST, SECOND]
+    )
+    card = export_selectors.export_file_path(snapshot=shepherd, filename="README.md").read_text()
+    assert "`label_sources`" in card and "`first_error` (the step the annotator marked" in card
+    # Gold and majority rows have no one label chooser: no field, and the card says nothing.
+    for labels in ("gold", "majority"):
+        snapshot = build(project, labels=labels, name=f"g-{labels}", neutral="drop")
+        assert all("label_sources" not in json.loads(x) for x in lines(snapshot))
+        card = export_selectors.export_file_path(snapshot=snapshot, filename="README.md")
+        assert "label_sources" not in card.read_text()
+
+
+def test_trl_parquet_has_a_label_sources_column_for_annotators_rows() -> None:
+    pq = pytest.importorskip("pyarrow.parquet")
+    project = _two_annotators_with_first_error_and_all_correct()
+    snapshot = build(project, labels="all", file_format="parquet", neutral="drop")
+    path = export_selectors.export_file_path(snapshot=snapshot, filename="train.parquet")
+    table = pq.read_table(path)
+    assert table.column_names == ["prompt", "completions", "labels", "label_sources"]
+    assert sorted(table.column("label_sources").to_pylist()) == sorted([FIRST, SECOND])
+    gold = build(project, labels="gold", name="gold", file_format="parquet", neutral="drop")
+    path = export_selectors.export_file_path(snapshot=gold, filename="train.parquet")
+    assert pq.read_table(path).column_names == ["prompt", "completions", "labels"]
+
+
 # --- snapshots: split, determinism, card --------------------------------------------------------
 
 

@@ -13,6 +13,12 @@ from typing import Any, Protocol
 # How a neutral (0) label maps; "" (unset) keeps it as 0, which only formats that carry 0 accept.
 NEUTRAL_CHOICES = ("", "positive", "negative", "drop")
 
+# The extra per-step field of the formats that carry who chose each label (label policy "all"):
+# a list beside the steps, which the format's consumers ignore (TRL's PRMTrainer drops every
+# column but its own), and its Parquet type.
+LABEL_SOURCES = "label_sources"
+LABEL_SOURCES_PARQUET = {LABEL_SOURCES: "list<string>"}
+
 
 @dataclass(slots=True)
 class ExportRecord:
@@ -92,6 +98,24 @@ def labelled_prefix(values: list[int | None]) -> int:
         if value is None:
             return i
     return len(values)
+
+
+def label_sources(record: ExportRecord, n: int) -> dict[str, list[str | None]]:
+    """`{"label_sources": [...]}` for a row holding the record's first n steps; {} without sources.
+
+    One entry per step: "hand", "first_error", "filled", or None for a step without a label.
+    Only annotators' records (label policy "all") have sources; gold and majority rows get none.
+
+    >>> r = ExportRecord(trace_id=1, external_id="x", source="", subset="", generator="",
+    ...     final_answer="", final_answer_correct=None, trace_metadata={}, problem="p",
+    ...     problem_sha256="", reference_answer="", steps=["a", "b", "c"], parts=["response"] * 3,
+    ...     labels=[1, -1, None], label_sources=["filled", "first_error", ""])
+    >>> label_sources(r, 2), label_sources(r, 3)
+    ({'label_sources': ['filled', 'first_error']}, {'label_sources': ['filled', 'first_error', None]})
+    """
+    if not record.label_sources:
+        return {}
+    return {LABEL_SOURCES: [source or None for source in record.label_sources[:n]]}
 
 
 def first_error(values: list[int | None]) -> int | None:

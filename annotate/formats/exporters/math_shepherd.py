@@ -17,11 +17,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from .. import math_shepherd as source_format
-from .base import ExportRecord, ExportRow, labelled_prefix, map_labels
+from .base import ExportRecord, ExportRow, label_sources, labelled_prefix, map_labels
 
 NAME = "math_shepherd"
 PARQUET_SCHEMA = None
 NEEDS_STEP_METADATA = False
+CARRIES_LABEL_SOURCES = True  # `label_sources`, one per tagged step (label policy "all")
 
 
 def needs_neutral_mapping(options: dict[str, Any]) -> bool:
@@ -50,4 +51,5 @@ def rows(
         data = source_format.record_from_trace(
             problem=record.problem, steps=steps, golds=golds, metadata={source_format.SOURCE: kept}
         )
+        data.update(label_sources(record, n))
         yield ExportRow(data=data, labels=[int(value) for value in golds if value is not None])

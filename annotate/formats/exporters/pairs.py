@@ -36,6 +36,8 @@ PARQUET_SCHEMA = {
     "source_id": "string",
 }
 NEEDS_STEP_METADATA = True
+# A pair joins steps of different traces: no per-step row to carry who chose each label.
+CARRIES_LABEL_SOURCES = False
 
 
 def needs_neutral_mapping(options: dict[str, Any]) -> bool:

@@ -30,6 +30,8 @@ from .base import ExportRecord, ExportRow, labelled_prefix, map_label, map_label
 NAME = "prm800k"
 PARQUET_SCHEMA = None
 NEEDS_STEP_METADATA = False
+# `source` in each step's completion (annotators' passes made in steplens)
+CARRIES_LABEL_SOURCES = True
 
 
 def needs_neutral_mapping(options: dict[str, Any]) -> bool:

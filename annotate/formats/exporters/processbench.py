@@ -10,6 +10,9 @@ was, key for key; its `label` is always recomputed from the labels, so an adjudi
 ...     labels=[1, -1, None])
 >>> next(rows([r], neutral="", options={})).data["label"]
 1
+>>> r.label_sources = ["filled", "first_error", ""]
+>>> next(rows([r], neutral="", options={})).data["label_sources"]
+['filled', 'first_error', None]
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from .. import processbench as source_format
-from .base import ExportRecord, ExportRow, first_error, map_labels
+from .base import ExportRecord, ExportRow, first_error, label_sources, map_labels
 
 NAME = "processbench"
 PARQUET_SCHEMA = None
 NEEDS_STEP_METADATA = False
+# `label_sources` beside `steps`, one per step, None where unlabelled (label policy "all").
+CARRIES_LABEL_SOURCES = True
 
 
 def needs_neutral_mapping(options: dict[str, Any]) -> bool:
@@ -72,5 +77,6 @@ def rows(
                 "final_answer_correct": record.final_answer_correct,
                 "label": label,
             }
+        data.update(label_sources(record, len(record.steps)))
         judged = labels if label == -1 else labels[: label + 1]
         yield ExportRow(data=data, labels=[value for value in judged if value is not None])

@@ -23,6 +23,7 @@ from .base import ExportRecord, ExportRow, map_labels
 NAME = "sft"
 PARQUET_SCHEMA = {"messages": "messages"}
 NEEDS_STEP_METADATA = False
+CARRIES_LABEL_SOURCES = False  # no labels in the rows
 SELECT_CHOICES = ("labels", "scorer")
 
 

@@ -7,6 +7,12 @@
 ...     labels=[1, -1, None])
 >>> [row.data for row in rows([r], neutral="", options={})]
 [{'prompt': '1+1?', 'completions': ['a', 'b'], 'labels': [True, False]}]
+
+An annotator's row (label policy "all") also says who chose each label, in `label_sources`:
+
+>>> r.label_sources = ["hand", "first_error", ""]
+>>> next(rows([r], neutral="", options={})).data["label_sources"]
+['hand', 'first_error']
 """
 
 from __future__ import annotations
@@ -14,12 +20,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .base import ExportRecord, ExportRow, labelled_prefix, map_labels
+from .base import ExportRecord, ExportRow, label_sources, labelled_prefix, map_labels
 
 NAME = "trl"
 # Column types of the Parquet file (see annotate.exports for the mapping to Arrow types).
 PARQUET_SCHEMA = {"prompt": "string", "completions": "list<string>", "labels": "list<bool>"}
 NEEDS_STEP_METADATA = False
+CARRIES_LABEL_SOURCES = True  # `label_sources` beside `labels` (label policy "all")
 
 
 def needs_neutral_mapping(options: dict[str, Any]) -> bool:
@@ -42,6 +49,7 @@ def rows(
                 "prompt": record.problem,
                 "completions": record.steps[:n],
                 "labels": [value == 1 for value in kept],
+                **label_sources(record, n),
             },
             labels=[1 if value == 1 else -1 for value in kept],
         )

@@ -715,6 +715,47 @@ class BestOfNApi(ApiView):
         return Response(_ranking(request, problem, scorer, how))
 
 
+class BestOfNSampleSerializer(serializers.Serializer):
+    traces = serializers.IntegerField(help_text="The problem's traces.")
+    scored = serializers.IntegerField(help_text="Those the ranking rests on (scored, not hidden).")
+    project_problems = serializers.IntegerField(
+        help_text="The project's problems with two or more scored candidates of known "
+        "correctness: what the scorer's Best-of-N accuracy (the audit's) rests on."
+    )
+    warning = serializers.CharField(
+        allow_null=True,
+        help_text="Nothing to rank yet (fewer than two scored), or too few problems to mean "
+        "much (the audit's Best-of-N warning); null when neither.",
+    )
+
+
+class BestOfNSampleApi(ApiView):
+    @extend_schema(
+        operation_id="problem_best_of_n_sample",
+        parameters=[
+            OpenApiParameter("scorer", str, required=True),
+            OpenApiParameter("how", str, enum=list(RANKINGS), required=False),
+        ],
+        responses=BestOfNSampleSerializer,
+        description="What the problem's ranking rests on, with the page's warning.",
+    )
+    def get(self, request: Request, problem_id: int) -> Response:
+        problem, scorer, how = _best_of_n(
+            request,
+            problem_id,
+            request.query_params.get("scorer", ""),
+            request.query_params.get("how", "min"),
+        )
+        _, ranked = selectors.problem_best_of_n(
+            user=request.user, problem_id=problem.pk, scorer=scorer, how=how
+        )
+        return Response(
+            BestOfNSampleSerializer(
+                selectors.problem_best_of_n_sample(problem=problem, scorer=scorer, ranked=ranked)
+            ).data
+        )
+
+
 class BestOfNScoreApi(ApiView):
     class InputSerializer(serializers.Serializer):
         scorer = serializers.CharField()

@@ -44,6 +44,11 @@ urlpatterns = [
     path("projects/<slug:slug>/audit/queue/", api.AuditQueueApi.as_view(), name="audit-queue"),
     path("problems/<int:problem_id>/best-of-n/", api.BestOfNApi.as_view(), name="best-of-n"),
     path(
+        "problems/<int:problem_id>/best-of-n/sample/",
+        api.BestOfNSampleApi.as_view(),
+        name="best-of-n-sample",
+    ),
+    path(
         "problems/<int:problem_id>/best-of-n/score/",
         api.BestOfNScoreApi.as_view(),
         name="best-of-n-score",

@@ -150,3 +150,31 @@ def best_of_n_warning(problems: int) -> str | None:
         f"Best-of-N from {problems} problem{'s' if problems != 1 else ''} with two or more "
         f"candidates of known correctness: too few to mean much (fewer than {MIN_TRACES})."
     )
+
+
+def problem_best_of_n_sample(*, traces: int, scored: int, project_problems: int) -> dict[str, Any]:
+    """What one problem's Best-of-N ranking rests on: `scored` of its `traces` ranked, and the
+    `project_problems` (with two or more scored candidates of known correctness) that the PRM's
+    Best-of-N accuracy on the audit page rests on. One problem is one draw, so the warning is
+    the audit's when the project's count is small, or that there is nothing to rank.
+
+    >>> problem_best_of_n_sample(traces=4, scored=1, project_problems=50)["warning"]
+    'Nothing to rank yet: 1 of 4 traces scored (Best-of-N needs two or more).'
+    >>> problem_best_of_n_sample(traces=4, scored=4, project_problems=50)["warning"] is None
+    True
+    >>> problem_best_of_n_sample(traces=4, scored=4, project_problems=3)["warning"][:34]
+    'Best-of-N from 3 problems with two'
+    """
+    if scored < 2:
+        warning: str | None = (
+            f"Nothing to rank yet: {scored} of {traces} trace{'s' if traces != 1 else ''} "
+            "scored (Best-of-N needs two or more)."
+        )
+    else:
+        warning = best_of_n_warning(project_problems)
+    return {
+        "traces": traces,
+        "scored": scored,
+        "project_problems": project_problems,
+        "warning": warning,
+    }

@@ -31,7 +31,7 @@ from scoring import selectors as scoring_selectors
 from scoring.models import RunStatus, Scorer, ScoreRun, StepScore
 from scoring.prm.aggregate import TRAJECTORY, aggregate
 
-from . import agreement
+from . import agreement, sampling
 from .models import Assignment, AssignmentStatus, GoldLabelChange, TracePriority
 
 UserLike = User | AnonymousUser
@@ -286,6 +286,35 @@ def problem_best_of_n(
     ]
     ranked.sort(key=lambda r: (r.aggregate is None, -(r.aggregate or 0.0)))
     return problem, ranked
+
+
+def best_of_n_problem_count(*, project: Project, scorer: Scorer) -> int:
+    """The project's problems with two or more traces of known correctness that this scorer
+    version has scored: what its Best-of-N accuracy (the audit's) rests on."""
+    return (
+        Trace.objects.filter(
+            project=project,
+            final_answer_correct__isnull=False,
+            score_runs__scorer=scorer,
+            score_runs__scorer_version=scorer.version,
+            score_runs__status=RunStatus.DONE,
+        )
+        .values("problem_id")
+        .annotate(n=Count("id", distinct=True))
+        .filter(n__gte=2)
+        .count()
+    )
+
+
+def problem_best_of_n_sample(
+    *, problem: Problem, scorer: Scorer, ranked: list[RankedTrace]
+) -> dict[str, Any]:
+    """How much one problem's ranking means (review.sampling.problem_best_of_n_sample)."""
+    return sampling.problem_best_of_n_sample(
+        traces=len(ranked),
+        scored=sum(1 for r in ranked if r.aggregate is not None),
+        project_problems=best_of_n_problem_count(project=problem.project, scorer=scorer),
+    )
 
 
 def priority_of(*, trace: Trace) -> float | None:

@@ -318,6 +318,11 @@ def problem_best_of_n(request: HttpRequest, problem_id: int) -> HttpResponse:
             "how": how,
             "aggregations": RANKINGS,
             "ranked": ranked,
+            "sample": selectors.problem_best_of_n_sample(
+                problem=problem, scorer=scorer, ranked=ranked
+            )
+            if scorer is not None
+            else None,
             "unscored": sum(1 for r in ranked if r.status is None),
             "pending": any(r.pending for r in ranked),
             "show_correctness": annotate_selectors.role_at_least(role, Role.REVIEWER),

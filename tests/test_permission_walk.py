@@ -234,6 +234,9 @@ EXPECTATIONS: dict[str, dict[str, E]] = {
     "/api/problems/{problem_id}/best-of-n/": {
         "GET": E(401, 404, 200, 200, 200, data={"scorer": "tool"})
     },
+    "/api/problems/{problem_id}/best-of-n/sample/": {
+        "GET": E(401, 404, 200, 200, 200, data={"scorer": "tool"})
+    },
     "/api/problems/{problem_id}/best-of-n/score/": {
         "POST": E(401, 404, 202, 202, 202, data={"scorer": "tool"})
     },

@@ -12,7 +12,7 @@ from django.test import Client
 from django.urls import reverse
 
 from annotate import services as annotate_services
-from annotate.models import GoldLabel, GoldSource, Step
+from annotate.models import GoldLabel, GoldSource, Step, Trace
 from review import audit, sampling
 from scoring import services as scoring_services
 from scoring.prm import metrics
@@ -107,3 +107,52 @@ def test_agreement_from_four_steps_says_so() -> None:
         "Kappa from 4 steps"
         in client.get(reverse("review:agreement", args=["ag"])).content.decode()
     )
+
+
+@pytest.mark.django_db
+def test_one_problems_best_of_n_says_what_it_rests_on(django_capture_on_commit_callbacks) -> None:
+    rev = make_user("rev")
+    project = make_project("bon", members={rev: "reviewer"})
+    tool = scoring_services.scorer_create(name="tool", backend="tool", projects=[project])
+    first = make_trace(project, external_id="a0", problem_text="P0", steps=("x", "y"))
+    make_trace(project, external_id="a1", problem_text="P0", steps=("x", "y"))
+    make_trace(project, external_id="a2", problem_text="P0", steps=("x", "y"))
+    # Three more problems with two candidates of known correctness each: 4 in the project.
+    for p in range(1, 4):
+        for i in range(2):
+            make_trace(project, external_id=f"b{p}{i}", problem_text=f"P{p}", steps=("x", "y"))
+    Trace.objects.filter(project=project).exclude(external_id="a2").update(
+        final_answer_correct=True
+    )
+
+    def score(ids: list[str]) -> None:
+        payload = "\n".join(json.dumps({"trace_id": t, "scores": [0.9, 0.3]}) for t in ids)
+        with django_capture_on_commit_callbacks(execute=True):
+            scoring_services.scores_import(
+                project=project, scorer=tool, stream=io.BytesIO(payload.encode()), filename="s"
+            )
+
+    client = Client()
+    client.force_login(rev)
+    page_url = reverse("review:best_of_n", args=[first.problem_id])
+    api_url = reverse("api:best-of-n-sample", args=[first.problem_id])
+
+    score(["a0"])
+    api = client.get(api_url, {"scorer": "tool"}).json()
+    assert api == {
+        "traces": 3,
+        "scored": 1,
+        "project_problems": 0,
+        "warning": "Nothing to rank yet: 1 of 3 traces scored (Best-of-N needs two or more).",
+    }
+    assert api["warning"] in client.get(page_url, {"scorer": "tool"}).content.decode()
+
+    score(["a0", "a1", "a2", "b10", "b11", "b20", "b21", "b30", "b31"])
+    api = client.get(api_url, {"scorer": "tool"}).json()
+    assert (api["scored"], api["project_problems"]) == (3, 4)
+    assert api["warning"] == sampling.best_of_n_warning(4)
+    assert api["warning"].startswith("Best-of-N from 4 problems")
+    page = client.get(page_url, {"scorer": "tool"}).content.decode()
+    assert "This ranking rests on 3 of 3 traces scored by tool." in page
+    assert "rests on 4 problems of this project" in page
+    assert api["warning"] in page

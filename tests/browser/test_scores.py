@@ -111,6 +111,9 @@ def test_best_of_n_scores_a_problems_traces_and_ranks_them(page, worker, artifac
     worker.start()
     log_in(page, "sam", f"/scoring/problems/{problem.pk}/best-of-n/")
     assert "3 of these traces have no tool scores yet" in page.inner_text("main")
+    assert "Nothing to rank yet: 0 of 3 traces scored" in page.inner_text(
+        "[data-testid=best-of-n-sample]"
+    )
     page.click("[data-testid=score-missing]")  # a form POST, then the page polls
     page.wait_for_function(
         "[...document.querySelectorAll('[data-testid=ranking] tbody tr td:nth-child(6)')]"
@@ -124,4 +127,8 @@ def test_best_of_n_scores_a_problems_traces_and_ranks_them(page, worker, artifac
     assert all(rows.nth(i).locator("td").nth(3).inner_text() == "2016" for i in range(n))
     assert all(rows.nth(i).locator("td").nth(5).inner_text() == "0.050" for i in range(n))
     assert page.locator("[data-testid=reference-answer]").inner_text() == "504"
+    # One problem is one draw: the page says what the ranking and the accuracy rest on.
+    sample = page.locator("[data-testid=best-of-n-sample]").inner_text()
+    assert "This ranking rests on 3 of 3 traces scored by tool." in sample
+    assert "too few to mean much (fewer than 30)" in sample
     page.screenshot(path=str(artifacts / "best_of_n.png"), full_page=True)

@@ -14,6 +14,7 @@ import pytest
 from annotate.models import Membership, Project
 from review import browser as data_browser
 from scoring import services as scoring_services
+from scoring.models import StepScore
 from tests.browser.test_labelling import PASSWORD
 from tests.browser.test_review import session
 from tests.conftest import REPO_ROOT
@@ -74,6 +75,11 @@ def test_an_admin_runs_a_project_from_the_app(browser, live_server, artifacts) -
     page.click("text=Save")
     page.click("text=Score all with tool")
     page.wait_for_selector('[data-scorer="tool"] >> text=80 / 80')
+    # The sample's wrong arithmetic is caught (4 steps; every step's checks ran).
+    tool_scores = StepScore.objects.filter(run__scorer__name="tool", step__trace__project=project)
+    skipped = [s.details["skipped"] for s in tool_scores if "skipped" in s.details]
+    assert not skipped, skipped[:3]
+    assert tool_scores.filter(score__lt=0.1).count() == 4
 
     # A second PRM's scores, computed elsewhere and imported (an external scorer): it puts a wrong
     # step in every 8th trace. Its verdicts do not depend on which arithmetic the tool backend

@@ -138,6 +138,8 @@
   var failedMessage = "";
   function markSteps() {
     var box = load();
+    // A refused submit's message goes once nothing is left unsaved.
+    if (!box.changes.length && submitError && !submitError.hidden) submitError.hidden = true;
     var pending = {};
     box.changes.forEach(function (c) { (c.touch || []).forEach(function (i) { pending[i] = true; }); });
     rows.forEach(function (row, i) {
@@ -374,7 +376,39 @@
 
   // ---- recording a change -------------------------------------------------------------------
 
-  var undoStack = [], redoStack = [];
+  // The undo history, per user and trace in the browser's storage like the change log (so it
+  // survives a reload and is shared by the trace's tabs); read and written at each action,
+  // cleared on submit. Each entry holds the states before and after it of the steps it touched.
+  var historyKey = "steplens:undo:" + config.user + ":" + config.trace;
+  var memoryHistory = null;
+  var HISTORY_MAX = 100, HISTORY_MAX_CHARS = 500000;  // a share of the origin's ~5 MB
+
+  function loadHistory() {
+    try {
+      var raw = window.localStorage.getItem(historyKey);
+      if (raw) {
+        var h = JSON.parse(raw);
+        var fits = function (entry) {
+          return entry && entry.before && entry.after && entry.before.concat(entry.after).every(function (s) { return s.index >= 0 && s.index < rows.length; });
+        };
+        if (h && h.undo && h.redo) return { undo: h.undo.filter(fits), redo: h.redo.filter(fits) };
+      }
+    } catch (err) { /* fall through */ }
+    return memoryHistory || (memoryHistory = { undo: [], redo: [] });
+  }
+  function storeHistory(h) {
+    memoryHistory = h;
+    var raw = JSON.stringify(h);
+    while (raw.length > HISTORY_MAX_CHARS && h.undo.length + h.redo.length > 1) {
+      if (h.undo.length) h.undo.shift(); else h.redo.shift();  // the oldest go first
+      raw = JSON.stringify(h);
+    }
+    try { window.localStorage.setItem(historyKey, raw); } catch (err) { /* memory only */ }
+  }
+  function clearHistory() {
+    memoryHistory = null;
+    try { window.localStorage.removeItem(historyKey); } catch (err) { /* nothing kept */ }
+  }
 
   function snapshot(indexes) {
     return indexes.map(function (i) { var s = stateOf(i); return { index: i, value: s.value, source: s.source, flagged: s.flagged }; });
@@ -398,9 +432,11 @@
       var byIndex = {};
       before.forEach(function (s) { byIndex[s.index] = s; });
       var was = result.touched.map(function (i) { return byIndex[i]; });
-      undoStack.push({ before: was, after: snapshot(result.touched), what: opts.undoable });
-      if (undoStack.length > 100) undoStack.shift();
-      redoStack = [];
+      var history = loadHistory();
+      history.undo.push({ before: was, after: snapshot(result.touched), what: opts.undoable });
+      if (history.undo.length > HISTORY_MAX) history.undo.shift();
+      history.redo = [];
+      storeHistory(history);
     }
     if (result.kept.length) keptNotice(result.kept);
     refreshSummary();
@@ -416,18 +452,22 @@
     byFlag.forEach(function (s) { record({ op: "label", index: s.index, flagged: s.flagged }); });
   }
   function undo() {
-    var entry = undoStack.pop();
+    var history = loadHistory();
+    var entry = history.undo.pop();
     if (!entry) { showNotice("Nothing to undo."); return; }
+    history.redo.push(entry);
+    storeHistory(history);
     restore(entry.before);
-    redoStack.push(entry);
     showNotice("Undone: " + entry.what + " (" + stepList(entry.before.map(function (s) { return s.index; })) + "). Redo: " + config.keys.redo + ".");
     setCurrent(entry.before[0].index, { scroll: true });
   }
   function redo() {
-    var entry = redoStack.pop();
+    var history = loadHistory();
+    var entry = history.redo.pop();
     if (!entry) { showNotice("Nothing to redo."); return; }
+    history.undo.push(entry);
+    storeHistory(history);
     restore(entry.after);
-    undoStack.push(entry);
     showNotice("Redone: " + entry.what + ".");
   }
 
@@ -591,7 +631,7 @@
     }
   });
 
-  // ---- submit: never while a change is unsaved --------------------------------------------------
+  // ---- submit: refused while a change is unsaved, naming the steps ---------------------------
 
   var submitForm = document.getElementById("submit-form");
   var submitError = document.getElementById("submit-pending");
@@ -603,26 +643,22 @@
   if (submitForm) {
     submitForm.addEventListener("submit", function (ev) {
       var n = load().changes.length;
-      if (!n) return;
-      ev.preventDefault();
-      if (failedMessage || blocked) {
-        refuseSubmit("Not submitted: " + stepList(unsavedSteps()) + " not saved yet (" + (failedMessage || "logged out") + "). It is being retried; submit once it is saved.");
+      if (!n) {
+        if (submitError) submitError.hidden = true;
+        clearHistory();  // the submitted labels start a new history
         return;
       }
-      // Only changes on their way: wait for them (a key pressed just before Enter), then submit.
-      refuseSubmit("Waiting for " + stepList(unsavedSteps()) + " to be saved…");
+      ev.preventDefault();
+      var steps = unsavedSteps();
+      var which = steps.length ? stepList(steps) : n + " change" + (n === 1 ? "" : "s");
+      if (failedMessage || blocked) {
+        refuseSubmit("Not submitted: " + which + " not saved yet (" + (failedMessage || "logged out") + "). It is being retried; submit once it is saved.");
+        return;
+      }
+      // Changes on their way (a key pressed just before Enter): said, and sent at once; the
+      // message goes when they are saved, and the annotator submits again.
+      refuseSubmit("Not submitted: " + which + " still being saved. Submit again once " + (steps.length === 1 || n === 1 ? "it is" : "they are") + " saved.");
       pump(true);
-      var started = Date.now();
-      var wait = window.setInterval(function () {
-        if (!load().changes.length) {
-          window.clearInterval(wait);
-          submitError.hidden = true;
-          submitForm.submit();
-        } else if (failedMessage || blocked || Date.now() - started > 15000) {
-          window.clearInterval(wait);
-          refuseSubmit("Not submitted: " + stepList(unsavedSteps()) + " not saved yet (" + (failedMessage || "still sending") + "). Submit once it is saved.");
-        }
-      }, 50);
     });
   }
 

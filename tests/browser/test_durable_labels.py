@@ -1,8 +1,9 @@
 """Nothing an annotator does on the labelling page is lost or hidden (issue 14), in real Chromium:
 a failed save shows on its step and is retried until the server has it; a reload right after a
 key or a note shows them; a logged-out annotator keeps the unsaved labels, which are sent after
-logging in; an error never replaces the page (DEBUG too); Submit waits for what is unsaved;
-`e` keeps labels set by hand and is undone with `u`."""
+logging in; an error never replaces the page (DEBUG too); Submit is refused, naming the steps,
+while a change is unsaved; `e` keeps labels set by hand and is undone with `u`, and the undo
+history survives a reload."""
 
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ import json
 import pytest
 from django.contrib.sessions.models import Session
 
-from annotate.models import LabelSource, StepLabel
+from annotate.models import Annotation, AnnotationStatus, LabelSource, StepLabel
 from tests.factories import make_project, make_trace, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PASSWORD = "correct horse battery staple"
 CHANGES = "**/api/traces/*/changes/"
+# The length of every change log in the browser's storage (the undo history is kept beside them).
+CHANGE_LOG_LENGTHS = """Object.keys(localStorage).filter(k => k.startsWith('steplens:changes:'))
+    .map(k => JSON.parse(localStorage[k]).changes.length)"""
 
 
 def saved(trace) -> dict[int, tuple[int | None, str]]:  # type: ignore[no-untyped-def]
@@ -125,9 +129,7 @@ def test_a_reload_right_after_a_key_and_a_note_shows_them(page, world) -> None: 
     page.reload()
     page.wait_for_selector("#trace-page[data-ready=true]")
     assert value_on_page(page, 0) == "1"
-    assert page.evaluate(
-        "Object.keys(localStorage).map(k => JSON.parse(localStorage[k]).changes.length)"
-    ) == [0]
+    assert page.evaluate(CHANGE_LOG_LENGTHS) == [0]
 
 
 def test_logged_out_keeps_the_labels_and_sends_them_after_logging_in(page, world) -> None:  # type: ignore[no-untyped-def]
@@ -255,7 +257,74 @@ def test_a_saved_note_is_not_sent_again_when_the_tab_is_hidden(page, world) -> N
     page.on("request", lambda r: "/changes/" in r.url and r.method == "POST" and sent.append(r.url))
     page.evaluate("window.dispatchEvent(new Event('pagehide'))")  # what hiding the tab runs
     page.wait_for_timeout(300)
-    assert page.evaluate(
-        "Object.keys(localStorage).map(k => JSON.parse(localStorage[k]).changes.length)"
-    ) == [0]
+    assert page.evaluate(CHANGE_LOG_LENGTHS) == [0]
     assert sent == []
+
+
+def test_submit_is_refused_naming_the_steps_while_their_changes_are_on_their_way(
+    page, world
+) -> None:  # type: ignore[no-untyped-def]
+    """Issue 14: "Submit is refused while anything is pending or failed, saying which step"."""
+    trace = world["trace"]
+    held: list[object] = []
+    page.route(CHANGES, lambda route: held.append(route))  # the saves are slow to arrive
+    page.keyboard.press("1")
+    page.keyboard.press("3")  # steps 1 and 2, both on their way
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#submit-pending:not([hidden])")
+    text = page.inner_text("#submit-pending")
+    assert "Not submitted: steps 1, 2 still being saved" in text
+    page.wait_for_timeout(500)
+    assert page.url.endswith(f"/t/{trace.pk}/")  # refused at once, not submitted later either
+    assert not Annotation.objects.filter(trace=trace, status=AnnotationStatus.SUBMITTED).exists()
+    assert held  # the first save is held, the second waits behind it
+    page.unroute(CHANGES)  # the held request goes on to the server
+    wait_saved(page, trace, {0: 1, 1: -1})
+    page.wait_for_selector("#submit-pending", state="hidden")  # saved: the message goes
+    assert not Annotation.objects.filter(trace=trace, status=AnnotationStatus.SUBMITTED).exists()
+    page.keyboard.press("Enter")  # now it submits
+    page.wait_for_url("**/p/durable/")
+    assert Annotation.objects.get(trace=trace).status == AnnotationStatus.SUBMITTED
+
+
+def test_the_undo_history_survives_a_reload_and_submit_clears_it(page, world) -> None:  # type: ignore[no-untyped-def]
+    trace = world["trace"]
+    page.keyboard.press("3")  # step 1: -1 by hand (the key moves on to step 2)
+    page.keyboard.press("j")
+    page.keyboard.press("j")  # step 4
+    page.keyboard.press("e")
+    wait_saved(page, trace, {0: -1, 1: 1, 2: 1, 3: -1})
+
+    def reload() -> None:
+        page.reload()
+        page.wait_for_selector("#trace-page[data-ready=true]")
+
+    reload()
+    page.keyboard.press("u")  # undoes `e`, from the history kept over the reload
+    assert "Undone: first wrong step 4" in page.inner_text("#label-notice")
+    wait_saved(page, trace, {0: -1, 1: None, 2: None, 3: None})
+    reload()
+    page.keyboard.press("Shift+U")  # redo, after another reload
+    wait_saved(page, trace, {1: 1, 2: 1, 3: -1})
+    reload()
+    page.keyboard.press("Control+z")
+    page.keyboard.press("u")  # and the label before it
+    wait_saved(page, trace, {0: None, 1: None, 2: None, 3: None})
+    assert [value_on_page(page, i) for i in range(4)] == ["", "", "", ""]
+    page.keyboard.press("u")
+    assert "Nothing to undo." in page.inner_text("#label-notice")
+
+    # Submit clears it: the trace opened again has nothing to undo.
+    page.keyboard.press("a")
+    wait_saved(page, trace, {i: 1 for i in range(6)})
+    page.wait_for_function("!document.querySelector('.step[data-save=pending]')")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/p/durable/")
+    assert (
+        page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('steplens:undo:'))") == []
+    )
+    page.goto(f"/t/{trace.pk}/")
+    page.wait_for_selector("#trace-page[data-ready=true]")
+    page.keyboard.press("u")
+    assert "Nothing to undo." in page.inner_text("#label-notice")
+    assert [value_on_page(page, i) for i in range(6)] == ["1"] * 6

@@ -165,11 +165,13 @@ def test_keyboard_only_labelling_survives_a_reload(page, artifacts) -> None:  # 
     )
     assert annotation.active_seconds > 0  # the heartbeat was flushed when the page was left
 
-    # Five label keys then Enter at once: the submit waits for the label posts still queued.
+    # Five label keys, then Enter once the steps say they are saved (a submit while a change is
+    # on its way is refused: tests/browser/test_durable_labels.py).
     page.wait_for_selector("#step-0.is-current")
     assert second.steps.count() == 5
     for _ in range(5):
         page.keyboard.press("1")
+    page.wait_for_function("!document.querySelector('.step[data-save=pending]')")
     page.keyboard.press("Enter")
     page.wait_for_url("**/p/pb/")
     assert page.get_by_text("Your queue is empty").is_visible()

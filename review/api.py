@@ -545,6 +545,12 @@ class AuditNoVerdictSerializer(serializers.Serializer):
     )
 
 
+class AuditTrajectorySerializer(serializers.Serializer):
+    traces = serializers.IntegerField(help_text="Traces with the score and a known final answer.")
+    right = serializers.IntegerField(help_text="Of those, the ones whose final answer is right.")
+    auroc = serializers.FloatField(allow_null=True)
+
+
 class AuditReportSerializer(serializers.Serializer):
     project = serializers.CharField()
     scorer = serializers.CharField()
@@ -557,6 +563,16 @@ class AuditReportSerializer(serializers.Serializer):
     steps = serializers.IntegerField()
     gold_steps = serializers.IntegerField(help_text="Gold-labelled steps with a verdict.")
     no_verdict = AuditNoVerdictSerializer()
+    trajectory = AuditTrajectorySerializer(
+        allow_null=True,
+        help_text="The trajectory score (whole trace) against final-answer correctness; null "
+        "when the scorer gives none.",
+    )
+    response = AuditTrajectorySerializer(
+        allow_null=True,
+        help_text="The response-level score (a trajectory-response trace's response part "
+        "alone) against final-answer correctness; null when the scorer gives none.",
+    )
     processbench = ProcessBenchSerializer()
     prmbench = PRMBenchSerializer()
     auroc = serializers.FloatField(allow_null=True)

@@ -26,7 +26,7 @@ from annotate import selectors as annotate_selectors
 from annotate.models import GoldLabel, Project, Role, Trace
 from scoring.models import Backend, RunStatus, Scorer, ScoreRun, StepScore
 from scoring.prm import metrics
-from scoring.prm.aggregate import AGGREGATIONS, RANKINGS, TRAJECTORY, aggregate
+from scoring.prm.aggregate import AGGREGATIONS, RESPONSE, TRAJECTORY, aggregate
 
 from . import sampling
 
@@ -91,6 +91,7 @@ class AuditTrace:
     scores: list[float] = field(default_factory=list)
     gold: list[int | None] = field(default_factory=list)
     trajectory: float | None = None  # the run's trajectory score, if the scorer gives one
+    response: float | None = None  # the run's response-level score, if the scorer gives one
     # Steps the scorer gave no verdict on (details.verdict = "unknown": the tool backend's
     # neutral "no check"); their score is no prediction and stays out of every figure.
     unknown: list[bool] = field(default_factory=list)
@@ -141,15 +142,16 @@ def audit_data(*, project: Project, scorer: Scorer) -> list[AuditTrace]:
         scores[trace_id].append((index, score, verdict == "unknown"))  # score_is_unknown
     if not scores:
         return []
-    trajectories = dict(
-        ScoreRun.objects.filter(
+    trajectories: dict[int, tuple[float | None, float | None]] = {
+        trace_id: (trajectory, response)
+        for trace_id, trajectory, response in ScoreRun.objects.filter(
+            Q(trajectory_score__isnull=False) | Q(response_score__isnull=False),
             scorer=scorer,
             scorer_version=scorer.version,
             status=RunStatus.DONE,
             trace__project=project,
-            trajectory_score__isnull=False,
-        ).values_list("trace_id", "trajectory_score")
-    )
+        ).values_list("trace_id", "trajectory_score", "response_score")
+    }
     for row in Trace.objects.filter(project=project, pk__in=list(scores)).values_list(
         "pk",
         "external_id",
@@ -164,7 +166,8 @@ def audit_data(*, project: Project, scorer: Scorer) -> list[AuditTrace]:
             *row,
             scores=[s for _, s, _ in steps],
             gold=[None] * len(steps),
-            trajectory=trajectories.get(row[0]),
+            trajectory=trajectories.get(row[0], (None, None))[0],
+            response=trajectories.get(row[0], (None, None))[1],
             unknown=[u for _, _, u in steps],
         )
     for trace_id, index, value in GoldLabel.objects.filter(
@@ -227,12 +230,20 @@ def _best_of_n(traces: Sequence[AuditTrace]) -> dict[str, Any]:
         if t.final_answer_correct is not None:
             by_problem[t.problem_id].append(t)
     out: dict[str, Any] = {}
-    with_trajectory = any(t.trajectory is not None for t in traces)
-    for how in RANKINGS if with_trajectory else AGGREGATIONS:
+    rankings = list(AGGREGATIONS)
+    if any(t.trajectory is not None for t in traces):
+        rankings.append(TRAJECTORY)
+    if any(t.response is not None for t in traces):
+        rankings.append(RESPONSE)
+    for how in rankings:
         problems = [
             [
                 metrics.Candidate(
-                    score=t.trajectory if how == TRAJECTORY else aggregate(t.known_scores(), how),
+                    score=t.trajectory
+                    if how == TRAJECTORY
+                    else t.response
+                    if how == RESPONSE
+                    else aggregate(t.known_scores(), how),
                     correct=bool(t.final_answer_correct),
                     answer=t.final_answer.strip(),
                 )
@@ -244,19 +255,23 @@ def _best_of_n(traces: Sequence[AuditTrace]) -> dict[str, Any]:
     return out
 
 
-def _trajectory(traces: Sequence[AuditTrace]) -> dict[str, Any] | None:
-    """How well the trajectory score tells a right final answer from a wrong one (AUROC over the
-    traces with both), as ReasonFlux-PRM's trajectory reward is meant to; None without any."""
-    usable = [t for t in traces if t.trajectory is not None and t.final_answer_correct is not None]
-    if not any(t.trajectory is not None for t in traces):
+def _trajectory(traces: Sequence[AuditTrace], which: str = "trajectory") -> dict[str, Any] | None:
+    """How well the trajectory score (`which="response"`: the response-level score) tells a
+    right final answer from a wrong one (AUROC over the traces with both), as ReasonFlux-PRM's
+    trajectory reward is meant to; None without any."""
+    values = [getattr(t, which) for t in traces]
+    if all(v is None for v in values):
         return None
-    right = [bool(t.final_answer_correct) for t in usable]
+    usable = [
+        (bool(t.final_answer_correct), float(v))
+        for t, v in zip(traces, values, strict=True)
+        if v is not None and t.final_answer_correct is not None
+    ]
+    right = [r for r, _ in usable]
     return {
         "traces": len(usable),
         "right": sum(right),
-        "auroc": metrics.auroc(right, [float(t.trajectory or 0.0) for t in usable])
-        if usable
-        else None,
+        "auroc": metrics.auroc(right, [v for _, v in usable]) if usable else None,
     }
 
 
@@ -406,6 +421,7 @@ def audit_report(
         "f1_curve": {"thresholds": grid, "f1": [float(x) for x in f1_curve]},
         "best_of_n": best_of_n,
         "trajectory": _trajectory(traces),
+        "response": _trajectory(traces, "response"),
         "best_of_n_warning": sampling.best_of_n_warning(
             max((b.get("problems") or 0 for b in best_of_n.values()), default=0)
         ),

@@ -29,7 +29,7 @@ from annotate.models import (
 from annotate.selectors import problem_get_for_user, project_get_for_user, trace_get_for_user
 from scoring import selectors as scoring_selectors
 from scoring.models import RunStatus, Scorer, ScoreRun, StepScore
-from scoring.prm.aggregate import TRAJECTORY, aggregate
+from scoring.prm.aggregate import RESPONSE, TRAJECTORY, aggregate
 
 from . import agreement, sampling
 from .models import Assignment, AssignmentStatus, GoldLabelChange, TracePriority
@@ -198,7 +198,9 @@ def adjudication_for_user(*, user: UserLike, trace_id: int) -> Adjudication:
         trajectory_scores=[
             panel.run
             for panel in scores.panels
-            if panel.scores and panel.run is not None and panel.run.trajectory_score is not None
+            if panel.scores
+            and panel.run is not None
+            and (panel.run.trajectory_score is not None or panel.run.response_score is not None)
         ],
     )
 
@@ -244,7 +246,8 @@ def problem_best_of_n(
     *, user: UserLike, problem_id: int, scorer: Scorer, how: str = "min"
 ) -> tuple[Problem, list[RankedTrace]]:
     """The problem's traces ranked by the scorer's aggregate of step scores (`how`: one of
-    AGGREGATIONS) or its trajectory score (`how="trajectory"`), best first; unscored ones last."""
+    AGGREGATIONS), its trajectory score (`how="trajectory"`) or its response-level score
+    (`how="response"`), best first; unscored ones last."""
     problem = problem_get_for_user(user=user, problem_id=problem_id)
     traces = list(Trace.objects.filter(problem=problem).order_by("id"))
     hidden = _blind_hidden(user=user, project=problem.project, traces=traces)
@@ -261,17 +264,17 @@ def problem_best_of_n(
     ):
         by_trace.setdefault(trace_id, []).append(score)
     runs = {
-        trace_id: (status, trajectory)
-        for trace_id, status, trajectory in ScoreRun.objects.filter(
+        trace_id: (status, {TRAJECTORY: trajectory, RESPONSE: response})
+        for trace_id, status, trajectory, response in ScoreRun.objects.filter(
             trace__in=traces, scorer=scorer, scorer_version=scorer.version
-        ).values_list("trace_id", "status", "trajectory_score")
+        ).values_list("trace_id", "status", "trajectory_score", "response_score")
     }
     statuses = {trace_id: status for trace_id, (status, _) in runs.items()}
 
     def score_of(trace: Trace) -> float | None:
-        if how == TRAJECTORY:
-            status, trajectory = runs.get(trace.pk, (None, None))
-            return trajectory if status == RunStatus.DONE else None
+        if how in (TRAJECTORY, RESPONSE):
+            status, whole = runs.get(trace.pk, (None, {}))
+            return whole.get(how) if status == RunStatus.DONE else None
         return aggregate(by_trace.get(trace.pk, []), how)
 
     ranked = [

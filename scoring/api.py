@@ -69,7 +69,14 @@ class RunOutSerializer(serializers.Serializer):
         "queued, running, done or failed"
     )
     error = serializers.CharField()
-    trajectory_score = serializers.FloatField(allow_null=True)
+    trajectory_score = serializers.FloatField(
+        allow_null=True, help_text="The scorer's score of the whole trace, if it gives one."
+    )
+    response_score = serializers.FloatField(
+        allow_null=True,
+        help_text="Of a trajectory-response trace: the score of its response part alone, "
+        "if the scorer gives one.",
+    )
     steps = StepScoreOutSerializer(many=True)
 
 
@@ -103,6 +110,7 @@ def _scores_payload(request: Request, trace_id: int) -> dict[str, Any]:
                 "status": p.status,
                 "error": p.run.error if p.run else "",
                 "trajectory_score": None if (view.hidden or not p.run) else p.run.trajectory_score,
+                "response_score": None if (view.hidden or not p.run) else p.run.response_score,
                 "steps": sorted(
                     (
                         {

@@ -87,6 +87,7 @@ def score_runs(runs: Sequence[ScoreRun]) -> tuple[list[services.RunResult], dict
             step_scores=[s.score for s in out.steps],
             step_details=[dict(s.details or {}) for s in out.steps],
             trajectory_score=out.trajectory_score,
+            response_score=out.response_score,
             duration_ms=per_run_ms,
         )
         for out in outputs

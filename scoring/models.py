@@ -63,6 +63,8 @@ class ScoreRun(models.Model):
     # The worker node (celery@host) that claimed the run: a restarted node takes its runs back.
     claimed_by = models.CharField(max_length=255, blank=True)
     trajectory_score = models.FloatField(null=True, blank=True)
+    # Of a trajectory-response trace: the score of the final response part alone.
+    response_score = models.FloatField(null=True, blank=True)
     details = models.JSONField(default=dict, blank=True)
     imported = models.BooleanField(default=False, help_text="Scores computed elsewhere and loaded.")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -300,6 +300,7 @@ class RunResult:
     step_scores: Sequence[float]
     step_details: Sequence[dict[str, Any]] | None = None
     trajectory_score: float | None = None
+    response_score: float | None = None
     details: dict[str, Any] | None = None
     duration_ms: float | None = None
 
@@ -342,6 +343,11 @@ def score_run_complete(*, result: RunResult) -> ScoreRun:
             None
             if result.trajectory_score is None
             else _clean_score(result.trajectory_score, where=f"run {run.pk} trajectory")
+        )
+        run.response_score = (
+            None
+            if result.response_score is None
+            else _clean_score(result.response_score, where=f"run {run.pk} response")
         )
         run.details = result.details or {}
         run.finished_at = timezone.now()
@@ -454,7 +460,7 @@ def scores_import(
     *, project: Project, scorer: Scorer, stream: IO[bytes], filename: str
 ) -> ScoresImportResult:
     """Load scores computed elsewhere: JSONL `{"trace_id", "scores": [...], "trajectory_score"?,
-    "details"?: [{...} or null, one per score]}` (a critique, a check: kept per step, shown).
+    "response_score"? (of a trajectory-response trace: its response part alone), "details"?: [{...} or null, one per score]}` (a critique, a check: kept per step, shown).
 
     `trace_id` is the trace's external id as imported. Everything is validated before anything is
     written; a second import of the same file replaces the same runs' scores (no duplicates).
@@ -472,6 +478,7 @@ def scores_import(
             f"--project {project.slug})",
         )
     parsed: list[tuple[int, str, list[float], float | None]] = []
+    responses: dict[int, float] = {}  # line -> response-level score, when given
     step_details: dict[int, list[dict[str, Any]]] = {}  # line -> per-step details, when given
     for number, raw in enumerate(stream, start=1):
 
@@ -509,6 +516,15 @@ def scores_import(
             or not 0.0 <= float(trajectory) <= 1.0
         ):
             raise fail("trajectory_score", "expected a number in [0, 1]")
+        response = record.get("response_score")
+        if response is not None:
+            if (
+                not isinstance(response, int | float)
+                or isinstance(response, bool)
+                or not 0.0 <= float(response) <= 1.0
+            ):
+                raise fail("response_score", "expected a number in [0, 1]")
+            responses[number] = float(response)
         details = record.get("details")
         if details is not None:
             if not isinstance(details, list):
@@ -567,7 +583,7 @@ def scores_import(
     source = {"file": os.path.basename(filename)}
     with transaction.atomic():
         if scorer.backend == Backend.EXTERNAL and _changes_stored_scores(
-            scorer=scorer, traces=traces, parsed=parsed
+            scorer=scorer, traces=traces, parsed=parsed, responses=responses
         ):
             Scorer.objects.filter(pk=scorer.pk).update(version=F("version") + 1)
             scorer.refresh_from_db(fields=["version"])
@@ -591,6 +607,7 @@ def scores_import(
                     step_scores=scores,
                     step_details=step_details.get(number),
                     trajectory_score=trajectory,
+                    response_score=responses.get(number),
                     details={"import": source},
                 )
             )
@@ -603,9 +620,10 @@ def _changes_stored_scores(
     scorer: Scorer,
     traces: dict[str, Trace],
     parsed: Sequence[tuple[int, str, list[float], float | None]],
+    responses: dict[int, float],
 ) -> bool:
     """Whether the file gives any trace that the scorer's current version has scored other step
-    scores or another trajectory score than those stored."""
+    scores, another trajectory or another response score than those stored."""
     runs = {
         run.trace_id: run
         for run in ScoreRun.objects.filter(
@@ -622,12 +640,12 @@ def _changes_stored_scores(
         "run_id", "step__index", "score"
     ):
         stored.setdefault(run_id, []).append((index, score))
-    for _, external_id, scores, trajectory in parsed:
+    for number, external_id, scores, trajectory in parsed:
         run = runs.get(traces[external_id].pk)
         if run is None:
             continue
         if [s for _, s in sorted(stored.get(run.pk, []))] != scores:
             return True
-        if run.trajectory_score != trajectory:
+        if run.trajectory_score != trajectory or run.response_score != responses.get(number):
             return True
     return False

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 AGGREGATIONS = ("min", "last", "product", "mean")
-# What a Best-of-N ranking can order traces by: an aggregate of the step scores, or the run's
-# trajectory score (ReasonFlux-PRM's trajectory-level reward, the tool backend's answer check).
+# What a Best-of-N ranking can order traces by: an aggregate of the step scores, the run's
+# trajectory score (ReasonFlux-PRM's trajectory-level reward, the tool backend's answer check),
+# or its response-level score (a trajectory-response trace's response part alone).
 TRAJECTORY = "trajectory"
-RANKINGS = (*AGGREGATIONS, TRAJECTORY)
+RESPONSE = "response"
+RANKINGS = (*AGGREGATIONS, TRAJECTORY, RESPONSE)
 
 
 def aggregate(scores: Sequence[float], how: str) -> float | None:

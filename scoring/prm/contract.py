@@ -76,11 +76,18 @@ class StepScoreOut:
 
 @dataclass(frozen=True)
 class TraceScores:
-    """Scores of one trace, ``steps`` in the trace's step order, one per input step."""
+    """Scores of one trace, ``steps`` in the trace's step order, one per input step.
+
+    ``trajectory_score``: the scorer's score of the whole trace (ReasonFlux-PRM's trajectory
+    reward, the tool backend's final-answer check), or None. ``response_score``: of a
+    trajectory-response trace (thinking steps and response steps), the score of the final
+    response part alone, beside the trajectory score; None for other traces or scorers.
+    """
 
     key: str
     steps: list[StepScoreOut]
     trajectory_score: float | None = None
+    response_score: float | None = None
 
     @property
     def scores(self) -> list[float]:

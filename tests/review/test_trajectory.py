@@ -58,7 +58,11 @@ def test_best_of_n_can_rank_by_the_trajectory_score(world) -> None:  # type: ign
         {"scorer": "rf", "how": "trajectory"},
     ).content.decode()
     assert '<option value="trajectory" selected>' in html
-    assert html.index(traces[2].external_id) < html.index(traces[0].external_id)
+    # By the trace's link (a bare "t3" can also occur inside the random CSRF token).
+    link = 'title="{}"'
+    assert html.index(link.format(traces[2].external_id)) < html.index(
+        link.format(traces[0].external_id)
+    )
 
 
 def test_the_audit_measures_the_trajectory_score_against_final_answer_correctness(world) -> None:  # type: ignore[no-untyped-def]
@@ -81,3 +85,81 @@ def test_the_adjudication_page_shows_each_scorers_trajectory_score(world) -> Non
     client.force_login(reviewer)
     html = client.get(reverse("review:adjudicate", args=[traces[1].pk])).content.decode()
     assert 'data-testid="trajectory-score"' in html and "rf: trajectory 0.700" in html
+
+
+def test_a_response_level_score_beside_the_trajectory_score_end_to_end(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """import_scores keeps a trajectory-response trace's response-level score beside its
+    trajectory score; the run stores it; the scores API, the score panel, the adjudication page
+    and the audit (its AUROC against final-answer correctness, page and API) show it."""
+    import io
+    import json
+
+    from django.core.management import call_command
+
+    reviewer = make_user()
+    project = make_project(members={reviewer: "reviewer"})
+    parts = ["thinking", "thinking", "response"]
+    traces = []
+    for right in (True, False, True):
+        trace = make_trace(
+            project,
+            steps=["Think.", "Think more.", "So 42."],
+            parts=parts,
+            problem_text="Shared: what is $6 \\times 7$?",
+        )
+        trace.final_answer, trace.final_answer_correct = ("42" if right else "41"), right
+        trace.save()
+        traces.append(trace)
+    records = [
+        {
+            "trace_id": t.external_id,
+            "scores": [0.8, 0.7, 0.9],
+            "trajectory_score": 0.5,
+            "response_score": r,
+        }
+        for t, r in zip(traces, (0.9, 0.2, 0.75), strict=True)
+    ]
+    path = tmp_path / "scores.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in records))
+    call_command(
+        "import_scores",
+        str(path),
+        "--scorer",
+        "rf",
+        "--project",
+        project.slug,
+        stdout=io.StringIO(),
+    )
+    runs = {r.trace_id: r for r in ScoreRun.objects.filter(scorer__name="rf")}
+    assert [runs[t.pk].response_score for t in traces] == [0.9, 0.2, 0.75]
+    assert [runs[t.pk].trajectory_score for t in traces] == [0.5, 0.5, 0.5]
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({**records[0], "response_score": 1.5}))
+    with pytest.raises(Exception, match="line 1.*response_score.*in \\[0, 1\\]"):
+        call_command("import_scores", str(bad), "--scorer", "rf", "--project", project.slug)
+
+    client = Client()
+    client.force_login(reviewer)
+    api = client.get(f"/api/traces/{traces[1].pk}/scores/").json()
+    [run] = api["runs"]
+    assert (run["trajectory_score"], run["response_score"]) == (0.5, 0.2)
+    panel = client.get(reverse("scoring:panel", args=[traces[1].pk])).content.decode()
+    assert 'data-testid="response-score"' in panel and "response 0.20" in panel
+    html = client.get(reverse("review:adjudicate", args=[traces[1].pk])).content.decode()
+    assert "rf: trajectory 0.500" in html and "response 0.200" in html
+    scorer = runs[traces[0].pk].scorer
+    report = audit_report(project=project, scorer=scorer)
+    assert report["response"] == {"traces": 3, "right": 2, "auroc": 1.0}
+    assert report["trajectory"]["auroc"] == 0.5  # the same 0.5 everywhere: no separation
+    page = client.get(reverse("review:audit", args=[project.slug])).content.decode()
+    assert 'data-metric="response_auroc">1.000<' in page
+    audit_api = client.get(reverse("api:audit", args=[project.slug])).json()
+    assert audit_api["response"] == report["response"]
+    assert audit_api["trajectory"] == report["trajectory"]
+    # Best-of-N can rank by it: the response scores pick a right answer.
+    assert report["best_of_n"]["response"]["prm"] == 1.0
+    ranked = client.get(
+        f"/api/problems/{traces[0].problem_id}/best-of-n/", {"scorer": "rf", "how": "response"}
+    ).json()
+    assert [r["trace_id"] for r in ranked] == [traces[0].pk, traces[2].pk, traces[1].pk]

@@ -14,7 +14,8 @@ from scoring import services
 class Command(BaseCommand):
     help = (
         "Import scores: JSONL lines "
-        '{"trace_id": <external id>, "scores": [...], "trajectory_score"?}.'
+        '{"trace_id": <external id>, "scores": [...], "trajectory_score"?, "response_score"?, '
+        '"details"?}.'
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -49,6 +49,15 @@ class StepHeadParams(ForwardParams):
     trajectory_joiner: str = "\n\n"
 
 
+def _response_steps(trace: TraceInput) -> list[str]:
+    """The response steps of a trajectory-response trace, in order; [] when the trace has no
+    thinking part (all response: the response is the trajectory) or no response part."""
+    parts = list(trace.parts or [])
+    if "thinking" not in parts or "response" not in parts:
+        return []
+    return [step for step, part in zip(trace.steps, parts, strict=True) if part == "response"]
+
+
 class StepHeadScorer(ForwardScorer):
     name = "step_head"
 
@@ -85,7 +94,11 @@ class StepHeadScorer(ForwardScorer):
         the response as ONE step (steps joined by ``trajectory_joiner``, "\\n\\n" as its README
         splits an answer into steps), read at its single separator, class 1 (ReasonFlux
         ``Application/verl/workers/fsdp_workers.py`` lines 1274-1277 and 1358-1373). The extra
-        rows go through the same micro-batches as the step rows."""
+        rows go through the same micro-batches as the step rows.
+
+        A trajectory-response trace (``parts`` with both ``thinking`` and ``response`` steps)
+        also gets a response-level score: the same reading of the response steps alone (the
+        final answer a reader sees, scored against the problem without the thinking)."""
         if not self.style_params.trajectory:
             return super().score(traces)
         joiner = self.style_params.trajectory_joiner
@@ -93,11 +106,23 @@ class StepHeadScorer(ForwardScorer):
             TraceInput(t.problem, [joiner.join(t.steps)] if t.steps else [], key=t.key)
             for t in traces
         ]
-        results = super().score([*traces, *whole])
-        steps, trajectories = results[: len(traces)], results[len(traces) :]
+        responses = [_response_steps(t) for t in traces]
+        answer_rows = [
+            TraceInput(t.problem, [joiner.join(r)], key=t.key)
+            for t, r in zip(traces, responses, strict=True)
+            if r
+        ]
+        results = super().score([*traces, *whole, *answer_rows])
+        n = len(traces)
+        steps, trajectories, answers = results[:n], results[n : 2 * n], iter(results[2 * n :])
         return [
-            TraceScores(r.key, r.steps, w.steps[0].score if w.steps else None)
-            for r, w in zip(steps, trajectories, strict=True)
+            TraceScores(
+                r.key,
+                r.steps,
+                w.steps[0].score if w.steps else None,
+                next(answers).steps[0].score if response else None,
+            )
+            for r, w, response in zip(steps, trajectories, responses, strict=True)
         ]
 
     def encode(self, trace: TraceInput) -> Encoded:

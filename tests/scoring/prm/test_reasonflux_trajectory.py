@@ -88,3 +88,38 @@ def test_value_head_says_it_has_no_trajectory_score(tiny_models: dict[str, Path]
         build_scorer(
             "value_head", model_path=str(tiny_models["v_head"]), params={"trajectory": True}
         )
+
+
+def test_response_score_is_the_response_part_alone(reasonflux_dir: Path) -> None:
+    """A trajectory-response trace (thinking steps, then the final response): beside the
+    trajectory reward (the whole output as one step, as fsdp_workers scores a policy's output),
+    the response-level score is the same reading of the response part alone. A trace without a
+    thinking part (all response: the response IS the trajectory), or without parts, has none."""
+    scorer = build_scorer(
+        "step_head",
+        model_path=str(reasonflux_dir),
+        params={"system_prompt": None, "trajectory": True},
+    )
+    mixed = TraceInput(
+        "What is 2 + 3?",
+        ["I add 2 and 3.", "That is 5.", "2 + 3 = 5.", "The answer is 5."],
+        parts=["thinking", "thinking", "response", "response"],
+        key="mixed",
+    )
+    thinking_only = TraceInput("q", ["a", "b"], parts=["thinking", "thinking"], key="t")
+    plain = TraceInput("What is 2 + 3?", ["2 + 3 = 5.", "The answer is 5."], key="plain")
+    all_response = TraceInput(
+        "What is 2 + 3?", ["2 + 3 = 5.", "The answer is 5."], parts=["response"] * 2, key="r"
+    )
+    results = {r.key: r for r in scorer.score([mixed, thinking_only, plain, all_response])}
+    expected = reasonflux_trajectory_reward(
+        scorer.model, scorer.tokenizer, mixed.problem, "2 + 3 = 5.\n\nThe answer is 5."
+    )
+    assert results["mixed"].response_score == pytest.approx(expected, abs=1e-5)
+    whole = reasonflux_trajectory_reward(
+        scorer.model, scorer.tokenizer, mixed.problem, "\n\n".join(mixed.steps)
+    )
+    assert results["mixed"].trajectory_score == pytest.approx(whole, abs=1e-5)
+    assert abs(results["mixed"].response_score - results["mixed"].trajectory_score) > 1e-4
+    assert [results[k].response_score for k in ("t", "plain", "r")] == [None, None, None]
+    assert results["r"].trajectory_score is not None

@@ -1,5 +1,6 @@
-"""The labelling page on a phone (390 x 844) and in dark mode, and the adjudication deep link
-below the sticky header (issue 14 items 6, 7); screenshots go to test-artifacts/."""
+"""The labelling page on a phone (390 x 844), a tablet (768 x 1024, 1024 x 768) and in dark mode,
+and the adjudication deep link below the sticky header (issue 14 items 6, 7); screenshots go to
+test-artifacts/."""
 
 from __future__ import annotations
 
@@ -97,3 +98,83 @@ def test_a_deep_link_shows_its_step_below_the_sticky_header(page, trace) -> None
     step = page.locator("#step-9").bounding_box()
     assert step["y"] >= header["y"] + header["height"], (step, header)
     assert page.get_attribute("#step-9", "aria-current") == "step"
+
+
+WIDE_STEPS = [
+    "A wide display: $$\\sum_{k=1}^{100} \\left(k^2 + 3k + \\frac{k^3 - 7k + 12}{k + 1}\\right)"
+    " = 1 + 2 + 3 + 4 + 5 + 6 + 7 + 8 + 9 + 10 + 11 + 12 + 13 + 14 + 15 + 16 + 17 + 18 + 19$$",
+    "An unbroken token: " + "0123456789" * 12,
+    "| a | b | c | d | e | f | g | h |\n|---|---|---|---|---|---|---|---|\n"
+    "| 1000000 | 2000000 | 3000000 | 4000000 | 5000000 | 6000000 | 7000000 | 8000000 |",
+]
+
+
+def _overflowing(page) -> list[str]:  # type: ignore[no-untyped-def]
+    """Elements whose right edge is past the viewport (or clipped there), outside a container
+    that scrolls them sideways."""
+    return page.evaluate(
+        """() => {
+          const width = document.documentElement.clientWidth, out = [];
+          const scrolls = (el) => {
+            for (let p = el.parentElement; p; p = p.parentElement) {
+              const o = getComputedStyle(p).overflowX;
+              if ((o === 'auto' || o === 'scroll') && p.clientWidth < width) return true;
+            }
+            return false;
+          };
+          for (const el of document.querySelectorAll('body *')) {
+            const r = el.getBoundingClientRect();
+            if (r.width && r.right > width + 1 && !scrolls(el)) out.push(el.tagName + '#' + el.id + '.' + el.className);
+          }
+          return out.slice(0, 10);
+        }"""
+    )
+
+
+@pytest.mark.parametrize(("width", "height"), [(768, 1024), (1024, 768)])
+def test_tablet_layout_nothing_overflows_and_labels_and_submit_are_reachable(  # type: ignore[no-untyped-def]
+    browser, live_server, trace, artifacts, width, height
+) -> None:
+    """A tablet, portrait and landscape: the page never scrolls sideways, every step's label
+    buttons are on screen and big enough to tap, and Submit is on screen wherever one is."""
+    steps = trace.steps.order_by("index")
+    for step, text in zip(steps, WIDE_STEPS, strict=False):
+        step.text = text
+        step.save(update_fields=["text"])
+    pages = _context_page(
+        browser, live_server, viewport={"width": width, "height": height}, has_touch=True
+    )
+    page = next(pages)
+    _log_in(page, f"/t/{trace.pk}/")
+    page.wait_for_selector(".step-text .katex")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    assert _overflowing(page) == []
+    page.screenshot(path=str(artifacts / f"labelling-tablet-{width}x{height}.png"))
+    for y in (0, 0.5, 1):
+        page.evaluate(f"window.scrollTo(0, document.body.scrollHeight * {y})")
+        assert _in_viewport(page, "#submit-button"), y
+    # The label buttons of every step: inside the screen's width, big enough for a finger.
+    for index in range(trace.steps.count()):
+        for button in page.locator(f"#step-{index}-controls button").all():
+            button.scroll_into_view_if_needed()
+            box = button.bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= width, (index, box)
+            assert box["height"] >= 44, (index, box)
+    # A table's numbers are never cut in two (its wide rows scroll inside it).
+    cell = page.locator("#step-2 td").first
+    assert cell.evaluate(
+        "td => td.getClientRects().length && td.scrollHeight < 2 * parseFloat(getComputedStyle(td).lineHeight)"
+    )
+    # The header holds on one line.
+    assert page.locator(".topbar").bounding_box()["height"] < 60
+    # A tap labels the step, and Submit is then tapped without scrolling to it.
+    page.locator("#step-11-controls [data-label-value='-1']").tap()
+    page.wait_for_function("!document.querySelector('.step[data-save=pending]')")
+    assert page.get_attribute("#step-11-controls", "data-value") == "-1"
+    page.locator("#all-correct").tap()  # the steps before it: +1 (filled)
+    page.wait_for_function("!document.querySelector('.step[data-save=pending]')")
+    page.screenshot(path=str(artifacts / f"labelling-tablet-{width}x{height}-end.png"))
+    assert _in_viewport(page, "#submit-button")
+    page.locator("#submit-button").tap()
+    page.wait_for_url("**/p/a-project-with-a-rather-long-name/")
+    next(pages, None)

@@ -305,6 +305,26 @@ class ScoresImportApi(ApiView):
         )
 
 
+class ScorerRegisterSerializer(serializers.Serializer):
+    """A new scorer for one project: the Scorers page's form, `POST /api/projects/{slug}/scorers/`."""
+
+    name = serializers.SlugField()
+    backend = serializers.ChoiceField(choices=Backend.choices)
+    model_path = serializers.CharField(required=False, default="", allow_blank=True)
+    revision = serializers.CharField(required=False, default="", allow_blank=True)
+    params = serializers.DictField(
+        required=False,
+        default=dict,
+        help_text="The backend's parameters (docs/engine.md), checked by the backend's own "
+        "parser; no secrets (a remote server's key: `api_key_env` names the workers' "
+        "environment variable).",
+    )
+    threshold = serializers.FloatField(required=False, default=0.5, min_value=0, max_value=1)
+
+    class Meta:
+        ref_name = "ProjectScorerCreateInput"
+
+
 class ProjectScorersApi(ApiView):
     class InputSerializer(serializers.Serializer):
         scorers = serializers.ListField(child=serializers.CharField())
@@ -343,6 +363,28 @@ class ProjectScorersApi(ApiView):
             raise serializers.ValidationError({"scorers": f"unknown scorers: {', '.join(missing)}"})
         chosen = services.project_scorers_set(project=project, scorers=found.values())
         return Response(ScorerSerializer(chosen, many=True, context={"user": request.user}).data)
+
+    @extend_schema(
+        operation_id="project_scorers_create",
+        request=ScorerRegisterSerializer,
+        responses={201: ScorerSerializer},
+        description="Project admins register a `tool` or `external` scorer for the project; "
+        "site admins any backend. A 400 names the parameter at fault.",
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        project = annotate_selectors.project_get_for_user(
+            user=request.user, slug=slug, min_role=Role.ADMIN
+        )
+        data = ScorerRegisterSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        selectors.scorer_backend_check(
+            user=request.user, project=project, backend=data.validated_data["backend"]
+        )
+        scorer = services.scorer_create(**data.validated_data, projects=[project])
+        return Response(
+            ScorerSerializer(scorer, context={"user": request.user}).data,
+            status=status.HTTP_201_CREATED,
+        )
 
 
 class CoverageSerializer(serializers.Serializer):

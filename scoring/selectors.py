@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.contrib.auth.models import AnonymousUser, User
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
@@ -39,6 +40,32 @@ def scorers_to_choose_from(*, user: UserLike, project: Project) -> QuerySet[Scor
     only are shown: never parameters, nor which other projects use them)."""
     annotate_selectors.project_get_for_user(user=user, slug=project.slug, min_role=Role.ADMIN)
     return Scorer.objects.all().order_by("name")
+
+
+# Backends that load no model, run no remote code and open no connection: a project admin may
+# register them for their project. The others (a model path on the workers, trust_remote_code,
+# a URL the workers call) are a site admin's (docs/security.md).
+PROJECT_ADMIN_BACKENDS = (Backend.TOOL, Backend.EXTERNAL)
+
+
+def scorer_backends_for(*, user: UserLike, project: Project) -> list[Backend]:
+    """The backends this user may register a new scorer with for the project (its admins)."""
+    annotate_selectors.project_get_for_user(user=user, slug=project.slug, min_role=Role.ADMIN)
+    if annotate_selectors.user_is_site_admin(user=user):
+        return list(Backend)
+    return list(PROJECT_ADMIN_BACKENDS)
+
+
+def scorer_backend_check(*, user: UserLike, project: Project, backend: str) -> None:
+    """Refuse (403, with the reason) a backend this user may not register for the project."""
+    allowed = scorer_backends_for(user=user, project=project)
+    if backend in Backend.values and backend not in allowed:
+        raise PermissionDenied(
+            f"Only a site admin can register a {backend} scorer (it loads a model or calls a "
+            "server from the workers); project admins register "
+            + " or ".join(b.value for b in allowed)
+            + " scorers."
+        )
 
 
 def scorer_projects_visible(*, user: UserLike, scorer: Scorer) -> list[str]:

@@ -22,6 +22,8 @@ from config.celery import task_send_on_commit
 
 from . import signals
 from .models import Backend, RunQueue, RunStatus, Scorer, ScoreRun, StepScore, WorkerHeartbeat
+from .prm.contract import ScorerError
+from .prm.params import params_check, params_known
 from .prm.redact import redact_text, redact_url
 
 # How many runs one Celery task scores together (the engine then packs them by token budget).
@@ -40,9 +42,12 @@ def run_lease() -> timedelta:
 _SECRET_PARAM = re.compile(r"(api_?key|token|secret|password|passwd|credential)", re.IGNORECASE)
 
 
-def _check_no_secrets(params: dict[str, Any]) -> None:
+def _check_no_secrets(params: dict[str, Any], *, known: Iterable[str] = ()) -> None:
+    """`known`: the backend's own parameter names (`max_tokens`, `good_token`...), which hold
+    no secret whatever they look like; the name rule is for the others."""
+    known = set(known)
     for key, value in params.items():
-        if _SECRET_PARAM.search(key) and not key.endswith("_env"):
+        if _SECRET_PARAM.search(key) and not key.endswith("_env") and key not in known:
             raise ValidationError(
                 {
                     "params": f"params.{key}: secrets are not stored with a scorer; put it in an "
@@ -61,6 +66,21 @@ def _check_no_secrets(params: dict[str, Any]) -> None:
                 )
 
 
+# Backends that load a model from `model_path` (a directory on the workers).
+_MODEL_BACKENDS = {Backend.STEP_HEAD, Backend.TOKEN_TAG, Backend.VALUE_HEAD, Backend.GENERATIVE}
+
+
+def _check_params(backend: str, params: dict[str, Any]) -> None:
+    """Secrets first (a secret's name is refused before its type is looked at), then the
+    backend's own parser, the one the worker builds the scorer with."""
+    _check_no_secrets(params, known=params_known(backend))
+    try:
+        params_check(backend, params)
+    except ScorerError as exc:
+        raise ValidationError({"params": str(exc)}) from exc
+
+
+@transaction.atomic
 def scorer_create(
     *,
     name: str,
@@ -71,7 +91,11 @@ def scorer_create(
     threshold: float = 0.5,
     projects: Iterable[Project] = (),
 ) -> Scorer:
-    _check_no_secrets(params or {})
+    _check_params(backend, params or {})
+    if backend in _MODEL_BACKENDS and not model_path.strip():
+        raise ValidationError(
+            {"model_path": f"the {backend} backend reads a model: give its directory on the workers"}
+        )
     scorer = Scorer(
         name=name,
         backend=Backend(backend),
@@ -101,7 +125,7 @@ def scorer_update(
     steplens upgrade changed what the backend computes): every trace is scored again.
     """
     if params is not None:
-        _check_no_secrets(params)
+        _check_params(scorer.backend, params)
     changed = rescore
     for field, value in (("model_path", model_path), ("revision", revision), ("params", params)):
         if value is not None and getattr(scorer, field) != value:

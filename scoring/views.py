@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -15,7 +19,8 @@ from annotate import selectors as annotate_selectors
 from annotate.models import Role
 
 from . import selectors, services
-from .models import RunQueue, ScoreRun
+from .models import Backend, RunQueue, ScoreRun
+from .prm.params import BACKEND_PARAMS
 
 
 def poll_delay_ms(poll: int) -> int:
@@ -98,6 +103,92 @@ def project_scorers(request: HttpRequest, slug: str) -> HttpResponse:
             "rows": [(s, s.pk in chosen) for s in available],
             "coverage": coverage,
             "busy": any(c.busy for c in coverage),
+        },
+    )
+
+
+class ScorerForm(forms.Form):
+    """A new scorer for one project; the choice of backends is the visitor's
+    (scoring.selectors.scorer_backends_for)."""
+
+    name = forms.SlugField(
+        max_length=100, help_text="Its name in pages, exports and commands, e.g. qwen-prm-7b."
+    )
+    backend = forms.ChoiceField(
+        error_messages={
+            "invalid_choice": "Only a site admin can register a %(value)s scorer (it loads a "
+            "model or calls a server from the workers)."
+        }
+    )
+    model_path = forms.CharField(
+        required=False,
+        max_length=500,
+        label="Model path",
+        help_text="The model's directory on the workers (read with from_pretrained, local files "
+        "only; nothing is downloaded). A remote scorer: the served model's name.",
+    )
+    revision = forms.CharField(required=False, max_length=100)
+    params = forms.JSONField(
+        required=False,
+        label="Parameters",
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text='A JSON object of the backend\'s parameters, e.g. {"pass_score": 0.8}; empty: '
+        "the defaults. No secrets: a remote server's key stays in the workers' environment, "
+        'and "api_key_env" names the variable.',
+    )
+    threshold = forms.FloatField(
+        min_value=0, max_value=1, initial=0.5, help_text="A step scoring at or below this is wrong."
+    )
+
+    def __init__(self, *args: Any, backends: list[Backend], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["backend"].choices = [(b.value, b.label) for b in backends]
+
+    def clean_params(self) -> dict[str, Any]:
+        params = self.cleaned_data.get("params")
+        if params in (None, ""):
+            return {}
+        if not isinstance(params, dict):
+            raise ValidationError('A JSON object, e.g. {"pass_score": 0.8}.')
+        return params
+
+
+def _backend_params(backends: list[Backend]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Each offered backend's parameters and defaults, for the form's reference table."""
+    rows = []
+    for backend in backends:
+        cls = BACKEND_PARAMS.get(backend.value)
+        fields = dataclasses.fields(cls) if cls else ()
+        rows.append((backend.value, [(f.name, repr(f.default)) for f in fields]))
+    return rows
+
+
+@login_required
+def project_scorer_new(request: HttpRequest, slug: str) -> HttpResponse:
+    """Register a new scorer and attach it to this project (project admins: the backends that
+    run no model; site admins: every backend)."""
+    project = annotate_selectors.project_get_for_user(
+        user=request.user, slug=slug, min_role=Role.ADMIN
+    )
+    backends = selectors.scorer_backends_for(user=request.user, project=project)
+    form = ScorerForm(request.POST or None, backends=backends)
+    if request.method == "POST" and form.is_valid():
+        try:
+            scorer = services.scorer_create(**form.cleaned_data, projects=[project])
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+        else:
+            messages.success(request, f"Registered {scorer.name}; it now scores this project.")
+            return redirect(reverse("scoring:project_scorers", args=[project.slug]))
+    return render(
+        request,
+        "scoring/scorer_new.html",
+        {
+            "project": project,
+            "form": form,
+            "backend_params": _backend_params(backends),
+            "every_backend": len(backends) == len(Backend),
         },
     )
 

@@ -169,6 +169,18 @@ EXPECTATIONS: dict[str, dict[str, E]] = {
         "GET": E(302, 404, 403, 403, 200),
         "POST": E(302, 404, 403, 403, 302, data={"scorer": "tool"}),
     },
+    # Project admins register a tool or external scorer for their project (site admins any).
+    "/scoring/p/{slug}/scorers/new/": {
+        "GET": E(302, 404, 403, 403, 200),
+        "POST": E(
+            302,
+            404,
+            403,
+            403,
+            302,
+            data={"name": "walk-new", "backend": "tool", "threshold": "0.5"},
+        ),
+    },
     # --- REST API: projects, traces, labels
     # Everyone lists their own projects; only site admins create one (none of the visitors is).
     "/api/projects/": {
@@ -243,6 +255,7 @@ EXPECTATIONS: dict[str, dict[str, E]] = {
     "/api/projects/{slug}/scorers/": {
         "GET": API_MEMBERS,
         "PUT": E(401, 404, 403, 403, 200, data={"scorers": ["tool"]}),
+        "POST": E(401, 404, 403, 403, 201, data={"name": "walk-api", "backend": "tool"}),
     },
     # --- issue 4: queue, review, agreement, audit (reviewers; annotators 403 "Reviewers only")
     # --- issue 15: the docs pages (any logged-in person; `name` is a docs/ file)

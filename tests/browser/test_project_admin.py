@@ -27,9 +27,6 @@ SAMPLE = REPO_ROOT / "data" / "processbench_sample.jsonl"
 
 def test_an_admin_runs_a_project_from_the_app(browser, live_server, artifacts) -> None:  # type: ignore[no-untyped-def]
     make_user("site-admin", password=PASSWORD, is_superuser=True)
-    # Registered, not yet attached. A generous time budget: under load the default 2 s per trace
-    # can run out before the wrong steps are checked, and an unchecked step is no verdict.
-    scoring_services.scorer_create(name="tool", backend="tool", params={"time_budget_s": 60})
     context, page = session(browser, live_server, "site-admin", "/")
 
     # A project from scratch.
@@ -71,6 +68,19 @@ def test_an_admin_runs_a_project_from_the_app(browser, live_server, artifacts) -
 
     # Attach the tool scorer and score all (Celery runs eagerly in the tests).
     page.goto("/scoring/p/gsm-audit/scorers/")
+    # Registered from the app and attached. A generous time budget: under load the default 2 s
+    # per trace can run out before the wrong steps are checked, and an unchecked step is no
+    # verdict. A mistyped parameter is refused by name first.
+    page.click("[data-testid=scorer-new]")
+    page.fill("#id_name", "tool")
+    page.select_option("#id_backend", "tool")
+    page.fill("#id_params", '{"time_budget": 60}')
+    page.click("text=Register and attach")
+    assert "params.time_budget: not a parameter of the tool backend" in page.inner_text("main")
+    page.fill("#id_params", '{"time_budget_s": 60}')
+    page.screenshot(path=str(artifacts / "scorer_new.png"), full_page=True)
+    page.click("text=Register and attach")
+    assert "Registered tool; it now scores this project." in page.inner_text("main")
     page.check('input[name="scorer"][value="tool"]')
     page.click("text=Save")
     page.click("text=Score all with tool")

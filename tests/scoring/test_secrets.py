@@ -31,7 +31,7 @@ def world():
     mine = make_project(members={annotator: "annotator"})
     theirs = make_project(members={outsider: "annotator"})
     shared = services.scorer_create(
-        name="shared", backend=Backend.TOOL, params={"tolerance": 0.01}, projects=[mine, theirs]
+        name="shared", backend=Backend.TOOL, params={"pass_score": 0.8}, projects=[mine, theirs]
     )
     secret = services.scorer_create(
         name="vllm",
@@ -64,7 +64,7 @@ def test_members_see_their_projects_scorers_without_parameters(world) -> None:
 def test_site_admins_see_parameters_and_every_project(world) -> None:
     _, _, admin, mine, theirs, *_ = world
     rows = {r["name"]: r for r in _api(admin).get("/api/scorers/").json()}
-    assert rows["shared"]["params"] == {"tolerance": 0.01}
+    assert rows["shared"]["params"] == {"pass_score": 0.8}
     assert sorted(rows["shared"]["projects"]) == sorted([mine.slug, theirs.slug])
     assert rows["vllm"]["params"]["api_key_env"] == "STEPLENS_PRM_KEY"
 

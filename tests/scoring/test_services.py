@@ -49,7 +49,7 @@ def test_new_scorer_version_means_new_runs(setup, django_capture_on_commit_callb
     project, scorer, traces, _ = setup
     with django_capture_on_commit_callbacks(execute=True):
         services.score_runs_enqueue(traces=traces, scorers=[scorer])
-    services.scorer_update(scorer=scorer, params={"k": 2})
+    services.scorer_update(scorer=scorer, params={"pass_score": 0.8})
     assert scorer.version == 2
     with django_capture_on_commit_callbacks(execute=True):
         runs = services.score_runs_enqueue(traces=traces, scorers=[scorer])

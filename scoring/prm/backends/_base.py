@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,19 +24,7 @@ from scoring.prm.loading import (
     resolve_device,
     resolve_dtype,
 )
-
-
-@dataclasses.dataclass(frozen=True)
-class ForwardParams:
-    """Params every forward-pass backend takes (the worker's knobs)."""
-
-    max_tokens: int = 16384  # batch token budget: rows x longest row of a micro-batch
-    # None: 64 on CUDA, 1 on CPU (a padding mask sends CPU attention to its slow kernel, and
-    # CPU matmuls gain nothing from more rows; measured in benchmarks/scoring_throughput.py)
-    max_batch_size: int | None = None
-    max_length: int | None = None  # longest trace in tokens; default: the model's positions
-    model_class: str = "auto"  # auto | token_classification | causal_lm | base
-    trust_remote_code: bool = False  # Qwen2.5-Math-PRM's own modelling code needs True
+from scoring.prm.params import ForwardParams
 
 
 class ForwardScorer:

@@ -22,14 +22,13 @@ Cost: one generation per step (x K); that is the method, not the engine: use it 
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
-from scoring.prm.backends._base import ForwardParams, ForwardScorer
+from scoring.prm.backends._base import ForwardScorer
 from scoring.prm.contract import (
     ScorerError,
     StepScoreOut,
@@ -39,6 +38,7 @@ from scoring.prm.contract import (
     parse_params,
 )
 from scoring.prm.formatting import Encoded, number_step
+from scoring.prm.params import GenerativeParams
 
 VERDICT_QUESTION = "Is the step correct (Yes/No)?"
 VERDICT_FALLBACK = "\nBased on your analysis. Is the answer correct (Yes/No)?"
@@ -68,25 +68,6 @@ R_PRM_PROMPT_HEAD = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\
 R_PRM_PROMPT_TAIL = "<|im_end|>\\n<|im_start|>assistant\\n"
 NO_PREVIOUS_STEPS = "Since the Now Step is the first step, there are no Previous Steps."
 STEP_PREFIX = "Step {n}: "
-
-
-@dataclasses.dataclass(frozen=True)
-class GenerativeParams(ForwardParams):
-    model_class: str = "causal_lm"
-    # R-PRM's ProcessBench evaluation: N=10, temperature 0.95, top_p 0.95, 4096 new tokens.
-    k: int = 10  # critiques per step
-    temperature: float = 0.95  # 0: greedy decoding, which needs k=1 (K identical critiques)
-    top_p: float = 0.95
-    max_new_tokens: int = 4096
-    seed: int = 0
-    generation_batch_size: int = 8  # prompts per generate() call (x K sequences)
-    # "authors": R-PRM's evaluation prompt file verbatim (its own chat markup);
-    # "chat_template": the instruction as one user turn through the tokenizer's chat template,
-    # after ``system_prompt`` (for a generative PRM with another template).
-    prompt_format: str = "authors"
-    system_prompt: str | None = "You are a helpful assistant."  # chat_template only
-    yes_token: str = " Yes"
-    no_token: str = " No"
 
 
 def previous_steps_text(trace: TraceInput, index: int) -> str:

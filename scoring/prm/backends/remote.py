@@ -17,7 +17,6 @@ environment variable of the worker that holds it.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -28,22 +27,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from scoring.prm.contract import ScorerError, StepScoreOut, TraceInput, TraceScores, parse_params
-from scoring.prm.formatting import QWEN_PRM_SEPARATOR, QWEN_PRM_SYSTEM_PROMPT, clean_step
+from scoring.prm.formatting import clean_step
+from scoring.prm.params import RemoteParams
 from scoring.prm.redact import redact_text, redact_url
-
-
-@dataclasses.dataclass(frozen=True)
-class RemoteParams:
-    url: str = "http://127.0.0.1:8000"  # the vLLM server (without /pooling)
-    model: str | None = None  # the served model name; default: model_path
-    timeout_s: float = 60.0
-    concurrency: int = 4  # requests in flight (vLLM batches them on its side)
-    separator: str = QWEN_PRM_SEPARATOR
-    system_prompt: str | None = QWEN_PRM_SYSTEM_PROMPT
-    positive_label: int = 1
-    # The name of the environment variable that holds the server's API key (sent as a bearer
-    # token); the key itself is never stored with the scorer.
-    api_key_env: str | None = None
 
 
 def pooling_request(trace: TraceInput, p: RemoteParams, model: str) -> dict[str, Any]:

@@ -13,13 +13,12 @@ trajectory-level reward.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
-from scoring.prm.backends._base import ForwardParams, ForwardScorer
+from scoring.prm.backends._base import ForwardScorer
 from scoring.prm.contract import (
     ModelLoadError,
     ScorerError,
@@ -29,24 +28,12 @@ from scoring.prm.contract import (
 )
 from scoring.prm.formatting import (
     QWEN_PRM_SEPARATOR,
-    QWEN_PRM_SYSTEM_PROMPT,
     TRL_STEP_SEPARATOR,
     Encoded,
     format_separator_chat,
     format_trl,
 )
-
-
-@dataclasses.dataclass(frozen=True)
-class StepHeadParams(ForwardParams):
-    style: str = "qwen"  # qwen | trl
-    separator: str | None = None  # default: "<extra_0>" (qwen) or "\n" (trl)
-    system_prompt: str | None = QWEN_PRM_SYSTEM_PROMPT  # qwen style only; None: no system turn
-    positive_label: int = 1  # the class whose probability is the step score
-    # ReasonFlux-PRM-7B's trajectory-level reward (qwen style): the whole response, its steps
-    # joined by ``trajectory_joiner``, scored as ONE step (see StepHeadScorer.score).
-    trajectory: bool = False
-    trajectory_joiner: str = "\n\n"
+from scoring.prm.params import StepHeadParams
 
 
 def _response_steps(trace: TraceInput) -> list[str]:

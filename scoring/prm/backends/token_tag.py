@@ -9,37 +9,19 @@ reference code re-runs every prefix conversation and reads position -3; same num
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 
-from scoring.prm.backends._base import ForwardParams, ForwardScorer
+from scoring.prm.backends._base import ForwardScorer
 from scoring.prm.contract import ScorerError, TraceInput, parse_params
 from scoring.prm.formatting import (
-    MATH_SHEPHERD_STEP_PREFIX,
-    MATH_SHEPHERD_TAG,
-    RLHFLOW_PROBLEM_JOINER,
     Encoded,
     format_chat_turns,
     format_math_shepherd,
 )
-
-
-@dataclasses.dataclass(frozen=True)
-class TokenTagParams(ForwardParams):
-    model_class: str = "causal_lm"
-    style: str = "math_shepherd"  # math_shepherd | chat
-    good_token: str = "+"
-    bad_token: str = "-"
-    tag: str = MATH_SHEPHERD_TAG  # math_shepherd only
-    step_prefix: str = MATH_SHEPHERD_STEP_PREFIX  # math_shepherd only; "{n}" is the step number
-    # chat only: between the problem and the first step in the first user turn (RLHFlow's
-    # prm_evaluate.py: " "; ProcessBench's run_eval_prm_rlhflow.py: "\n\n")
-    problem_joiner: str = RLHFLOW_PROBLEM_JOINER
-    good_token_id: int | None = None  # override the ids derived from the strings
-    bad_token_id: int | None = None
+from scoring.prm.params import TokenTagParams
 
 
 class TokenTagScorer(ForwardScorer):

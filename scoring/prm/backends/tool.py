@@ -27,7 +27,6 @@ naming the exception.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import threading
 import time
@@ -46,17 +45,8 @@ from scoring.prm.arith import (
     normalise,
 )
 from scoring.prm.contract import StepScoreOut, TraceInput, TraceScores, parse_params
+from scoring.prm.params import ToolParams
 from scoring.prm.table_checks import table_reader
-
-
-@dataclasses.dataclass(frozen=True)
-class ToolParams:
-    false_score: float = 0.05
-    pass_score: float = 0.9
-    neutral_score: float = 0.5
-    check_answer: bool = True
-    time_budget_s: float = 2.0
-
 
 _REFUTING = re.compile(
     r"contradict|\bnot (?:equal|true|possible|valid|correct)|does(?: not|n't) (?:equal|equate|hold|work|satisfy)"

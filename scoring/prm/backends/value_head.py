@@ -11,14 +11,13 @@ scores) is not a step scorer; ReasonFlux-PRM-7B's is step_head's ``trajectory=Tr
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from scoring.prm.backends._base import ForwardParams, ForwardScorer
+from scoring.prm.backends._base import ForwardScorer
 from scoring.prm.contract import ModelLoadError, ScorerError, TraceInput, parse_params
 from scoring.prm.formatting import (
     QWEN_PRM_SEPARATOR,
@@ -28,18 +27,9 @@ from scoring.prm.formatting import (
     format_value_steps,
 )
 from scoring.prm.loading import read_tensors, refuse_missing, weight_files
+from scoring.prm.params import ValueHeadParams
 
 V_HEAD_PREFIX = "v_head.summary."
-
-
-@dataclasses.dataclass(frozen=True)
-class ValueHeadParams(ForwardParams):
-    head: str = "auto"  # auto | v_head | token_classification
-    layout: str = "skywork"  # skywork | qwen (chat template + <extra_0>)
-    step_token: str = "\n"  # skywork layout
-    # Refused when True: a value head has no trajectory-level score (the last token is the last
-    # step's flag in Skywork's layout: it was the last step's score under another name).
-    trajectory: bool = False
 
 
 def find_v_head(model_path: str | Path) -> dict[str, torch.Tensor] | None:

@@ -14,6 +14,7 @@ class Backend(models.TextChoices):
     GENERATIVE = "generative", "Generative critique (R-PRM)"
     TOOL = "tool", "Tool checks (sympy, answer check)"
     REMOTE = "remote", "Remote vLLM pooling server"
+    VISION = "vision", "Vision-language step tags (MM-PRM)"
     # Scores computed elsewhere and loaded with import_scores: never enqueued, never run.
     EXTERNAL = "external", "External (scores imported, never run here)"
 

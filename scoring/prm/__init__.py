@@ -35,6 +35,7 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "generative": ("scoring.prm.backends.generative", "GenerativeScorer"),
     "tool": ("scoring.prm.backends.tool", "ToolScorer"),
     "remote": ("scoring.prm.backends.remote", "RemoteScorer"),
+    "vision": ("scoring.prm.backends.vision", "VisionScorer"),
 }
 
 

@@ -281,3 +281,64 @@ def save_train_base(
     model.save_pretrained(str(directory))
     tokenizer.save_pretrained(str(directory))
     return directory
+
+
+VISION_TOKENS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<prm>"]
+
+
+def save_tiny_vlm(directory: str | Path, texts: Iterable[str], *, seed: int = 0) -> Path:
+    """A random tiny vision-language model in Qwen2-VL's layout, saved with ``save_pretrained``
+    (``Qwen2VLForConditionalGeneration``, its image processor, a tokenizer trained on ``texts``
+    with Qwen2-VL's vision tokens, MM-PRM's ``<prm>`` tag and ``Yes``/``No`` as single tokens),
+    so that the vision backend loads it as it loads a real checkpoint. Images are resized to
+    56x56 pixels: 16 patches of 14, 4 image tokens after the 2x2 merge."""
+    import transformers as tf
+    from tokenizers import AddedToken
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_tokenizer(texts)
+    tokenizer.add_tokens(
+        [AddedToken(t, normalized=False, special=True) for t in VISION_TOKENS],
+        special_tokens=True,
+    )
+    tokenizer.add_tokens(["Yes", "No"])
+    image_processor = tf.Qwen2VLImageProcessorPil(
+        min_pixels=56 * 56, max_pixels=56 * 56, patch_size=14, merge_size=2, temporal_patch_size=2
+    )
+    config = tf.Qwen2VLConfig(
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]},
+            "initializer_range": 0.2,
+            "pad_token_id": tokenizer.pad_token_id,
+            "bos_token_id": None,
+            "eos_token_id": tokenizer.eos_token_id,
+        },
+        vision_config={
+            "depth": 1,
+            "embed_dim": 32,
+            "hidden_size": 64,
+            "num_heads": 2,
+            "mlp_ratio": 2,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "in_channels": 3,
+            "initializer_range": 0.2,
+        },
+        image_token_id=tokenizer.convert_tokens_to_ids("<|image_pad|>"),
+        vision_start_token_id=tokenizer.convert_tokens_to_ids("<|vision_start|>"),
+        vision_end_token_id=tokenizer.convert_tokens_to_ids("<|vision_end|>"),
+    )
+    torch.manual_seed(seed)
+    model = tf.Qwen2VLForConditionalGeneration(config).eval()
+    model.save_pretrained(str(directory))
+    image_processor.save_pretrained(str(directory))
+    tokenizer.save_pretrained(str(directory))
+    return directory

@@ -136,6 +136,20 @@ class Step(models.Model):
         return f"{self.trace_id}#{self.index}"
 
 
+class RenderedHtml(models.Model):
+    """A text's sanitised HTML (annotate.rendering), rendered once and kept: problems and steps
+    never change after import, and a page view assembles these fragments instead of running
+    Markdown and nh3 again. Keyed by a digest of the renderer's version and the text, so a
+    renderer change (annotate.rendering.RENDERER_VERSION) renders everything again on view."""
+
+    digest = models.CharField(max_length=32, primary_key=True)
+    html = models.TextField()
+    version = models.PositiveSmallIntegerField()
+
+    def __str__(self) -> str:
+        return f"html {self.digest} (renderer {self.version})"
+
+
 class AnnotationStatus(models.TextChoices):
     IN_PROGRESS = "in_progress", "In progress"
     SUBMITTED = "submitted", "Submitted"

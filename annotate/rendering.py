@@ -253,6 +253,11 @@ def _make_markdown() -> MarkdownIt:
 
 _MD = _make_markdown()
 
+# Bump on any change to what render_markdown outputs for a given text (this module, or an
+# upgrade of markdown-it-py or nh3 that changes their output): the HTML kept by annotate.rendered
+# is keyed by it, so every text is rendered again on its next view.
+RENDERER_VERSION = 1
+
 _ALLOWED_TAGS = {
     "p", "br", "hr", "em", "strong", "del", "s", "code", "pre", "blockquote",
     "ul", "ol", "li", "h1", "h2", "h3", "h4", "h5", "h6",

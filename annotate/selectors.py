@@ -173,6 +173,7 @@ class StepView:
     step: Step
     label: StepLabel | None
     gold: GoldLabel | None
+    html: str = ""  # the step's text as sanitised HTML, where a page shows it (annotate.rendered)
 
 
 @dataclass

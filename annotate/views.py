@@ -37,6 +37,7 @@ from .models import (
     StepPart,
     Trace,
 )
+from .rendered import html_many
 from .rendering import render_markdown
 
 # ---------------------------------------------------------------------------------------------
@@ -184,6 +185,18 @@ def _trace_page(
 ) -> HttpResponse:
     data = selectors.trace_for_annotation(user=request.user, trace_id=trace_id)
     context = _label_context(data)
+    # Every text of the page as HTML rendered once and kept (annotate.rendered): one query.
+    html = html_many(
+        [
+            data.problem.text,
+            data.problem.reference_answer,
+            data.problem.reference_solution if data.show_reference_solution else "",
+            data.trace.final_answer,
+            *(view.step.text for view in data.steps),
+        ]
+    )
+    for view in data.steps:
+        view.html = html[view.step.text]
     # Steps in their stored order, a heading wherever the part changes (thinking, response,
     # thinking again...): the keyboard labels the n-th row as step n, so rows are never regrouped.
     sections: list[tuple[str, str, list[selectors.StepView]]] = []
@@ -216,6 +229,12 @@ def _trace_page(
             if submit_error
             else (data.annotation.finish_reason if data.annotation else ""),
             "submit_error": submit_error,
+            "problem_html": html[data.problem.text],
+            "reference_answer_html": html[data.problem.reference_answer],
+            "reference_solution_html": html[data.problem.reference_solution]
+            if data.show_reference_solution
+            else "",
+            "final_answer_html": html[data.trace.final_answer],
         }
     )
     response = render(request, "annotate/trace.html", context, status=status)

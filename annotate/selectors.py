@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, F, OuterRef, Prefetch, QuerySet, Subquery, Value
+from django.db.models import Count, F, Min, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
@@ -106,12 +107,43 @@ def problem_image_for_user(*, user: UserLike, slug: str, name: str) -> Path:
 def trace_get_for_user(*, user: UserLike, trace_id: int, min_role: Role = Role.ANNOTATOR) -> Trace:
     # The user's membership role comes with the trace, in the same query (the hot path of every
     # label save); project_role() then answers from it for this project and user.
+    return _trace_with_role(user=user, trace_id=trace_id, min_role=min_role, extra={})
+
+
+def trace_get_for_label(*, user: UserLike, trace_id: int) -> Trace:
+    """trace_get_for_user, with the user's annotation id (`my_annotation_id`, None before the
+    first label) and the trace's step count (`step_count`) in the same query: what a label save
+    needs besides its own upsert (services.label_set_at, label_status)."""
+    return _trace_with_role(
+        user=user,
+        trace_id=trace_id,
+        min_role=Role.ANNOTATOR,
+        extra={
+            "my_annotation_id": Subquery(
+                Annotation.objects.filter(
+                    trace=OuterRef("pk"), annotator_id=getattr(user, "pk", None)
+                ).values("pk")[:1]
+            ),
+            "step_count": Subquery(
+                Step.objects.filter(trace=OuterRef("pk"))
+                .order_by()
+                .values("trace")
+                .annotate(count=Count("pk"))
+                .values("count")
+            ),
+        },
+    )
+
+
+def _trace_with_role(
+    *, user: UserLike, trace_id: int, min_role: Role, extra: dict[str, Any]
+) -> Trace:
     my_role = Membership.objects.filter(
         project=OuterRef("project_id"), user_id=getattr(user, "pk", None)
     ).values("role")[:1]
     trace = (
         Trace.objects.select_related("project", "problem")
-        .annotate(my_role=Subquery(my_role))
+        .annotate(my_role=Subquery(my_role), **extra)
         .filter(pk=trace_id)
         .first()
     )
@@ -125,6 +157,32 @@ def trace_get_for_user(*, user: UserLike, trace_id: int, min_role: Role = Role.A
         missing="No such trace.",
     )
     return trace
+
+
+@dataclass(frozen=True)
+class LabelStatus:
+    """What the labelling page shows about a whole annotation after one step's save."""
+
+    labelled: int  # steps with a value
+    step_count: int
+    first_error_index: int | None  # the first step labelled -1
+    all_correct: bool
+
+
+def label_status(*, annotation_id: int, step_count: int) -> LabelStatus:
+    """The counts of one annotation's labels, in one query (the step count comes with the trace:
+    trace_get_for_label)."""
+    row = StepLabel.objects.filter(annotation_id=annotation_id, value__isnull=False).aggregate(
+        labelled=Count("pk"),
+        correct=Count("pk", filter=Q(value=1)),
+        first_error=Min("step__index", filter=Q(value=-1)),
+    )
+    return LabelStatus(
+        labelled=row["labelled"],
+        step_count=step_count,
+        first_error_index=row["first_error"],
+        all_correct=step_count > 0 and row["correct"] == step_count,
+    )
 
 
 def trace_list_for_user(*, user: UserLike, project: Project | None = None) -> QuerySet[Trace]:

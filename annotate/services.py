@@ -213,9 +213,43 @@ def label_set(
     One upsert (INSERT ... ON CONFLICT DO UPDATE of the given fields only): concurrent saves of
     different fields of the same step never undo each other, and no row lock is needed.
     """
-    project = step.trace.project
+    _check_value_in(project=step.trace.project, value=value)
+    fields = _label_fields(value=value, flagged=flagged, note=note)
+    annotation = annotation_start(user=user, trace=step.trace)
+    return _label_upsert(annotation=annotation, step=step, fields=fields)
+
+
+def label_set_at(
+    *,
+    user: User,
+    trace: Trace,
+    index: int,
+    annotation_id: int | None,
+    value: int | None = UNSET,
+    flagged: bool = UNSET,
+    note: str = UNSET,
+) -> StepLabel | None:
+    """label_set for the step at `index` of a trace fetched by `trace_get_for_label`, which brings
+    the user's annotation id: the upsert finds the step itself (INSERT ... SELECT), so a save of a
+    started trace is this one statement. None: the trace has no such step (nothing written)."""
+    _check_value_in(project=trace.project, value=value)
+    fields = _label_fields(value=value, flagged=flagged, note=note)
+    if annotation_id is None:
+        # First touch: refuse a missing step before the annotation is made.
+        if not Step.objects.filter(trace_id=trace.pk, index=index).exists():
+            return None
+        annotation_id = annotation_start(user=user, trace=trace).pk
+    return _label_upsert_row(
+        annotation_id=annotation_id, step=None, at=(trace.pk, index), fields=fields
+    )
+
+
+def _check_value_in(*, project: Project, value: int | None) -> None:
     if value is not UNSET:
         _check_value(project=project, value=value)
+
+
+def _label_fields(*, value: Any, flagged: Any, note: Any) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     if value is not UNSET:
         fields["value"] = value
@@ -224,12 +258,26 @@ def label_set(
         fields["flagged"] = bool(flagged)
     if note is not UNSET:
         fields["note"] = note
-    annotation = annotation_start(user=user, trace=step.trace)
-    return _label_upsert(annotation=annotation, step=step, fields=fields)
+    return fields
 
 
 def _label_upsert(*, annotation: Annotation, step: Step, fields: dict[str, Any]) -> StepLabel:
-    """INSERT ... ON CONFLICT DO UPDATE the given fields ... RETURNING the row, in one statement.
+    label = _label_upsert_row(annotation_id=annotation.pk, step=step, at=None, fields=fields)
+    assert label is not None, "a step in hand is always written"
+    label.annotation = annotation
+    return label
+
+
+def _label_upsert_row(
+    *,
+    annotation_id: int,
+    step: Step | None,
+    at: tuple[int, int] | None,
+    fields: dict[str, Any],
+) -> StepLabel | None:
+    """INSERT ... ON CONFLICT DO UPDATE the given fields ... RETURNING the row, in one statement,
+    for `step`, or for the step at (trace id, index) found by the statement itself (INSERT ...
+    SELECT: None when there is no such step).
 
     Written out rather than through bulk_create, which wraps the statement in a transaction and
     cannot return the row's other fields: a label save is the hottest write, and this spares it
@@ -245,40 +293,56 @@ def _label_upsert(*, annotation: Annotation, step: Step, fields: dict[str, Any])
     now = timezone.now()
     row = {"value": None, "source": LabelSource.HAND, "flagged": False, "note": "", **fields}
     update = [*fields, "updated_at"]
-    sql = (
-        f"INSERT INTO {qn(meta.db_table)} ({qn(column['annotation'])}, {qn(column['step'])}, "
-        f"{', '.join(qn(column[name]) for name in ('value', 'source', 'flagged', 'note', 'updated_at'))}) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s) "
-        f"ON CONFLICT ({qn(column['annotation'])}, {qn(column['step'])}) DO UPDATE SET "
-        + ", ".join(f"{qn(column[name])} = excluded.{qn(column[name])}" for name in update)
-        + f" RETURNING {qn(meta.pk.column)}, "
-        + ", ".join(
-            qn(column[name]) for name in ("value", "source", "flagged", "note", "blind_value")
-        )
-    )
-    params = [
-        annotation.pk,
-        step.pk,
+    values = [
         row["value"],
         row["source"],
         row["flagged"],
         row["note"],
         connection.ops.adapt_datetimefield_value(now),
     ]
+    if step is not None:
+        source = "VALUES (%s, %s, %s, %s, %s, %s, %s) "
+        params = [annotation_id, step.pk, *values]
+    else:
+        assert at is not None, "a step or where it is"
+        step_meta = Step._meta
+        source = (
+            f"SELECT %s, {qn(step_meta.pk.column)}, %s, %s, %s, %s, %s "
+            f"FROM {qn(step_meta.db_table)} WHERE {qn(step_meta.get_field('trace').column)} = %s "
+            f"AND {qn(step_meta.get_field('index').column)} = %s "
+        )
+        params = [annotation_id, *values, *at]
+    sql = (
+        f"INSERT INTO {qn(meta.db_table)} ({qn(column['annotation'])}, {qn(column['step'])}, "
+        f"{', '.join(qn(column[name]) for name in ('value', 'source', 'flagged', 'note', 'updated_at'))}) "
+        + source
+        + f"ON CONFLICT ({qn(column['annotation'])}, {qn(column['step'])}) DO UPDATE SET "
+        + ", ".join(f"{qn(column[name])} = excluded.{qn(column[name])}" for name in update)
+        + f" RETURNING {qn(meta.pk.column)}, {qn(column['step'])}, "
+        + ", ".join(
+            qn(column[name]) for name in ("value", "source", "flagged", "note", "blind_value")
+        )
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        pk, value, source, flagged, note, blind_value = cursor.fetchone()
-    return StepLabel(
+        found = cursor.fetchone()
+    if found is None:
+        return None
+    pk, step_id, value, source_, flagged, note, blind_value = found
+    label = StepLabel(
         pk=pk,
-        annotation=annotation,
-        step=step,
+        annotation_id=annotation_id,
+        step_id=step_id,
         value=value,
-        source=source,
+        source=source_,
         flagged=bool(flagged),
         note=note,
         blind_value=blind_value,
         updated_at=now,
     )
+    if step is not None:
+        label.step = step
+    return label
 
 
 # What first-error / all-correct may write over: the steps they filled in themselves, and an

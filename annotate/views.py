@@ -34,6 +34,7 @@ from .models import (
     LabelScheme,
     Role,
     Step,
+    StepLabel,
     StepPart,
     Trace,
 )
@@ -151,6 +152,23 @@ def _form_errors(form: Any, exc: ValidationError) -> None:
 # The labelling page
 
 
+def _scheme_context(trace: Trace) -> dict[str, Any]:
+    """What the step partials need from the project: keys, label names, scheme flags."""
+    scheme = trace.project.label_scheme
+    hotkeys = hotkeys_for(hotkeys=trace.project.hotkeys, scheme=scheme)
+    return {
+        # The steps' form addresses share this prefix: one reversal per page instead of two per
+        # step (a 500-step page spent 0.24 s in reverse()); a test checks it against reverse().
+        "steps_url": reverse("annotate:step_label", args=[trace.pk, 0]).removesuffix("0/label/"),
+        "keys": hotkeys["keys"],
+        "label_names": hotkeys["label_names"],
+        "legend": hotkeys["legend"],
+        "scheme": scheme,
+        "is_ternary": scheme == LabelScheme.TERNARY,
+        "is_first_error": scheme == LabelScheme.FIRST_ERROR,
+    }
+
+
 def _label_context(data: selectors.TraceForAnnotation) -> dict[str, Any]:
     """What the step partials need besides the steps: first wrong step, counts, scheme flags."""
     values = [view.label.value if view.label else None for view in data.steps]
@@ -158,21 +176,9 @@ def _label_context(data: selectors.TraceForAnnotation) -> dict[str, Any]:
     first_error = next(
         (view.step.index for view in data.steps if view.label and view.label.value == -1), None
     )
-    scheme = data.project.label_scheme
-    hotkeys = hotkeys_for(hotkeys=data.project.hotkeys, scheme=scheme)
     return {
         "t": data,
-        # The steps' form addresses share this prefix: one reversal per page instead of two per
-        # step (a 500-step page spent 0.24 s in reverse()); a test checks it against reverse().
-        "steps_url": reverse("annotate:step_label", args=[data.trace.pk, 0]).removesuffix(
-            "0/label/"
-        ),
-        "keys": hotkeys["keys"],
-        "label_names": hotkeys["label_names"],
-        "legend": hotkeys["legend"],
-        "scheme": scheme,
-        "is_ternary": scheme == LabelScheme.TERNARY,
-        "is_first_error": scheme == LabelScheme.FIRST_ERROR,
+        **_scheme_context(data.trace),
         "first_error_index": first_error,
         "labelled_count": labelled,
         "step_count": len(values),
@@ -276,26 +282,62 @@ def _error_text(error: ValidationError) -> str:
     return " ".join(error.messages)
 
 
+def _saved_label_response(
+    request: AuthedRequest, trace: Trace, label: StepLabel, index: int
+) -> HttpResponse:
+    """htmx: the saved step's controls and the trace's label status (out of band), from the
+    upsert's returned row and one count of the annotation's labels; no step is read."""
+    status = selectors.label_status(
+        annotation_id=label.annotation_id,
+        step_count=trace.step_count,  # type: ignore[attr-defined]
+    )
+    step = Step(pk=label.step_id, trace_id=trace.pk, index=index)
+    context = {
+        "t": {"trace": trace},
+        **_scheme_context(trace),
+        "changed": [selectors.StepView(step=step, label=label, gold=None)],
+        "first_error_index": status.first_error_index,
+        "labelled_count": status.labelled,
+        "step_count": status.step_count,
+        "all_correct": status.all_correct,
+        "label_error": "",
+    }
+    return render(request, "annotate/partials/label_response.html", context)
+
+
 @login_required
 @require_POST
 def step_label(request: AuthedRequest, trace_id: int, index: int) -> HttpResponse:
-    """Save any of value / flagged / note for one step (one click, one keystroke, one note)."""
-    trace = selectors.trace_get_for_user(user=request.user, trace_id=trace_id)
-    steps = selectors.trace_steps(trace=trace)
-    step = selectors.step_of(steps=steps, index=index)
+    """Save any of value / flagged / note for one step (one click, one keystroke, one note).
+
+    A save of a started trace is five queries: session, user, the trace with the user's role,
+    annotation id and step count (selectors.trace_get_for_label), the upsert (which finds the
+    step itself) and, for htmx, one count of the labels (tests/annotate/test_views.py)."""
+    trace = selectors.trace_get_for_label(user=request.user, trace_id=trace_id)
     form = StepLabelForm(request.POST)
-    if not form.is_valid():
-        return _label_response(
-            request,
-            trace,
-            [index],
-            error=_error_text(ValidationError(list(form.errors.values()))),
-        )
-    try:
-        label = services.label_set(user=request.user, step=step, **form.changes())
-    except ValidationError as error:
-        return _label_response(request, trace, [index], error=_error_text(error))
-    return _label_response(request, trace, [index], annotation=label.annotation, steps=steps)
+    error = ""
+    label = None
+    if form.is_valid():
+        try:
+            label = services.label_set_at(
+                user=request.user,
+                trace=trace,
+                index=index,
+                annotation_id=trace.my_annotation_id,  # type: ignore[attr-defined]
+                **form.changes(),
+            )
+        except ValidationError as invalid:
+            error = _error_text(invalid)
+    else:
+        error = _error_text(ValidationError(list(form.errors.values())))
+    if error:
+        selectors.step_get(trace=trace, index=index)  # a step that does not exist: 404 first
+        return _label_response(request, trace, [index], error=error)
+    if label is None:
+        raise Http404(f"This trace has no step {index}.")
+    if not request.htmx:
+        return redirect(reverse("annotate:trace", args=[trace.pk]))
+    return _saved_label_response(request, trace, label, index)
 
 
 @login_required

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -291,6 +293,48 @@ def test_label_click_saves_and_the_row_is_rerendered_from_the_saved_state(
     assert re.search(r'data-action="zero"[^>]*\s+name="value" value=""', controls(page, 1))
     client.post(url, {"value": ""}, **HTMX)
     assert StepLabel.objects.get(step__index=1).value is None
+
+
+def test_a_label_save_is_five_queries_and_answers_what_a_reload_shows(
+    annotator: AbstractBaseUser, trace: Trace
+) -> None:
+    """Session, user, the trace (with role, annotation id and step count), the upsert, the count
+    of labels: the step is never read (it was 7 queries, with every step and the labels read)."""
+    client = login(annotator)
+    for index in (0, 1):
+        client.post(reverse("annotate:step_label", args=[trace.pk, index]), {"value": "1"}, **HTMX)
+    url = reverse("annotate:step_label", args=[trace.pk, 2])
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post(url, {"value": "-1", "flagged": "1"}, **HTMX)
+    assert response.status_code == 200
+    assert len(queries) == 5, [query["sql"][:80] for query in queries]
+    html = response.content.decode()
+    assert "3 of 3 steps labelled" in html.replace("<strong>", "").replace("</strong>", "")
+    assert 'aria-pressed="false"' in html.split('id="all-correct"')[1].split(">")[0]
+    page = client.get(reverse("annotate:trace", args=[trace.pk])).content.decode()
+    csrf = re.compile(r'name="csrfmiddlewaretoken" value="[^"]*"')
+    for saved in (html, page):
+        assert pressed(saved, 2, "minus") and pressed(saved, 2, "flag")
+        assert pressed(saved, 2, "first-error")
+    assert csrf.sub("", controls(html, 2)).replace(' hx-swap-oob="true"', "") == csrf.sub(
+        "", controls(page, 2)
+    )
+    # All three +1: the status says all correct, from the count alone.
+    html = client.post(url, {"value": "1"}, **HTMX).content.decode()
+    assert 'aria-pressed="true"' in html.split('id="all-correct"')[1].split(">")[0]
+
+
+def test_a_label_for_a_step_that_does_not_exist_is_404_and_writes_nothing(
+    annotator: AbstractBaseUser, trace: Trace
+) -> None:
+    client = login(annotator)
+    url = reverse("annotate:step_label", args=[trace.pk, 3])
+    assert client.post(url, {"value": "1"}, **HTMX).status_code == 404
+    assert not Annotation.objects.exists()  # the first touch made nothing
+    client.post(reverse("annotate:step_label", args=[trace.pk, 0]), {"value": "1"}, **HTMX)
+    assert client.post(url, {"value": "1"}, **HTMX).status_code == 404
+    assert client.post(url, {"value": "7"}, **HTMX).status_code == 404
+    assert StepLabel.objects.count() == 1
 
 
 def test_flag_and_note_are_saved_without_touching_the_value(

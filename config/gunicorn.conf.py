@@ -16,6 +16,12 @@ bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS") or multiprocessing.cpu_count() + 1)
 threads = int(os.environ.get("GUNICORN_THREADS") or 4)
 worker_class = "gthread"
+# Each worker listens on its own SO_REUSEPORT socket (gunicorn 27 opens them in the workers), so
+# the kernel spreads new connections over the workers. With one shared socket, the first worker
+# awake accepted every kept-alive connection of a burst: 10 clients all on one of 3 workers, the
+# others idle (issue 16; benchmarks/side_by_side.py shows CPU per worker). GUNICORN_REUSE_PORT=0
+# goes back to the shared socket (e.g. a platform that hands gunicorn an inherited socket).
+reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "1") != "0"
 # Load the application once in the master (faster start, shared memory pages).
 preload_app = True
 # A stuck request (a pathological page) is killed rather than holding a worker forever.

@@ -144,7 +144,10 @@ def test_an_admin_runs_a_project_from_the_app(browser, live_server, artifacts) -
         seen.append(page.locator(".trace-id").get_attribute("title").split(":", 1)[1])
         current = page.url
         page.keyboard.press("a")  # all steps correct
-        page.keyboard.press("Enter")  # submit, then the next trace
+        # Submit once the labels say they are saved (a submit while a change is on its way is
+        # refused: tests/browser/test_durable_labels.py), then the next trace.
+        page.wait_for_function("!document.querySelector('.step[data-save=pending]')")
+        page.keyboard.press("Enter")
         page.wait_for_url(lambda url, current=current: url != current)
     assert seen == wanted
     context.close()

@@ -36,6 +36,7 @@ from .models import (
     Role,
     Trace,
 )
+from .rendering import render_markdown, short_trace_id
 from .selectors import MY_STATUS_NEW
 from .serializers import (
     LABEL_VALUE_CHOICES,
@@ -279,6 +280,121 @@ class ProjectDetailApi(ApiView):
         data.is_valid(raise_exception=True)
         services.project_update(project=project, **data.validated_data)
         return Response(_project_detail(request, project).data)
+
+
+class PreviewLegendSerializer(serializers.Serializer):
+    action = serializers.CharField()
+    key = serializers.CharField()
+    description = serializers.CharField()
+
+    class Meta:
+        ref_name = "AnnotatorPreviewLegendRow"
+
+
+class PreviewStepSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    part = serializers.CharField()
+    text = serializers.CharField()
+    html = serializers.CharField(help_text="Sanitised HTML, as the labelling page shows it.")
+
+    class Meta:
+        ref_name = "AnnotatorPreviewStep"
+
+
+class PreviewTraceSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    short_id = serializers.CharField()
+    problem = serializers.CharField()
+    problem_html = serializers.CharField()
+    reference_answer = serializers.CharField(allow_blank=True)
+    final_answer = serializers.CharField(allow_blank=True)
+    steps = PreviewStepSerializer(many=True)
+    next_trace = serializers.IntegerField(
+        allow_null=True, help_text="The project's next trace, to preview another."
+    )
+
+    class Meta:
+        ref_name = "AnnotatorPreviewTrace"
+
+
+class AnnotatorPreviewApi(ApiView):
+    """What an annotator sees with the project's current settings (reviewers and admins): the
+    guidelines, the label scheme with its names and keys, the keyboard legend, and a trace of the
+    project as the labelling page shows it to an annotator who has not started it. Reads only: no
+    label, annotation, lease or score run is made."""
+
+    class QuerySerializer(serializers.Serializer):
+        trace = serializers.IntegerField(
+            required=False, min_value=1, help_text="A trace of the project (default: its first)."
+        )
+
+        class Meta:
+            ref_name = "AnnotatorPreviewQuery"
+
+    class OutputSerializer(serializers.Serializer):
+        project = serializers.CharField()
+        label_scheme = serializers.ChoiceField(choices=LabelScheme.choices)
+        overlap = serializers.IntegerField()
+        blind = serializers.BooleanField(help_text="PRM scores hidden until the annotator submits.")
+        guidelines = serializers.CharField(allow_blank=True)
+        guidelines_html = serializers.CharField(allow_blank=True)
+        keys = serializers.DictField(child=serializers.CharField(), help_text="{action: key}")
+        label_names = serializers.DictField(
+            child=serializers.CharField(), help_text="{plus|zero|minus: name}"
+        )
+        legend = PreviewLegendSerializer(many=True)
+        trace = PreviewTraceSerializer(allow_null=True, help_text="null when the project has none.")
+
+        class Meta:
+            ref_name = "AnnotatorPreview"
+
+    @extend_schema(tags=[TAG_PROJECTS], parameters=[QuerySerializer], responses=OutputSerializer)
+    def get(self, request: Request, slug: str) -> Response:
+        query = self.QuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        preview = selectors.annotator_preview(
+            user=request.user, slug=slug, trace_id=query.validated_data.get("trace")
+        )
+        project = preview.project
+        sample = preview.sample
+        trace = None
+        if sample is not None:
+            trace = {
+                "id": sample.trace.pk,
+                "short_id": short_trace_id(sample.trace.external_id),
+                "problem": sample.problem.text,
+                "problem_html": str(render_markdown(sample.problem.text)),
+                "reference_answer": sample.problem.reference_answer,
+                "final_answer": sample.trace.final_answer,
+                "steps": [
+                    {
+                        "index": view.step.index,
+                        "part": view.step.part,
+                        "text": view.step.text,
+                        "html": str(render_markdown(view.step.text)),
+                    }
+                    for view in sample.steps
+                ],
+                "next_trace": preview.next_sample_id,
+            }
+        hotkeys = preview.hotkeys
+        return Response(
+            {
+                "project": project.slug,
+                "label_scheme": project.label_scheme,
+                "overlap": project.overlap,
+                "blind": project.blind,
+                "guidelines": project.guidelines,
+                "guidelines_html": str(render_markdown(project.guidelines)),
+                "keys": hotkeys["keys"],
+                "label_names": hotkeys["label_names"],
+                "legend": [
+                    {"action": action, "key": key, "description": what}
+                    for action, key, what in hotkeys["legend"]
+                ],
+                "trace": trace,
+            }
+        )
 
 
 # --- traces ---------------------------------------------------------------------------------------

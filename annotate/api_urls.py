@@ -12,6 +12,11 @@ urlpatterns = [
     path("auth/tokens/<int:token_id>/", api.TokenDetailApi.as_view(), name="token-detail"),
     path("projects/", api.ProjectListApi.as_view(), name="project-list"),
     path("projects/<slug:slug>/", api.ProjectDetailApi.as_view(), name="project-detail"),
+    path(
+        "projects/<slug:slug>/annotator-preview/",
+        api.AnnotatorPreviewApi.as_view(),
+        name="annotator-preview",
+    ),
     path("projects/<slug:slug>/traces/", api.TraceListApi.as_view(), name="trace-list"),
     path("traces/<int:trace_id>/", api.TraceDetailApi.as_view(), name="trace-detail"),
     path(

@@ -13,6 +13,7 @@ from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from . import bundles
+from .hotkeys import hotkeys_for
 from .models import (
     Annotation,
     AnnotationStatus,
@@ -516,4 +517,55 @@ def project_members(*, project: Project) -> QuerySet[Membership]:
         Membership.objects.filter(project=project)
         .select_related("user")
         .order_by("role", "user__username")
+    )
+
+
+@dataclass
+class AnnotatorPreview:
+    """What an annotator of the project sees with its current settings (issue 15, item 1)."""
+
+    project: Project
+    hotkeys: dict[str, Any]  # annotate.hotkeys.hotkeys_for: keys, names, label_names, legend
+    sample: TraceForAnnotation | None  # as an annotator who has not started it sees it
+    next_sample_id: int | None
+
+
+def annotator_preview(
+    *, user: UserLike, slug: str, trace_id: int | None = None
+) -> AnnotatorPreview:
+    """The project's settings as its annotators meet them, and one of its traces as the labelling
+    page shows it to an annotator who has not started it: no label, no gold, no reference solution.
+    Reviewers and admins; reads only (no annotation, lease or score run is made)."""
+    project = project_get_for_user(user=user, slug=slug, min_role=Role.REVIEWER)
+    traces = Trace.objects.filter(project=project).select_related("project", "problem")
+    if trace_id is None:
+        trace = traces.order_by("pk").first()
+    else:
+        trace = traces.filter(pk=trace_id).first()
+        if trace is None:
+            raise Http404(f"Trace {trace_id} is not in project {project.slug}.")
+    sample = None
+    next_id = None
+    if trace is not None:
+        sample = TraceForAnnotation(
+            trace=trace,
+            project=project,
+            problem=trace.problem,
+            annotation=None,
+            steps=[
+                StepView(step=step, label=None, gold=None) for step in trace.steps.order_by("index")
+            ],
+            show_reference_solution=gold_visible(role=Role.ANNOTATOR),
+        )
+        next_id = (
+            Trace.objects.filter(project=project, pk__gt=trace.pk)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+            .first()
+        )
+    return AnnotatorPreview(
+        project=project,
+        hotkeys=hotkeys_for(hotkeys=project.hotkeys, scheme=project.label_scheme),
+        sample=sample,
+        next_sample_id=next_id,
     )

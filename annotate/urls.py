@@ -15,6 +15,7 @@ urlpatterns = [
     path("p/<slug:slug>/settings/", views.project_settings, name="project_settings"),
     path("p/<slug:slug>/images/<str:image_name>", views.problem_image, name="problem_image"),
     path("p/<slug:slug>/settings/preview/", views.guidelines_preview, name="guidelines_preview"),
+    path("p/<slug:slug>/annotator-view/", views.annotator_preview, name="annotator_preview"),
     path("import/jobs/<int:job_id>/", views.import_job, name="import_job"),
     path("import/jobs/<int:job_id>/retry/", views.import_job_retry, name="import_job_retry"),
     path("account/tokens/", views.account_tokens, name="tokens"),

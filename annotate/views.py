@@ -107,15 +107,63 @@ def project_settings(request: AuthedRequest, slug: str) -> HttpResponse:
     return render(
         request,
         "annotate/project_settings.html",
-        {
-            "project": project,
-            "form": form,
-            "first_trace": selectors.trace_list_for_user(
-                user=request.user, project=project
-            ).first(),
-        },
+        {"project": project, "form": form},
         status=400 if form.errors else 200,
     )
+
+
+@login_required
+@require_GET
+def annotator_preview(request: AuthedRequest, slug: str) -> HttpResponse:
+    """What an annotator sees with the project's current settings (reviewers and admins): the
+    guidelines, label names, keys and legend, and a trace of the project rendered by the labelling
+    page's own partials with every control disabled. Reads only: no label, annotation, lease or
+    score run is made, and no rendered HTML is stored."""
+    raw = request.GET.get("trace", "")
+    if raw and not raw.isdigit():
+        raise Http404(f"No trace {raw!r} in this project.")
+    preview = selectors.annotator_preview(
+        user=request.user, slug=slug, trace_id=int(raw) if raw else None
+    )
+    project = preview.project
+    context: dict[str, Any] = {
+        "project": project,
+        "preview": preview,
+        "guidelines_html": render_markdown(project.guidelines),
+        "keys": preview.hotkeys["keys"],
+        "label_names": preview.hotkeys["label_names"],
+        "legend": preview.hotkeys["legend"],
+        "scheme": project.label_scheme,
+        "is_ternary": project.label_scheme == LabelScheme.TERNARY,
+        "is_first_error": project.label_scheme == LabelScheme.FIRST_ERROR,
+        "scheme_label": LabelScheme(project.label_scheme).label,
+    }
+    data = preview.sample
+    if data is not None:
+        # Rendered like the labelling page (render_markdown) but not stored: a preview writes nothing.
+        for view in data.steps:
+            view.html = render_markdown(view.step.text)
+        context.update(
+            {
+                "t": data,
+                "sections": _step_sections(data),
+                "steps_url": reverse("annotate:step_label", args=[data.trace.pk, 0]).removesuffix(
+                    "0/label/"
+                ),
+                "first_error_index": None,
+                "labelled_count": 0,
+                "step_count": len(data.steps),
+                "all_correct": False,
+                "has_reference": bool(data.problem.reference_answer),
+                "finish_reasons": FinishReason.choices,
+                "problem_html": render_markdown(data.problem.text),
+                "reference_answer_html": render_markdown(data.problem.reference_answer),
+                "reference_solution_html": "",
+                "final_answer_html": render_markdown(data.trace.final_answer),
+            }
+        )
+    response = render(request, "annotate/annotator_preview.html", context)
+    return with_project_images(response, project)
 
 
 @login_required
@@ -186,6 +234,20 @@ def _label_context(data: selectors.TraceForAnnotation) -> dict[str, Any]:
     }
 
 
+def _step_sections(
+    data: selectors.TraceForAnnotation,
+) -> list[tuple[str, str, list[selectors.StepView]]]:
+    """Steps in their stored order, a heading wherever the part changes (thinking, response,
+    thinking again...): the keyboard labels the n-th row as step n, so rows are never regrouped."""
+    sections: list[tuple[str, str, list[selectors.StepView]]] = []
+    for view in data.steps:
+        part = StepPart(view.step.part)
+        if not sections or sections[-1][0] != part:
+            sections.append((str(part), str(part.label) if data.has_thinking else "", []))
+        sections[-1][2].append(view)
+    return sections
+
+
 def _trace_page(
     request: AuthedRequest, trace_id: int, *, submit_error: str = "", status: int = 200
 ) -> HttpResponse:
@@ -203,14 +265,7 @@ def _trace_page(
     )
     for view in data.steps:
         view.html = html[view.step.text]
-    # Steps in their stored order, a heading wherever the part changes (thinking, response,
-    # thinking again...): the keyboard labels the n-th row as step n, so rows are never regrouped.
-    sections: list[tuple[str, str, list[selectors.StepView]]] = []
-    for view in data.steps:
-        part = StepPart(view.step.part)
-        if not sections or sections[-1][0] != part:
-            sections.append((str(part), str(part.label) if data.has_thinking else "", []))
-        sections[-1][2].append(view)
+    sections = _step_sections(data)
     context.update(
         {
             "has_reference": bool(

@@ -280,6 +280,10 @@ EXPECTATIONS: dict[str, dict[str, E]] = {
         "GET": NO_GET,
         "POST": E(302, 404, 403, 403, 200, data={"guidelines": "*walk*"}),
     },
+    # --- issue 15: what an annotator sees with the current settings (reviewers and admins; reads
+    # only): the page and the same data in the API
+    "/p/{slug}/annotator-view/": {"GET": E(302, 404, 403, 200, 200), "POST": NO_POST},
+    "/api/projects/{slug}/annotator-preview/": {"GET": API_REVIEWERS},
     # --- issue 17: images bundled with an import (the project's members; a name, not a path)
     "/p/{slug}/images/{image_name}": {"GET": E(302, 404, 200, 200, 200), "POST": NO_POST},
     "/p/{slug}/members/": {

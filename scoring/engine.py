@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import defaultdict
@@ -21,8 +22,10 @@ logger = logging.getLogger(__name__)
 # Backends that run a model in micro-batches take the worker's token budget.
 _BATCHED_BACKENDS = {"step_head", "token_tag", "value_head", "generative"}
 
-# (scorer id, version) -> a built engine scorer; models load once per worker process.
-_ENGINES: dict[tuple[int, int], Any] = {}
+# (scorer id, version, what it was built from) -> a built engine scorer; models load once per
+# worker process. The settings are part of the key: an id can come back with other settings
+# (SQLite reuses a rolled-back insert's id; a database restored from a backup).
+_ENGINES: dict[tuple[Any, ...], Any] = {}
 
 
 def _params(scorer: Scorer) -> dict[str, Any]:
@@ -33,7 +36,12 @@ def _params(scorer: Scorer) -> dict[str, Any]:
 
 
 def engine_for(scorer: Scorer) -> Any:
-    key = (scorer.pk, scorer.version)
+    built_from = json.dumps(
+        [scorer.backend, scorer.model_path, scorer.revision, _params(scorer)],
+        sort_keys=True,
+        default=str,
+    )
+    key = (scorer.pk, scorer.version, built_from)
     if key not in _ENGINES:
         # Imported here: the web process never imports the engine (nor torch through it).
         from scoring.prm import build_scorer

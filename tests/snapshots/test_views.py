@@ -152,9 +152,9 @@ def test_api_refuses_neutral_labels_then_builds_with_a_mapping(
     assert detail["status"] == "done" and detail["row_counts"] == {"train": 8}
     body = b"".join(api.get(f"/api/exports/{detail['id']}/files/train.jsonl").streaming_content)
     assert hashlib.sha256(body).hexdigest() == detail["files"][0]["sha256"]
-    assert all(
-        set(json.loads(line)) == {"prompt", "completions", "labels"} for line in body.splitlines()
-    )
+    # every annotator's pass: each label says who set it how (hand, first_error, filled)
+    keys = {"prompt", "completions", "labels", "label_sources"}
+    assert all(set(json.loads(line)) == keys for line in body.splitlines())
     assert api.get(url).json()["count"] == 1
 
 

@@ -195,7 +195,8 @@ class ExportActionApi(ApiView):
 
 
 class ExportFileApi(ApiView):
-    """Download one file of a finished snapshot: a data file, README.md or SHA256SUMS."""
+    """Download one file of a finished snapshot: a data file, an image file its rows reference
+    (`images/<sha256>.<ext>`, listed in SHA256SUMS), README.md or SHA256SUMS."""
 
     @extend_schema(
         tags=[TAG_EXPORTS],
@@ -207,7 +208,7 @@ class ExportFileApi(ApiView):
     def get(self, request: Request, snapshot_id: int, filename: str) -> FileResponse:
         snapshot = selectors.export_get_for_user(user=request.user, snapshot_id=snapshot_id)
         path = selectors.export_file_path(snapshot=snapshot, filename=filename)
-        name = f"{snapshot.project.slug}-{snapshot.name}-v{snapshot.version}-{filename}"
+        name = selectors.export_download_name(snapshot=snapshot, filename=filename)
         return FileResponse(path.open("rb"), as_attachment=True, filename=name)
 
 

@@ -19,7 +19,7 @@ urlpatterns = [
         for action in ("cancel", "retry")
     ),
     path(
-        "exports/<int:snapshot_id>/files/<str:filename>",
+        "exports/<int:snapshot_id>/files/<path:filename>",
         api.ExportFileApi.as_view(),
         name="export-file",
     ),

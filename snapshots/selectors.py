@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 
 from annotate import selectors
+from annotate.images import BUNDLED_NAME
 from annotate.models import Project, Role
 from annotate.selectors import UserLike
 from review.models import BulkAction, BulkActionKind
@@ -57,15 +58,41 @@ def export_get_for_user(*, user: UserLike, snapshot_id: int) -> ExportSnapshot:
     return snapshot
 
 
+def export_file_names(*, snapshot: ExportSnapshot) -> list[str]:
+    """Every file of a finished snapshot, as paths inside its folder: the data files, the image
+    files its rows reference (``images/<sha256>.<ext>``, listed in SHA256SUMS), the card and
+    SHA256SUMS."""
+    names = [f["name"] for f in snapshot.files]
+    if (snapshot.stats or {}).get("images", {}).get("files"):
+        sums = (exports_root() / snapshot.path / SUMS).read_text(encoding="utf-8")
+        for line in sums.splitlines():
+            name = line.split("  ", 1)[1]
+            if name.startswith("images/"):
+                names.append(name)
+    return [*names, CARD, SUMS]
+
+
 def export_file_path(*, snapshot: ExportSnapshot, filename: str) -> Path:
-    """The path of one file of a finished snapshot (a data file, the card or SHA256SUMS)."""
+    """The path of one file of a finished snapshot (a data file, an image file, the card or
+    SHA256SUMS)."""
+    if snapshot.status != ExportStatus.DONE or not snapshot.path:
+        raise Http404("No such file in this export.")
     names = {f["name"] for f in snapshot.files} | {CARD, SUMS}
-    if snapshot.status != ExportStatus.DONE or filename not in names or not snapshot.path:
+    folder, _, name = filename.rpartition("/")
+    is_image = folder == "images" and BUNDLED_NAME.match(name) is not None
+    if filename not in names and not is_image:
         raise Http404("No such file in this export.")
     path = exports_root() / snapshot.path / filename
     if not path.is_file():
         raise Http404("The file of this export is missing on the server.")
     return path
+
+
+def export_download_name(*, snapshot: ExportSnapshot, filename: str) -> str:
+    """The name a downloaded file is saved as: the project, the snapshot and the file's path."""
+    return f"{snapshot.project.slug}-{snapshot.name}-v{snapshot.version}-{filename}".replace(
+        "/", "-"
+    )
 
 
 def export_selection(*, project: Project, selection_id: int) -> BulkAction:

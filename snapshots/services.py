@@ -34,9 +34,12 @@ from django.utils.text import slugify
 
 from annotate.formats.exporters import EXPORTERS
 from annotate.formats.exporters.base import (
+    IMAGES,
+    IMAGES_PARQUET,
     LABEL_SOURCES,
     LABEL_SOURCES_PARQUET,
     NEUTRAL_CHOICES,
+    TABLE_PARQUET,
     ExportRecord,
     ExportRow,
 )
@@ -57,6 +60,7 @@ from scoring.models import Scorer
 from scoring.prm.aggregate import AGGREGATIONS
 from scoring.selectors import scorers_for_project
 
+from .media import IMAGES_DIR, SnapshotMedia, carried_columns
 from .models import (
     ExportFileFormat,
     ExportFormat,
@@ -466,7 +470,7 @@ def _records(snapshot: ExportSnapshot, tally: _Tally) -> Iterator[list[ExportRec
     problems = iter(
         Problem.objects.filter(problem_q)
         .order_by("id")
-        .values_list("id", "text", "content_sha256", "reference_answer")
+        .values_list("id", "text", "content_sha256", "reference_answer", "images", "table")
         .iterator(chunk_size=CHUNK)
     )
     step_fields = ["trace_id", "text", "part", "gold__value"]
@@ -542,6 +546,8 @@ def _records(snapshot: ExportSnapshot, tally: _Tally) -> Iterator[list[ExportRec
             problem=problem[1],
             problem_sha256=problem[2],
             reference_answer=problem[3],
+            problem_images=problem[4],
+            problem_table=problem[5],
             steps=texts,
             parts=parts,
             step_metadata=[row[4] for row in step_rows] if exporter.NEEDS_STEP_METADATA else [],
@@ -699,6 +705,9 @@ def _arrow_type(name: str) -> Any:
         "list<string>": pa.list_(pa.string()),
         "list<bool>": pa.list_(pa.bool_()),
         "messages": pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())])),
+        "table": pa.struct(
+            [("header", pa.list_(pa.string())), ("rows", pa.list_(pa.list_(pa.string())))]
+        ),
     }[name]
 
 
@@ -899,6 +908,8 @@ def _write_files(snapshot: ExportSnapshot, folder: Path, total: int) -> dict[str
     exporter = EXPORTERS[snapshot.format]
     ext = snapshot.file_format
     splits = ["train", "test"] if snapshot.test_fraction > 0 else ["train"]
+    images, tables = carried_columns(traces=_traces(snapshot.project, snapshot.filters))
+    media = SnapshotMedia(folder=folder, project=snapshot.project, images=images, tables=tables)
 
     def open_writer(split: str) -> _JsonlWriter | _ParquetWriter:
         path = folder / f"{split}.{ext}"
@@ -906,6 +917,10 @@ def _write_files(snapshot: ExportSnapshot, folder: Path, total: int) -> dict[str
             schema = dict(exporter.PARQUET_SCHEMA)
             if _carries_label_sources(snapshot):
                 schema.update(LABEL_SOURCES_PARQUET)
+            if media.images:
+                schema.update(IMAGES_PARQUET)
+            if media.tables:
+                schema.update(TABLE_PARQUET)
             return _ParquetWriter(path, schema)
         return _JsonlWriter(path)
 
@@ -921,9 +936,14 @@ def _write_files(snapshot: ExportSnapshot, folder: Path, total: int) -> dict[str
                 else "train"
             )
             wrote = False
+            # One problem per group: its rows share its images and table (none: no columns),
+            # written at its first row (a problem without rows leaves no file in the snapshot).
+            carried: dict[str, Any] | None = None
             rows_by_record = _rows(exporter, group, snapshot)
             for row in rows_by_record:
-                writers[split].write(row.data)
+                if carried is None:
+                    carried = media.columns(group[0]) if media.images or media.tables else {}
+                writers[split].write({**row.data, **carried} if carried else row.data)
                 tally.rows[split] += 1
                 tally.steps += len(row.labels)
                 for value in row.labels:
@@ -948,7 +968,7 @@ def _write_files(snapshot: ExportSnapshot, folder: Path, total: int) -> dict[str
         }
         for split in splits
     ]
-    sums = "".join(f"{f['sha256']}  {f['name']}\n" for f in files)
+    sums = "".join(f"{f['sha256']}  {f['name']}\n" for f in files) + media.sums_lines()
     (folder / SUMS).write_text(sums, encoding="utf-8")
     sha256 = hashlib.sha256(sums.encode()).hexdigest()
     stats = {
@@ -966,9 +986,17 @@ def _write_files(snapshot: ExportSnapshot, folder: Path, total: int) -> dict[str
             "ties": tally.ties,
             "below_min_agreement": tally.below_min_agreement,
         },
+        **media.summary(),
     }
     row_counts = {split: tally.rows.get(split, 0) for split in splits}
-    card = render_card(snapshot, files=files, stats=stats, row_counts=row_counts, sha256=sha256)
+    card = render_card(
+        snapshot,
+        files=files,
+        stats=stats,
+        row_counts=row_counts,
+        sha256=sha256,
+        image_files=sorted(media.files.items()),
+    )
     (folder / CARD).write_text(card, encoding="utf-8")
     return {
         "files": files,
@@ -1006,6 +1034,59 @@ def _card_label_sources(snapshot: ExportSnapshot) -> list[str]:
     ]
 
 
+def _card_media(stats: dict[str, Any]) -> list[str]:
+    """The card's section on the images and tables the rows carry (none: no section)."""
+    images, tables = stats.get("images"), stats.get("tables")
+    if not images and not tables:
+        return []
+    lines = ["", "## Images and tables"]
+    if images:
+        remote = (
+            f", or an https URL of a host the project loads images from ({images['remote_urls']} "
+            "such addresses, not copied)"
+            if images["remote_urls"]
+            else ""
+        )
+        lines += [
+            f"- `{IMAGES}`: every row lists its problem's images (an empty list for a problem "
+            f"without), as paths relative to this folder, `{IMAGES_DIR}/<sha256>.<ext>` (the "
+            f"sha256 of the file's bytes){remote}; {images['files']} files, {images['bytes']} "
+            "bytes, listed below and in SHA256SUMS.",
+            "- `datasets` reads the column as a list of strings, and its JSON and Parquet "
+            "loaders would open a relative path from the working directory, so join the folder "
+            "before casting to images:",
+            "",
+            "```python",
+            "import os",
+            "from datasets import Image, List, load_dataset",
+            "",
+            'folder = "path/to/this/folder"',
+            "ds = load_dataset(folder)",
+            "ds = ds.map(lambda row: {",
+            f'    "{IMAGES}": [p if "://" in p else os.path.join(folder, p) for p in row["{IMAGES}"]]',
+            f'}}).cast_column("{IMAGES}", List(Image()))',
+            "```",
+        ]
+        for reason, count in images["left_out"].items():
+            lines.append(
+                f"- left out of the rows: {count} image address{'es' if count != 1 else ''} "
+                f"that steplens never shows ({reason})"
+            )
+    if tables:
+        lines.append(
+            '- `table`: every row holds its problem\'s table as `{"header": [...], "rows": '
+            "[[...], ...]}` (cells as strings, a Markdown table read into the same form), null "
+            "for a problem without one"
+            + (
+                f"; null also for the {tables['left_out']} problems whose stored table follows "
+                "neither form of the schema"
+                if tables["left_out"]
+                else ""
+            )
+        )
+    return lines
+
+
 def render_card(
     snapshot: ExportSnapshot,
     *,
@@ -1013,6 +1094,7 @@ def render_card(
     stats: dict[str, Any],
     row_counts: dict[str, int],
     sha256: str,
+    image_files: list[tuple[str, tuple[str, int]]] | None = None,
 ) -> str:
     """README.md beside the files: a Hugging Face dataset card (YAML header names the splits)."""
     project = snapshot.project
@@ -1097,12 +1179,14 @@ def render_card(
         ]
     else:
         lines.append("- no step was labelled by two or more annotators in this export")
+    lines += _card_media(stats)
     lines += [
         "",
         "## Files",
         "| file | rows | bytes | sha256 |",
         "|---|---|---|---|",
         *(f"| {f['name']} | {f['rows']} | {f['bytes']} | `{f['sha256']}` |" for f in files),
+        *(f"| {path} | | {size} | `{sha}` |" for path, (sha, size) in image_files or []),
         "",
         f"Snapshot sha256 (of {SUMS}): `{sha256}`",
         "",

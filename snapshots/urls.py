@@ -20,7 +20,7 @@ urlpatterns = [
         for action in ("cancel", "retry")
     ),
     path(
-        "exports/<int:snapshot_id>/files/<str:filename>",
+        "exports/<int:snapshot_id>/files/<path:filename>",
         views.export_download,
         name="export_download",
     ),

@@ -210,7 +210,7 @@ def export_action(request: HttpRequest, snapshot_id: int, action: str) -> HttpRe
 def export_download(request: HttpRequest, snapshot_id: int, filename: str) -> FileResponse:
     snapshot = selectors.export_get_for_user(user=request.user, snapshot_id=snapshot_id)
     path = selectors.export_file_path(snapshot=snapshot, filename=filename)
-    name = f"{snapshot.project.slug}-{snapshot.name}-v{snapshot.version}-{filename}"
+    name = selectors.export_download_name(snapshot=snapshot, filename=filename)
     return FileResponse(path.open("rb"), as_attachment=True, filename=name)
 
 

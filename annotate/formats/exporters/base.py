@@ -19,6 +19,15 @@ NEUTRAL_CHOICES = ("", "positive", "negative", "drop")
 LABEL_SOURCES = "label_sources"
 LABEL_SOURCES_PARQUET = {LABEL_SOURCES: "list<string>"}
 
+# What a problem shows besides its text, carried by every row of an export whose problems have
+# any (snapshots.services adds them to the exporters' rows; docs/exports.md, "Images and tables"):
+# `images`, paths of image files inside the snapshot folder (or an https URL the project loads),
+# and `table`, the problem's table as {header, rows} of strings (annotate.tables), or null.
+IMAGES = "images"
+TABLE = "table"
+IMAGES_PARQUET = {IMAGES: "list<string>"}
+TABLE_PARQUET = {TABLE: "table"}
+
 
 @dataclass(slots=True)
 class ExportRecord:
@@ -51,6 +60,9 @@ class ExportRecord:
     annotation: dict[str, Any] | None = None
     # A PRM's aggregate score of the trace (PRM-selected `sft` exports), None when not scored.
     aggregate: float | None = None
+    # The problem's image addresses and table as stored (Problem.images, Problem.table).
+    problem_images: list[str] = field(default_factory=list)
+    problem_table: Any = None
 
 
 @dataclass(slots=True)

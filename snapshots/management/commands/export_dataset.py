@@ -26,8 +26,9 @@ def _split(value: str) -> float:
 class Command(BaseCommand):
     help = (
         "Export a project's labels as a new, immutable snapshot version (kept under "
-        "VAR_DIR/exports, listed on the exports page) and copy its files (data, README.md dataset "
-        "card, SHA256SUMS) into --out. See docs/exports.md."
+        "VAR_DIR/exports, listed on the exports page) and copy its files (data, the images its "
+        "rows reference under images/, README.md dataset card, SHA256SUMS) into --out. See "
+        "docs/exports.md."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -111,7 +112,8 @@ class Command(BaseCommand):
             raise CommandError(f"The export failed: {type(exc).__name__}: {exc}") from None
         out: Path = options["out"]
         out.mkdir(parents=True, exist_ok=True)
-        for name in [f["name"] for f in snapshot.files] + [selectors.CARD, selectors.SUMS]:
+        for name in selectors.export_file_names(snapshot=snapshot):
+            (out / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(
                 selectors.export_file_path(snapshot=snapshot, filename=name), out / name
             )

@@ -11,11 +11,20 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
+from django.template.defaultfilters import truncatechars
 from django.utils.safestring import SafeString, mark_safe
 
 from annotate import rendering
-from annotate.models import RenderedHtml
-from annotate.rendering import render_markdown
+from annotate.models import Problem, RenderedHtml
+from annotate.rendering import render_markdown, table_markdown
+from annotate.tables import table_or_none
+
+# The excerpts pages show are texts of their own (their HTML differs from the whole text's): the
+# queue's problem column, the data browser's preview, Best-of-N's final-answer column. The
+# templates truncate by the same numbers (truncatechars), so each excerpt is found here.
+QUEUE_EXCERPT_CHARS = 140
+PREVIEW_CHARS = 160
+ANSWER_EXCERPT_CHARS = 80
 
 
 def html_digest(text: str) -> str:
@@ -49,3 +58,21 @@ def html_many(texts: Iterable[str]) -> dict[str, SafeString]:
         for row in fresh:
             html[by_digest[row.digest]] = mark_safe(row.html)  # noqa: S308
     return html
+
+
+def excerpt(text: str, chars: int) -> str:
+    """The first `chars` characters of a text as a page's `truncatechars` filter gives them."""
+    return str(truncatechars(text, chars))
+
+
+def problem_texts(problem: Problem, *, reference_solution: bool = True) -> list[str]:
+    """The texts a page shows whole for a problem: its text, reference answer and solution, and
+    its table's cells (rendered as one GFM table, annotate.rendering.render_table)."""
+    texts = [problem.text, problem.reference_answer]
+    if reference_solution:
+        texts.append(problem.reference_solution)
+    grid = table_or_none(problem.table) if problem.table is not None else None
+    if grid is not None:
+        texts.append(table_markdown(grid.header, grid.rows))
+    return texts
+

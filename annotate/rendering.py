@@ -310,12 +310,17 @@ def render_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> SafeSt
     >>> print(render_table(["x", "a|b"], [["$1$", "<b>2</b>"]]).replace("\\n", ""))
     <table><thead><tr><th>x</th><th>a|b</th></tr></thead><tbody><tr><td><span class="math-inline">1</span></td><td>&lt;b&gt;2&lt;/b&gt;</td></tr></tbody></table>
     """
+    return render_markdown(table_markdown(header, rows))
+
+
+def table_markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A table's cells as the one GFM table render_table renders (and annotate.rendered keeps)."""
     lines = [
         "| " + " | ".join(_table_cell(name) or " " for name in header) + " |",
         "|" + "---|" * len(header),
         *("| " + " | ".join(_table_cell(cell) for cell in row) + " |" for row in rows),
     ]
-    return render_markdown("\n".join(lines))
+    return "\n".join(lines)
 
 
 SHORT_ID_CHARS = 12

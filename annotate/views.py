@@ -38,7 +38,7 @@ from .models import (
     StepPart,
     Trace,
 )
-from .rendered import html_many
+from .rendered import html_many, problem_texts
 from .rendering import render_markdown
 
 # ---------------------------------------------------------------------------------------------
@@ -181,10 +181,12 @@ def doc_page(request: AuthedRequest, name: str) -> HttpResponse:
     path = settings.BASE_DIR / "docs" / f"{name}.md"
     if not path.is_file():
         raise Http404("No such page.")
+    text = path.read_text(encoding="utf-8")
+    # Kept like a problem's HTML (annotate.rendered): a docs page changes only on deploy.
     return render(
         request,
         "annotate/doc.html",
-        {"name": name, "body": render_markdown(path.read_text(encoding="utf-8"))},
+        {"name": name, "body": html_many([text])[text]},
     )
 
 
@@ -256,9 +258,7 @@ def _trace_page(
     # Every text of the page as HTML rendered once and kept (annotate.rendered): one query.
     html = html_many(
         [
-            data.problem.text,
-            data.problem.reference_answer,
-            data.problem.reference_solution if data.show_reference_solution else "",
+            *problem_texts(data.problem, reference_solution=data.show_reference_solution),
             data.trace.final_answer,
             *(view.step.text for view in data.steps),
         ]
@@ -296,6 +296,7 @@ def _trace_page(
             if data.show_reference_solution
             else "",
             "final_answer_html": html[data.trace.final_answer],
+            "fragments": html,  # the problem's table (annotate/partials/problem_media.html)
         }
     )
     response = render(request, "annotate/trace.html", context, status=status)

@@ -19,8 +19,7 @@ from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.http import QueryDict
-from django.template.defaultfilters import truncatechars
-from django.utils.safestring import SafeString, mark_safe
+from django.utils.safestring import SafeString
 from rest_framework import serializers
 
 from annotate.models import (
@@ -33,14 +32,13 @@ from annotate.models import (
     StepLabel,
     Trace,
 )
-from annotate.rendering import render_markdown
+from annotate.rendered import PREVIEW_CHARS, excerpt, html_many
 
 from . import fts
 from .models import Assignment, AssignmentStatus, TracePriority
 
 PAGE_SIZE = 50
 COUNT_CAP = 10_000
-PREVIEW_CHARS = 160
 CHOICES_SECONDS = 60
 
 STATUS_CHOICES = [
@@ -331,20 +329,11 @@ def trace_page(*, project: Project, values: dict[str, Any], size: int = PAGE_SIZ
 
 def _previews(rows: list[BrowserRow]) -> None:
     """Each row's problem preview (its first characters, Markdown and LaTeX rendered and
-    sanitised), from the cache when that problem was shown before: keyed by its content sha256."""
-    keys = {row.trace.problem.content_sha256: row for row in rows}
-    cached = cache.get_many([f"preview:{sha}" for sha in keys])
-    fresh = {}
-    for sha, row in keys.items():
-        html = cached.get(f"preview:{sha}")
-        if html is None:
-            html = render_markdown(truncatechars(row.trace.problem.text, PREVIEW_CHARS))
-            fresh[f"preview:{sha}"] = str(html)
-        row.preview = mark_safe(html)  # noqa: S308 - render_markdown's sanitised output
-    for row in rows:
-        row.preview = keys[row.trace.problem.content_sha256].preview
-    if fresh:
-        cache.set_many(fresh, timeout=24 * 3600)
+    sanitised), rendered once and kept (annotate.rendered): one query for the page."""
+    excerpts = [excerpt(row.trace.problem.text, PREVIEW_CHARS) for row in rows]
+    fragments = html_many(excerpts)
+    for row, text in zip(rows, excerpts, strict=True):
+        row.preview = fragments[text]
 
 
 def filter_choices(*, project: Project) -> dict[str, list[str]]:

@@ -21,6 +21,13 @@ from annotate import selectors as annotate_selectors
 from annotate import services as annotate_services
 from annotate.images import with_project_images
 from annotate.models import Role
+from annotate.rendered import (
+    ANSWER_EXCERPT_CHARS,
+    QUEUE_EXCERPT_CHARS,
+    excerpt,
+    html_many,
+    problem_texts,
+)
 from config.types import AuthedRequest
 from scoring import services as scoring_services
 from scoring.models import RunQueue
@@ -102,11 +109,19 @@ def adjudicate(request: AuthedRequest, trace_id: int) -> HttpResponse:
         else:
             error = _errors(form)
         error_step = index
+    # The problem's and steps' HTML, rendered once and kept (annotate.rendered): one query.
+    fragments = html_many(
+        [
+            *problem_texts(data.trace.problem, reference_solution=False),
+            *(s.step.text for s in data.steps),
+        ]
+    )
     response = render(
         request,
         "review/adjudicate.html",
         {
             "a": data,
+            "fragments": fragments,
             "gold_choices": GOLD_CHOICES,
             "error_step": error_step,
             "error": error,
@@ -186,14 +201,24 @@ def queue_strategy(request: AuthedRequest, slug: str) -> HttpResponse:
 def queue(request: AuthedRequest, slug: str) -> HttpResponse:
     project = annotate_selectors.project_get_for_user(user=request.user, slug=slug)
     role = annotate_selectors.project_role(user=request.user, project=project)
+    upcoming = services.queue_preview(user=request.user, project=project, limit=30)
+    submitted = annotate_selectors.queue_submitted(user=request.user, project=project)
+    # The guidelines and the problems' excerpts, rendered once and kept: one query.
+    fragments = html_many(
+        [
+            project.guidelines,
+            *(excerpt(t.problem.text, QUEUE_EXCERPT_CHARS) for t in [*upcoming, *submitted]),
+        ]
+    )
     return render(
         request,
         "review/queue.html",
         {
             "project": project,
+            "fragments": fragments,
             "progress": annotate_selectors.labelling_progress(user=request.user, project=project),
-            "upcoming": services.queue_preview(user=request.user, project=project, limit=30),
-            "submitted": annotate_selectors.queue_submitted(user=request.user, project=project),
+            "upcoming": upcoming,
+            "submitted": submitted,
             "can_import": annotate_selectors.role_at_least(role, Role.ADMIN),
             "can_review": annotate_selectors.role_at_least(role, Role.REVIEWER),
             "queue_settings": services.queue_settings_get(project=project),
@@ -308,11 +333,20 @@ def problem_best_of_n(request: HttpRequest, problem_id: int) -> HttpResponse:
             user=request.user, problem_id=problem_id, scorer=scorer, how=how
         )
     role = annotate_selectors.project_role(user=request.user, project=problem.project)
+    # The problem's and the final answers' HTML, rendered once and kept: one query.
+    fragments = html_many(
+        [
+            problem.text,
+            problem.reference_answer,
+            *(excerpt(r.trace.final_answer, ANSWER_EXCERPT_CHARS) for r in ranked),
+        ]
+    )
     return render(
         request,
         "review/best_of_n.html",
         {
             "problem": problem,
+            "fragments": fragments,
             "scorers": scorers,
             "scorer": scorer,
             "how": how,

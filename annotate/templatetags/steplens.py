@@ -12,22 +12,27 @@ from django.utils.safestring import SafeString
 
 from annotate.images import ImageAddress, image_address
 from annotate.models import Project
-from annotate.rendering import render_markdown, render_table, short_trace_id
+from annotate.rendering import render_markdown, short_trace_id, table_markdown
 from annotate.tables import Table, table_or_none
 
 register = template.Library()
 
 
-@register.filter(name="markdown")
-def markdown_filter(text: str | None) -> SafeString:
-    """Untrusted Markdown + LaTeX to sanitised HTML (the only way data reaches the page as HTML)."""
-    return render_markdown(text or "")
+@register.filter
+def fragment(text: str | None, fragments: dict[str, SafeString] | None) -> SafeString:
+    """Untrusted Markdown + LaTeX as sanitised HTML (the only way data reaches a page as HTML):
+    from the fragments its view read (annotate.rendered.html_many, one query for the page), or
+    rendered here if the view did not ask for this text."""
+    text = text or ""
+    found = fragments.get(text) if isinstance(fragments, dict) else None
+    return found if found is not None else render_markdown(text)
 
 
 @register.filter
-def table_html(table: Table) -> SafeString:
-    """A table's grid as sanitised HTML (its cells are untrusted Markdown + LaTeX)."""
-    return render_table(table.header, table.rows)
+def table_html(table: Table, fragments: dict[str, SafeString] | None = None) -> SafeString:
+    """A table's grid as sanitised HTML (its cells are untrusted Markdown + LaTeX), from the
+    view's fragments when it asked for it (annotate.rendered.problem_texts)."""
+    return fragment(table_markdown(table.header, table.rows), fragments)
 
 
 @register.filter

@@ -27,11 +27,13 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.db import connections, router, transaction
-from django.db.models import Field, Model, QuerySet
+from django.db.models import Field, Max, Model, QuerySet
 from django.db.models.fields.json import KT
 from django.utils import timezone
 
-from . import bundles, services, signals
+from config.celery import task_send_on_commit
+
+from . import bundles, rendered, services, signals
 from .formats import PARSERS, ROW_GROUPERS
 from .formats.base import (
     FormatError,
@@ -186,6 +188,7 @@ def traces_import(
             # One import into a project at a time: a second one (the same file sent twice at
             # once) waits here, then finds the first one's traces and adds nothing.
             Project.objects.select_for_update().filter(pk=project.pk).first()
+            last_trace_id = Trace.objects.filter(project=project).aggregate(last=Max("pk"))["last"]
             result = _write_file(
                 project=project, stream=seekable, filename=filename, format=format,
                 subset=subset, index=index, progress=progress, resolve=resolve,
@@ -196,6 +199,10 @@ def traces_import(
             if result["traces"]:
                 # New traces need their labelling-queue rows (review makes them, off this request).
                 signals.traces_imported.send(sender=Trace, project=project)
+                # Their texts' HTML, rendered off the import and off the first page views.
+                task_send_on_commit(
+                    rendered.FILL_TASK, project.pk, last_trace_id or 0, queue="bulk"
+                )
     return ImportResult(
         project=project,
         format=format,

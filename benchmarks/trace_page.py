@@ -1,6 +1,6 @@
 """Server time of the labelling page with 1,000,000 steps in PostgreSQL.
 
-    python -m benchmarks.trace_page [--requests 300] [--keep]
+    python -m benchmarks.trace_page [--requests 300] [--keep] [--seed 0] [--database-url URL]
 
 Builds (or, with --keep and an existing database, reuses) a PostgreSQL database holding the
 generated corpus of benchmarks/corpus.py (125,000 traces x 8 steps), 50 annotators as members,
@@ -40,6 +40,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--database-url", default=DEFAULT_URL)
     parser.add_argument("--keep", action="store_true", help="reuse the database if it is built")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="which random traces (another seed: others, not yet viewed)",
+    )
     args = parser.parse_args()
     open_million_step_database(args.database_url, keep=args.keep)
     from django.contrib.auth import get_user_model
@@ -53,7 +59,7 @@ def main() -> None:
     trace_ids = list(Trace.objects.filter(project=project).values_list("pk", flat=True))
     print(f"{steps:,} steps, {len(trace_ids):,} traces, {ANNOTATORS} annotators")
 
-    rng = random.Random(0)
+    rng = random.Random(args.seed)
     clients = []
     for i in range(ANNOTATORS):
         client = Client()
@@ -89,6 +95,7 @@ def main() -> None:
         "benchmark": "trace_page",
         "steps": steps,
         "requests": args.requests,
+        "seed": args.seed,
     }
     for name, values in timings.items():
         p50, p95 = statistics.median(values), _pct(values, 0.95)

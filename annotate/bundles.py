@@ -28,7 +28,7 @@ from typing import IO
 from django.conf import settings
 
 from .formats.base import FormatError
-from .images import BUNDLED_NAME
+from .images import BUNDLED_NAME, image_address
 
 ZIP_MAGIC = b"PK\x03\x04"
 BUNDLE_PREFIX = "bundle:"
@@ -165,12 +165,19 @@ def open_bundle(
 
 
 def inline_image(*, project_id: int, address: str) -> str:
-    """A bundled image (``bundle:<name>``) as a ``data:`` URL, for a scorer that cannot reach this
-    server (a remote vLLM); any other address as it is. A file gone missing is left as its
+    """A problem's image as a scorer receives it: what the page shows, self-contained.
+
+    A bundled image (``bundle:<name>``) becomes a ``data:`` URL of its stored bytes (a remote
+    vLLM, or the vision backend, cannot reach this server's image route); a ``data:`` URL the
+    page shows comes as the page loads it (the whitespace of a base64 wrapped at 76 columns, as
+    ``base64`` writes it, removed); any other address as it is. A file gone missing is left as its
     address (the scorer then sees no image, as the page shows none)."""
-    if not address.startswith(BUNDLE_PREFIX):
+    text = address.strip()
+    if text.lower().startswith("data:"):
+        return image_address(text).src or address
+    if not text.lower().startswith(BUNDLE_PREFIX):
         return address
-    name = address[len(BUNDLE_PREFIX) :]
+    name = text[len(BUNDLE_PREFIX) :]
     path = stored_image(project_id=project_id, name=name)
     if path is None:
         return address

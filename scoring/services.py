@@ -67,7 +67,13 @@ def _check_no_secrets(params: dict[str, Any], *, known: Iterable[str] = ()) -> N
 
 
 # Backends that load a model from `model_path` (a directory on the workers).
-_MODEL_BACKENDS = {Backend.STEP_HEAD, Backend.TOKEN_TAG, Backend.VALUE_HEAD, Backend.GENERATIVE}
+_MODEL_BACKENDS = {
+    Backend.STEP_HEAD,
+    Backend.TOKEN_TAG,
+    Backend.VALUE_HEAD,
+    Backend.GENERATIVE,
+    Backend.VISION,
+}
 
 
 def _check_params(backend: str, params: dict[str, Any]) -> None:

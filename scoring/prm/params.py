@@ -114,6 +114,22 @@ class RemoteParams:
     api_key_env: str | None = None
 
 
+# MM-PRM's text (eval/prm/evaluate_mathvista_prm.py lines 75-76); see backends/vision.py.
+MM_PRM_QUESTION = "Question: {problem}\nProcess: {process}"
+
+
+@dataclasses.dataclass(frozen=True)
+class VisionParams:
+    prm_token: str = "<prm>"  # MM-PRM's step tag
+    reward_tokens: tuple[str, str] = ("Yes", "No")  # P(first) is the step score
+    image_block: str = "<|vision_start|><|image_pad|><|vision_end|>"
+    image_token: str = "<|image_pad|>"  # repeated once per merged patch of the image
+    question_format: str = MM_PRM_QUESTION
+    max_images: int = 8
+    max_length: int = 8192
+    trust_remote_code: bool = False
+
+
 BACKEND_PARAMS: dict[str, type] = {
     "step_head": StepHeadParams,
     "token_tag": TokenTagParams,
@@ -121,6 +137,7 @@ BACKEND_PARAMS: dict[str, type] = {
     "generative": GenerativeParams,
     "tool": ToolParams,
     "remote": RemoteParams,
+    "vision": VisionParams,
 }
 
 _TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}

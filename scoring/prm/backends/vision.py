@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import io
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -38,35 +37,26 @@ from scoring.prm.contract import (
     TraceScores,
     parse_params,
 )
-
-MM_PRM_QUESTION = "Question: {problem}\nProcess: {process}"
-
-
-@dataclasses.dataclass(frozen=True)
-class VisionParams:
-    prm_token: str = "<prm>"  # MM-PRM's step tag
-    reward_tokens: tuple[str, str] = ("Yes", "No")  # P(first) is the step score
-    image_block: str = "<|vision_start|><|image_pad|><|vision_end|>"
-    image_token: str = "<|image_pad|>"  # repeated once per merged patch of the image
-    question_format: str = MM_PRM_QUESTION
-    max_images: int = 8
-    max_length: int = 8192
-    trust_remote_code: bool = False
+from scoring.prm.params import VisionParams
 
 
 def decode_image(address: str, *, key: str) -> Any:
-    """A ``data:image/png|jpeg|webp;base64,...`` URL as an RGB PIL image; else TraceError."""
+    """A ``data:image/png|jpeg|webp;base64,...`` URL as an RGB PIL image; else TraceError.
+    Read as the page reads it (annotate/images.py): any case, base64 wrapped over lines."""
     from PIL import Image, UnidentifiedImageError
 
-    head, sep, payload = address.partition(",")
-    if not sep or not head.startswith("data:image/") or not head.endswith(";base64"):
+    head, sep, payload = address.strip().partition(",")
+    lowered = head.lower()  # media types and `;base64` are case-insensitive (RFC 2397)
+    if not sep or not lowered.startswith("data:image/") or not lowered.endswith(";base64"):
         raise TraceError(
             key,
             f"image {address[:60]!r}: the vision backend reads inline data:image/...;base64 "
             "images only (the engine inlines a project's stored images)",
         )
     try:
-        return Image.open(io.BytesIO(base64.b64decode(payload, validate=True))).convert("RGB")
+        # Whitespace is no part of base64: a payload wrapped at 76 columns reads as one line.
+        data = base64.b64decode("".join(payload.split()), validate=True)
+        return Image.open(io.BytesIO(data)).convert("RGB")
     except (binascii.Error, ValueError, UnidentifiedImageError) as exc:
         raise TraceError(key, f"image {head!r}: not a readable image ({exc})") from exc
 

@@ -139,3 +139,16 @@ def test_a_remote_or_broken_image_is_refused_for_that_trace_alone(scorer: Any) -
     assert "data:image" in refused["remote"] and "not a readable image" in refused["broken"]
     with pytest.raises(TraceError, match="step tag"):
         scorer.score([TraceInput("q", ["a <prm> b"], key="tag")])
+
+
+def test_a_data_url_reads_as_the_page_reads_it() -> None:
+    """Media type and `;base64` in any case, and base64 wrapped over lines (the page shows
+    both: annotate/images.py) give the same picture."""
+    from scoring.prm.backends.vision import decode_image
+
+    url = png((10, 120, 30))
+    head, payload = url.split(",", 1)
+    wrapped = "\n".join(payload[i : i + 76] for i in range(0, len(payload), 76))
+    expected = decode_image(url, key="k").tobytes()
+    assert decode_image("DATA:Image/PNG;BASE64," + payload, key="k").tobytes() == expected
+    assert decode_image(f"{head},{wrapped}\n", key="k").tobytes() == expected

@@ -1,6 +1,6 @@
 """Server time of the data browser with 1,000,000 steps in PostgreSQL.
 
-    python -m benchmarks.data_browser [--requests 40] [--keep] [--database-url URL]
+    python -m benchmarks.data_browser [--requests 40] [--keep] [--database-url URL] [--only TEXT]
 
 Builds (or, with --keep, reuses) the million-step database of benchmarks/million.py (125,000
 traces x 8 steps, 50 annotators), then once, untimed: a scorer whose step scores are a fixed hash
@@ -141,6 +141,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=40, help="timed requests per query")
     parser.add_argument("--database-url", default=DEFAULT_URL)
     parser.add_argument("--keep", action="store_true", help="reuse the database if it is built")
+    parser.add_argument(
+        "--only", default="", help="time only the queries whose name contains this text"
+    )
     args = parser.parse_args()
     reused = open_million_step_database(args.database_url, keep=args.keep, ready=_ready)
     if not reused:
@@ -165,6 +168,8 @@ def main() -> None:
     results = {}
     for group in (FILTERS, SEARCHES):
         for name, query in group.items():
+            if args.only not in name:
+                continue
             url = "/p/bench/data/?" + query.format(generator=generator)
             for _ in range(3):  # warm-up
                 response = client.get(url)

@@ -147,6 +147,26 @@ def _search(q: str) -> Q:
     )
 
 
+# A filter of these alone is answered by the stored verdicts (TracePriority) alone.
+PRIORITY_ONLY = frozenset({"prm", "prm_min_gte", "prm_min_lte", "committee_gte", "sort", "page"})
+
+
+def _priority_conditions(values: dict[str, Any]) -> dict[str, Any]:
+    """The filter's conditions on the trace's stored verdicts, as TracePriority lookups."""
+    conditions: dict[str, Any] = {}
+    prm = values.get("prm")
+    if prm in ("wrong", "right"):
+        conditions["prm_wrong"] = prm == "wrong"
+    for name, lookup in (
+        ("prm_min_gte", "prm_min__gte"),
+        ("prm_min_lte", "prm_min__lte"),
+        ("committee_gte", "committee__gte"),
+    ):
+        if name in values:
+            conditions[lookup] = values[name]
+    return conditions
+
+
 def trace_filter(*, project: Project, values: dict[str, Any]) -> QuerySet[Trace]:
     """The project's traces that pass the filter, sorted; the caller has checked the role."""
     traces = Trace.objects.filter(project=project)
@@ -205,21 +225,18 @@ def trace_filter(*, project: Project, values: dict[str, Any]) -> QuerySet[Trace]
             ids = {trace_id for source in sources() for trace_id in source}
             condition = Q(pk__in=sorted(ids))
             traces = traces.filter(condition if values[name] == "yes" else ~condition)
-    prm = values.get("prm")
-    if prm == "wrong":
-        traces = traces.filter(priority__prm_wrong=True)
-    elif prm == "right":
-        traces = traces.filter(priority__prm_wrong=False)
-    elif prm == "none":
+    priority = _priority_conditions(values)
+    if "prm_min_gte" in values or "prm_min_lte" in values:
+        # The priority row's own project (always the trace's): with it the score range and the
+        # sort by it are one walk of the (project, prm_min, trace) index, a page read in order,
+        # instead of a scan of every priority row and a sort of the matches (docs/benchmarks.md).
+        priority["project"] = project
+    if priority:
+        traces = traces.filter(**{f"priority__{k}": v for k, v in priority.items()})
+    if values.get("prm") == "none":
         traces = traces.exclude(
             Exists(TracePriority.objects.filter(trace_id=OuterRef("pk"), prm_wrong__isnull=False))
         )
-    if "prm_min_gte" in values:
-        traces = traces.filter(priority__prm_min__gte=values["prm_min_gte"])
-    if "prm_min_lte" in values:
-        traces = traces.filter(priority__prm_min__lte=values["prm_min_lte"])
-    if "committee_gte" in values:
-        traces = traces.filter(priority__committee__gte=values["committee_gte"])
     correct = values.get("correct")
     if correct:
         traces = traces.filter(
@@ -267,7 +284,7 @@ def trace_page(*, project: Project, values: dict[str, Any], size: int = PAGE_SIZ
     whole filter still takes every match.
     """
     traces = trace_filter(project=project, values=values)
-    total = traces[: COUNT_CAP + 1].count()
+    total = _count(project=project, values=values, traces=traces)
     exact = total <= COUNT_CAP
     pages = max(1, -(-total // size))
     page = values.get("page", 1)
@@ -325,6 +342,18 @@ def trace_page(*, project: Project, values: dict[str, Any], size: int = PAGE_SIZ
     return BrowserPage(
         rows=rows, total=total, page=page, pages=pages, exact=exact, has_next=has_next
     )
+
+
+def _count(*, project: Project, values: dict[str, Any], traces: QuerySet[Trace]) -> int:
+    """The filter's matches, up to COUNT_CAP + 1, unsorted (which rows are counted does not
+    change the count; sorting every match first was most of a sorted filter's time). A filter
+    of stored verdicts alone is counted on TracePriority alone (one row per trace, the trace's
+    project): an index-only walk instead of a join with 10,000 traces (docs/benchmarks.md)."""
+    priority = _priority_conditions(values)
+    if priority and set(values) <= PRIORITY_ONLY and values.get("prm") != "none":
+        rows = TracePriority.objects.filter(project=project, **priority).order_by()
+        return rows[: COUNT_CAP + 1].count()
+    return traces.order_by()[: COUNT_CAP + 1].count()
 
 
 def _previews(rows: list[BrowserRow]) -> None:

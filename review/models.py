@@ -77,8 +77,11 @@ class TracePriority(models.Model):
                 condition=models.Q(open_slots__gt=0),
                 name="tracepriority_next",
             ),
-            # The data browser's score range and its sort by the lowest step score.
-            models.Index(fields=["project", "prm_min"], name="tracepriority_prm_min"),
+            # The data browser's score range and its sort by the lowest step score, ties by trace
+            # (its SORTS): a page of "lowest score <= x, sorted by it" is read in index order.
+            models.Index(
+                fields=["project", "prm_min", "trace"], name="tracepriority_prm_min_trace"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -7,6 +7,8 @@ import io
 import json
 
 import pytest
+from django.db import connection
+from django.http import QueryDict
 from django.test import Client
 from django.urls import reverse
 
@@ -16,7 +18,7 @@ from review import browser
 from review import services as queues
 from review.models import BulkAction, TracePriority
 from scoring import services as scoring_services
-from scoring.models import ScoreRun
+from scoring.models import Scorer, ScoreRun
 from tests.factories import make_project, make_trace, make_user
 
 pytestmark = pytest.mark.django_db
@@ -281,3 +283,99 @@ def test_a_tool_step_it_could_not_check_is_no_verdict_not_a_wrong_one(
     verdicts = dict(TracePriority.objects.values_list("trace_id", "prm_wrong"))
     assert verdicts == {unchecked.pk: None, failed.pk: True}
     assert TracePriority.objects.get(trace=failed).prm_min == 0.05
+
+
+def test_lowest_score_sorted_by_it_ties_by_trace_and_a_capped_count(world, monkeypatch) -> None:
+    """The score range with its sort (one walk of the (project, prm_min, trace) index on
+    PostgreSQL): matches in score order, ties in trace order, and the count, which is taken
+    unsorted, capped the same."""
+    project, traces = world["project"], world["traces"]
+    TracePriority.objects.filter(trace=traces[3]).update(prm_min=0.1)  # ties t0's 0.1
+    other = make_project("other")
+    make_trace(other, external_id="elsewhere")
+    queues.priorities_sync(project=other)
+    TracePriority.objects.filter(project=other).update(prm_min=0.0)  # another project's: never
+    client = Client()
+    client.force_login(world["rev"])
+    url = reverse("api:data", args=["db"]) + "?prm_min_lte=0.45&sort=prm_min"
+    response = client.get(url).json()
+    assert _ids(client.get(url)) == ["t0", "t3", "t1", "t2"]  # 0.1, 0.1, 0.2, 0.4
+    assert (response["count"], response["exact"]) == (4, True)
+    assert [
+        t.external_id
+        for t in browser.trace_filter(
+            project=project, values={"prm_min_gte": 0.15, "prm_min_lte": 0.45, "sort": "-prm_min"}
+        )
+    ] == ["t2", "t1"]
+    monkeypatch.setattr(browser, "COUNT_CAP", 2)
+    capped = client.get(url).json()
+    assert (capped["count"], capped["exact"]) == (3, False)
+    assert _ids(client.get(url)) == ["t0", "t3", "t1", "t2"]
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="a PostgreSQL query plan (the CI runs it)"
+)
+def test_a_page_of_lowest_scores_sorted_is_read_in_index_order(world) -> None:
+    """No scan of every priority row and no sort of the matches: the page is the first rows of
+    the (project, prm_min, trace) index (at a million steps: 41.6 ms before, 0.6 ms after;
+    docs/benchmarks.md). Sequential scans are turned off only because six rows would be read
+    that way whatever the indexes."""
+    traces = browser.trace_filter(
+        project=world["project"], values={"prm_min_lte": 0.45, "sort": "prm_min"}
+    ).select_related("problem")[:51]
+    sql, params = traces.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "tracepriority_prm_min_trace" in plan, plan
+    assert "Sort" not in plan, plan
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "prm=wrong",
+        "prm=right&sort=-prm_min",
+        "prm_min_gte=0.3",
+        "prm_min_lte=0.45&sort=prm_min&page=1",
+        "committee_gte=0.0",
+        "prm=none&prm_min_lte=0.5",  # not scored: answered by the traces, never by the verdicts
+        "prm=wrong&status=unlabelled",
+        "prm_min_lte=0.45&subset=nope",
+    ],
+)
+def test_the_count_is_the_number_of_traces_the_filter_lists(world, query) -> None:
+    """However it is counted (a filter of stored verdicts alone on TracePriority alone), the
+    count is the length of the filter's list, and another project's verdicts never count."""
+    other = make_project("other")
+    make_trace(other, external_id="elsewhere")
+    queues.priorities_sync(project=other)
+    TracePriority.objects.filter(project=other).update(prm_min=0.0, prm_wrong=True, committee=1)
+    values = browser.filter_parse(QueryDict(query))
+    listed = list(browser.trace_filter(project=world["project"], values=values))
+    assert browser.trace_page(project=world["project"], values=values).total == len(listed)
+
+
+def test_the_verdict_count_follows_rescoring_and_deletion(
+    world, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    """The count of a filter of stored verdicts (read from TracePriority alone) after a new
+    version of the scores and after a trace is deleted: the same as the traces listed."""
+    project, rev = world["project"], world["rev"]
+    client = Client()
+    client.force_login(rev)
+    url = reverse("api:data", args=["db"]) + "?prm_min_lte=0.45&sort=prm_min"
+    assert client.get(url).json()["count"] == 3  # t0 0.1, t1 0.2, t2 0.4
+    tool = Scorer.objects.get(name="tool")
+    rescored = json.dumps({"trace_id": "t3", "scores": [0.3, 0.9]})  # t3 now 0.3
+    with django_capture_on_commit_callbacks(execute=True):
+        scoring_services.scores_import(
+            project=project, scorer=tool, stream=io.BytesIO(rescored.encode()), filename="s2"
+        )
+    body = client.get(url).json()
+    assert (body["count"], _ids(client.get(url))) == (4, ["t0", "t1", "t3", "t2"])
+    annotate_services.traces_delete(trace_ids=[world["traces"][0].pk])
+    body = client.get(url).json()
+    assert (body["count"], _ids(client.get(url))) == (3, ["t1", "t3", "t2"])

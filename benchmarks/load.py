@@ -64,13 +64,19 @@ class Session:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
 
     async def request(
-        self, method: str, path: str, form: dict[str, str] | None = None, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        form: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        json_body: object = None,
     ) -> tuple[int, dict[str, str], bytes]:
+        """`form` goes as application/x-www-form-urlencoded, `json_body` (if not None) as JSON."""
         for attempt in (1, 2):  # a kept-alive connection the server closed: reconnect once
             if self.writer is None:
                 await self._connect()
             try:
-                return await self._send(method, path, form, headers or {})
+                return await self._send(method, path, form, headers or {}, json_body)
             except (ConnectionError, asyncio.IncompleteReadError):
                 self.writer = None
                 if attempt == 2:
@@ -78,14 +84,19 @@ class Session:
         raise AssertionError("unreachable")
 
     async def _send(
-        self, method: str, path: str, form: dict[str, str] | None, headers: dict[str, str]
+        self, method: str, path: str, form: dict[str, str] | None, headers: dict[str, str], json_body: object = None
     ) -> tuple[int, dict[str, str], bytes]:
         assert self.reader is not None and self.writer is not None
-        body = urlencode(form).encode() if form is not None else b""
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+        else:
+            body = urlencode(form).encode() if form is not None else b""
         lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}"]
         if self.cookies:
             lines.append("Cookie: " + "; ".join(f"{k}={v}" for k, v in self.cookies.items()))
-        if form is not None:
+        if json_body is not None:
+            lines.append("Content-Type: application/json")
+        elif form is not None:
             lines.append("Content-Type: application/x-www-form-urlencoded")
         lines.append(f"Content-Length: {len(body)}")
         lines += [f"{k}: {v}" for k, v in headers.items()]

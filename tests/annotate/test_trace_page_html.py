@@ -24,7 +24,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 CSRF = re.compile(r'(name="csrfmiddlewaretoken" value="|"X-CSRFToken": "|data-csrf=")[^"]*"')
 
 STEPS = [
-    ("thinking", "Let $x = 2$. Then <script>alert(1)</script> & \"quotes\"."),
+    ("thinking", 'Let $x = 2$. Then <script>alert(1)</script> & "quotes".'),
     ("thinking", "So **x** squared is $x^2 = 4$."),
     ("response", "First, $x_1 = 2$."),
     ("response", "Then `code` and a [link](http://example.com)."),
@@ -91,7 +91,9 @@ def test_a_ternary_trace_with_labels_notes_flags_and_parts_is_unchanged() -> Non
         note='A note with <b>tags</b> & "quotes"',
     )
     services.label_set_at(user=user, trace=trace, index=3, annotation_id=annotation_id, value=-1)
-    services.label_set_at(user=user, trace=trace, index=4, annotation_id=annotation_id, flagged=True)
+    services.label_set_at(
+        user=user, trace=trace, index=4, annotation_id=annotation_id, flagged=True
+    )
     _check("trace_page_ternary.html", _page(user, trace))
 
 

@@ -27,7 +27,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.db import connections, router, transaction
-from django.db.models import Field, Max, Model, QuerySet
+from django.db.models import F, Field, Max, Model, QuerySet
 from django.db.models.fields.json import KT
 from django.utils import timezone
 
@@ -193,6 +193,11 @@ def traces_import(
                 project=project, stream=seekable, filename=filename, format=format,
                 subset=subset, index=index, progress=progress, resolve=resolve,
             )  # fmt: skip
+            if result["traces"]:
+                # The project's kept count, in this transaction and under its row lock.
+                Project.objects.filter(pk=project.pk).update(
+                    trace_count=F("trace_count") + result["traces"]
+                )
             vendor = connections[router.db_for_write(Trace)].vendor
             if vendor == "postgresql" and result["steps"] >= ANALYZE_AFTER_STEPS:
                 transaction.on_commit(_analyze_corpus_tables)

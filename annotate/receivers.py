@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from django.conf import settings
-from django.db.models.signals import pre_save
+from django.db.models import F
+from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
 from . import tokens
+from .models import Project, Trace
+
+# Set by writes that keep Project.trace_count themselves, one UPDATE for many traces
+# (services.traces_delete); imports insert without Model.save, so send no signal at all.
+counting_traces_in_bulk: ContextVar[bool] = ContextVar("counting_traces_in_bulk", default=False)
 
 
 @receiver(pre_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="steplens-tokens-on-password")
@@ -19,3 +26,19 @@ def _revoke_tokens_on_password_change(sender: Any, instance: Any, **_: Any) -> N
     old = sender.objects.filter(pk=instance.pk).values_list("password", flat=True).first()
     if old is not None and old != instance.password:
         tokens.api_tokens_revoke_all(user_id=instance.pk)
+
+
+@receiver(post_save, sender=Trace, dispatch_uid="steplens-trace-count-add")
+def _count_added_trace(sender: Any, instance: Trace, created: bool, **_: Any) -> None:
+    """A trace saved one at a time (admin, tests' factories) counts in its project's trace_count."""
+    if created:
+        Project.objects.filter(pk=instance.project_id).update(trace_count=F("trace_count") + 1)
+
+
+@receiver(post_delete, sender=Trace, dispatch_uid="steplens-trace-count-remove")
+def _count_deleted_trace(sender: Any, instance: Trace, origin: Any = None, **_: Any) -> None:
+    """A trace deleted one at a time leaves its project's count; a project's own deletion and
+    traces_delete (which counts per project in one UPDATE) do not go through here."""
+    if counting_traces_in_bulk.get() or isinstance(origin, Project):
+        return
+    Project.objects.filter(pk=instance.project_id).update(trace_count=F("trace_count") - 1)

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
+from django.db import connections, router
 from django.db.models import Count, F, Min, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
@@ -463,13 +464,15 @@ def project_import_target(*, user: UserLike, slug: str) -> Project | None:
 
 def labelling_progress(*, user: UserLike, project: Project) -> Progress:
     """An annotator's progress in a project, counted from the (few) annotation rows instead of a
-    scan of the project's traces (a full scan per page on a large project).
+    scan of the project's traces (a full scan per page on a large project), in one query.
 
-    assigned = all traces, less those the overlap has filled with others' submissions and that
-    this annotator never started; done = the traces this annotator submitted.
+    assigned = all traces (the project's kept trace_count, read in the same query: the instance
+    may have been loaded before traces were added), less those the overlap has filled
+    with others' submissions and that this annotator never started; done = the traces this
+    annotator submitted.
     """
     mine = Annotation.objects.filter(trace__project=project, annotator_id=user.pk)
-    done = mine.filter(status=AnnotationStatus.SUBMITTED).count()
+    done = mine.filter(status=AnnotationStatus.SUBMITTED).values("pk")
     filled_by_others = (
         Annotation.objects.filter(trace__project=project, status=AnnotationStatus.SUBMITTED)
         .exclude(annotator_id=user.pk)
@@ -477,10 +480,20 @@ def labelling_progress(*, user: UserLike, project: Project) -> Progress:
         .values("trace_id")
         .annotate(n=Count("pk"))
         .filter(n__gte=project.overlap)
-        .count()
+        .values("trace_id")
     )
-    total = Trace.objects.filter(project=project).count()
-    return Progress(done=done, assigned=total - filled_by_others)
+    using = router.db_for_read(Annotation)
+    parts = [queryset.query.get_compiler(using).as_sql() for queryset in (done, filled_by_others)]
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            "SELECT (SELECT COUNT(*) FROM ({}) done), (SELECT COUNT(*) FROM ({}) filled), "
+            "(SELECT trace_count FROM annotate_project WHERE id = %s)".format(
+                *(sql for sql, _ in parts)
+            ),
+            [*(param for _, params in parts for param in params), project.pk],
+        )
+        n_done, n_filled, total = cursor.fetchone()
+    return Progress(done=n_done, assigned=total - n_filled)
 
 
 def queue_submitted(*, user: UserLike, project: Project, limit: int = 20) -> list[Trace]:

@@ -12,7 +12,7 @@ from django.db import connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import signals
+from . import receivers, signals
 from .hotkeys import hotkeys_clean
 from .images import image_hosts_clean
 from .models import (
@@ -163,14 +163,30 @@ def traces_delete(*, trace_ids: Sequence[int]) -> int:
     """Delete traces with their steps, labels and scores; their problems left without a trace too."""
     ids = list(trace_ids)
     with transaction.atomic():
-        problem_ids = set(Trace.objects.filter(pk__in=ids).values_list("problem_id", flat=True))
+        rows = list(Trace.objects.filter(pk__in=ids).values_list("project_id", "problem_id"))
+        problem_ids = {problem_id for _, problem_id in rows}
         deleted = 0
-        for start in range(0, len(ids), 5000):
-            deleted += (
-                Trace.objects.filter(pk__in=ids[start : start + 5000])
-                .delete()[1]
-                .get("annotate.Trace", 0)
-            )
+        token = receivers.counting_traces_in_bulk.set(True)
+        try:
+            # Per project, so that each project's kept count falls by what this delete removed
+            # (a trace deleted meanwhile by someone else is not counted twice).
+            for project_id in sorted({project_id for project_id, _ in rows}):
+                removed = 0
+                for start in range(0, len(ids), 5000):
+                    removed += (
+                        Trace.objects.filter(
+                            pk__in=ids[start : start + 5000], project_id=project_id
+                        )
+                        .delete()[1]
+                        .get("annotate.Trace", 0)
+                    )
+                if removed:
+                    Project.objects.filter(pk=project_id).update(
+                        trace_count=F("trace_count") - removed
+                    )
+                deleted += removed
+        finally:
+            receivers.counting_traces_in_bulk.reset(token)
         Problem.objects.filter(pk__in=problem_ids, traces__isnull=True).delete()
     return deleted
 

@@ -8,7 +8,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from annotate import selectors, services
-from annotate.models import AnnotationStatus, FinishReason, LabelScheme, StepLabel
+from annotate.models import AnnotationStatus, FinishReason, LabelScheme, Project, StepLabel, Trace
 from tests.factories import make_project, make_trace, make_user
 
 pytestmark = pytest.mark.django_db
@@ -248,3 +248,40 @@ def test_hotkeys_doctests_and_checks():
         hotkeys.hotkeys_clean(hotkeys={"names": {"2": "maybe"}})
     # Binary: no neutral, so "2" is free for wrong (its default there).
     assert hotkeys.hotkeys_for(hotkeys={}, scheme="binary")["keys"]["minus"] == "2"
+
+
+# ---- the project's kept trace count (issue 16) ---------------------------------------------------
+
+
+def _kept_and_real(project: Project) -> tuple[int, int]:
+    project.refresh_from_db()
+    return project.trace_count, Trace.objects.filter(project=project).count()
+
+
+def test_the_kept_trace_count_follows_imports_single_traces_and_deletes() -> None:
+    from tests.factories import import_jsonl
+
+    project, other = make_project("counted"), make_project("other-counted")
+    make_trace(other)
+    import_jsonl(
+        project,
+        *({"id": f"r{i}", "problem": f"P{i % 2}", "steps": ["a", "b"]} for i in range(5)),
+    )
+    assert _kept_and_real(project) == (5, 5)
+    import_jsonl(project, {"id": "r0", "problem": "P0", "steps": ["a"]})  # already there
+    assert _kept_and_real(project) == (5, 5)
+    single = make_trace(project)
+    assert _kept_and_real(project) == (6, 6)
+    # A project saved from an instance loaded before the import keeps the count.
+    stale = Project.objects.get(pk=project.pk)
+    import_jsonl(project, {"id": "r9", "problem": "P9", "steps": ["a"]})
+    stale.name = "renamed"
+    stale.save()
+    assert _kept_and_real(project) == (7, 7)
+    single.delete()
+    assert _kept_and_real(project) == (6, 6)
+    ids = list(Trace.objects.filter(project__in=[project, other]).values_list("pk", flat=True))
+    assert services.traces_delete(trace_ids=ids[:3] + ids[-1:]) == 4
+    assert _kept_and_real(project) == (3, 3) and _kept_and_real(other) == (0, 0)
+    assert services.traces_delete(trace_ids=ids[:3]) == 0  # already gone: nothing counted twice
+    assert _kept_and_real(project) == (3, 3)

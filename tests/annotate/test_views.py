@@ -648,3 +648,22 @@ def test_step_forms_post_to_the_step_routes(annotator: AbstractBaseUser, trace: 
         first_error = reverse("annotate:step_first_error", args=[trace.pk, index])
         assert f'id="step-{index}-controls" method="post" action="{label}"' in html
         assert f'formaction="{first_error}"' in html
+
+
+def test_the_trace_page_is_eight_queries_with_the_trace_count_kept(
+    annotator: AbstractBaseUser, trace: Trace
+) -> None:
+    """Session, user, the trace (project, problem, role), the annotation, its labels, the steps
+    with their gold, the kept HTML, and the progress in one query reading the project's kept
+    trace count (it was ten: three counts, one of them every trace of the project)."""
+    client = login(annotator)
+    url = reverse("annotate:trace", args=[trace.pk])
+    client.post(reverse("annotate:step_label", args=[trace.pk, 0]), {"value": "1"}, **HTMX)
+    client.get(url)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200
+    sqls = [query["sql"] for query in queries]
+    assert len(sqls) == 8, [sql[:80] for sql in sqls]
+    assert not any('FROM "annotate_trace" WHERE' in sql and "COUNT" in sql for sql in sqls)
+    assert "0 / 1 done" in response.content.decode()

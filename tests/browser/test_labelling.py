@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from annotate import services
 from annotate.imports import project_for_import, traces_import
@@ -56,6 +57,13 @@ def expect_states(page, expected: dict[int, set[str]]) -> None:  # type: ignore[
                }""",
             arg=[index, sorted(actions)],
         )
+
+
+def wait_saved(page) -> None:  # type: ignore[no-untyped-def]
+    """Until no step's change is on its way: a submit before that is refused, naming the steps
+    (tests/browser/test_durable_labels.py). A locator, not wait_for_function: pages that enforce
+    the Content-Security-Policy refuse the latter's eval."""
+    expect(page.locator(".step[data-save=pending]")).to_have_count(0)
 
 
 def log_in(page, username: str, start: str) -> None:  # type: ignore[no-untyped-def]

@@ -10,13 +10,12 @@ import io
 import json
 
 import pytest
-from playwright.sync_api import expect
 
 from annotate.models import Membership, Project
 from review import browser as data_browser
 from scoring import services as scoring_services
 from scoring.models import StepScore
-from tests.browser.test_labelling import PASSWORD
+from tests.browser.test_labelling import PASSWORD, wait_saved
 from tests.browser.test_review import session
 from tests.conftest import REPO_ROOT
 from tests.factories import make_user
@@ -146,7 +145,7 @@ def test_an_admin_runs_a_project_from_the_app(browser, live_server, artifacts) -
         page.keyboard.press("a")  # all steps correct
         # Submit once the labels say they are saved (a submit while a change is on its way is
         # refused: tests/browser/test_durable_labels.py), then the next trace.
-        expect(page.locator(".step[data-save=pending]")).to_have_count(0)
+        wait_saved(page)
         page.keyboard.press("Enter")
         page.wait_for_url(lambda url, current=current: url != current)
     assert seen == wanted

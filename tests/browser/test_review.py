@@ -13,7 +13,7 @@ from annotate import services
 from annotate.models import AnnotationStatus, GoldLabel, Trace
 from review.models import GoldLabelChange
 from scoring import services as scoring_services
-from tests.browser.test_labelling import PASSWORD
+from tests.browser.test_labelling import PASSWORD, wait_saved
 from tests.factories import make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -60,6 +60,7 @@ def label_and_submit(page, trace_id: int, keys: list[str]) -> None:  # type: ign
     page.wait_for_selector("#step-0.is-current")
     for key in keys:
         page.keyboard.press(key)
+    wait_saved(page)
     page.keyboard.press("Enter")  # submit, then the queue opens the next trace
     page.wait_for_url(lambda url: not url.endswith(f"/t/{trace_id}/"))
 

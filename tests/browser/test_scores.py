@@ -11,7 +11,7 @@ from annotate import services
 from annotate.models import StepLabel
 from scoring import services as scoring_services
 from scoring.models import RunStatus, ScoreRun
-from tests.browser.test_labelling import PASSWORD, import_processbench, log_in
+from tests.browser.test_labelling import PASSWORD, import_processbench, log_in, wait_saved
 from tests.factories import make_user
 from tests.scoring.worker import wait_until
 
@@ -68,6 +68,7 @@ def test_blind_project_shows_scores_only_after_submit(page, worker) -> None:  # 
 
     page.keyboard.press("a")  # all steps correct
     page.wait_for_selector("#step-0 [data-action=plus][aria-pressed=true]")
+    wait_saved(page)
     page.keyboard.press("Enter")
     # the first submit stays on the trace and reveals the scores
     page.wait_for_selector("[data-testid=step-score]", timeout=20_000)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from annotate import imports, signals
+from annotate import imports, rendered, signals
 from annotate.formats import base
 from annotate.imports import ImportFileError, traces_import
 from annotate.models import Annotation, Step, Trace
@@ -57,12 +57,16 @@ def test_peak_memory_is_bounded_not_a_multiple_of_the_file(
     # The import's own memory: the labelling-queue refresh it announces runs on a worker (here it
     # would run eagerly, inside the measurement).
     monkeypatch.setattr(signals.traces_imported, "send", lambda **kwargs: [])
+    # Likewise the HTML fill of the new texts (annotate.rendered), sent to the bulk queue.
+    sent: list[str] = []
+    monkeypatch.setattr(imports, "task_send_on_commit", lambda name, *a, **k: sent.append(name))
     small, large = tmp_path / "small.jsonl", tmp_path / "large.jsonl"
     _write(small, 300, array=array)
     size = _write(large, 1500, array=array)  # about 3.6 MB
     peak_small, steps_small = _peak_bytes(small, "small")
     peak_large, steps_large = _peak_bytes(large, "large")
     assert (steps_small, steps_large) == (2400, 12000)
+    assert sent == [rendered.FILL_TASK, rendered.FILL_TASK]  # one fill per import, on a worker
     assert Step.objects.count() == 14400
     # Before: 2.6x the file (JSON Lines) and 3.9x (a JSON array): the parsed file held whole.
     # Now: a chunk and an index of ids.

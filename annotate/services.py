@@ -8,7 +8,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db import connections, router, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -199,6 +199,19 @@ def annotation_start(*, user: User, trace: Trace) -> Annotation:
     return annotation
 
 
+def _annotation_create(*, user: User, trace: Trace) -> Annotation:
+    """Make the user's annotation of this trace, which the caller found missing, and start its
+    lease (annotation_started), inside the caller's transaction: one INSERT, no read first. An
+    IntegrityError: a concurrent request made it first (the caller's transaction is spoilt)."""
+    annotation = Annotation.objects.create(trace=trace, annotator=user)
+    signals.annotation_started.send(sender=Annotation, user=user, trace=trace)
+    return annotation
+
+
+class _NoStep(Exception):
+    """Rolls back a first label whose step does not exist (nothing written)."""
+
+
 def _check_value(*, project: Project, value: int | None) -> None:
     if value is None:
         return
@@ -250,13 +263,33 @@ def label_set_at(
     started trace is this one statement. None: the trace has no such step (nothing written)."""
     _check_value_in(project=trace.project, value=value)
     fields = _label_fields(value=value, flagged=flagged, note=note)
-    if annotation_id is None:
-        # First touch: refuse a missing step before the annotation is made.
-        if not Step.objects.filter(trace_id=trace.pk, index=index).exists():
-            return None
-        annotation_id = annotation_start(user=user, trace=trace).pk
+    if annotation_id is not None:
+        return _label_upsert_row(
+            annotation_id=annotation_id, step=None, at=(trace.pk, index), fields=fields
+        )
+    # First label (issue 16): the annotation, its lease and the label in one transaction, each
+    # written once and none read back; a missing step rolls it all back.
+    try:
+        with transaction.atomic():
+            annotation = _annotation_create(user=user, trace=trace)
+            label = _label_upsert_row(
+                annotation_id=annotation.pk, step=None, at=(trace.pk, index), fields=fields
+            )
+            if label is None:
+                raise _NoStep
+        label.first_of_annotation = True  # type: ignore[attr-defined]
+        return label
+    except _NoStep:
+        return None
+    except IntegrityError:  # a concurrent first label of this user made the annotation
+        pass
+    if not Step.objects.filter(trace_id=trace.pk, index=index).exists():
+        return None
     return _label_upsert_row(
-        annotation_id=annotation_id, step=None, at=(trace.pk, index), fields=fields
+        annotation_id=annotation_start(user=user, trace=trace).pk,
+        step=None,
+        at=(trace.pk, index),
+        fields=fields,
     )
 
 
@@ -435,8 +468,14 @@ def _labels_write(
 
 def _annotation_locked(*, user: User, trace: Trace) -> Annotation:
     """The user's annotation, row-locked for the rest of the transaction."""
-    annotation = annotation_start(user=user, trace=trace)
-    return Annotation.objects.select_for_update().get(pk=annotation.pk)
+    annotation = Annotation.objects.select_for_update().filter(trace=trace, annotator=user).first()
+    if annotation is not None:
+        return annotation
+    try:
+        with transaction.atomic():  # a savepoint: the caller's transaction goes on after a race
+            return _annotation_create(user=user, trace=trace)  # its INSERT holds the row lock
+    except IntegrityError:  # a concurrent request made it first
+        return Annotation.objects.select_for_update().get(trace=trace, annotator=user)
 
 
 def _steps_of(trace: Trace) -> list[Step]:
@@ -522,6 +561,7 @@ def label_changes_apply(
         skipped: list[int] = []
         kept: list[int] = []
         touched: set[int] = set()
+        written: dict[int, StepLabel] = {}  # index: the row its upsert returned, not read again
         for position, change in enumerate(changes):
             where = f"changes[{position}]"
             seq = change.get("seq")
@@ -562,7 +602,9 @@ def label_changes_apply(
                     raise ValidationError(
                         {"changes": f"{where}: send at least one of value, flagged, note."}
                     )
-                _label_upsert(annotation=annotation, step=step, fields=fields)
+                label = _label_upsert(annotation=annotation, step=step, fields=fields)
+                label.step = step
+                written[step.index] = label
                 touched.add(step.index)
             elif op in ("first_error", "all_correct"):
                 first = step_at(change.get("index")).index if op == "first_error" else None
@@ -574,6 +616,7 @@ def label_changes_apply(
                 )
                 kept = result.kept
                 touched.update(by_index)
+                written.clear()
             else:
                 rows = change.get("labels")
                 if not isinstance(rows, list):
@@ -595,6 +638,8 @@ def label_changes_apply(
                     targets[index] = (row.get("value"), _check_source(row.get("source"), row_where))
                 _labels_write(annotation=annotation, steps=steps, targets=targets, keep_hand=False)
                 touched.update(targets)
+                for index in targets:
+                    written.pop(index, None)
             applied.append(seq)
             last = seq
         if applied:
@@ -602,12 +647,15 @@ def label_changes_apply(
             Annotation.objects.filter(pk=annotation.pk).update(
                 client_seqs=seqs, updated_at=timezone.now()
             )
-        saved = {
-            label.step_id: label
-            for label in StepLabel.objects.filter(
-                annotation=annotation, step__index__in=touched
-            ).select_related("step")
-        }
+        unread = touched - set(written)
+        saved = {label.step_id: label for label in written.values()}
+        if unread:
+            saved.update(
+                (label.step_id, label)
+                for label in StepLabel.objects.filter(
+                    annotation=annotation, step__index__in=unread
+                ).select_related("step")
+            )
     labels = [
         saved.get(by_index[index].pk)
         or StepLabel(annotation=annotation, step=by_index[index], value=None)

@@ -22,7 +22,7 @@ from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, router, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
@@ -369,49 +369,82 @@ def _free_slot(*, trace_id: int, overlap: int) -> int | None:
     return next((s for s in range(overlap) if s not in used), None)
 
 
+def _hold_fields(*, slot: int | None, now: datetime, status: str, minutes: int) -> dict[str, Any]:
+    return {
+        "slot": slot,
+        "status": status,
+        "leased_at": now,
+        "leased_until": now + timedelta(minutes=minutes),
+        "finished_at": now if status == AssignmentStatus.SUBMITTED else None,
+        "skip_reason": "",
+        "skip_note": "",
+    }
+
+
 def _hold(
-    *, user: UserLike, project: Project, trace_id: int, slot: int | None, now: datetime, status: str
+    *,
+    user: UserLike,
+    project: Project,
+    trace_id: int,
+    slot: int | None,
+    now: datetime,
+    status: str,
+    minutes: int | None = None,
 ) -> Assignment:
-    until = now + _lease_length(project)
+    if minutes is None:
+        minutes = queue_settings_get(project=project).lease_minutes
     assignment, _ = Assignment.objects.update_or_create(
         trace_id=trace_id,
         annotator_id=user.pk,
         defaults={
             "project": project,
-            "slot": slot,
-            "status": status,
-            "leased_at": now,
-            "leased_until": until,
-            "finished_at": now if status == AssignmentStatus.SUBMITTED else None,
-            "skip_reason": "",
-            "skip_note": "",
+            **_hold_fields(slot=slot, now=now, status=status, minutes=minutes),
         },
     )
     return assignment
 
 
-def _queue_lock(project: Project) -> None:
+def _queue_lock(project: Project) -> int:
     """Serialise the writes of a project's slot counts (inside a transaction): a write, so that it
-    locks on SQLite as on PostgreSQL (where it is the QueueSettings row's lock)."""
-    QueueSettings.objects.filter(project=project).update(lease_minutes=F("lease_minutes"))
+    locks on SQLite as on PostgreSQL (where it is the QueueSettings row's lock). Returns the
+    project's lease length in minutes, read by the same statement (UPDATE ... RETURNING); the
+    settings row is made first when the project has none yet."""
+    db = connections[router.db_for_write(QueueSettings)]
+    qn = db.ops.quote_name
+    meta = QueueSettings._meta
+    minutes = qn(str(meta.get_field("lease_minutes").column))
+    sql = (
+        f"UPDATE {qn(meta.db_table)} SET {minutes} = {minutes} "
+        f"WHERE {qn(str(meta.get_field('project').column))} = %s RETURNING {minutes}"
+    )
+    with db.cursor() as cursor:
+        cursor.execute(sql, [project.pk])
+        row = cursor.fetchone()
+    if row is None:  # first use of this project's queue
+        queue_settings_get(project=project)
+        return _queue_lock(project)
+    return int(row[0])
+
+
+def _slot_taken(*, project: Project, trace_id: int) -> None:
+    """One slot of the trace fewer (its queue row made, counting the new holder, when missing)."""
+    if not TracePriority.objects.filter(trace_id=trace_id).update(open_slots=F("open_slots") - 1):
+        priorities_refresh(project=project, trace_ids=[trace_id])
 
 
 def _take_slot(
     *, user: UserLike, project: Project, trace_id: int, now: datetime, status: str
 ) -> Assignment | None:
     """Give this user a free slot of the trace, or None when all are taken. Every caller holds
-    the project's queue lock (`_queue_lock`, taken first in its transaction)."""
-    row = TracePriority.objects.select_for_update().filter(trace_id=trace_id).first()
-    if row is None:
-        priorities_refresh(project=project, trace_ids=[trace_id])
-        row = TracePriority.objects.select_for_update().filter(trace_id=trace_id).first()
+    the project's queue lock (`_queue_lock`, taken first in its transaction), which serialises
+    every write of the slots: the trace's queue row needs no lock of its own."""
     slot = _free_slot(trace_id=trace_id, overlap=project.overlap)
     if slot is None:
         return None
     assignment = _hold(
         user=user, project=project, trace_id=trace_id, slot=slot, now=now, status=status
     )
-    TracePriority.objects.filter(trace_id=trace_id).update(open_slots=F("open_slots") - 1)
+    _slot_taken(project=project, trace_id=trace_id)
     return assignment
 
 
@@ -500,21 +533,44 @@ def next_trace_peek(
 def lease_on_start(*, user: UserLike, trace: Trace) -> Assignment | None:
     """An annotator started labelling a trace (its first label): they take a slot of it now,
     unless they hold or submitted one already; None when every slot is taken (their labels are
-    kept all the same, and a submission beyond the overlap is recorded without a slot)."""
+    kept all the same, and a submission beyond the overlap is recorded without a slot).
+
+    Four statements on the first label's path (issue 16, it was thirteen): the queue lock, which
+    answers the lease length; one read of the trace's slots with this user's assignment; the
+    assignment's INSERT (or UPDATE); the trace's open-slot count. No savepoint: a caller inside a
+    transaction (annotate's first label) rolls back as a whole."""
     project = trace.project
-    queue_settings_get(project=project)
-    with transaction.atomic():
-        _queue_lock(project)
-        current = Assignment.objects.filter(trace=trace, annotator_id=user.pk).first()
+    with transaction.atomic(savepoint=False):
+        minutes = _queue_lock(project)
+        rows = list(
+            Assignment.objects.filter(trace_id=trace.pk).filter(
+                Q(annotator_id=user.pk) | Q(status__in=LIVE, slot__isnull=False)
+            )
+        )
+        current = next((row for row in rows if row.annotator_id == user.pk), None)
         if current is not None and current.status in LIVE:
             return current
-        return _take_slot(
-            user=user,
-            project=project,
-            trace_id=trace.pk,
+        used = {row.slot for row in rows if row.status in LIVE}
+        slot = next((s for s in range(project.overlap) if s not in used), None)
+        if slot is None:
+            return None
+        fields = _hold_fields(
+            slot=slot,
             now=timezone.now(),
             status=AssignmentStatus.LEASED,
+            minutes=minutes,
         )
+        if current is None:
+            assert user.pk is not None, "an annotator who labels is signed in"
+            current = Assignment.objects.create(
+                trace_id=trace.pk, annotator_id=user.pk, project=project, **fields
+            )
+        else:
+            for name, value in fields.items():
+                setattr(current, name, value)
+            current.save(update_fields=list(fields))
+        _slot_taken(project=project, trace_id=trace.pk)
+        return current
 
 
 def lease_next(

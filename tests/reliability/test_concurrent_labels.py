@@ -110,3 +110,32 @@ def test_fifty_heartbeats_at_once_credit_no_more_than_the_time_that_passed():
     elapsed = time.monotonic() - started
     credited = Annotation.objects.get(trace=trace, annotator=user).active_seconds
     assert 2.0 <= credited <= 2.0 + elapsed
+
+
+def test_twenty_annotators_first_labelling_one_trace_fill_its_slots_once():
+    """Issue 16's first label (annotation, lease and label in one transaction, the slot taken
+    without locking the trace's queue row): twenty annotators at once on a trace of overlap 2 all
+    keep their label, exactly two hold a slot (0 and 1) and the trace has no open slot left."""
+    from review import services as queues
+    from review.models import Assignment, AssignmentStatus, TracePriority
+
+    users = [make_user(f"first{i}") for i in range(20)]
+    project = make_project(members={u: "annotator" for u in users}, overlap=2)
+    trace = make_trace(project)
+    queues.priorities_sync(project=project)
+    tabs = [_tabs(user, 1)[0] for user in users]
+
+    def save(i: int) -> Callable[[], int]:
+        return lambda: (
+            tabs[i]
+            .post(f"/t/{trace.pk}/steps/0/label/", {"value": "1"}, headers={"HX-Request": "true"})
+            .status_code
+        )
+
+    statuses = _run_at_once([save(i) for i in range(len(users))])
+    assert statuses == [200] * len(users)
+    assert StepLabel.objects.filter(annotation__trace=trace, value=1).count() == len(users)
+    leased = Assignment.objects.filter(trace=trace, status=AssignmentStatus.LEASED)
+    assert sorted(leased.values_list("slot", flat=True)) == [0, 1]
+    assert Assignment.objects.filter(trace=trace).count() == 2
+    assert TracePriority.objects.get(trace=trace).open_slots == 0

@@ -10,12 +10,14 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from annotate import selectors, services
+from annotate.models import Annotation, StepLabel
 from review import services as queues
 from review.models import Assignment, AssignmentStatus, QueueStrategy, TracePriority
 from scoring import services as scoring_services
@@ -254,3 +256,96 @@ def test_opening_the_next_trace_leases_nothing_until_the_first_label() -> None:
     # Labelling again neither takes a second slot nor moves the lease.
     services.label_set(user=labelling, step=traces[0].steps.get(index=1), value=1)
     assert Assignment.objects.count() == 1
+
+
+def test_a_first_label_save_takes_the_slot_in_few_queries() -> None:
+    """Issue 16: an annotator's first label on a trace of a project with a queue makes the
+    annotation and takes a slot. It was 25 queries here (the step looked up, get_or_create, the
+    settings read twice, the trace's queue row locked, update_or_create, and a count of the one
+    label just written); now 11: session, user, the trace, and in one transaction (a savepoint
+    here, the test's transaction being open) the annotation's INSERT, the queue lock answering the
+    lease length, one read of the trace's slots, the assignment's INSERT, the open-slot count and
+    the label's upsert. With every slot taken (a third annotator, overlap 2), no assignment: 9.
+    Later saves stay the five queries of a started trace."""
+    users = [make_user(f"f{i}") for i in range(3)]
+    project = make_project("fq", members={u: "annotator" for u in users}, overlap=2)
+    trace = make_trace(project)
+    queues.priorities_sync(project=project)
+    queues.queue_settings_get(project=project)
+    url = reverse("annotate:step_label", args=[trace.pk, 1])
+    counts = []
+    for user in users:
+        client = Client()
+        client.force_login(user)
+        client.get(reverse("annotate:trace", args=[trace.pk]))
+        with CaptureQueriesContext(connection) as first:
+            response = client.post(url, {"value": "-1"}, HTTP_HX_REQUEST="true")
+        assert response.status_code == 200
+        first_count = len(first)  # now: a request's start clears the log these slices read
+        html = response.content.decode().replace("<strong>", "").replace("</strong>", "")
+        assert "1 of 3 steps labelled" in html
+        page = client.get(reverse("annotate:trace", args=[trace.pk])).content.decode()
+        assert "1 of 3 steps labelled" in page.replace("<strong>", "").replace("</strong>", "")
+        with CaptureQueriesContext(connection) as later:
+            response = client.post(url, {"value": "1"}, HTTP_HX_REQUEST="true")
+        assert response.status_code == 200
+        counts.append((first_count, len(later)))
+    assert counts == [(11, 5), (11, 5), (9, 5)], counts
+    leases = Assignment.objects.filter(trace=trace).order_by("annotator__username")
+    assert [(a.annotator.username, a.slot, a.status) for a in leases] == [
+        ("f0", 0, AssignmentStatus.LEASED),
+        ("f1", 1, AssignmentStatus.LEASED),
+    ]
+    assert all(a.leased_until > timezone.now() + timedelta(minutes=20) for a in leases)
+    assert TracePriority.objects.get(trace=trace).open_slots == 0
+    assert StepLabel.objects.filter(step__trace=trace, value=1).count() == 3
+
+
+def test_a_first_label_of_a_missing_step_writes_nothing_and_takes_no_slot() -> None:
+    user = make_user("m0")
+    project = make_project("mq", members={user: "annotator"}, overlap=2)
+    trace = make_trace(project)
+    queues.priorities_sync(project=project)
+    client = Client()
+    client.force_login(user)
+    url = reverse("annotate:step_label", args=[trace.pk, 3])
+    assert client.post(url, {"value": "1"}, HTTP_HX_REQUEST="true").status_code == 404
+    assert not Annotation.objects.exists() and not Assignment.objects.exists()
+    assert TracePriority.objects.get(trace=trace).open_slots == 2
+
+
+def test_a_first_label_without_a_queue_row_makes_it_counting_the_new_lease() -> None:
+    user = make_user("n0")
+    project = make_project("nq", members={user: "annotator"}, overlap=2)
+    trace = make_trace(project)
+    TracePriority.objects.filter(trace=trace).delete()
+    services.label_set(user=user, step=trace.steps.get(index=0), value=1)
+    assert Assignment.objects.get().slot == 0
+    assert TracePriority.objects.get(trace=trace).open_slots == 1
+
+
+def test_the_pages_first_change_takes_the_slot_in_few_queries() -> None:
+    """The labelling page's script saves through /api/traces/<id>/changes/ (label_changes_apply):
+    its first change makes the annotation (one INSERT in a savepoint after the row-locked read
+    found none) and takes the slot as the htmx save does; a later change reads the annotation
+    once, row-locked. Neither reads back the label its upsert returned, and the counts of the
+    answer are one query."""
+    user, other = make_user("c0"), make_user("c1")
+    project = make_project("cq", members={user: "annotator", other: "annotator"}, overlap=1)
+    trace = make_trace(project)
+    queues.priorities_sync(project=project)
+    queues.queue_settings_get(project=project)
+    client = Client()
+    client.force_login(user)
+    url = reverse("api:label-changes", args=[trace.pk])
+    counts = []
+    for seq in (1, 2):
+        body = {"client": "tab", "changes": [{"seq": seq, "op": "label", "index": 0, "value": 1}]}
+        with CaptureQueriesContext(connection) as queries:
+            response = client.post(url, body, content_type="application/json")
+        assert response.status_code == 200, response.content
+        counts.append(len(queries))
+    assert counts == [17, 10], counts  # they were 31 and 13
+    lease = Assignment.objects.get()
+    assert (lease.annotator, lease.slot, lease.status) == (user, 0, AssignmentStatus.LEASED)
+    assert TracePriority.objects.get(trace=trace).open_slots == 0

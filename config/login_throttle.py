@@ -57,7 +57,6 @@ def client_ip(request: HttpRequest | None) -> str:
     return peer
 
 
-
 def _user_key(username: str) -> str:
     # Hashed: a username is whatever a client sends (any length, any characters), a cache key
     # must stay short and plain.
@@ -120,6 +119,10 @@ class LoginThrottleBackend(ModelBackend):
         if ip_key is not None:
             over = _bump(ip_key) > _per_ip() or over
         if over:
+            # Refused unchecked. Django's authenticate() turns this into "no such user", which
+            # the views would answer as a wrong password: the middleware answers 429 instead.
+            if request is not None:
+                getattr(request, "_request", request).login_throttled = True  # DRF wraps it
             raise PermissionDenied("Too many failed log-ins.")  # stops the backend chain
         user = super().authenticate(request, username=username, password=password, **kwargs)
         if user is not None:
@@ -175,15 +178,25 @@ class LoginThrottleMiddleware:
         self._paths: dict[str, str] | None = None
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)
+        response = self.get_response(request)
+        if getattr(request, "login_throttled", False):
+            # Attempts sent at once all passed process_view's look before any counted; those
+            # counted past the limit were refused unchecked by the backend, and say so.
+            kind = self._login_paths().get(request.path_info)
+            if kind:
+                return self._refuse(request, kind)
+        return response
+
+    def _login_paths(self) -> dict[str, str]:
+        if self._paths is None:
+            self._paths = _login_paths()
+        return self._paths
 
     def process_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse | None:
         # In process_view, after CsrfViewMiddleware's (MIDDLEWARE order): a forged log-in is
         # refused by the CSRF check before this reads the body for the username.
         if request.method == "POST":
-            if self._paths is None:
-                self._paths = _login_paths()
-            kind = self._paths.get(request.path_info)
+            kind = self._login_paths().get(request.path_info)
             if kind and is_locked(username=_posted_username(request), request=request):
                 return self._refuse(request, kind)
         return None

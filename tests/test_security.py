@@ -460,6 +460,34 @@ def test_parallel_guesses_do_not_get_past_the_limit(fresh_cache):
     assert right.status_code == 429
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("entry", ["api", "page"])
+def test_an_attempt_past_the_limit_that_raced_the_check_is_refused_as_such(
+    fresh_cache, monkeypatch, entry
+):
+    """Attempts sent at once all pass the middleware's look at the count before any of them has
+    counted; the ones counted past the limit are refused unchecked, and must say so (429, the
+    lock-out message), not "wrong password" (400, as 6 of 13 parallel guesses once did)."""
+    from config import login_throttle
+
+    make_user("gil", password=PASSWORD)
+    for _ in range(5):
+        login_throttle._bump(login_throttle._user_key("gil"))
+    # As for a request that passed the look at the count before the other five counted:
+    monkeypatch.setattr(login_throttle, "is_locked", lambda **kwargs: False)
+    if entry == "api":
+        response = APIClient().post(
+            "/api/auth/token/", {"username": "gil", "password": PASSWORD}, format="json"
+        )
+        assert response.status_code == 429
+        assert "Too many failed log-ins" in response.json()["detail"]
+    else:
+        response = _log_in(Client(), "gil", PASSWORD)
+        assert response.status_code == 429
+        assert "Too many failed log-ins" in response.content.decode()
+    assert response["Retry-After"] == str(login_throttle.lockout_seconds())
+
+
 def _gunicorn_answer(tmp_path, *, allow: str, proto: str | None) -> int:
     """Start gunicorn with production settings and config/gunicorn.conf.py, trusting forwarded
     headers from `allow`; the status of GET /accounts/login/ sent from 127.0.0.1."""

@@ -36,8 +36,9 @@ def _params(scorer: Scorer) -> dict[str, Any]:
 
 
 def engine_for(scorer: Scorer) -> Any:
+    params = _params(scorer)
     built_from = json.dumps(
-        [scorer.backend, scorer.model_path, scorer.revision, _params(scorer)],
+        [scorer.backend, scorer.model_path, scorer.revision, params],
         sort_keys=True,
         default=str,
     )
@@ -53,7 +54,7 @@ def engine_for(scorer: Scorer) -> Any:
             model_path=scorer.model_path or None,
             device=settings.STEPLENS_DEVICE,
             dtype=settings.STEPLENS_DTYPE,
-            params=_params(scorer),
+            params=params,
         )
     return _ENGINES[key]
 

@@ -390,7 +390,8 @@ def step_label(request: AuthedRequest, trace_id: int, index: int) -> HttpRespons
             error = _error_text(invalid)
     else:
         error = _error_text(ValidationError(list(form.errors.values())))
-    if error:
+    if error:  # the whole trace (the label path's has only what a save needs) for the page
+        trace = selectors.trace_get_for_user(user=request.user, trace_id=trace_id)
         selectors.step_get(trace=trace, index=index)  # a step that does not exist: 404 first
         return _label_response(request, trace, [index], error=error)
     if label is None:

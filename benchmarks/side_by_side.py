@@ -280,14 +280,20 @@ class Steplens(Tool):
         started = time.perf_counter()
         load.prepare_processbench(url, keep=False, clients=self.args.clients)  # fresh: timed
         import_s = time.perf_counter() - started
-        # What a worker does after each import (annotate.tasks.html_fill_task): the pages'
-        # HTML of the new texts, kept. Timed apart; without it every page is a first view.
+        # What a worker does after each import: the pages' HTML of the new texts, kept
+        # (annotate.tasks.html_fill_task), and the new traces' labelling-queue rows
+        # (review.receivers._on_imported: queue_priorities_sync_task). Timed apart; without them
+        # every page would be a first view and every first label would build its trace's row.
         from django.core.management import call_command
 
         started = time.perf_counter()
         with open(os.devnull, "w") as quiet:
             call_command("render_html", "--project", "processbench", stdout=quiet, stderr=quiet)
         html_fill_s = time.perf_counter() - started
+        started = time.perf_counter()
+        with open(os.devnull, "w") as quiet:
+            call_command("queue_refresh", "--project", "processbench", stdout=quiet, stderr=quiet)
+        queue_rows_s = time.perf_counter() - started
         import psycopg
 
         with psycopg.connect(url, autocommit=True) as conn:
@@ -309,6 +315,7 @@ class Steplens(Tool):
             "import_s": round(import_s, 2),
             "import_what": "create database, migrate, import 3,320 traces (manage.py's importer)",
             "html_fill_s": round(html_fill_s, 2),
+            "queue_rows_s": round(queue_rows_s, 2),
             "startup_s": round(startup_s, 2),
             "traces": len(self.traces),
         }
@@ -948,6 +955,11 @@ def markdown(results: list[dict], meta: dict[str, object]) -> str:
     lines.append(
         "| HTML of the texts kept, s (steplens: a worker's job after an import) | "
         + " | ".join(str(r.get("html_fill_s", "")) for r in results)
+        + " |"
+    )
+    lines.append(
+        "| queue rows made, s (steplens: a worker's job after an import) | "
+        + " | ".join(str(r.get("queue_rows_s", "")) for r in results)
         + " |"
     )
     lines.append(

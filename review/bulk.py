@@ -57,7 +57,7 @@ def _assign(*, project: Project, trace_ids: Sequence[int], username: str) -> int
     assigned = 0
     for trace_id in trace_ids:
         with transaction.atomic():
-            services._queue_lock(project)
+            services._slots_lock(project, [trace_id])
             if Assignment.objects.filter(
                 trace_id=trace_id, annotator=annotator, status__in=services.LIVE
             ).exists():

@@ -259,9 +259,10 @@ def priorities_refresh(*, project: Project, trace_ids: Iterable[int] | None = No
             rows.append(row)
         _search_documents(trace_ids=list(traces))
         with transaction.atomic():
-            # Open slots are counted and written under the queue's lock, so that a lease taken
-            # meanwhile is never overwritten by a count made before it.
-            _queue_lock(project)
+            # Open slots are counted and written under the slots' lock (the project's, then the
+            # chunk's rows), so that a lease taken meanwhile is never overwritten by a count made
+            # before it.
+            _slots_lock(project, list(traces))
             slots = _open_slots(project=project, trace_ids=list(traces))
             for row in rows:
                 row.open_slots = slots[row.trace_id]
@@ -349,15 +350,36 @@ def leases_expire(*, project: Project | None = None, now: datetime | None = None
     with transaction.atomic():
         if project is not None:
             _queue_lock(project)
-        for pk, trace_id in expired.select_for_update(skip_locked=True).values_list(
-            "pk", "trace_id"
+        for pk, trace_id, slot in expired.select_for_update(skip_locked=True).values_list(
+            "pk", "trace_id", "slot"
         ):
             Assignment.objects.filter(pk=pk).update(
                 status=AssignmentStatus.EXPIRED, finished_at=now
             )
-            TracePriority.objects.filter(trace_id=trace_id).update(open_slots=F("open_slots") + 1)
+            _slot_freed(trace_id=trace_id, slot=slot)
             count += 1
     return count
+
+
+def _slot_freed(*, trace_id: int, slot: int | None) -> None:
+    """A holder left this slot (skip, expiry; its row no longer live): the earliest submission
+    recorded without a slot (made while every slot was held) takes it, else the trace has one
+    open slot more. So a submission without a slot exists only while every slot is held, and the
+    stored count always equals `_open_slots`' (overlap less every live holder)."""
+    waiting = (
+        Assignment.objects.filter(
+            trace_id=trace_id, status=AssignmentStatus.SUBMITTED, slot__isnull=True
+        )
+        .order_by("finished_at", "pk")
+        .values_list("pk", flat=True)
+        .first()
+        if slot is not None
+        else None
+    )
+    if waiting is not None:
+        Assignment.objects.filter(pk=waiting).update(slot=slot)
+    else:
+        TracePriority.objects.filter(trace_id=trace_id).update(open_slots=F("open_slots") + 1)
 
 
 def _free_slot(*, trace_id: int, overlap: int) -> int | None:
@@ -426,6 +448,49 @@ def _queue_lock(project: Project) -> int:
     return int(row[0])
 
 
+def _slots_lock(project: Project, trace_ids: Sequence[int]) -> int:
+    """The lock every writer of slots takes, except an annotator's first label: the project's
+    queue lock (`_queue_lock`), then the queue rows of these traces, in trace order. A first label
+    (`lease_on_start`) takes its trace's row only, so first labels on different traces of a
+    project no longer wait for each other (issue 16); a writer holding the project lock waits for
+    that row like any other. One order (project, then rows by trace) cannot deadlock: a first
+    label holds one row and waits for no other slot lock. Returns the lease length in minutes."""
+    minutes = _queue_lock(project)
+    ids = sorted(set(trace_ids))
+    for start in range(0, len(ids), _REFRESH_CHUNK):
+        list(
+            TracePriority.objects.filter(trace_id__in=ids[start : start + _REFRESH_CHUNK])
+            .order_by("trace_id")
+            .select_for_update()
+            .values_list("trace_id", flat=True)
+        )
+    return minutes
+
+
+def _trace_slot_lock(trace: Trace) -> tuple[bool, int | None]:
+    """Lock one trace's queue row for a first label: a write (UPDATE ... RETURNING), so that it
+    locks on SQLite as on PostgreSQL, which answers the project's lease length in the same
+    statement. (False, None) when the trace has no queue row yet: the caller takes the project's
+    lock instead and makes the row; (True, None) when the project has no queue settings yet."""
+    db = connections[router.db_for_write(TracePriority)]
+    qn = db.ops.quote_name
+    meta, settings_meta = TracePriority._meta, QueueSettings._meta
+    slots = qn(str(meta.get_field("open_slots").column))
+    sql = (
+        f"UPDATE {qn(meta.db_table)} SET {slots} = {slots} "
+        f"WHERE {qn(str(meta.get_field('trace').column))} = %s "
+        f"RETURNING (SELECT {qn(str(settings_meta.get_field('lease_minutes').column))} "
+        f"FROM {qn(settings_meta.db_table)} "
+        f"WHERE {qn(str(settings_meta.get_field('project').column))} = %s)"
+    )
+    with db.cursor() as cursor:
+        cursor.execute(sql, [trace.pk, trace.project_id])
+        row = cursor.fetchone()
+    if row is None:
+        return False, None
+    return True, None if row[0] is None else int(row[0])
+
+
 def _slot_taken(*, project: Project, trace_id: int) -> None:
     """One slot of the trace fewer (its queue row made, counting the new holder, when missing)."""
     if not TracePriority.objects.filter(trace_id=trace_id).update(open_slots=F("open_slots") - 1):
@@ -436,8 +501,8 @@ def _take_slot(
     *, user: UserLike, project: Project, trace_id: int, now: datetime, status: str
 ) -> Assignment | None:
     """Give this user a free slot of the trace, or None when all are taken. Every caller holds
-    the project's queue lock (`_queue_lock`, taken first in its transaction), which serialises
-    every write of the slots: the trace's queue row needs no lock of its own."""
+    the slots' lock of this trace (`_slots_lock`: the project's queue lock, then the trace's
+    queue row), taken first in its transaction."""
     slot = _free_slot(trace_id=trace_id, overlap=project.overlap)
     if slot is None:
         return None
@@ -535,13 +600,21 @@ def lease_on_start(*, user: UserLike, trace: Trace) -> Assignment | None:
     unless they hold or submitted one already; None when every slot is taken (their labels are
     kept all the same, and a submission beyond the overlap is recorded without a slot).
 
-    Four statements on the first label's path (issue 16, it was thirteen): the queue lock, which
-    answers the lease length; one read of the trace's slots with this user's assignment; the
-    assignment's INSERT (or UPDATE); the trace's open-slot count. No savepoint: a caller inside a
-    transaction (annotate's first label) rolls back as a whole."""
+    Four statements on the first label's path (issue 16, it was thirteen): the trace's queue row
+    locked (`_trace_slot_lock`, which answers the lease length; not the project's lock, so first
+    labels on other traces go on meanwhile); one read of the trace's slots with this user's
+    assignment; the assignment's INSERT (or UPDATE); the trace's open-slot count. No savepoint: a
+    caller inside a transaction (annotate's first label) rolls back as a whole."""
     project = trace.project
     with transaction.atomic(savepoint=False):
-        minutes = _queue_lock(project)
+        locked, minutes = _trace_slot_lock(trace)
+        if not locked:  # no queue row yet: made under the project's lock, then locked
+            minutes = _queue_lock(project)
+            if not TracePriority.objects.filter(trace_id=trace.pk).exists():
+                priorities_refresh(project=project, trace_ids=[trace.pk])
+            _slots_lock(project, [trace.pk])
+        elif minutes is None:  # the project's first use of its queue (the row is locked)
+            minutes = queue_settings_get(project=project).lease_minutes
         rows = list(
             Assignment.objects.filter(trace_id=trace.pk).filter(
                 Q(annotator_id=user.pk) | Q(status__in=LIVE, slot__isnull=False)
@@ -590,7 +663,7 @@ def lease_next(
         return started
     if started is not None:
         with transaction.atomic():
-            _queue_lock(project)
+            _slots_lock(project, [started.pk])
             _take_slot(
                 user=user,
                 project=project,
@@ -636,7 +709,7 @@ def assignment_on_submit(*, user: UserLike, trace: Trace) -> Assignment:
     project = trace.project
     queue_settings_get(project=project)
     with transaction.atomic():
-        _queue_lock(project)
+        _slots_lock(project, [trace.pk])
         assignment = Assignment.objects.filter(trace=trace, annotator_id=user.pk).first()
         if assignment is not None and assignment.status == AssignmentStatus.SUBMITTED:
             return assignment
@@ -675,7 +748,7 @@ def assignment_skip(*, user: UserLike, trace: Trace, reason: str, note: str = ""
     now = timezone.now()
     queue_settings_get(project=trace.project)
     with transaction.atomic():
-        _queue_lock(trace.project)
+        _slots_lock(trace.project, [trace.pk])
         if Annotation.objects.filter(
             trace=trace, annotator_id=user.pk, status=AnnotationStatus.SUBMITTED
         ).exists():
@@ -683,8 +756,8 @@ def assignment_skip(*, user: UserLike, trace: Trace, reason: str, note: str = ""
         assignment = (
             Assignment.objects.select_for_update().filter(trace=trace, annotator_id=user.pk).first()
         )
-        if assignment is not None and assignment.status == AssignmentStatus.LEASED:
-            TracePriority.objects.filter(trace_id=trace.pk).update(open_slots=F("open_slots") + 1)
+        freed = assignment is not None and assignment.status == AssignmentStatus.LEASED
+        assignment_slot = assignment.slot if assignment is not None else None
         assignment = _hold(
             user=user,
             project=trace.project,
@@ -693,6 +766,8 @@ def assignment_skip(*, user: UserLike, trace: Trace, reason: str, note: str = ""
             now=now,
             status=AssignmentStatus.SKIPPED,
         )
+        if freed:
+            _slot_freed(trace_id=trace.pk, slot=assignment_slot)
         Assignment.objects.filter(pk=assignment.pk).update(
             skip_reason=reason, skip_note=note.strip(), finished_at=now
         )

@@ -139,3 +139,121 @@ def test_twenty_annotators_first_labelling_one_trace_fill_its_slots_once():
     assert sorted(leased.values_list("slot", flat=True)) == [0, 1]
     assert Assignment.objects.filter(trace=trace).count() == 2
     assert TracePriority.objects.get(trace=trace).open_slots == 0
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="SQLite serialises every write: no row locks to see"
+)
+def test_a_first_label_does_not_wait_for_another_traces_first_label_in_the_project():
+    """Issue 16: a first label took the project-wide queue lock until its commit, so ten
+    annotators' first labels on ten traces of one project queued behind each other. It now locks
+    its own trace's queue row only: while one first label's transaction is open on trace A, a
+    first label on trace B of the same project saves at once (a 3 s lock timeout fails it)."""
+    from review import services as queues
+    from review.models import Assignment, AssignmentStatus
+
+    first, second = make_user("holder"), make_user("other")
+    project = make_project(members={first: "annotator", second: "annotator"})
+    trace_a, trace_b = make_trace(project), make_trace(project)
+    queues.priorities_sync(project=project)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        from django.db import transaction
+
+        from annotate import services
+
+        try:
+            with transaction.atomic():
+                services.label_set_at(
+                    user=first, trace=trace_a, index=0, annotation_id=None, value=1
+                )
+                holding.set()
+                release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(timeout=30)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '3s'")
+        client = _tabs(second, 1)[0]
+        response = client.post(
+            f"/t/{trace_b.pk}/steps/0/label/", {"value": "1"}, headers={"HX-Request": "true"}
+        )
+        assert response.status_code == 200
+    finally:
+        release.set()
+        holder.join(timeout=30)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = 0")
+    leased = Assignment.objects.filter(status=AssignmentStatus.LEASED)
+    assert sorted(leased.values_list("trace_id", "annotator__username")) == [
+        (trace_a.pk, "holder"),
+        (trace_b.pk, "other"),
+    ]
+
+
+def test_first_labels_takes_submits_skips_and_refreshes_at_once_keep_every_slot_count():
+    """Every writer of a trace's slots at once: first labels (the trace's row lock), the API's
+    take (`lease_next`), submissions, skips and queue refreshes (the project's lock, then the
+    rows). No error or deadlock, no slot held twice, a submission without a slot only while every
+    slot is held (a freed slot goes to it), and every trace's stored open-slot count is its overlap
+    less its live holders, as a refresh from scratch counts it."""
+    from review import services as queues
+    from review.models import Assignment, AssignmentStatus, TracePriority
+
+    users = [make_user(f"mixed{i}") for i in range(16)]
+    project = make_project(members={u: "annotator" for u in users}, overlap=2)
+    traces = [make_trace(project) for _ in range(3)]
+    queues.priorities_sync(project=project)
+    tabs = [_tabs(user, 1)[0] for user in users]
+
+    def job(i: int) -> Callable[[], int]:
+        user, trace = users[i], traces[i % len(traces)]
+        kind = i % 4
+        if kind == 0:  # an API take: the best open trace
+            return lambda: int(queues.lease_next(user=user, project=project) is not None)
+        if kind == 1:  # a whole labelled trace submitted (its slot kept or taken)
+            return lambda: (
+                tabs[i]
+                .post(
+                    f"/t/{trace.pk}/steps/0/label/", {"value": "1"}, headers={"HX-Request": "true"}
+                )
+                .status_code
+                and queues.assignment_on_submit(user=user, trace=trace).pk
+                and 200
+            )
+        if kind == 2:  # a first label, then a skip
+            return lambda: (
+                tabs[i]
+                .post(
+                    f"/t/{trace.pk}/steps/1/label/", {"value": "-1"}, headers={"HX-Request": "true"}
+                )
+                .status_code
+                and queues.assignment_skip(user=user, trace=trace, reason="unclear").pk
+                and 200
+            )
+        return lambda: (  # a first label while the whole queue is refreshed
+            tabs[i]
+            .post(f"/t/{trace.pk}/steps/2/label/", {"value": "1"}, headers={"HX-Request": "true"})
+            .status_code
+            + 0 * queues.priorities_refresh(project=project)
+        )
+
+    results = _run_at_once([job(i) for i in range(len(users))])
+    assert all(r in (0, 1, 200) for r in results), results
+    for trace in traces:
+        live = list(
+            Assignment.objects.filter(
+                trace=trace, status__in=[AssignmentStatus.LEASED, AssignmentStatus.SUBMITTED]
+            ).values_list("slot", flat=True)
+        )
+        slots = [s for s in live if s is not None]
+        assert len(slots) == len(set(slots)) and len(slots) <= 2, live
+        assert len(slots) == min(2, len(live)), live  # no holder without a slot while one is free
+        assert TracePriority.objects.get(trace=trace).open_slots == max(0, 2 - len(live)), live
+        queues.priorities_refresh(project=project, trace_ids=[trace.pk])  # the count from scratch
+        assert TracePriority.objects.get(trace=trace).open_slots == max(0, 2 - len(live)), live

@@ -106,6 +106,29 @@ def test_skip_with_a_reason_frees_the_slot_and_is_not_offered_again(team) -> Non
     assert queues.lease_next(user=users[0], project=project) == traces[1]
 
 
+def test_a_slot_freed_by_a_skip_or_an_expiry_goes_to_a_submission_that_had_none(team) -> None:
+    """A submission made while every slot was held is recorded without a slot; when a holder
+    skips (or their lease expires) that submission takes the freed slot, instead of the trace
+    counting one open slot more than a refresh from scratch counts (a defect of the first mixed
+    concurrency run: the stored count and the refresh disagreed)."""
+    project, users, traces = team
+    trace = traces[0]
+    for user in users[:2]:
+        queues.lease_on_start(user=user, trace=trace)  # both slots held
+    late = queues.assignment_on_submit(user=users[2], trace=trace)
+    assert (late.status, late.slot) == ("submitted", None)
+    queues.assignment_skip(user=users[0], trace=trace, reason="too_hard")
+    assert Assignment.objects.get(pk=late.pk).slot is not None
+    assert TracePriority.objects.get(trace=trace).open_slots == 0
+    Assignment.objects.filter(annotator=users[1]).update(
+        leased_until=timezone.now() - timedelta(minutes=1)
+    )
+    assert queues.leases_expire(project=project) == 1
+    assert TracePriority.objects.get(trace=trace).open_slots == 1  # no one else was waiting
+    queues.priorities_refresh(project=project, trace_ids=[trace.pk])
+    assert TracePriority.objects.get(trace=trace).open_slots == 1
+
+
 def test_skip_through_the_page_opens_the_next_trace(team) -> None:
     project, users, traces = team
     client = Client()

@@ -606,13 +606,12 @@ class LabelChangesApi(ApiView):
             if not change.is_valid():
                 raise exceptions.ValidationError({f"changes[{position}]": change.errors})
             changes.append(dict(change.validated_data))
-        trace = selectors.trace_get_for_user(user=request.user, trace_id=trace_id)
+        trace = selectors.trace_get_for_label(user=request.user, trace_id=trace_id)
         result = services.label_changes_apply(
             user=request.user, trace=trace, client=data.validated_data["client"], changes=changes
         )
         for label in result.labels:
             label.step_index = label.step.index
-        counts = selectors.label_counts(user=request.user, trace=trace)
         return Response(
             self.OutputSerializer(
                 {
@@ -620,8 +619,8 @@ class LabelChangesApi(ApiView):
                     "skipped": result.skipped,
                     "kept": result.kept,
                     "labels": result.labels,
-                    "labelled": counts[0],
-                    "step_count": counts[1],
+                    "labelled": result.labelled,
+                    "step_count": result.step_count,
                 }
             ).data
         )

@@ -553,36 +553,6 @@ def queue_submitted(*, user: UserLike, project: Project, limit: int = 20) -> lis
     )
 
 
-def label_counts(*, user: UserLike, trace: Trace) -> tuple[int, int]:
-    """(steps this user gave a value, steps of the trace), for a trace fetched with a check: one
-    query (two counts as subqueries of the trace's row)."""
-    labelled = (
-        StepLabel.objects.filter(
-            annotation__trace=OuterRef("pk"),
-            annotation__annotator_id=getattr(user, "pk", None),
-            value__isnull=False,
-        )
-        .order_by()
-        .values("annotation__trace")
-        .annotate(count=Count("pk"))
-        .values("count")
-    )
-    steps = (
-        Step.objects.filter(trace=OuterRef("pk"))
-        .order_by()
-        .values("trace")
-        .annotate(count=Count("pk"))
-        .values("count")
-    )
-    row = (
-        Trace.objects.filter(pk=trace.pk)
-        .annotate(labelled_count=Subquery(labelled), step_count=Subquery(steps))
-        .values_list("labelled_count", "step_count")
-        .get()
-    )
-    return row[0] or 0, row[1] or 0
-
-
 def annotation_revealed(*, user: UserLike, trace: Trace) -> bool:
     """Blind projects: whether this user's scores were revealed (at their first submit)."""
     return Annotation.objects.filter(

@@ -204,6 +204,7 @@ def _annotation_create(*, user: User, trace: Trace) -> Annotation:
     lease (annotation_started), inside the caller's transaction: one INSERT, no read first. An
     IntegrityError: a concurrent request made it first (the caller's transaction is spoilt)."""
     annotation = Annotation.objects.create(trace=trace, annotator=user)
+    annotation.created_now = True  # type: ignore[attr-defined]
     signals.annotation_started.send(sender=Annotation, user=user, trace=trace)
     return annotation
 
@@ -467,10 +468,15 @@ def _labels_write(
 
 
 def _annotation_locked(*, user: User, trace: Trace) -> Annotation:
-    """The user's annotation, row-locked for the rest of the transaction."""
-    annotation = Annotation.objects.select_for_update().filter(trace=trace, annotator=user).first()
-    if annotation is not None:
-        return annotation
+    """The user's annotation, row-locked for the rest of the transaction. A trace fetched by
+    `selectors.trace_get_for_label` that found none (`my_annotation_id` None) goes straight to
+    the INSERT (a concurrent first label: the savepoint's IntegrityError, then the read)."""
+    if getattr(trace, "my_annotation_id", 0) is not None:
+        annotation = (
+            Annotation.objects.select_for_update().filter(trace=trace, annotator=user).first()
+        )
+        if annotation is not None:
+            return annotation
     try:
         with transaction.atomic():  # a savepoint: the caller's transaction goes on after a race
             return _annotation_create(user=user, trace=trace)  # its INSERT holds the row lock
@@ -479,7 +485,8 @@ def _annotation_locked(*, user: User, trace: Trace) -> Annotation:
 
 
 def _steps_of(trace: Trace) -> list[Step]:
-    return list(trace.steps.order_by("index"))
+    """The trace's steps, without their texts (what a label write needs: ids and indexes)."""
+    return list(trace.steps.order_by("index").only("id", "trace_id", "index"))
 
 
 def _cascade(*, user: User, trace: Trace, first_error: int | None) -> CascadeResult:
@@ -519,6 +526,8 @@ class ChangesResult:
     skipped: list[int]  # already applied before (a resend)
     kept: list[int]  # hand-set labels that a first-error / all-correct left as they were
     labels: list[StepLabel]  # the saved state of every step the changes touched
+    labelled: int = 0  # steps of the annotation with a value, after the changes
+    step_count: int = 0
 
 
 def _check_source(source: Any, where: str) -> str:
@@ -552,6 +561,7 @@ def label_changes_apply(
     project = trace.project
     with transaction.atomic():
         annotation = _annotation_locked(user=user, trace=trace)
+        created = getattr(annotation, "created_now", False)
         steps = _steps_of(trace)
         for step in steps:
             step.trace = trace
@@ -656,12 +666,40 @@ def label_changes_apply(
                     annotation=annotation, step__index__in=unread
                 ).select_related("step")
             )
+        if created and not unread:
+            # The annotation is this request's and every label of it came back from its upsert.
+            labelled = sum(1 for label in written.values() if label.value is not None)
+        else:
+            labelled = _labelled_count(annotation.pk)
     labels = [
         saved.get(by_index[index].pk)
         or StepLabel(annotation=annotation, step=by_index[index], value=None)
         for index in sorted(touched)
     ]
-    return ChangesResult(applied=applied, skipped=skipped, kept=kept, labels=labels)
+    return ChangesResult(
+        applied=applied,
+        skipped=skipped,
+        kept=kept,
+        labels=labels,
+        labelled=labelled,
+        step_count=len(steps),
+    )
+
+
+def _labelled_count(annotation_id: int) -> int:
+    """Steps of this annotation with a value: one statement, written out (the hottest read of a
+    save; the ORM's compilation cost more than the query, issue 16)."""
+    db = connections[router.db_for_read(StepLabel)]
+    qn = db.ops.quote_name
+    meta = StepLabel._meta
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COUNT(*) FROM {qn(meta.db_table)} "
+            f"WHERE {qn(str(meta.get_field('annotation').column))} = %s "
+            f"AND {qn(str(meta.get_field('value').column))} IS NOT NULL",
+            [annotation_id],
+        )
+        return int(cursor.fetchone()[0])
 
 
 def _infer_finish_reason(*, annotation: Annotation, step_count: int) -> str:

@@ -14,7 +14,10 @@ stored one.
 
 What each tool's requests are (docs/benchmarks.md says the same):
 - steplens (gunicorn + PostgreSQL + Redis, as docker-compose.yml): page = GET /t/<id>/ (the trace
-  page's HTML, steps included); save = the htmx POST /t/<id>/steps/<i>/label/.
+  page's HTML, steps included); save = POST /api/traces/<id>/changes/ with one change, what the
+  page's script (static/steplens/keyboard.js) posts when a step's label is clicked (the htmx
+  form POST /t/<id>/steps/<i>/label/ is the page's path without its script; measured before
+  2026-12-01 22:00, it is lighter).
 - Potato (its own `potato start`, Flask's threaded server, data loaded from JSONL at start-up,
   `process_reward` schema in `per_step` mode): page = GET /annotate?instance_id=<id> (the
   annotation page's HTML, the instance's steps embedded); save = POST /updateinstance with the
@@ -274,6 +277,7 @@ class Steplens(Tool):
         self.url = args.database_url
         self.shape = f"gunicorn {args.workers} x {args.threads}, PostgreSQL, Redis"
         self.server: load.Gunicorn | None = None
+        self.seq: dict[str, int] = {}  # each client's change numbers (the page's change log)
 
     def prepare(self) -> dict[str, object]:
         url = self.url
@@ -339,13 +343,21 @@ class Steplens(Tool):
     async def save(self, session, user, stats, rng, seen):  # type: ignore[no-untyped-def]
         trace, steps = rng.choice(self.traces)
         index, value = rng.randrange(steps), rng.choice([1, -1])
-        headers = {"X-CSRFToken": session.cookies["csrftoken"], "HX-Request": "true"}
+        # What the labelling page's script (static/steplens/keyboard.js, send()) posts when a
+        # step's label is clicked: one change of its change log, numbered per page.
+        self.seq[user] = self.seq.get(user, 0) + 1
+        payload = {
+            "client": f"bench-{user}",
+            "changes": [{"seq": self.seq[user], "op": "label", "index": index, "value": value}],
+        }
+        headers = {"X-CSRFToken": session.cookies["csrftoken"], "Accept": "application/json"}
         t0 = time.perf_counter()
-        status, _, _ = await session.request(
-            "POST", f"/t/{trace}/steps/{index}/label/", {"value": str(value)}, headers
+        status, _, body = await session.send_json(
+            "POST", f"/api/traces/{trace}/changes/", payload, headers
         )
-        stats.record("save", t0, status == 200, str(status))
-        if status == 200:
+        ok = status == 200 and f'"applied":[{self.seq[user]}]'.encode() in body
+        stats.record("save", t0, ok, f"{status} {body[:200]!r}")
+        if ok:
             seen.last[(user, trace, index)] = value
 
     def read_back(self, seen: Seen) -> dict[str, object]:

@@ -8,6 +8,7 @@ from typing import Any
 from django import template
 from django.conf import settings
 from django.urls import reverse
+from django.utils.html import escape
 from django.utils.safestring import SafeString
 
 from annotate.images import ImageAddress, image_address
@@ -93,3 +94,101 @@ def image(address: object, project: Project | None = None) -> ImageAddress:
             else None
         ),
     )
+
+
+@register.simple_tag(takes_context=True)
+def step_controls(context: template.Context, view: Any, oob: bool = False) -> SafeString:
+    """One step's label controls (the labelling page's rows and htmx's out-of-band answer),
+    re-rendered from the saved state after every change. A real form: without JavaScript each
+    button posts and the page comes back; with it, keyboard.js records the change in the
+    browser's change log, paints it here at once and sends it in order.
+
+    Written in Python rather than as a template (it was annotate/partials/step_controls.html,
+    whose output this reproduces byte for byte: tests/annotate/test_trace_page_html.py): a page
+    renders it once per step, and the template's ~50 nodes a step were most of the page's
+    rendering time (issue 16). Every value from outside is escaped."""
+    idx = view.step.index
+    num = idx + 1
+    label = view.label
+    value = label.value if label is not None else None
+    flagged = bool(label.flagged) if label is not None else False
+    source = (label.source if label is not None else "") or "hand"
+    keys, names = context.get("keys") or {}, context.get("label_names") or {}
+    url = escape(context.get("steps_url", ""))
+    key = {
+        name: escape(keys.get(name, ""))
+        for name in ("plus", "zero", "minus", "first_error", "flag")
+    }
+
+    def pressed(on: bool) -> str:
+        return "true" if on else "false"
+
+    parts = [
+        f'\n\n<form class="step-controls" id="step-{idx}-controls" method="post" '
+        f'action="{url}{idx}/label/"\n'
+        f'      data-value="{"" if value is None else escape(value)}" '
+        f'data-source="{escape(source)}"{" data-flagged" if flagged else ""}'
+        f"{' hx-swap-oob=' + chr(34) + 'true' + chr(34) if oob else ''}>\n"
+        f"  {_csrf_input(context.get('csrf_token'))}\n  \n"
+    ]
+    if context.get("is_first_error"):
+        badge = escape(signed(value))
+        parts.append(
+            f'    <span class="value-badge" aria-label="Step {num} label: {badge or "none"}">'
+            f"{badge or '·'}</span>\n  \n"
+        )
+    else:
+        parts.append(
+            f'    <div class="label-group" role="group" aria-label="Label step {num}">\n'
+            f'      <button type="submit" id="s{idx}-plus" class="lbl lbl-plus" data-action="plus" '
+            f'data-label-value="1"\n'
+            f'              name="value" value="{"" if value == 1 else "1"}"\n'
+            f'              aria-pressed="{pressed(value == 1)}" aria-label="Step {num}: '
+            f'{escape(names.get("plus", ""))} (+1)" aria-keyshortcuts="{key["plus"]}">+1</button>\n'
+            f"      \n"
+        )
+        if context.get("is_ternary"):
+            parts.append(
+                f'      <button type="submit" id="s{idx}-zero" class="lbl lbl-zero" '
+                f'data-action="zero" data-label-value="0"\n'
+                f'              name="value" value="{"" if value == 0 else "0"}"\n'
+                f'              aria-pressed="{pressed(value == 0)}" aria-label="Step {num}: '
+                f'{escape(names.get("zero", ""))} (0)" aria-keyshortcuts="{key["zero"]}">0</button>\n'
+                f"      \n"
+            )
+        parts.append(
+            f'      <button type="submit" id="s{idx}-minus" class="lbl lbl-minus" '
+            f'data-action="minus" data-label-value="-1"\n'
+            f'              name="value" value="{"" if value == -1 else "-1"}"\n'
+            f'              aria-pressed="{pressed(value == -1)}" aria-label="Step {num}: '
+            f'{escape(names.get("minus", ""))} (\u22121)" aria-keyshortcuts="{key["minus"]}">'
+            f"&minus;1</button>\n    </div>\n  \n"
+        )
+    filled = value is not None and source == "filled"
+    first_error_here = context.get("first_error_index") == idx
+    parts.append(
+        f'  <span class="source-mark" title="Filled in by first-error / all-correct, not set by '
+        f'hand"{"" if filled else " hidden"}>filled</span>\n'
+        f'  <button type="submit" id="s{idx}-first-error" class="btn-small btn-first-error" '
+        f'data-action="first-error"\n'
+        f'          formaction="{url}{idx}/first-error/"\n'
+        f'          aria-pressed="{pressed(first_error_here)}" aria-label="Step {num}: first wrong '
+        f'step here" aria-keyshortcuts="{key["first_error"]}"\n'
+        f'          title="First wrong step here: earlier steps +1, this one \u22121, later ones '
+        f'cleared; labels you set by hand are kept ({key["first_error"]})">'
+        f"{'First wrong step' if context.get('is_first_error') else 'First error'}</button>\n"
+        f'  <button type="submit" id="s{idx}-flag" class="btn-small btn-flag" data-action="flag"\n'
+        f'          name="flagged" value="{"0" if flagged else "1"}"\n'
+        f'          aria-pressed="{pressed(flagged)}" aria-label="Step {num}: flag" '
+        f'aria-keyshortcuts="{key["flag"]}"\n'
+        f'          title="Flag this step ({key["flag"]})"><span aria-hidden="true">\u2691</span> '
+        f"Flag</button>\n</form>\n\n"
+    )
+    return SafeString("".join(parts))
+
+
+def _csrf_input(token: Any) -> str:
+    """What Django's {% csrf_token %} renders (django/template/defaulttags.py, CsrfTokenNode)."""
+    if not token or token == "NOTPROVIDED":
+        return ""
+    return f'<input type="hidden" name="csrfmiddlewaretoken" value="{escape(token)}">'

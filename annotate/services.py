@@ -272,7 +272,9 @@ def label_set_at(
     # written once and none read back; a missing step rolls it all back.
     try:
         with transaction.atomic():
-            annotation = _annotation_create(user=user, trace=trace)
+            annotation = _annotation_insert(user=user, trace=trace)
+            if annotation is None:
+                raise IntegrityError("a concurrent first label made the annotation")
             label = _label_upsert_row(
                 annotation_id=annotation.pk, step=None, at=(trace.pk, index), fields=fields
             )
@@ -471,7 +473,12 @@ def _annotation_locked(*, user: User, trace: Trace) -> Annotation:
     """The user's annotation, row-locked for the rest of the transaction. A trace fetched by
     `selectors.trace_get_for_label` that found none (`my_annotation_id` None) goes straight to
     the INSERT (a concurrent first label: the savepoint's IntegrityError, then the read)."""
-    if getattr(trace, "my_annotation_id", 0) is not None:
+    if getattr(trace, "my_annotation_id", 0) is None:
+        created = _annotation_insert(user=user, trace=trace)  # its INSERT holds the row lock
+        if created is not None:
+            return created
+        return Annotation.objects.select_for_update().get(trace=trace, annotator=user)
+    else:
         annotation = (
             Annotation.objects.select_for_update().filter(trace=trace, annotator=user).first()
         )
@@ -482,6 +489,37 @@ def _annotation_locked(*, user: User, trace: Trace) -> Annotation:
             return _annotation_create(user=user, trace=trace)  # its INSERT holds the row lock
     except IntegrityError:  # a concurrent request made it first
         return Annotation.objects.select_for_update().get(trace=trace, annotator=user)
+
+
+def _annotation_insert(*, user: User, trace: Trace) -> Annotation | None:
+    """`_annotation_create` as one INSERT ... ON CONFLICT DO NOTHING RETURNING the id: None when
+    a concurrent request made the annotation first (nothing written, the transaction intact), so
+    it needs no savepoint (two round trips fewer on the page's first label, issue 16). The
+    values are the model's own (defaults, `auto_now_add`), prepared by its fields."""
+    annotation = Annotation(trace=trace, annotator=user)
+    db = connections[router.db_for_write(Annotation)]
+    qn = db.ops.quote_name
+    meta = Annotation._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    values = [f.get_db_prep_save(f.pre_save(annotation, True), db) for f in fields]
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(str(f.column)) for f in fields)}) "
+            f"VALUES ({', '.join(['%s'] * len(fields))}) "
+            f"ON CONFLICT ({qn(str(meta.get_field('trace').column))}, "
+            f"{qn(str(meta.get_field('annotator').column))}) DO NOTHING "
+            f"RETURNING {qn(str(meta.pk.column))}",
+            values,
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    annotation.pk = row[0]
+    annotation._state.adding = False
+    annotation._state.db = db.alias
+    annotation.created_now = True  # type: ignore[attr-defined]
+    signals.annotation_started.send(sender=Annotation, user=user, trace=trace)
+    return annotation
 
 
 def _steps_of(trace: Trace) -> list[Step]:

@@ -75,6 +75,29 @@ def test_fifty_tabs_labelling_different_steps_lose_nothing():
     assert saved == dict(enumerate(values))
 
 
+def test_fifty_tabs_sending_their_first_change_through_the_page_api_lose_nothing():
+    """The page's own saves (/api/traces/<id>/changes/) make the annotation with one INSERT ...
+    ON CONFLICT DO NOTHING (issue 16): fifty tabs of one annotator, none of whom has an
+    annotation yet, each send their first change at once; one annotation, every label kept."""
+    user = make_user()
+    project = make_project(members={user: "annotator"})
+    trace = make_trace(project, steps=[f"Step {i}." for i in range(THREADS)])
+    tabs = _tabs(user, THREADS)
+
+    def send(i: int) -> Callable[[], int]:
+        body = {"client": f"tab{i}", "changes": [{"seq": 1, "op": "label", "index": i, "value": 1}]}
+        return lambda: (
+            tabs[i]
+            .post(f"/api/traces/{trace.pk}/changes/", body, content_type="application/json")
+            .status_code
+        )
+
+    statuses = _run_at_once([send(i) for i in range(THREADS)])
+    assert statuses == [200] * THREADS
+    assert Annotation.objects.filter(trace=trace, annotator=user).count() == 1
+    assert StepLabel.objects.filter(annotation__trace=trace, value=1).count() == THREADS
+
+
 def test_fifty_tabs_writing_fields_of_one_step_lose_no_field():
     """value, flag and note of one step sent by different tabs at once: each write keeps the others."""
     user = make_user()

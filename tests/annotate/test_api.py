@@ -379,3 +379,43 @@ def test_queue_next_previews_what_take_would_lease():
     assert a.get(f"/api/projects/{project.slug}/queue/next/").json()["id"] == held
     other = second.pk if held == first.pk else first.pk
     assert b.get(f"/api/projects/{project.slug}/queue/next/").json()["id"] == other
+
+
+def test_the_change_log_answer_is_what_its_documented_serializer_writes() -> None:
+    """/api/traces/<id>/changes/ builds its answer without serializers (issue 16: the page's
+    hottest request); for every op the answer must stay what OutputSerializer writes for the same
+    labels: the documented schema, field for field (values, sources, notes, flags, blind values,
+    times; a cleared step as a stand-in with no row)."""
+    from annotate.api import LabelChangesApi
+    from annotate.serializers import StepLabelSerializer
+
+    user = make_user("log")
+    project = make_project(members={user: "annotator"})
+    trace = make_trace(project, steps=["One.", "Two.", "Three.", "Four."])
+    client = APIClient()
+    client.force_authenticate(user)
+    url = f"/api/traces/{trace.pk}/changes/"
+    batches = [
+        [{"seq": 1, "op": "label", "index": 0, "value": 1}],
+        [{"seq": 2, "op": "label", "index": 1, "flagged": True, "note": "<b>see</b> ünïcode"}],
+        [{"seq": 3, "op": "first_error", "index": 2}],
+        [{"seq": 4, "op": "all_correct"}],
+        [{"seq": 5, "op": "restore", "labels": [{"index": 3, "value": None, "source": "hand"}]}],
+        [{"seq": 5, "op": "label", "index": 0, "value": -1}],  # a resend: skipped
+    ]
+    for changes in batches:
+        response = client.post(url, {"client": "tab", "changes": changes}, format="json")
+        assert response.status_code == 200, response.content
+        answer = response.json()
+        labels = []
+        for data in answer["labels"]:
+            row = StepLabel.objects.filter(
+                annotation__trace=trace, step__index=data["step_index"]
+            ).first() or StepLabel(value=None)
+            row.step_index = data["step_index"]
+            labels.append(row)
+        expected = LabelChangesApi.OutputSerializer({**answer, "labels": labels}).data
+        assert answer == expected
+        assert [dict(x) for x in expected["labels"]] == [
+            dict(StepLabelSerializer(label).data) for label in labels
+        ]

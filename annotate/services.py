@@ -199,16 +199,6 @@ def annotation_start(*, user: User, trace: Trace) -> Annotation:
     return annotation
 
 
-def _annotation_create(*, user: User, trace: Trace) -> Annotation:
-    """Make the user's annotation of this trace, which the caller found missing, and start its
-    lease (annotation_started), inside the caller's transaction: one INSERT, no read first. An
-    IntegrityError: a concurrent request made it first (the caller's transaction is spoilt)."""
-    annotation = Annotation.objects.create(trace=trace, annotator=user)
-    annotation.created_now = True  # type: ignore[attr-defined]
-    signals.annotation_started.send(sender=Annotation, user=user, trace=trace)
-    return annotation
-
-
 class _NoStep(Exception):
     """Rolls back a first label whose step does not exist (nothing written)."""
 
@@ -472,30 +462,25 @@ def _labels_write(
 def _annotation_locked(*, user: User, trace: Trace) -> Annotation:
     """The user's annotation, row-locked for the rest of the transaction. A trace fetched by
     `selectors.trace_get_for_label` that found none (`my_annotation_id` None) goes straight to
-    the INSERT (a concurrent first label: the savepoint's IntegrityError, then the read)."""
-    if getattr(trace, "my_annotation_id", 0) is None:
-        created = _annotation_insert(user=user, trace=trace)  # its INSERT holds the row lock
-        if created is not None:
-            return created
-        return Annotation.objects.select_for_update().get(trace=trace, annotator=user)
-    else:
+    the INSERT; one made meanwhile by a concurrent request is then read, row-locked."""
+    if getattr(trace, "my_annotation_id", 0) is not None:
         annotation = (
             Annotation.objects.select_for_update().filter(trace=trace, annotator=user).first()
         )
         if annotation is not None:
             return annotation
-    try:
-        with transaction.atomic():  # a savepoint: the caller's transaction goes on after a race
-            return _annotation_create(user=user, trace=trace)  # its INSERT holds the row lock
-    except IntegrityError:  # a concurrent request made it first
-        return Annotation.objects.select_for_update().get(trace=trace, annotator=user)
+    created = _annotation_insert(user=user, trace=trace)  # its INSERT holds the row lock
+    if created is not None:
+        return created
+    return Annotation.objects.select_for_update().get(trace=trace, annotator=user)
 
 
 def _annotation_insert(*, user: User, trace: Trace) -> Annotation | None:
-    """`_annotation_create` as one INSERT ... ON CONFLICT DO NOTHING RETURNING the id: None when
-    a concurrent request made the annotation first (nothing written, the transaction intact), so
-    it needs no savepoint (two round trips fewer on the page's first label, issue 16). The
-    values are the model's own (defaults, `auto_now_add`), prepared by its fields."""
+    """Make the user's annotation of this trace, which the caller found missing, and start its
+    lease (annotation_started), inside the caller's transaction: one INSERT ... ON CONFLICT DO
+    NOTHING RETURNING the id. None when a concurrent request made it first (nothing written, the
+    transaction intact), so it needs no savepoint (issue 16). The values are the model's own
+    (defaults, `auto_now_add`), prepared by its fields."""
     annotation = Annotation(trace=trace, annotator=user)
     db = connections[router.db_for_write(Annotation)]
     qn = db.ops.quote_name
@@ -564,8 +549,8 @@ class ChangesResult:
     skipped: list[int]  # already applied before (a resend)
     kept: list[int]  # hand-set labels that a first-error / all-correct left as they were
     labels: list[StepLabel]  # the saved state of every step the changes touched
-    labelled: int = 0  # steps of the annotation with a value, after the changes
-    step_count: int = 0
+    labelled: int  # steps of the annotation with a value, after the changes
+    step_count: int
 
 
 def _check_source(source: Any, where: str) -> str:

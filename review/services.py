@@ -388,6 +388,11 @@ def _free_slot(*, trace_id: int, overlap: int) -> int | None:
             trace_id=trace_id, status__in=LIVE, slot__isnull=False
         ).values_list("slot", flat=True)
     )
+    return _lowest_free(used=used, overlap=overlap)
+
+
+def _lowest_free(*, used: set[int | None], overlap: int) -> int | None:
+    """The lowest slot number below the overlap that no live holder has, or None."""
     return next((s for s in range(overlap) if s not in used), None)
 
 
@@ -608,11 +613,10 @@ def lease_on_start(*, user: UserLike, trace: Trace) -> Assignment | None:
     project = trace.project
     with transaction.atomic(savepoint=False):
         locked, minutes = _trace_slot_lock(trace)
-        if not locked:  # no queue row yet: made under the project's lock, then locked
-            minutes = _queue_lock(project)
+        if not locked:  # no queue row yet: made under the slots' lock (this transaction's)
+            minutes = _slots_lock(project, [trace.pk])
             if not TracePriority.objects.filter(trace_id=trace.pk).exists():
                 priorities_refresh(project=project, trace_ids=[trace.pk])
-            _slots_lock(project, [trace.pk])
         elif minutes is None:  # the project's first use of its queue (the row is locked)
             minutes = queue_settings_get(project=project).lease_minutes
         rows = list(
@@ -623,8 +627,9 @@ def lease_on_start(*, user: UserLike, trace: Trace) -> Assignment | None:
         current = next((row for row in rows if row.annotator_id == user.pk), None)
         if current is not None and current.status in LIVE:
             return current
-        used = {row.slot for row in rows if row.status in LIVE}
-        slot = next((s for s in range(project.overlap) if s not in used), None)
+        slot = _lowest_free(
+            used={row.slot for row in rows if row.status in LIVE}, overlap=project.overlap
+        )
         if slot is None:
             return None
         fields = _hold_fields(

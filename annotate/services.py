@@ -30,6 +30,7 @@ from .models import (
     StepLabel,
     Trace,
 )
+from .sql import column, table
 
 # A sentinel for "leave this field as it is", so that None can mean "clear the rating".
 UNSET: Any = object()
@@ -463,7 +464,12 @@ def _annotation_locked(*, user: User, trace: Trace) -> Annotation:
     """The user's annotation, row-locked for the rest of the transaction. A trace fetched by
     `selectors.trace_get_for_label` that found none (`my_annotation_id` None) goes straight to
     the INSERT; one made meanwhile by a concurrent request is then read, row-locked."""
-    if getattr(trace, "my_annotation_id", 0) is not None:
+    known = getattr(trace, "my_annotation_id", 0)
+    if known:
+        annotation = _annotation_lock_by_id(pk=known, user=user)
+        if annotation is not None:
+            return annotation
+    elif known is not None:
         annotation = (
             Annotation.objects.select_for_update().filter(trace=trace, annotator=user).first()
         )
@@ -473,6 +479,21 @@ def _annotation_locked(*, user: User, trace: Trace) -> Annotation:
     if created is not None:
         return created
     return Annotation.objects.select_for_update().get(trace=trace, annotator=user)
+
+
+def _annotation_lock_by_id(*, pk: int, user: User) -> Annotation | None:
+    """SELECT ... FOR UPDATE of the user's annotation `pk`, written out: the ORM spent longer
+    compiling this statement than the database spent running it (issue 16). None if it is gone
+    or another user's."""
+    db = connections[router.db_for_write(Annotation)]
+    columns = ", ".join(db.ops.quote_name(f.column) for f in Annotation._meta.concrete_fields)
+    lock = " FOR UPDATE" if db.features.has_select_for_update else ""
+    sql = (
+        f"SELECT {columns} FROM {table(db, Annotation)} "
+        f"WHERE {column(db, Annotation, 'id')} = %s "
+        f"AND {column(db, Annotation, 'annotator')} = %s{lock}"
+    )
+    return next(iter(Annotation.objects.db_manager(db.alias).raw(sql, [pk, user.pk])), None)
 
 
 def _annotation_insert(*, user: User, trace: Trace) -> Annotation | None:
@@ -502,14 +523,20 @@ def _annotation_insert(*, user: User, trace: Trace) -> Annotation | None:
     annotation.pk = row[0]
     annotation._state.adding = False
     annotation._state.db = db.alias
-    annotation.created_now = True  # type: ignore[attr-defined]
     signals.annotation_started.send(sender=Annotation, user=user, trace=trace)
     return annotation
 
 
 def _steps_of(trace: Trace) -> list[Step]:
-    """The trace's steps, without their texts (what a label write needs: ids and indexes)."""
-    return list(trace.steps.order_by("index").only("id", "trace_id", "index"))
+    """The trace's steps, without their texts (what a label write needs: ids and indexes): from
+    the (id, index) pairs `selectors.trace_get_for_label` read with the trace where it did, else
+    one query."""
+    rows = getattr(trace, "step_rows", None)
+    if rows is None:
+        return list(trace.steps.order_by("index").only("id", "trace_id", "index"))
+    alias = trace._state.db
+    names = ["id", "trace_id", "index"]
+    return [Step.from_db(alias, names, [pk, trace.pk, index]) for pk, index in rows]
 
 
 def _cascade(*, user: User, trace: Trace, first_error: int | None) -> CascadeResult:
@@ -584,7 +611,6 @@ def label_changes_apply(
     project = trace.project
     with transaction.atomic():
         annotation = _annotation_locked(user=user, trace=trace)
-        created = getattr(annotation, "created_now", False)
         steps = _steps_of(trace)
         for step in steps:
             step.trace = trace
@@ -675,10 +701,10 @@ def label_changes_apply(
                     written.pop(index, None)
             applied.append(seq)
             last = seq
+        labelled: int | None = None
         if applied:
-            seqs = {**(annotation.client_seqs or {}), client: last}
-            Annotation.objects.filter(pk=annotation.pk).update(
-                client_seqs=seqs, updated_at=timezone.now()
+            labelled = _client_seqs_save(
+                annotation_id=annotation.pk, seqs={**(annotation.client_seqs or {}), client: last}
             )
         unread = touched - set(written)
         saved = {label.step_id: label for label in written.values()}
@@ -689,10 +715,7 @@ def label_changes_apply(
                     annotation=annotation, step__index__in=unread
                 ).select_related("step")
             )
-        if created and not unread:
-            # The annotation is this request's and every label of it came back from its upsert.
-            labelled = sum(1 for label in written.values() if label.value is not None)
-        else:
+        if labelled is None:
             labelled = _labelled_count(annotation.pk)
     labels = [
         saved.get(by_index[index].pk)
@@ -709,19 +732,43 @@ def label_changes_apply(
     )
 
 
+def _client_seqs_save(*, annotation_id: int, seqs: dict[str, int]) -> int:
+    """Store the annotation's change-log numbers (and touch `updated_at`), returning the steps
+    of it with a value: one statement (the count, a subquery of RETURNING, sees this
+    transaction's label writes before it)."""
+    db = connections[router.db_for_write(Annotation)]
+    field = Annotation._meta.get_field("client_seqs")
+    sql = (
+        f"UPDATE {table(db, Annotation)} SET {column(db, Annotation, 'client_seqs')} = %s, "
+        f"{column(db, Annotation, 'updated_at')} = %s "
+        f"WHERE {column(db, Annotation, 'id')} = %s "
+        f"RETURNING ({_labelled_count_sql(db)})"
+    )
+    params = [
+        field.get_db_prep_save(seqs, db),
+        db.ops.adapt_datetimefield_value(timezone.now()),
+        annotation_id,
+        annotation_id,
+    ]
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        return int(cursor.fetchone()[0])
+
+
+def _labelled_count_sql(db: Any) -> str:
+    return (
+        f"SELECT COUNT(*) FROM {table(db, StepLabel)} "
+        f"WHERE {column(db, StepLabel, 'annotation')} = %s "
+        f"AND {column(db, StepLabel, 'value')} IS NOT NULL"
+    )
+
+
 def _labelled_count(annotation_id: int) -> int:
     """Steps of this annotation with a value: one statement, written out (the hottest read of a
     save; the ORM's compilation cost more than the query, issue 16)."""
     db = connections[router.db_for_read(StepLabel)]
-    qn = db.ops.quote_name
-    meta = StepLabel._meta
     with db.cursor() as cursor:
-        cursor.execute(
-            f"SELECT COUNT(*) FROM {qn(meta.db_table)} "
-            f"WHERE {qn(str(meta.get_field('annotation').column))} = %s "
-            f"AND {qn(str(meta.get_field('value').column))} IS NOT NULL",
-            [annotation_id],
-        )
+        cursor.execute(_labelled_count_sql(db), [annotation_id])
         return int(cursor.fetchone()[0])
 
 

@@ -155,7 +155,7 @@ LOGIN_LOCKOUT_SECONDS = int(os.environ.get("LOGIN_LOCKOUT_SECONDS", "900"))
 CACHE_URL = os.environ.get("CACHE_URL", "")
 if CACHE_URL.startswith(("redis://", "rediss://")):
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        "default": {"BACKEND": "config.cache.RedisCache", "LOCATION": CACHE_URL}
     }
     # Sessions read from the shared cache, written through to the database (which keeps them
     # when the cache is flushed): a request reads no session row (issue 16: a query fewer on

@@ -352,8 +352,8 @@ def test_the_pages_first_change_takes_the_slot_in_few_queries() -> None:
     its first change makes the annotation (one INSERT ... ON CONFLICT DO NOTHING: the trace's
     read said it had none, so no row-locked read first, and no savepoint) and takes the slot as the htmx save does; a later
     change reads the annotation once, row-locked. Neither reads back the label its upsert
-    returned; the answer's counts come from the steps read and the upsert (first change) or one
-    count (later ones)."""
+    returned; the label count comes back from the statement that stores the change-log number.
+    On PostgreSQL the trace's read brings its steps' ids too (no steps query)."""
     user, other = make_user("c0"), make_user("c1")
     project = make_project("cq", members={user: "annotator", other: "annotator"}, overlap=1)
     trace = make_trace(project)
@@ -370,7 +370,8 @@ def test_the_pages_first_change_takes_the_slot_in_few_queries() -> None:
         assert response.status_code == 200, response.content
         assert (response.json()["labelled"], response.json()["step_count"]) == (1, 3)
         counts.append(len(queries))
-    assert counts == [13, 10], counts  # they were 31 and 13, then 17 and 10
+    # They were 31 and 13, then 17 and 10, then 13 and 10 (both databases).
+    assert counts == ([12, 8] if connection.vendor == "postgresql" else [13, 9]), counts
     lease = Assignment.objects.get()
     assert (lease.annotator, lease.slot, lease.status) == (user, 0, AssignmentStatus.LEASED)
     assert TracePriority.objects.get(trace=trace).open_slots == 0

@@ -30,7 +30,7 @@ from .models import (
     StepLabel,
     Trace,
 )
-from .sql import column, table
+from .sql import column, insert, table
 
 # A sentinel for "leave this field as it is", so that None can mean "clear the rating".
 UNSET: Any = object()
@@ -504,25 +504,8 @@ def _annotation_insert(*, user: User, trace: Trace) -> Annotation | None:
     (defaults, `auto_now_add`), prepared by its fields."""
     annotation = Annotation(trace=trace, annotator=user)
     db = connections[router.db_for_write(Annotation)]
-    qn = db.ops.quote_name
-    meta = Annotation._meta
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
-    values = [f.get_db_prep_save(f.pre_save(annotation, True), db) for f in fields]
-    with db.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(str(f.column)) for f in fields)}) "
-            f"VALUES ({', '.join(['%s'] * len(fields))}) "
-            f"ON CONFLICT ({qn(str(meta.get_field('trace').column))}, "
-            f"{qn(str(meta.get_field('annotator').column))}) DO NOTHING "
-            f"RETURNING {qn(str(meta.pk.column))}",
-            values,
-        )
-        row = cursor.fetchone()
-    if row is None:
+    if not insert(db, annotation, unless_exists=("trace", "annotator")):
         return None
-    annotation.pk = row[0]
-    annotation._state.adding = False
-    annotation._state.db = db.alias
     signals.annotation_started.send(sender=Annotation, user=user, trace=trace)
     return annotation
 

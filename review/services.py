@@ -35,6 +35,7 @@ from annotate.models import (
     Step,
     Trace,
 )
+from annotate.sql import column, insert, table
 from scoring.prm import metrics
 from scoring.prm.aggregate import aggregate
 
@@ -497,9 +498,35 @@ def _trace_slot_lock(trace: Trace) -> tuple[bool, int | None]:
 
 
 def _slot_taken(*, project: Project, trace_id: int) -> None:
-    """One slot of the trace fewer (its queue row made, counting the new holder, when missing)."""
-    if not TracePriority.objects.filter(trace_id=trace_id).update(open_slots=F("open_slots") - 1):
+    """One slot of the trace fewer (its queue row made, counting the new holder, when missing).
+    Written out: the first label's path (issue 16)."""
+    db = connections[router.db_for_write(TracePriority)]
+    slots = column(db, TracePriority, "open_slots")
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table(db, TracePriority)} SET {slots} = {slots} - 1 "
+            f"WHERE {column(db, TracePriority, 'trace')} = %s",
+            [trace_id],
+        )
+        updated = cursor.rowcount
+    if not updated:
         priorities_refresh(project=project, trace_ids=[trace_id])
+
+
+def _slot_holders_and_mine(*, trace_id: int, user_id: int | None) -> list[Assignment]:
+    """The trace's assignments that hold a slot (live, with a slot number) and this user's, in
+    one written-out statement (a first label's path, issue 16)."""
+    db = connections[router.db_for_read(Assignment)]
+    columns = ", ".join(db.ops.quote_name(f.column) for f in Assignment._meta.concrete_fields)
+    sql = (
+        f"SELECT {columns} FROM {table(db, Assignment)} "
+        f"WHERE {column(db, Assignment, 'trace')} = %s "
+        f"AND ({column(db, Assignment, 'annotator')} = %s "
+        f"OR ({column(db, Assignment, 'status')} IN ({', '.join(['%s'] * len(LIVE))}) "
+        f"AND {column(db, Assignment, 'slot')} IS NOT NULL))"
+    )
+    params = [trace_id, user_id, *(str(status) for status in LIVE)]
+    return list(Assignment.objects.db_manager(db.alias).raw(sql, params))
 
 
 def _take_slot(
@@ -619,11 +646,7 @@ def lease_on_start(*, user: UserLike, trace: Trace) -> Assignment | None:
                 priorities_refresh(project=project, trace_ids=[trace.pk])
         elif minutes is None:  # the project's first use of its queue (the row is locked)
             minutes = queue_settings_get(project=project).lease_minutes
-        rows = list(
-            Assignment.objects.filter(trace_id=trace.pk).filter(
-                Q(annotator_id=user.pk) | Q(status__in=LIVE, slot__isnull=False)
-            )
-        )
+        rows = _slot_holders_and_mine(trace_id=trace.pk, user_id=user.pk)
         current = next((row for row in rows if row.annotator_id == user.pk), None)
         if current is not None and current.status in LIVE:
             return current
@@ -640,9 +663,8 @@ def lease_on_start(*, user: UserLike, trace: Trace) -> Assignment | None:
         )
         if current is None:
             assert user.pk is not None, "an annotator who labels is signed in"
-            current = Assignment.objects.create(
-                trace_id=trace.pk, annotator_id=user.pk, project=project, **fields
-            )
+            current = Assignment(trace_id=trace.pk, annotator_id=user.pk, project=project, **fields)
+            insert(connections[router.db_for_write(Assignment)], current)
         else:
             for name, value in fields.items():
                 setattr(current, name, value)

@@ -30,7 +30,7 @@ from .models import (
     StepLabel,
     Trace,
 )
-from .sql import column, insert, table
+from .sql import column, insert, select, table
 
 # A sentinel for "leave this field as it is", so that None can mean "clear the rating".
 UNSET: Any = object()
@@ -486,14 +486,9 @@ def _annotation_lock_by_id(*, pk: int, user: User) -> Annotation | None:
     compiling this statement than the database spent running it (issue 16). None if it is gone
     or another user's."""
     db = connections[router.db_for_write(Annotation)]
-    columns = ", ".join(db.ops.quote_name(f.column) for f in Annotation._meta.concrete_fields)
-    lock = " FOR UPDATE" if db.features.has_select_for_update else ""
-    sql = (
-        f"SELECT {columns} FROM {table(db, Annotation)} "
-        f"WHERE {column(db, Annotation, 'id')} = %s "
-        f"AND {column(db, Annotation, 'annotator')} = %s{lock}"
-    )
-    return next(iter(Annotation.objects.db_manager(db.alias).raw(sql, [pk, user.pk])), None)
+    where = f"{column(db, Annotation, 'id')} = %s AND {column(db, Annotation, 'annotator')} = %s"
+    found = select(db, Annotation, where, [pk, user.pk], for_update=True)
+    return found[0] if found else None
 
 
 def _annotation_insert(*, user: User, trace: Trace) -> Annotation | None:

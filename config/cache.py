@@ -33,3 +33,14 @@ class RedisCache(DjangoRedisCache):
     def __init__(self, server: Any, params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._class = RedisCacheClient
+
+    def count(self, key: Any, timeout: int, version: int | None = None) -> int:
+        """Add one to the counter `key` (made at 0 with this expiry when missing) and return it:
+        SET NX EX and INCR in one MULTI/EXEC, so one round trip, and the counter cannot outlive
+        its expiry (an INCR after the key expired would make it without one)."""
+        key = self.make_and_validate_key(key, version=version)
+        client = self._cache.get_client(key, write=True)
+        with client.pipeline(transaction=True) as pipe:
+            pipe.set(key, 0, ex=max(1, int(timeout)), nx=True)
+            pipe.incr(key)
+            return int(pipe.execute()[1])

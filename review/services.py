@@ -35,7 +35,7 @@ from annotate.models import (
     Step,
     Trace,
 )
-from annotate.sql import column, insert, table
+from annotate.sql import column, insert, select, table
 from scoring.prm import metrics
 from scoring.prm.aggregate import aggregate
 
@@ -517,16 +517,13 @@ def _slot_holders_and_mine(*, trace_id: int, user_id: int | None) -> list[Assign
     """The trace's assignments that hold a slot (live, with a slot number) and this user's, in
     one written-out statement (a first label's path, issue 16)."""
     db = connections[router.db_for_read(Assignment)]
-    columns = ", ".join(db.ops.quote_name(f.column) for f in Assignment._meta.concrete_fields)
-    sql = (
-        f"SELECT {columns} FROM {table(db, Assignment)} "
-        f"WHERE {column(db, Assignment, 'trace')} = %s "
+    where = (
+        f"{column(db, Assignment, 'trace')} = %s "
         f"AND ({column(db, Assignment, 'annotator')} = %s "
         f"OR ({column(db, Assignment, 'status')} IN ({', '.join(['%s'] * len(LIVE))}) "
         f"AND {column(db, Assignment, 'slot')} IS NOT NULL))"
     )
-    params = [trace_id, user_id, *(str(status) for status in LIVE)]
-    return list(Assignment.objects.db_manager(db.alias).raw(sql, params))
+    return select(db, Assignment, where, [trace_id, user_id, *(str(status) for status in LIVE)])
 
 
 def _take_slot(

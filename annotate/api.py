@@ -598,17 +598,16 @@ class LabelChangesApi(ApiView):
         },
     )
     def post(self, request: Request, trace_id: int) -> Response:
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        changes = []
-        for position, raw in enumerate(data.validated_data["changes"]):
-            change = self.ChangeSerializer(data=raw)
-            if not change.is_valid():
-                raise exceptions.ValidationError({f"changes[{position}]": change.errors})
-            changes.append(dict(change.validated_data))
+        # The body is checked by label_changes_apply itself, field by field, naming the change
+        # and the field (tests/annotate/test_services.py): the serializers above document it.
+        # Running them too cost the page's hottest request some 0.7 ms (deep copies of their
+        # fields, issue 16) for checks made twice.
+        body = request.data
+        if not isinstance(body, dict):
+            raise exceptions.ValidationError({"non_field_errors": ["A JSON object."]})
         trace = selectors.trace_get_for_label(user=request.user, trace_id=trace_id)
         result = services.label_changes_apply(
-            user=request.user, trace=trace, client=data.validated_data["client"], changes=changes
+            user=request.user, trace=trace, client=body.get("client"), changes=body.get("changes")
         )
         # The answer as OutputSerializer would write it (its schema is the documented one), built
         # directly: the page's hottest request instantiated ~15 serializer fields for it (issue

@@ -580,8 +580,10 @@ def label_changes_apply(
     {"op": "first_error", "index"}; {"op": "all_correct"}; {"op": "restore", "labels": [{"index",
     "value", "source"}]} (undo and redo: the labels exactly as they were).
     """
-    if not client or len(client) > 64:
+    if not isinstance(client, str) or not client or len(client) > 64:
         raise ValidationError({"client": "1 to 64 characters naming this page's change log."})
+    if not isinstance(changes, list):
+        raise ValidationError({"changes": "a list of changes."})
     if len(changes) > MAX_CHANGES_PER_REQUEST:
         raise ValidationError(
             {"changes": f"At most {MAX_CHANGES_PER_REQUEST} changes per request."}
@@ -601,6 +603,8 @@ def label_changes_apply(
         written: dict[int, StepLabel] = {}  # index: the row its upsert returned, not read again
         for position, change in enumerate(changes):
             where = f"changes[{position}]"
+            if not isinstance(change, dict):
+                raise ValidationError({"changes": f"{where}: an object."})
             seq = change.get("seq")
             if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
                 raise ValidationError({"changes": f"{where}: seq must be a positive integer."})
@@ -626,11 +630,20 @@ def label_changes_apply(
                 step = step_at(change.get("index"))
                 fields: dict[str, Any] = {}
                 if "value" in change:
-                    _check_value(project=project, value=change["value"])
-                    fields["value"] = change["value"]
+                    value = change["value"]
+                    if value is not None and (type(value) is not int):
+                        raise ValidationError(
+                            {"changes": f"{where}: value must be -1, 0, 1 or null."}
+                        )
+                    _check_value(project=project, value=value)
+                    fields["value"] = value
                     fields["source"] = LabelSource.HAND
                 if "flagged" in change:
-                    fields["flagged"] = bool(change["flagged"])
+                    if not isinstance(change["flagged"], bool):
+                        raise ValidationError(
+                            {"changes": f"{where}: flagged must be true or false."}
+                        )
+                    fields["flagged"] = change["flagged"]
                 if "note" in change:
                     if not isinstance(change["note"], str) or len(change["note"]) > 20_000:
                         raise ValidationError({"changes": f"{where}: note: text, at most 20000."})

@@ -381,6 +381,37 @@ def test_queue_next_previews_what_take_would_lease():
     assert b.get(f"/api/projects/{project.slug}/queue/next/").json()["id"] == other
 
 
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        (
+            {"client": "tab", "changes": [{"seq": 1, "op": "label", "index": 0, "flagged": "no"}]},
+            "changes[0]: flagged",
+        ),
+        (
+            {"client": "tab", "changes": [{"seq": 1, "op": "label", "index": 0, "value": "1"}]},
+            "changes[0]: value",
+        ),
+        (
+            {"client": "tab", "changes": [{"seq": 1, "op": "label", "index": 7, "value": 1}]},
+            "changes[0]: this trace has no step 7",
+        ),
+        ({"client": "", "changes": []}, "1 to 64 characters"),
+        ({"client": "tab"}, "a list of changes"),
+        (["tab"], "A JSON object"),
+    ],
+)
+def test_a_bad_change_log_is_a_400_naming_what_and_where(body, where) -> None:
+    user = make_user("bad-log")
+    trace = make_trace(make_project(members={user: "annotator"}))
+    client = APIClient()
+    client.force_authenticate(user)
+    response = client.post(f"/api/traces/{trace.pk}/changes/", body, format="json")
+    assert response.status_code == 400, response.content
+    assert where in response.content.decode()
+    assert not StepLabel.objects.exists()
+
+
 def test_the_change_log_answer_is_what_its_documented_serializer_writes() -> None:
     """/api/traces/<id>/changes/ builds its answer without serializers (issue 16: the page's
     hottest request); for every op the answer must stay what OutputSerializer writes for the same

@@ -223,6 +223,13 @@ def test_changes_first_error_keeps_hand_labels_and_restore_undoes_it():
             {"seq": 1, "op": "restore", "labels": [{"index": 0, "value": 1, "source": "robot"}]},
             r"changes\[0\].labels\[0\]: source 'robot'",
         ),
+        # What the API's serializers used to refuse before the service saw it (issue 16: the
+        # service is now the one check): a label's value, flag and note of the wrong type.
+        ({"seq": 1, "op": "label", "index": 0, "value": True}, r"changes\[0\]: value must be"),
+        ({"seq": 1, "op": "label", "index": 0, "value": "1"}, r"changes\[0\]: value must be"),
+        ({"seq": 1, "op": "label", "index": 0, "flagged": "no"}, r"changes\[0\]: flagged must be"),
+        ({"seq": 1, "op": "label", "index": 0, "note": 7}, r"changes\[0\]: note: text"),
+        ("label", r"changes\[0\]: an object"),
     ],
 )
 def test_changes_refused_name_what_and_where(change, message):
@@ -232,6 +239,22 @@ def test_changes_refused_name_what_and_where(change, message):
     with pytest.raises(ValidationError, match=message):
         services.label_changes_apply(user=user, trace=trace, client="tab", changes=[change])
     assert StepLabel.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("client", "changes", "message"),
+    [
+        (7, [], "1 to 64 characters"),
+        ("", [], "1 to 64 characters"),
+        ("x" * 65, [], "1 to 64 characters"),
+        ("tab", {"seq": 1}, "a list of changes"),
+    ],
+)
+def test_a_malformed_change_log_is_refused(client, changes, message):
+    user = make_user()
+    trace = make_trace(make_project(members={user: "annotator"}))
+    with pytest.raises(ValidationError, match=message):
+        services.label_changes_apply(user=user, trace=trace, client=client, changes=changes)
 
 
 def test_hotkeys_doctests_and_checks():

@@ -49,37 +49,57 @@ def insert(db: Any, instance: Any, *, unless_exists: tuple[str, ...] = ()) -> bo
     return True
 
 
-_SELECTS: dict[tuple[str, Any], tuple[str, list[str], list[tuple[int, Any, list[Any]]]]] = {}
+_PREPARED: dict[tuple[str, Any], tuple[list[str], list[tuple[int, Any, list[Any]]]]] = {}
 
 
-def select(db: Any, model: Any, where: str, params: Any, *, for_update: bool = False) -> list[Any]:
-    """The `model` instances of `SELECT <every column> FROM <its table> WHERE <where>` (row-locked
-    with `for_update` where the database can), their values converted by the fields as the ORM
-    converts them (JSON, dates on SQLite), without the ORM's query compilation: a statement of
-    the label save's path spent longer there than in the database (issue 16)."""
+def _prepared(db: Any, model: Any) -> tuple[list[str], list[tuple[int, Any, list[Any]]]]:
+    """`model`'s concrete fields' attribute names and, for the fields whose database values the
+    ORM converts (JSON; dates, decimals... on SQLite), (position, column, converters)."""
     key = (db.alias, model)
-    prepared = _SELECTS.get(key)
+    prepared = _PREPARED.get(key)
     if prepared is None:
         meta = model._meta
-        fields = meta.concrete_fields
         converters = []
-        for position, field in enumerate(fields):
+        for position, field in enumerate(meta.concrete_fields):
             col = field.get_col(meta.db_table)
             found = db.ops.get_db_converters(col) + field.get_db_converters(db)
             if found:
                 converters.append((position, col, found))
-        head = f"SELECT {', '.join(db.ops.quote_name(f.column) for f in fields)} FROM {table(db, model)}"
-        prepared = _SELECTS.setdefault(key, (head, [f.attname for f in fields], converters))
-    head, names, converters = prepared
+        names = [f.attname for f in meta.concrete_fields]
+        prepared = _PREPARED.setdefault(key, (names, converters))
+    return prepared
+
+
+def columns(db: Any, model: Any, alias: str = "") -> str:
+    """Every column of `model`, in its fields' order (what `load` takes), prefixed by `alias.`."""
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(f"{prefix}{db.ops.quote_name(f.column)}" for f in model._meta.concrete_fields)
+
+
+def width(model: Any) -> int:
+    """How many values of a row `columns(model)` selects."""
+    return len(model._meta.concrete_fields)
+
+
+def load(db: Any, model: Any, values: Any) -> Any:
+    """A `model` instance from the values `columns(db, model)` selected, converted by its fields
+    as the ORM converts them (JSON, dates on SQLite)."""
+    names, converters = _prepared(db, model)
+    values = list(values)
+    for position, col, found in converters:
+        for convert in found:
+            values[position] = convert(values[position], col, db)
+    return model.from_db(db.alias, names, values)
+
+
+def select(db: Any, model: Any, where: str, params: Any, *, for_update: bool = False) -> list[Any]:
+    """The `model` instances of `SELECT <every column> FROM <its table> WHERE <where>` (row-locked
+    with `for_update` where the database can), without the ORM's query compilation: a statement
+    of the label save's path spent longer there than in the database (issue 16)."""
     lock = " FOR UPDATE" if for_update and db.features.has_select_for_update else ""
     with db.cursor() as cursor:
-        cursor.execute(f"{head} WHERE {where}{lock}", params)
+        cursor.execute(
+            f"SELECT {columns(db, model)} FROM {table(db, model)} WHERE {where}{lock}", params
+        )
         rows = cursor.fetchall()
-    instances = []
-    for row in rows:
-        values = list(row)
-        for position, col, found in converters:
-            for convert in found:
-                values[position] = convert(values[position], col, db)
-        instances.append(model.from_db(db.alias, names, values))
-    return instances
+    return [load(db, model, row) for row in rows]

@@ -27,7 +27,7 @@ from .models import (
     StepLabel,
     Trace,
 )
-from .sql import column, columns, load, table, width
+from .sql import column, columns, load, select, table, width
 
 UserLike = User | AnonymousUser
 
@@ -152,9 +152,7 @@ def _label_sql(db: Any) -> str:
     """trace_get_for_label's statement: the project's columns and the trace's extras (as `t_*`)."""
     qn = db.ops.quote_name
     project_columns = ", ".join(f"p.{qn(f.column)}" for f in Project._meta.concrete_fields)
-    steps_of_t = (
-        f"FROM {table(db, Step)} s WHERE s.{column(db, Step, 'trace')} = t.{column(db, Trace, 'id')}"
-    )
+    steps_of_t = f"FROM {table(db, Step)} s WHERE s.{column(db, Step, 'trace')} = t.{column(db, Trace, 'id')}"
     if db.vendor == "postgresql":
         index = f"s.{column(db, Step, 'index')}"
         steps = (
@@ -338,11 +336,38 @@ def trace_for_annotation(*, user: UserLike, trace_id: int) -> TraceForAnnotation
 
 
 def trace_steps(*, trace: Trace) -> list[Step]:
-    """The steps of a trace the caller fetched through `trace_get_for_user`, in order."""
-    steps = list(trace.steps.select_related("gold").order_by("index"))
-    for step in steps:
+    """The steps of a trace the caller fetched through `trace_get_for_user`, in order, each with
+    its gold label (`step.gold`, missing where it has none), as `select_related("gold")` loads
+    them; written out (`_steps_sql`), a trace page's hottest read (issue 16)."""
+    db = connections[router.db_for_read(Step)]
+    sql = _STEPS_SQL.get(db.alias) or _STEPS_SQL.setdefault(db.alias, _steps_sql(db))
+    with db.cursor() as cursor:
+        cursor.execute(sql, [trace.pk])
+        rows = cursor.fetchall()
+    gold_of = Step._meta.get_field("gold")  # the reverse one-to-one: its cache is step.gold's
+    split = width(Step)
+    steps = []
+    for row in rows:
+        step = load(db, Step, row[:split])
+        gold = None if row[split] is None else load(db, GoldLabel, row[split:])
+        if gold is not None:
+            gold.step = step
+        gold_of.set_cached_value(step, gold)  # None: no gold, and no query to find out
         step.trace = trace  # already loaded with its project: spares the services a query
+        steps.append(step)
     return steps
+
+
+_STEPS_SQL: dict[str, str] = {}
+
+
+def _steps_sql(db: Any) -> str:
+    return (
+        f"SELECT {columns(db, Step, 's')}, {columns(db, GoldLabel, 'g')} "
+        f"FROM {table(db, Step)} s LEFT JOIN {table(db, GoldLabel)} g "
+        f"ON g.{column(db, GoldLabel, 'step')} = s.{column(db, Step, 'id')} "
+        f"WHERE s.{column(db, Step, 'trace')} = %s ORDER BY s.{column(db, Step, 'index')}"
+    )
 
 
 def step_of(*, steps: list[Step], index: int) -> Step:
@@ -362,11 +387,20 @@ def trace_for_annotation_of(
 ) -> TraceForAnnotation:
     """The same, for a trace the caller already fetched through `trace_get_for_user` (and, if it
     has them in hand, the user's annotation of it and its steps from `trace_steps`)."""
+    db = connections[router.db_for_read(Annotation)]
     if annotation is None or annotation.annotator_id != user.pk or annotation.trace_id != trace.pk:
-        annotation = Annotation.objects.filter(trace=trace, annotator_id=user.pk).first()
+        # Written out, as the two reads below (issue 16); (trace, annotator) is unique.
+        where = (
+            f"{column(db, Annotation, 'trace')} = %s AND {column(db, Annotation, 'annotator')} = %s"
+        )
+        found = select(db, Annotation, where, [trace.pk, user.pk])
+        annotation = found[0] if found else None
     labels: dict[int, StepLabel] = {}
     if annotation is not None:
-        labels = {label.step_id: label for label in annotation.labels.all()}
+        where = f"{column(db, StepLabel, 'annotation')} = %s"
+        for label in select(db, StepLabel, where, [annotation.pk]):
+            label.annotation = annotation  # as annotation.labels.all() leaves it: no query
+            labels[label.step_id] = label
     if steps is None:
         steps = trace_steps(trace=trace)
     views = [
@@ -550,29 +584,46 @@ def labelling_progress(*, user: UserLike, project: Project) -> Progress:
     with others' submissions and that this annotator never started; done = the traces this
     annotator submitted.
     """
-    mine = Annotation.objects.filter(trace__project=project, annotator_id=user.pk)
-    done = mine.filter(status=AnnotationStatus.SUBMITTED).values("pk")
-    filled_by_others = (
-        Annotation.objects.filter(trace__project=project, status=AnnotationStatus.SUBMITTED)
-        .exclude(annotator_id=user.pk)
-        .exclude(trace_id__in=mine.values("trace_id"))
-        .values("trace_id")
-        .annotate(n=Count("pk"))
-        .filter(n__gte=project.overlap)
-        .values("trace_id")
-    )
-    using = router.db_for_read(Annotation)
-    parts = [queryset.query.get_compiler(using).as_sql() for queryset in (done, filled_by_others)]
-    with connections[using].cursor() as cursor:
+    db = connections[router.db_for_read(Annotation)]
+    sql = _PROGRESS_SQL.get(db.alias) or _PROGRESS_SQL.setdefault(db.alias, _progress_sql(db))
+    submitted = str(AnnotationStatus.SUBMITTED)
+    with db.cursor() as cursor:
         cursor.execute(
-            "SELECT (SELECT COUNT(*) FROM ({}) done), (SELECT COUNT(*) FROM ({}) filled), "
-            "(SELECT trace_count FROM annotate_project WHERE id = %s)".format(
-                *(sql for sql, _ in parts)
-            ),
-            [*(param for _, params in parts for param in params), project.pk],
+            sql,
+            [
+                *(user.pk, project.pk, submitted),  # done
+                *(project.pk, submitted, user.pk, user.pk, project.pk, project.overlap),  # filled
+                project.pk,
+            ],
         )
         n_done, n_filled, total = cursor.fetchone()
     return Progress(done=n_done, assigned=total - n_filled)
+
+
+_PROGRESS_SQL: dict[str, str] = {}
+
+
+def _progress_sql(db: Any) -> str:
+    """labelling_progress's statement, written out (the ORM compiled its two subqueries on every
+    trace page, issue 16): this user's submitted annotations of the project; the project's
+    traces that others' submissions filled (at least `overlap`) and this user never started;
+    the project's trace count."""
+    a, t = table(db, Annotation), table(db, Trace)
+    trace_of_a = f"JOIN {t} t ON t.{column(db, Trace, 'id')} = a.{column(db, Annotation, 'trace')}"
+    of_project = f"t.{column(db, Trace, 'project')} = %s"
+    annotator, status = column(db, Annotation, "annotator"), column(db, Annotation, "status")
+    trace_id = column(db, Annotation, "trace")
+    return (
+        f"SELECT (SELECT COUNT(*) FROM {a} a {trace_of_a} "
+        f"WHERE a.{annotator} = %s AND {of_project} AND a.{status} = %s), "
+        f"(SELECT COUNT(*) FROM (SELECT a.{trace_id} FROM {a} a {trace_of_a} "
+        f"WHERE {of_project} AND a.{status} = %s AND a.{annotator} <> %s "
+        f"AND a.{trace_id} NOT IN (SELECT a.{trace_id} FROM {a} a {trace_of_a} "
+        f"WHERE a.{annotator} = %s AND {of_project}) "
+        f"GROUP BY a.{trace_id} HAVING COUNT(*) >= %s) filled), "
+        f"(SELECT {column(db, Project, 'trace_count')} FROM {table(db, Project)} "
+        f"WHERE {column(db, Project, 'id')} = %s)"
+    )
 
 
 def queue_submitted(*, user: UserLike, project: Project, limit: int = 20) -> list[Trace]:

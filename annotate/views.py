@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -299,6 +300,8 @@ def _trace_page(
             "fragments": html,  # the problem's table (annotate/partials/problem_media.html)
         }
     )
+    # The keyboard legend shows twice (side card, help dialog): rendered once.
+    context["shortcuts_html"] = render_to_string("annotate/partials/shortcuts.html", context)
     response = render(request, "annotate/trace.html", context, status=status)
     return with_project_images(response, data.project)
 

@@ -8,7 +8,7 @@ from typing import Any
 from django import template
 from django.conf import settings
 from django.urls import reverse
-from django.utils.html import escape
+from django.utils.html import conditional_escape, escape
 from django.utils.safestring import SafeString
 
 from annotate.images import ImageAddress, image_address
@@ -185,6 +185,37 @@ def step_controls(context: template.Context, view: Any, oob: bool = False) -> Sa
         f"Flag</button>\n</form>\n\n"
     )
     return SafeString("".join(parts))
+
+
+@register.simple_tag(takes_context=True)
+def step_row(context: template.Context, view: Any) -> SafeString:
+    """One step's row of the labelling page (annotate/partials/step_sections.html): its number,
+    its text (HTML kept at import, `view.html`), the scores' place, the note and the controls.
+    Written in Python for the reason `step_controls` is (a page renders it once per step; issue
+    16), byte for byte what the template's loop body wrote (tests/annotate/
+    test_trace_page_html.py). Every value from outside is escaped; `view.html` is the stored,
+    sanitised HTML (annotate.rendering), kept as it is, as the template's `{{ view.html }}` did."""
+    step = view.step
+    idx = step.index
+    num = idx + 1
+    part = escape(step.part)
+    note_key = escape((context.get("keys") or {}).get("note", ""))
+    note = escape(view.label.note) if view.label is not None else ""
+    return SafeString(
+        f'\n<li class="step step-part-{part}" id="step-{idx}" data-index="{idx}" '
+        f'data-part="{part}" tabindex="-1" aria-labelledby="step-{idx}-title">\n'
+        f'  <div class="step-gutter"><span class="step-no" id="step-{idx}-title" '
+        f'aria-label="Step {num}">{num}</span><span class="save-state" role="status" '
+        f'aria-live="polite"></span></div>\n'
+        f'  <div class="step-body">\n'
+        f'    <div class="md step-text">{conditional_escape(view.html)}</div>\n'
+        f'    <span id="step-scores-{step.pk}" class="step-scores"></span>\n'
+        f'    <textarea class="note" name="note" id="note-{idx}" rows="1" maxlength="20000"\n'
+        f'              placeholder="Note on step {num} ({note_key})" aria-label="Note on step '
+        f'{num}" aria-keyshortcuts="{note_key}">{note}</textarea>\n'
+        f"  </div>\n"
+        f"  {step_controls(context, view)}\n</li>\n"
+    )
 
 
 def _csrf_input(token: Any) -> str:

@@ -27,7 +27,7 @@ from .models import (
     StepLabel,
     Trace,
 )
-from .sql import column, columns, load, select, table, width
+from .sql import column, columns, load, select, statement, table, width
 
 UserLike = User | AnonymousUser
 
@@ -125,7 +125,7 @@ def trace_get_for_label(*, user: UserLike, trace_id: int) -> Trace:
     some 2.5 ms of a 11 ms save building this query (issue 16); `raw()` still converts the
     project's fields as the ORM does."""
     db = connections[router.db_for_read(Trace)]
-    sql = _LABEL_SQL.get(db.alias) or _LABEL_SQL.setdefault(db.alias, _label_sql(db))
+    sql = statement(db, _label_sql)
     user_pk = getattr(user, "pk", None)
     project = next(iter(Project.objects.raw(sql, [user_pk, user_pk, trace_id])), None)
     if project is None:
@@ -143,9 +143,6 @@ def trace_get_for_label(*, user: UserLike, trace_id: int) -> Trace:
     else:
         trace.step_count = project.t_step_count  # type: ignore[attr-defined]
     return _role_checked(user=user, trace=trace, min_role=Role.ANNOTATOR)
-
-
-_LABEL_SQL: dict[str, str] = {}
 
 
 def _label_sql(db: Any) -> str:
@@ -185,7 +182,7 @@ def _trace_with_role(*, user: UserLike, trace_id: int, min_role: Role) -> Trace:
     except (TypeError, ValueError):
         raise Http404("No such trace.") from None
     db = connections[router.db_for_read(Trace)]
-    sql = _TRACE_SQL.get(db.alias) or _TRACE_SQL.setdefault(db.alias, _trace_sql(db))
+    sql = statement(db, _trace_sql)
     with db.cursor() as cursor:
         cursor.execute(sql, [getattr(user, "pk", None), trace_id])
         row = cursor.fetchone()
@@ -197,9 +194,6 @@ def _trace_with_role(*, user: UserLike, trace_id: int, min_role: Role) -> Trace:
     trace.problem = load(db, Problem, row[ends[1] : ends[1] + width(Problem)])
     trace.my_role = row[-1]  # type: ignore[attr-defined]
     return _role_checked(user=user, trace=trace, min_role=min_role)
-
-
-_TRACE_SQL: dict[str, str] = {}
 
 
 def _trace_sql(db: Any) -> str:
@@ -340,7 +334,7 @@ def trace_steps(*, trace: Trace) -> list[Step]:
     its gold label (`step.gold`, missing where it has none), as `select_related("gold")` loads
     them; written out (`_steps_sql`), a trace page's hottest read (issue 16)."""
     db = connections[router.db_for_read(Step)]
-    sql = _STEPS_SQL.get(db.alias) or _STEPS_SQL.setdefault(db.alias, _steps_sql(db))
+    sql = statement(db, _steps_sql)
     with db.cursor() as cursor:
         cursor.execute(sql, [trace.pk])
         rows = cursor.fetchall()
@@ -356,9 +350,6 @@ def trace_steps(*, trace: Trace) -> list[Step]:
         step.trace = trace  # already loaded with its project: spares the services a query
         steps.append(step)
     return steps
-
-
-_STEPS_SQL: dict[str, str] = {}
 
 
 def _steps_sql(db: Any) -> str:
@@ -585,7 +576,7 @@ def labelling_progress(*, user: UserLike, project: Project) -> Progress:
     annotator submitted.
     """
     db = connections[router.db_for_read(Annotation)]
-    sql = _PROGRESS_SQL.get(db.alias) or _PROGRESS_SQL.setdefault(db.alias, _progress_sql(db))
+    sql = statement(db, _progress_sql)
     submitted = str(AnnotationStatus.SUBMITTED)
     with db.cursor() as cursor:
         cursor.execute(
@@ -598,9 +589,6 @@ def labelling_progress(*, user: UserLike, project: Project) -> Progress:
         )
         n_done, n_filled, total = cursor.fetchone()
     return Progress(done=n_done, assigned=total - n_filled)
-
-
-_PROGRESS_SQL: dict[str, str] = {}
 
 
 def _progress_sql(db: Any) -> str:

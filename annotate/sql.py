@@ -16,6 +16,18 @@ def column(db: Any, model: Any, name: str) -> str:
     return str(db.ops.quote_name(model._meta.get_field(name).column))
 
 
+_STATEMENTS: dict[tuple[str, Any], str] = {}
+
+
+def statement(db: Any, build: Any) -> str:
+    """The SQL `build(db)` writes, built once per database (by alias) and kept."""
+    key = (db.alias, build)
+    sql = _STATEMENTS.get(key)
+    if sql is None:
+        sql = _STATEMENTS.setdefault(key, build(db))
+    return sql
+
+
 def insert(db: Any, instance: Any, *, unless_exists: tuple[str, ...] = ()) -> bool:
     """INSERT `instance` (a new model instance: its defaults and `auto_now_add` applied by its
     fields, as `save()` would) in one statement RETURNING its primary key, which is set on it.

@@ -147,8 +147,6 @@ def trace_get_for_label(*, user: UserLike, trace_id: int) -> Trace:
 
 def _label_sql(db: Any) -> str:
     """trace_get_for_label's statement: the project's columns and the trace's extras (as `t_*`)."""
-    qn = db.ops.quote_name
-    project_columns = ", ".join(f"p.{qn(f.column)}" for f in Project._meta.concrete_fields)
     steps_of_t = f"FROM {table(db, Step)} s WHERE s.{column(db, Step, 'trace')} = t.{column(db, Trace, 'id')}"
     if db.vendor == "postgresql":
         index = f"s.{column(db, Step, 'index')}"
@@ -159,7 +157,7 @@ def _label_sql(db: Any) -> str:
     else:
         steps = f"(SELECT COUNT(*) {steps_of_t}) AS t_step_count"
     return (
-        f"SELECT {project_columns}, t.{column(db, Trace, 'problem')} AS t_problem_id, "
+        f"SELECT {columns(db, Project, 'p')}, t.{column(db, Trace, 'problem')} AS t_problem_id, "
         f"(SELECT m.{column(db, Membership, 'role')} FROM {table(db, Membership)} m "
         f"WHERE m.{column(db, Membership, 'project')} = t.{column(db, Trace, 'project')} "
         f"AND m.{column(db, Membership, 'user')} = %s LIMIT 1) AS t_my_role, "

@@ -30,7 +30,7 @@ from .models import (
     StepLabel,
     Trace,
 )
-from .sql import column, insert, select, table
+from .sql import column, insert, select, statement, table
 
 # A sentinel for "leave this field as it is", so that None can mean "clear the rating".
 UNSET: Any = object()
@@ -217,9 +217,6 @@ def _check_value(*, project: Project, value: int | None) -> None:
         )
 
 
-_LABEL_FIELDS = ("value", "source", "flagged", "note", "blind_value", "updated_at")
-
-
 def label_set(
     *,
     user: User,
@@ -327,12 +324,10 @@ def _label_upsert_row(
     three round trips (measured: docs/benchmarks.md, "Load").
     """
     connection = connections[router.db_for_write(StepLabel)]
-    qn = connection.ops.quote_name
-    meta = StepLabel._meta
-    column = {
-        name: str(getattr(meta.get_field(name), "column", name))
-        for name in ("annotation", "step", *_LABEL_FIELDS)
-    }
+
+    def col(name: str) -> str:
+        return column(connection, StepLabel, name)
+
     now = timezone.now()
     row = {"value": None, "source": LabelSource.HAND, "flagged": False, "note": "", **fields}
     update = [*fields, "updated_at"]
@@ -348,23 +343,20 @@ def _label_upsert_row(
         params = [annotation_id, step.pk, *values]
     else:
         assert at is not None, "a step or where it is"
-        step_meta = Step._meta
         source = (
-            f"SELECT %s, {qn(step_meta.pk.column)}, %s, %s, %s, %s, %s "
-            f"FROM {qn(step_meta.db_table)} WHERE {qn(step_meta.get_field('trace').column)} = %s "
-            f"AND {qn(step_meta.get_field('index').column)} = %s "
+            f"SELECT %s, {column(connection, Step, 'id')}, %s, %s, %s, %s, %s "
+            f"FROM {table(connection, Step)} WHERE {column(connection, Step, 'trace')} = %s "
+            f"AND {column(connection, Step, 'index')} = %s "
         )
         params = [annotation_id, *values, *at]
     sql = (
-        f"INSERT INTO {qn(meta.db_table)} ({qn(column['annotation'])}, {qn(column['step'])}, "
-        f"{', '.join(qn(column[name]) for name in ('value', 'source', 'flagged', 'note', 'updated_at'))}) "
+        f"INSERT INTO {table(connection, StepLabel)} ({col('annotation')}, {col('step')}, "
+        f"{', '.join(col(name) for name in ('value', 'source', 'flagged', 'note', 'updated_at'))}) "
         + source
-        + f"ON CONFLICT ({qn(column['annotation'])}, {qn(column['step'])}) DO UPDATE SET "
-        + ", ".join(f"{qn(column[name])} = excluded.{qn(column[name])}" for name in update)
-        + f" RETURNING {qn(meta.pk.column)}, {qn(column['step'])}, "
-        + ", ".join(
-            qn(column[name]) for name in ("value", "source", "flagged", "note", "blind_value")
-        )
+        + f"ON CONFLICT ({col('annotation')}, {col('step')}) DO UPDATE SET "
+        + ", ".join(f"{col(name)} = excluded.{col(name)}" for name in update)
+        + f" RETURNING {col('id')}, {col('step')}, "
+        + ", ".join(col(name) for name in ("value", "source", "flagged", "note", "blind_value"))
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -729,12 +721,6 @@ def _client_seqs_save(*, annotation_id: int, seqs: dict[str, int]) -> int:
     transaction's label writes before it)."""
     db = connections[router.db_for_write(Annotation)]
     field = Annotation._meta.get_field("client_seqs")
-    sql = (
-        f"UPDATE {table(db, Annotation)} SET {column(db, Annotation, 'client_seqs')} = %s, "
-        f"{column(db, Annotation, 'updated_at')} = %s "
-        f"WHERE {column(db, Annotation, 'id')} = %s "
-        f"RETURNING ({_labelled_count_sql(db)})"
-    )
     params = [
         field.get_db_prep_save(seqs, db),
         db.ops.adapt_datetimefield_value(timezone.now()),
@@ -742,8 +728,17 @@ def _client_seqs_save(*, annotation_id: int, seqs: dict[str, int]) -> int:
         annotation_id,
     ]
     with db.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(statement(db, _client_seqs_sql), params)
         return int(cursor.fetchone()[0])
+
+
+def _client_seqs_sql(db: Any) -> str:
+    return (
+        f"UPDATE {table(db, Annotation)} SET {column(db, Annotation, 'client_seqs')} = %s, "
+        f"{column(db, Annotation, 'updated_at')} = %s "
+        f"WHERE {column(db, Annotation, 'id')} = %s "
+        f"RETURNING ({_labelled_count_sql(db)})"
+    )
 
 
 def _labelled_count_sql(db: Any) -> str:
@@ -759,7 +754,7 @@ def _labelled_count(annotation_id: int) -> int:
     save; the ORM's compilation cost more than the query, issue 16)."""
     db = connections[router.db_for_read(StepLabel)]
     with db.cursor() as cursor:
-        cursor.execute(_labelled_count_sql(db), [annotation_id])
+        cursor.execute(statement(db, _labelled_count_sql), [annotation_id])
         return int(cursor.fetchone()[0])
 
 

@@ -44,3 +44,19 @@ class RedisCache(DjangoRedisCache):
             pipe.set(key, 0, ex=max(1, int(timeout)), nx=True)
             pipe.incr(key)
             return int(pipe.execute()[1])
+
+
+def hit(cache: Any, key: str, timeout: int) -> int:
+    """One more hit on the counter `key` of `cache` (a fixed window: it expires `timeout` seconds
+    after its first hit), atomically; the new count. On `RedisCache` one round trip (`count`);
+    on another backend `add()` starts the window and `incr()` keeps its expiry. Used by the
+    log-in throttle (config/login_throttle.py) and the API's per-user cap (config/throttling.py)."""
+    counter = getattr(cache, "count", None)
+    if counter is not None:
+        return int(counter(key, timeout))
+    cache.add(key, 0, timeout)
+    try:
+        return int(cache.incr(key))
+    except ValueError:  # expired between add() and incr()
+        cache.set(key, 1, timeout)
+        return 1

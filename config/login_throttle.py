@@ -27,6 +27,7 @@ from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 
 from annotate.sql import column, select
+from config.cache import hit
 
 _PREFIX = "login-failures"
 
@@ -72,14 +73,9 @@ def _ip_key(ip: str) -> str:
 
 
 def _bump(key: str) -> int:
-    """Count one attempt, atomically (Redis INCR; the local cache holds a lock); the new count.
-    A fixed window from the first attempt: add() starts it, incr() keeps its expiry."""
-    cache.add(key, 0, timeout=lockout_seconds())
-    try:
-        return int(cache.incr(key))
-    except ValueError:  # expired between add() and incr()
-        cache.set(key, 1, timeout=lockout_seconds())
-        return 1
+    """Count one attempt, atomically; the new count. A fixed window from the first attempt
+    (`config.cache.hit`: on Redis one round trip)."""
+    return hit(cache, key, lockout_seconds())
 
 
 def _unbump(key: str) -> None:

@@ -4,8 +4,8 @@ one cache round trip.
 DRF's UserRateThrottle keeps every request's time of the last minute in one cache entry (up to
 6,000 floats at our rate), read, unpickled, filtered, pickled and written back on every request:
 two round trips and some 0.4 ms on the labelling page's hottest request (issue 16). This one
-counts requests per fixed window (a counter per user and window, `config.cache.RedisCache.count`
-on Redis: one round trip), so a client can at most send twice the rate across a window's edge:
+counts requests per fixed window (a counter per user and window, `config.cache.hit`: on Redis
+one round trip), so a client can at most send twice the rate across a window's edge:
 the cap stops a runaway script, it is not a quota.
 """
 
@@ -15,18 +15,7 @@ from typing import Any
 
 from rest_framework import throttling
 
-
-def count(cache: Any, key: str, timeout: int) -> int:
-    """One more hit on the counter `key`, which expires `timeout` seconds after its first."""
-    counter = getattr(cache, "count", None)
-    if counter is not None:  # config.cache.RedisCache
-        return int(counter(key, timeout))
-    cache.add(key, 0, timeout)
-    try:
-        return int(cache.incr(key))
-    except ValueError:  # expired between add() and incr()
-        cache.set(key, 1, timeout)
-        return 1
+from config.cache import hit
 
 
 class UserRateThrottle(throttling.UserRateThrottle):
@@ -38,7 +27,7 @@ class UserRateThrottle(throttling.UserRateThrottle):
             return True
         self.now = self.timer()
         window = int(self.now // self.duration)
-        hits = count(self.cache, f"{key}:{window}", self.duration)
+        hits = hit(self.cache, f"{key}:{window}", self.duration)
         return hits <= self.num_requests
 
     def wait(self) -> float:

@@ -438,12 +438,10 @@ def _queue_lock(project: Project) -> int:
     project's lease length in minutes, read by the same statement (UPDATE ... RETURNING); the
     settings row is made first when the project has none yet."""
     db = connections[router.db_for_write(QueueSettings)]
-    qn = db.ops.quote_name
-    meta = QueueSettings._meta
-    minutes = qn(str(meta.get_field("lease_minutes").column))
+    minutes = column(db, QueueSettings, "lease_minutes")
     sql = (
-        f"UPDATE {qn(meta.db_table)} SET {minutes} = {minutes} "
-        f"WHERE {qn(str(meta.get_field('project').column))} = %s RETURNING {minutes}"
+        f"UPDATE {table(db, QueueSettings)} SET {minutes} = {minutes} "
+        f"WHERE {column(db, QueueSettings, 'project')} = %s RETURNING {minutes}"
     )
     with db.cursor() as cursor:
         cursor.execute(sql, [project.pk])
@@ -479,15 +477,13 @@ def _trace_slot_lock(trace: Trace) -> tuple[bool, int | None]:
     statement. (False, None) when the trace has no queue row yet: the caller takes the project's
     lock instead and makes the row; (True, None) when the project has no queue settings yet."""
     db = connections[router.db_for_write(TracePriority)]
-    qn = db.ops.quote_name
-    meta, settings_meta = TracePriority._meta, QueueSettings._meta
-    slots = qn(str(meta.get_field("open_slots").column))
+    slots = column(db, TracePriority, "open_slots")
     sql = (
-        f"UPDATE {qn(meta.db_table)} SET {slots} = {slots} "
-        f"WHERE {qn(str(meta.get_field('trace').column))} = %s "
-        f"RETURNING (SELECT {qn(str(settings_meta.get_field('lease_minutes').column))} "
-        f"FROM {qn(settings_meta.db_table)} "
-        f"WHERE {qn(str(settings_meta.get_field('project').column))} = %s)"
+        f"UPDATE {table(db, TracePriority)} SET {slots} = {slots} "
+        f"WHERE {column(db, TracePriority, 'trace')} = %s "
+        f"RETURNING (SELECT {column(db, QueueSettings, 'lease_minutes')} "
+        f"FROM {table(db, QueueSettings)} "
+        f"WHERE {column(db, QueueSettings, 'project')} = %s)"
     )
     with db.cursor() as cursor:
         cursor.execute(sql, [trace.pk, trace.project_id])

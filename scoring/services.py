@@ -100,7 +100,9 @@ def scorer_create(
     _check_params(backend, params or {})
     if backend in _MODEL_BACKENDS and not model_path.strip():
         raise ValidationError(
-            {"model_path": f"the {backend} backend reads a model: give its directory on the workers"}
+            {
+                "model_path": f"the {backend} backend reads a model: give its directory on the workers"
+            }
         )
     scorer = Scorer(
         name=name,
@@ -420,6 +422,15 @@ def score_runs_sweep(*, older_than: timedelta | None = None) -> int:
             Q(status=RunStatus.QUEUED, queued_at__lt=cutoff)
             | Q(status=RunStatus.RUNNING, started_at__lt=cutoff)
         )
+    )
+
+
+def score_runs_renew(*, worker: str) -> int:
+    """Renew the lease of the runs this worker process (`worker_id`) is scoring: `started_at` is
+    the lease's clock, so a live worker whose batch outlasts STEPLENS_RUN_LEASE_SECONDS keeps
+    its runs; a dead one stops renewing and its runs go back after one lease. Returns how many."""
+    return ScoreRun.objects.filter(status=RunStatus.RUNNING, claimed_by=worker).update(
+        started_at=timezone.now()
     )
 
 

@@ -34,17 +34,25 @@ def sweep_stuck_runs() -> int:
     return services.score_runs_sweep()
 
 
+def _beat(hostname: str, queues: str, beats: int) -> None:
+    """One heartbeat: this node is alive, the runs this process is scoring keep their lease (a
+    batch longer than the lease is not taken from a live worker by its own sweep, which runs in
+    this thread beside the task), and every SWEEP_EVERY_BEATS beats the stuck runs go back."""
+    services.worker_heartbeat(hostname=hostname, queues=queues)
+    services.score_runs_renew(worker=services.worker_id(hostname))
+    if beats % SWEEP_EVERY_BEATS == 0:
+        swept = services.score_runs_sweep()
+        if swept:
+            logger.warning("re-enqueued %d stuck score runs", swept)
+        signals.worker_tick.send(sender=None)
+
+
 def _heartbeat_loop(hostname: str, queues: str, stop: threading.Event) -> None:
     beats = 0
     while not stop.is_set():
         try:
             close_old_connections()
-            services.worker_heartbeat(hostname=hostname, queues=queues)
-            if beats % SWEEP_EVERY_BEATS == 0:
-                swept = services.score_runs_sweep()
-                if swept:
-                    logger.warning("re-enqueued %d stuck score runs", swept)
-                signals.worker_tick.send(sender=None)
+            _beat(hostname, queues, beats)
         except Exception:  # the database may be briefly away; try again next beat
             logger.warning("worker heartbeat failed", exc_info=True)
         beats += 1

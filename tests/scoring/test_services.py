@@ -116,6 +116,36 @@ def test_sweeper_requeues_stuck_runs(setup, django_capture_on_commit_callbacks):
     assert sent == [[runs[0].pk]]
 
 
+def test_a_live_workers_heartbeat_keeps_the_runs_it_is_scoring(
+    setup, django_capture_on_commit_callbacks
+):
+    """The sweep runs in the worker's heartbeat thread, beside the task that scores. A batch that
+    outlasted the lease lost its runs to its own worker's sweep: re-queued (claimed_by cleared)
+    while still being scored (seen in tests/reliability on a slower machine: a 3 s lease, batches
+    of ~2 s). Each beat now renews the lease of the runs this process holds; a dead worker's go
+    back to the queue after one lease."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from scoring import tasks
+
+    project, scorer, traces, sent = setup
+    with django_capture_on_commit_callbacks(execute=True):
+        runs = services.score_runs_enqueue(traces=traces[:2], scorers=[scorer])
+    mine, dead = services.worker_id("gpu@live"), "gpu@gone#1"
+    services.score_runs_claim(run_ids=[runs[0].pk], worker=mine)
+    services.score_runs_claim(run_ids=[runs[1].pk], worker=dead)
+    ScoreRun.objects.update(started_at=timezone.now() - timedelta(hours=1))
+    sent.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks._beat("gpu@live", "bulk", 0)
+    kept, swept = ScoreRun.objects.get(pk=runs[0].pk), ScoreRun.objects.get(pk=runs[1].pk)
+    assert (kept.status, kept.claimed_by) == (RunStatus.RUNNING, mine)
+    assert (swept.status, swept.claimed_by) == (RunStatus.QUEUED, "")
+    assert sent == [[runs[1].pk]]
+
+
 def _jsonl(*records: object) -> io.BytesIO:
     return io.BytesIO("\n".join(json.dumps(r) for r in records).encode())
 

@@ -30,6 +30,7 @@ from annotate.selectors import UserLike
 from config.celery import task_send_on_commit
 from scoring import services as scoring_services
 from scoring.models import Backend, RunQueue, RunStatus, Scorer, StepScore
+from scoring.prm.demo_params import TINY_BASE_PARAMS
 from scoring.prm.redact import redact_text
 
 from .models import (
@@ -152,8 +153,18 @@ def training_run_create(
                 "a trained PRM is a step_head scorer: choose another name"
             }
         )
+    given = dict(params or {})
+    if base.strip() == "tiny":
+        # A tiny base is a model trained from scratch: the engine's defaults (made for a
+        # pre-trained base: one epoch at 1e-5) would teach it nothing. What the request leaves
+        # out comes from the measured configuration (docs/training.md, "Measured").
+        given = {**TINY_BASE_PARAMS, **given}
+    if "max_length" in given and "batch_tokens" not in (params or {}):
+        # A longer row than the batch's token budget would be refused: the budget grows with it.
+        budget = given.get("batch_tokens", TrainParams.batch_tokens)
+        given["batch_tokens"] = max(budget, given["max_length"])
     try:
-        clean = TrainParams.from_dict(params or {}).as_dict()
+        clean = TrainParams.from_dict(given).as_dict()
     except TrainParamsError as exc:
         raise ValidationError({"params": str(exc)}) from exc
     with transaction.atomic():

@@ -217,6 +217,9 @@ def export_download(request: HttpRequest, snapshot_id: int, filename: str) -> Fi
 # --- training PRMs (docs/training.md) -------------------------------------------------------------
 
 
+_BLANK = "Blank: the base's default (docs/training.md)."
+
+
 class TrainingForm(forms.Form):
     snapshot = forms.CharField(
         max_length=120, help_text="A TRL JSON Lines snapshot: NAME or NAME@VERSION (the latest)."
@@ -225,15 +228,21 @@ class TrainingForm(forms.Form):
         max_length=500, initial="tiny", help_text="'tiny' or a local model directory (absolute)."
     )
     scorer = forms.SlugField(max_length=100, help_text="A new version of this scorer is made.")
-    epochs = forms.FloatField(min_value=0.01, initial=1.0)
-    learning_rate = forms.FloatField(min_value=1e-8, max_value=0.99, initial=1e-5)
-    max_length = forms.IntegerField(min_value=2, initial=2048)
+    # Blank: the base's defaults (base tiny: the measured configuration, docs/training.md; a
+    # local model: the engine's, one epoch at 1e-5, max length 2048, TRL's head).
+    epochs = forms.FloatField(min_value=0.01, required=False, help_text=_BLANK)
+    learning_rate = forms.FloatField(
+        min_value=1e-8, max_value=0.99, required=False, help_text=_BLANK
+    )
+    max_length = forms.IntegerField(min_value=2, required=False, help_text=_BLANK)
     seed = forms.IntegerField(min_value=0, max_value=2**31 - 1, initial=0)
     head = forms.ChoiceField(
         choices=[
+            ("", "the base's default"),
             ("token_classification", "TRL token classification"),
             ("qwen_extra0", "Qwen <extra_0> head"),
-        ]
+        ],
+        required=False,
     )
     curve = forms.BooleanField(
         required=False, help_text="Also train on 25/50/75% (learning curve)."
@@ -272,8 +281,11 @@ def training_page(request: HttpRequest, slug: str) -> HttpResponse:
         training.project_for_training(user=request.user, slug=slug)  # admins only
         if form.is_valid():
             data = form.cleaned_data
-            params = {k: data[k] for k in ("epochs", "learning_rate", "max_length", "seed", "head")}
-            params["batch_tokens"] = max(16384, data["max_length"])
+            params = {
+                k: data[k]
+                for k in ("epochs", "learning_rate", "max_length", "seed", "head")
+                if data[k] not in (None, "")
+            }
             params.update(data["more"])
             try:
                 run = training.training_run_create(

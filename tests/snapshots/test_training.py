@@ -135,6 +135,74 @@ def test_a_bad_request_is_refused_naming_the_field(project_with_snapshot, kwargs
     assert not TrainingRun.objects.exists()
 
 
+def test_a_tiny_run_starts_from_the_measured_configuration_not_the_engines_defaults(
+    project_with_snapshot, tmp_path
+) -> None:
+    """`train_prm --base tiny` with no parameters (README's command) trained one epoch at 1e-5,
+    the defaults made for a pre-trained base, which teach a model trained from scratch nothing.
+    What a request leaves out now comes from the measured tiny configuration; what it sets wins;
+    a local base keeps the engine's defaults; a long max_length widens the batch budget."""
+    from scoring.prm.demo_params import TINY_BASE_PARAMS
+    from scoring.prm.training import TrainParams
+
+    admin, project, _ = project_with_snapshot
+
+    def create(base: str, params: dict) -> dict:
+        return training.training_run_create(
+            user=admin,
+            project=project,
+            snapshot="pb",
+            base=base,
+            scorer_name="m",
+            params=params,
+            enqueue=False,
+        ).params
+
+    tiny = create("tiny", {})
+    assert {k: tiny[k] for k in TINY_BASE_PARAMS} == TINY_BASE_PARAMS
+    assert (tiny["epochs"], tiny["learning_rate"], tiny["lm_pretrain_epochs"]) == (3.0, 2e-4, 0.0)
+    assert create("tiny", {"learning_rate": 5e-4, "seed": 3}) == {
+        **tiny,
+        "learning_rate": 5e-4,
+        "seed": 3,
+    }
+    local = tmp_path / "base"
+    local.mkdir()
+    (local / "config.json").write_text("{}")
+    assert create(str(local), {}) == TrainParams().as_dict()
+    long = create(str(local), {"max_length": 40_000})
+    assert (long["max_length"], long["batch_tokens"]) == (40_000, 40_000)
+    assert create("tiny", {"max_length": 512})["batch_tokens"] == TINY_BASE_PARAMS["batch_tokens"]
+
+
+def test_the_training_form_left_blank_trains_tiny_with_its_configuration(
+    project_with_snapshot, client
+) -> None:
+    """The form's parameter fields are optional: blank is the base's default (its first version
+    sent epochs 1, 1e-5, 2048 and TRL's head for base tiny, which learns nothing)."""
+    from scoring.prm.demo_params import TINY_BASE_PARAMS
+
+    admin, project, _ = project_with_snapshot
+    client.force_login(admin)
+    url = f"/p/{project.slug}/training/"
+    form = {"snapshot": "pb", "base": "tiny", "scorer": "blank", "seed": "0"}
+    answer = client.post(url, {**form, "epochs": "", "learning_rate": "", "max_length": ""})
+    assert answer.status_code == 302
+    run = TrainingRun.objects.get(scorer_name="blank")
+    assert {k: run.params[k] for k in TINY_BASE_PARAMS if k != "seed"} == {
+        k: v for k, v in TINY_BASE_PARAMS.items() if k != "seed"
+    }
+    set_here = client.post(
+        url, {**form, "scorer": "set", "learning_rate": "0.001", "head": "token_classification"}
+    )
+    assert set_here.status_code == 302
+    run = TrainingRun.objects.get(scorer_name="set")
+    assert (run.params["learning_rate"], run.params["head"]) == (1e-3, "token_classification")
+    refused = client.post(url, {**form, "scorer": "bad", "epochs": "-1"})
+    assert refused.status_code == 400 and not TrainingRun.objects.filter(scorer_name="bad").exists()
+    assert "Ensure this value is greater than or equal to 0.01" in refused.content.decode()
+
+
 def test_a_snapshot_of_another_project_cannot_be_trained_on(project_with_snapshot) -> None:
     admin, _, _ = project_with_snapshot
     other = make_project(members={admin: "admin"})

@@ -53,8 +53,6 @@ class Command(BaseCommand):
         for key in ("epochs", "learning_rate", "max_length", "batch_tokens", "seed", "head"):
             if options[key] is not None:
                 params[key] = options[key]
-        if "max_length" in params and "batch_tokens" not in params:
-            params["batch_tokens"] = max(16384, params["max_length"])
         try:
             run = training.training_run_create(
                 user=None,

@@ -130,6 +130,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Parameters bound by PostgreSQL, and a statement this connection has run
+    # DATABASE_PREPARE_THRESHOLD times kept prepared (psycopg's prepare_threshold): the save and
+    # the page run the same dozen statements on every request, which PostgreSQL then no longer
+    # parses and plans each time (docs/benchmarks.md, issue 16). 0 turns both off (psycopg binds
+    # on the client, as Django's default): needed behind a pooler in transaction mode
+    # (PgBouncer before 1.21), where a prepared statement may meet another server connection.
+    _prepare = int(os.environ.get("DATABASE_PREPARE_THRESHOLD", "5"))
+    if _prepare > 0:
+        DATABASES["default"]["OPTIONS"] = {
+            "server_side_binding": True,
+            "prepare_threshold": _prepare,
+        }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -154,9 +167,7 @@ LOGIN_LOCKOUT_SECONDS = int(os.environ.get("LOGIN_LOCKOUT_SECONDS", "900"))
 # every web process shares them (local memory is per process).
 CACHE_URL = os.environ.get("CACHE_URL", "")
 if CACHE_URL.startswith(("redis://", "rediss://")):
-    CACHES = {
-        "default": {"BACKEND": "config.cache.RedisCache", "LOCATION": CACHE_URL}
-    }
+    CACHES = {"default": {"BACKEND": "config.cache.RedisCache", "LOCATION": CACHE_URL}}
     # Sessions read from the shared cache, written through to the database (which keeps them
     # when the cache is flushed): a request reads no session row (issue 16: a query fewer on
     # every page and every label save).

@@ -347,6 +347,32 @@ def test_a_first_label_without_a_queue_row_makes_it_counting_the_new_lease() -> 
     assert TracePriority.objects.get(trace=trace).open_slots == 1
 
 
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="prepared statements are PostgreSQL's (the CI runs it)",
+)
+def test_the_saves_statements_stay_prepared_on_postgresql() -> None:
+    """On PostgreSQL the parameters are bound by the server and a statement run
+    DATABASE_PREPARE_THRESHOLD times (5) on a connection stays prepared there, so the save's
+    statements are no longer parsed and planned on every click (config/settings.py; issue 16:
+    +13% saves and +22% pages per second side by side, docs/benchmarks.md)."""
+    assert connection.settings_dict["OPTIONS"].get("server_side_binding") is True
+    user = make_user("p0")
+    project = make_project("pq", members={user: "annotator"})
+    trace = make_trace(project)
+    client = Client()
+    client.force_login(user)
+    url = reverse("api:label-changes", args=[trace.pk])
+    for seq in range(1, 8):
+        body = {"client": "tab", "changes": [{"seq": seq, "op": "label", "index": 0, "value": 1}]}
+        assert client.post(url, body, content_type="application/json").status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any("client_seqs" in sql for sql in prepared), prepared  # the change log's UPDATE
+    assert any("ON CONFLICT" in sql for sql in prepared), prepared  # the label's upsert
+
+
 def test_the_pages_first_change_takes_the_slot_in_few_queries() -> None:
     """The labelling page's script saves through /api/traces/<id>/changes/ (label_changes_apply):
     its first change makes the annotation (one INSERT ... ON CONFLICT DO NOTHING: the trace's

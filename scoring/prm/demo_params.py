@@ -30,9 +30,11 @@ TINY_DEMO_PARAMS: dict[str, Any] = {
 # (snapshots.training.training_run_create: the command, the API and the form). The engine's own
 # defaults suit a pre-trained base (one epoch at 1e-5) and teach a tiny model trained from
 # scratch nothing. This is the configuration with the best held-out AUROC measured on all of
-# ProcessBench that fits the 5-minute budget on 2 cores (docs/training.md, "Measured": no LM
-# pre-training, 3 epochs at 2e-4; held-out AUROC 0.699 / 0.674 / 0.676 over seeds 0 / 1 / 2).
-# The demo keeps TINY_DEMO_PARAMS, which builds in `make demo`'s 2 minutes.
+# ProcessBench (docs/training.md, "Measured": no LM pre-training, 3 epochs at 2e-4; held-out
+# AUROC 0.699 / 0.674 / 0.676 over seeds 0 / 1 / 2; 0.699 again for seed 0 on 2026-12-02). Its
+# time depends on the machine: about 220 s on the third session's 2 cores, 412 s on the sixth
+# session's (11,800 tokens/s against 22,100). The demo keeps TINY_DEMO_PARAMS, which builds in
+# `make demo`'s 2 minutes.
 TINY_BASE_PARAMS: dict[str, Any] = {
     **TINY_DEMO_PARAMS,
     "epochs": 3.0,

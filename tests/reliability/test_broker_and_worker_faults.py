@@ -223,7 +223,10 @@ def test_worker_killed_mid_batch_and_replaced_by_another_node(
     first.log_dir.mkdir()
     first.start()
     done = ScoreRun.objects.filter(status=RunStatus.DONE)
-    assert wait_until(lambda: done.count() >= 5, timeout=60), first.log()
+    running = ScoreRun.objects.filter(status=RunStatus.RUNNING)
+    # Mid-batch: some runs done and a batch claimed. Waiting for "done >= 5" alone could land
+    # between two batches (nothing running; seen on CI, 2026-12-02), then the kill held nothing.
+    assert wait_until(lambda: done.count() >= 5 and running.exists(), timeout=60), first.log()
     first.kill()
     held = list(ScoreRun.objects.filter(status=RunStatus.RUNNING).values_list("pk", flat=True))
     assert held, "the worker finished its batch before it could be killed"

@@ -153,8 +153,9 @@ def training_run_create(
                 "a trained PRM is a step_head scorer: choose another name"
             }
         )
+    base = _check_base(base)
     given = dict(params or {})
-    if base.strip() == "tiny":
+    if base == "tiny":
         # A tiny base is a model trained from scratch: the engine's defaults (made for a
         # pre-trained base: one epoch at 1e-5) would teach it nothing. What the request leaves
         # out comes from the measured configuration (docs/training.md, "Measured").
@@ -171,7 +172,7 @@ def training_run_create(
         run = TrainingRun.objects.create(
             project=project,
             snapshot=chosen,
-            base=_check_base(base),
+            base=base,
             scorer_name=scorer_name,
             params=clean,
             curve=curve,

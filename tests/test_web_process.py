@@ -27,15 +27,10 @@ print("HEAVY:" + ",".join(heavy))
 """
 
 
-def test_web_process_does_not_import_torch():
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "SECRET_KEY": "tests-only",
-        "DJANGO_DEBUG": "0",
-    }
-    out = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
+def _run(script: str, env: dict[str, str]) -> str:
+    """`script` in a fresh interpreter at the repository root; its standard output."""
+    return subprocess.run(
+        [sys.executable, "-c", script],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -43,6 +38,16 @@ def test_web_process_does_not_import_torch():
         timeout=120,
         check=True,
     ).stdout
+
+
+def test_web_process_does_not_import_torch():
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "SECRET_KEY": "tests-only",
+        "DJANGO_DEBUG": "0",
+    }
+    out = _run(SCRIPT, env)
     assert out.strip().splitlines()[-1] == "HEAVY:", out
 
 
@@ -64,14 +69,7 @@ def _frozen(env_value: str | None) -> tuple[int, int]:
     env.pop("DATABASE_URL", None)
     if env_value is not None:
         env["GUNICORN_GC_FREEZE"] = env_value
-    out = subprocess.run(
-        [sys.executable, "-c", FREEZE_SCRIPT],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = _run(FREEZE_SCRIPT, env)
     line = next(line for line in out.splitlines() if line.startswith("FROZEN"))
     before, after = line.split()[1:]
     return int(before), int(after)

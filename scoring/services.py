@@ -400,10 +400,16 @@ def score_run_fail(*, run_id: int, error: str) -> None:
 
 
 def _requeue(runs: QuerySet[ScoreRun]) -> int:
-    """Put these unfinished runs back in the queue and send them to the workers again."""
+    """Put these unfinished runs back in the queue and send them to the workers again.
+
+    The rows are locked as they are read and a run a worker holds locked (claiming it now) is
+    skipped: read-then-update by id re-queued a run a worker had claimed in between, under the
+    worker that was scoring it (tests/scoring/test_sweep_concurrency.py). The next sweep sees
+    it again if that claim was rolled back."""
     by_scorer: dict[tuple[int, str], list[int]] = {}
     with transaction.atomic():
-        for run_id, scorer_id, queue in runs.values_list("pk", "scorer_id", "queue"):
+        locked = runs.select_for_update(skip_locked=True)
+        for run_id, scorer_id, queue in locked.values_list("pk", "scorer_id", "queue"):
             by_scorer.setdefault((scorer_id, queue), []).append(run_id)
         ids = [run_id for chunk in by_scorer.values() for run_id in chunk]
         ScoreRun.objects.filter(pk__in=ids).update(

@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weight-decay", type=float, default=defaults["weight_decay"])
     parser.add_argument("--scheduler", default=defaults["lr_scheduler"])
     parser.add_argument("--step-separator", default=defaults["step_separator"])
+    parser.add_argument(
+        "--dtype", default="auto", choices=["auto", "fp32", "bf16"], help="bf16: mixed precision"
+    )
     parser.add_argument("--learning-curve", action="store_true")
     parser.add_argument(
         "--eval-train", type=int, default=0, help="also score this many train rows (overfitting)"
@@ -102,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         weight_decay=args.weight_decay,
         lr_scheduler=args.scheduler,
         device="cpu",
+        dtype=args.dtype,
         tiny_vocab_size=args.vocab_size,
         tiny_hidden_size=args.hidden_size,
         tiny_num_layers=args.layers,

@@ -17,12 +17,17 @@ bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS") or multiprocessing.cpu_count() + 1)
 threads = int(os.environ.get("GUNICORN_THREADS") or 4)
 worker_class = "gthread"
-# Each worker listens on its own SO_REUSEPORT socket (gunicorn 27 opens them in the workers), so
-# the kernel spreads new connections over the workers. With one shared socket, the first worker
-# awake accepted every kept-alive connection of a burst: 10 clients all on one of 3 workers, the
-# others idle (issue 16; benchmarks/side_by_side.py shows CPU per worker). GUNICORN_REUSE_PORT=0
-# goes back to the shared socket (e.g. a platform that hands gunicorn an inherited socket).
-reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "1") != "0"
+# Kept-alive connections and the workers (issue 16): a connection stays on the worker that
+# accepted it, so 10 kept-alive clients over 3 workers rarely split 4/3/3 and the busiest
+# worker's clients set the p95. So every `keepalive_requests`-th request of a connection is
+# answered "Connection: close" (nginx's `keepalive_requests`; 0: never) and the client opens a
+# new one, which the worker least busy at that moment accepts first from the one shared socket.
+# Measured with benchmarks/side_by_side.py (docs/benchmarks.md): the shared socket with
+# connections renewed every 10 requests served more saves with a lower p95 than SO_REUSEPORT
+# (the kernel hashes each connection to a worker by its addresses, whatever the workers' load),
+# with or without renewal. GUNICORN_REUSE_PORT=1 gives each worker its own SO_REUSEPORT socket.
+reuse_port = os.environ.get("GUNICORN_REUSE_PORT", "0") == "1"
+keepalive_requests = int(os.environ.get("GUNICORN_KEEPALIVE_REQUESTS") or 10)
 # Load the application once in the master (faster start, shared memory pages).
 preload_app = True
 # A stuck request (a pathological page) is killed rather than holding a worker forever.
@@ -50,3 +55,11 @@ def when_ready(server: object) -> None:
     if os.environ.get("GUNICORN_GC_FREEZE", "1") != "0":
         gc.collect()
         gc.freeze()
+
+
+def pre_request(worker: object, req: object) -> None:
+    """Close every `keepalive_requests`-th request's connection after its response (gunicorn's
+    request counts the requests of its connection in `req_number`; `must_close` makes the
+    response say "Connection: close" and the worker close the socket after it)."""
+    if keepalive_requests > 0 and req.req_number % keepalive_requests == 0:  # type: ignore[attr-defined]
+        req.must_close = True  # type: ignore[attr-defined]

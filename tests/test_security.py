@@ -491,14 +491,13 @@ def test_an_attempt_past_the_limit_that_raced_the_check_is_refused_as_such(
 def _gunicorn_answer(tmp_path, *, allow: str, proto: str | None) -> int:
     """Start gunicorn with production settings and config/gunicorn.conf.py, trusting forwarded
     headers from `allow`; the status of GET /accounts/login/ sent from 127.0.0.1."""
-    import socket
     import time
     import urllib.error
     import urllib.request
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    from tests.gunicorn_server import free_port, gunicorn
+
+    port = free_port()
     env = _production_env(
         tmp_path,
         GUNICORN_BIND=f"127.0.0.1:{port}",
@@ -507,14 +506,7 @@ def _gunicorn_answer(tmp_path, *, allow: str, proto: str | None) -> int:
         ALLOWED_HOSTS="127.0.0.1",
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
     )
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "config.wsgi"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with gunicorn(env):
         headers = {"X-Forwarded-Proto": proto} if proto else {}
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/accounts/login/", headers=headers
@@ -535,9 +527,6 @@ def _gunicorn_answer(tmp_path, *, allow: str, proto: str | None) -> int:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def test_only_the_proxy_may_say_a_request_came_over_https(tmp_path):

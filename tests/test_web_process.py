@@ -83,3 +83,48 @@ def test_gunicorns_master_freezes_the_loaded_application_before_forking_workers(
     before, after = _frozen(None)
     assert before == 0 and after > 50_000  # Django and the apps: some 110,000 objects
     assert _frozen("0") == (0, 0)
+
+
+def test_gunicorn_closes_a_kept_alive_connection_after_keepalive_requests(tmp_path):
+    """A connection stays on the worker that accepted it: 10 kept-alive clients over 3 workers
+    stayed as placed (one worker with 5, one idle) and the busiest worker's clients set the p95
+    (issue 16). config/gunicorn.conf.py answers every GUNICORN_KEEPALIVE_REQUESTS-th request of a
+    connection "Connection: close" and closes it, so clients reconnect to the least busy worker."""
+    import http.client
+    import socket
+    import time
+
+    from tests.gunicorn_server import free_port, gunicorn
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "STEPLENS_ENV_FILE": "",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKERS": "1",
+        "GUNICORN_THREADS": "1",
+        "GUNICORN_KEEPALIVE_REQUESTS": "3",
+        "GUNICORN_ACCESS_LOG": "",
+    }
+    with gunicorn(env) as server:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+                break
+            except OSError:
+                assert server.poll() is None, "gunicorn exited"
+                assert time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.2)
+        with sock:
+            said = []
+            for _ in range(3):
+                sock.sendall(b"GET /accounts/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                response = http.client.HTTPResponse(sock)
+                response.begin()
+                assert response.status == 200 and b"csrfmiddlewaretoken" in response.read()
+                said.append(response.getheader("Connection"))
+            assert said == ["keep-alive", "keep-alive", "close"]
+            assert sock.recv(1) == b"", "the server kept the connection open"

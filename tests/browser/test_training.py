@@ -78,6 +78,7 @@ def test_admin_trains_audits_promotes_and_annotators_see_the_new_prm(
 
         # 2. Start a training run on it, from the training page.
         page.goto(f"/p/{project.slug}/training/")
+        page.screenshot(path=str(artifacts / "training-form.png"), full_page=True)
         page.fill("#id_snapshot", "gold@2")
         page.fill("#id_base", "tiny")
         page.fill("#id_scorer", "loop-prm")

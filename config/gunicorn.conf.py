@@ -60,6 +60,8 @@ def when_ready(server: object) -> None:
 def pre_request(worker: object, req: object) -> None:
     """Close every `keepalive_requests`-th request's connection after its response (gunicorn's
     request counts the requests of its connection in `req_number`; `must_close` makes the
-    response say "Connection: close" and the worker close the socket after it)."""
+    response say "Connection: close" and the worker close the socket after it). The first
+    line is gunicorn's own default hook, which this one replaces."""
+    worker.log.debug("%s %s", req.method, req.path)  # type: ignore[attr-defined]
     if keepalive_requests > 0 and req.req_number % keepalive_requests == 0:  # type: ignore[attr-defined]
         req.must_close = True  # type: ignore[attr-defined]

@@ -92,9 +92,8 @@ def test_gunicorn_closes_a_kept_alive_connection_after_keepalive_requests(tmp_pa
     connection "Connection: close" and closes it, so clients reconnect to the least busy worker."""
     import http.client
     import socket
-    import time
 
-    from tests.gunicorn_server import free_port, gunicorn
+    from tests.servers import free_port, gunicorn
 
     port = free_port()
     env = {
@@ -108,16 +107,8 @@ def test_gunicorn_closes_a_kept_alive_connection_after_keepalive_requests(tmp_pa
         "GUNICORN_KEEPALIVE_REQUESTS": "3",
         "GUNICORN_ACCESS_LOG": "",
     }
-    with gunicorn(env) as server:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-                break
-            except OSError:
-                assert server.poll() is None, "gunicorn exited"
-                assert time.monotonic() < deadline, "gunicorn did not start"
-                time.sleep(0.2)
+    with gunicorn(env, port=port):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         with sock:
             said = []
             for _ in range(3):

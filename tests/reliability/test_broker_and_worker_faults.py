@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import subprocess
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from scoring.models import RunQueue, RunStatus, ScoreRun, StepScore
 from tests.conftest import _reset_broker_pools
 from tests.factories import make_project
 from tests.scoring.worker import Worker, wait_until
+from tests.servers import free_port
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -37,17 +37,11 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class PrivateRedis:
     """redis-server on its own port and directory, started and stopped by the test."""
 
     def __init__(self, directory: Path, *, appendonly: bool) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.directory = directory
         self.appendonly = appendonly
         self.process: subprocess.Popen[bytes] | None = None

@@ -25,6 +25,7 @@ import json
 import os
 import random
 import re
+import runpy
 import secrets
 import signal
 import socket
@@ -295,6 +296,19 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def gunicorn_shape(env: dict[str, str]) -> tuple[str, int, int]:
+    """(worker class, workers, threads) that config/gunicorn.conf.py sets in this environment."""
+    saved = dict(os.environ)
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        conf = runpy.run_path(str(REPO / "config" / "gunicorn.conf.py"))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return str(conf["worker_class"]), int(conf["workers"]), int(conf["threads"])
+
+
 def server_env(database_url: str, var_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
@@ -319,15 +333,27 @@ def server_env(database_url: str, var_dir: Path) -> dict[str, str]:
 
 
 class Gunicorn:
-    def __init__(self, database_url: str, *, workers: int, threads: int) -> None:
+    """config/gunicorn.conf.py's server; `workers`, `threads`, `worker_class` override its
+    defaults (None: the config's, as a deployment without GUNICORN_* variables gets them). The
+    shape it runs is read back from the config with the same environment (`self.shape`)."""
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        workers: int | None = None,
+        threads: int | None = None,
+        worker_class: str | None = None,
+    ) -> None:
         self.port = _free_port()
         self.workdir = Path(tempfile.mkdtemp(prefix="steplens-load-"))
         env = server_env(database_url, self.workdir)
-        env.update(
-            GUNICORN_BIND=f"127.0.0.1:{self.port}",
-            GUNICORN_WORKERS=str(workers),
-            GUNICORN_THREADS=str(threads),
-        )
+        env["GUNICORN_BIND"] = f"127.0.0.1:{self.port}"
+        for name, value in (("WORKERS", workers), ("THREADS", threads), ("WORKER_CLASS", worker_class)):
+            if value:
+                env[f"GUNICORN_{name}"] = str(value)
+        self.worker_class, self.workers, self.threads = gunicorn_shape(env)
+        self.shape = f"gunicorn {self.worker_class} {self.workers} x {self.threads}"
         self.log = open(self.workdir / "gunicorn.log", "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "config.wsgi"],
@@ -431,8 +457,9 @@ def main() -> None:
     parser.add_argument("corpus", choices=["million", "processbench"])
     parser.add_argument("--clients", type=int)
     parser.add_argument("--seconds", type=float)
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument("--workers", type=int, help="gunicorn worker processes (default: the config's)")
+    parser.add_argument("--threads", type=int, help="threads per gunicorn worker (default: the config's)")
+    parser.add_argument("--worker-class", help="gunicorn worker class (default: the config's)")
     parser.add_argument("--database-url")
     parser.add_argument("--keep", action="store_true", help="reuse the ProcessBench database")
     parser.add_argument("--phases", default="", help="comma-separated subset of: mixed,pages,saves")
@@ -471,10 +498,9 @@ def main() -> None:
         conn.execute("ANALYZE")
     traces = corpus_ids(url, slug)
     users = [f"annotator{i}" for i in range(clients)]
-    print(f"{len(traces):,} traces, {sum(n for _, n in traces):,} steps; gunicorn {args.workers} workers x {args.threads} threads; {os.cpu_count()} cores shared with the client")
-
     ids = [t for t, _ in traces]
-    server = Gunicorn(url, workers=args.workers, threads=args.threads)
+    server = Gunicorn(url, workers=args.workers, threads=args.threads, worker_class=args.worker_class)
+    print(f"{len(traces):,} traces, {sum(n for _, n in traces):,} steps; {server.shape}; {os.cpu_count()} cores shared with the client")
     results = []
     try:
         for phase in phases:
@@ -498,7 +524,7 @@ def main() -> None:
     logged = server.errors_logged()
     if logged:
         print(f"server log: {len(logged)} error lines, e.g. {logged[:3]}")
-    print(json.dumps({"benchmark": "load", "corpus": args.corpus, "workers": args.workers, "threads": args.threads, "pause_s": args.pause, "results": results, "server_errors_logged": len(logged)}))
+    print(json.dumps({"benchmark": "load", "corpus": args.corpus, "server": server.shape, "pause_s": args.pause, "results": results, "server_errors_logged": len(logged)}))
 
 
 if __name__ == "__main__":

@@ -275,7 +275,7 @@ class Steplens(Tool):
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.url = args.database_url
-        self.shape = f"gunicorn {args.workers} x {args.threads}, PostgreSQL, Redis"
+        self.shape = "gunicorn (config/gunicorn.conf.py), PostgreSQL, Redis"
         self.server: load.Gunicorn | None = None
         self.seq: dict[str, int] = {}  # each client's change numbers (the page's change log)
 
@@ -307,11 +307,17 @@ class Steplens(Tool):
             traces = sorted(traces)[: self.args.traces]
         self.traces = [(str(t), n) for t, n in traces]
         t0 = time.perf_counter()
-        self.server = load.Gunicorn(url, workers=self.args.workers, threads=self.args.threads)
+        self.server = load.Gunicorn(
+            url,
+            workers=self.args.workers,
+            threads=self.args.threads,
+            worker_class=self.args.worker_class,
+        )
+        self.shape = f"{self.server.shape}, PostgreSQL, Redis"
         startup_s = time.perf_counter() - t0
         self.port = self.server.port
         deadline = time.monotonic() + 30
-        while len(children(self.server.process.pid)) < self.args.workers:
+        while len(children(self.server.process.pid)) < self.server.workers:
             if time.monotonic() > deadline:
                 raise RuntimeError("gunicorn did not start its workers")
             time.sleep(0.1)
@@ -548,7 +554,7 @@ class LabelStudio(Tool):
         self.postgres = postgres
         self.name = "labelstudio-pg" if postgres else "labelstudio"
         self.shape = (
-            f"gunicorn {args.workers} x {args.threads} (its core.wsgi), PostgreSQL"
+            f"gunicorn {args.workers or 3} x {args.threads or 4} (its core.wsgi), PostgreSQL"
             if postgres
             else "label-studio start (its default: Django's server, SQLite)"
         )
@@ -632,9 +638,9 @@ for name in {users[1:]!r}:
                 "--bind",
                 f"127.0.0.1:{self.port}",
                 "--workers",
-                str(self.args.workers),
+                str(self.args.workers or 3),
                 "--threads",
-                str(self.args.threads),
+                str(self.args.threads or 4),
                 "--worker-class",
                 "gthread",
                 "--keep-alive",
@@ -853,6 +859,7 @@ def measure(tool: Tool, args: argparse.Namespace) -> dict[str, object]:
     result: dict[str, object] = {"tool": tool.name, "shape": tool.shape}
     try:
         result.update(tool.prepare())
+        result["shape"] = tool.shape  # as started (steplens reads its gunicorn's back)
         print(f"== {tool.name}: {json.dumps(result)}", flush=True)
         phases = []
         for n, phase in enumerate(("pages", "saves")):
@@ -1048,9 +1055,15 @@ def main() -> None:
         "--traces", type=int, default=0, help="only the first N traces (0: all 3,320)"
     )
     parser.add_argument(
-        "--workers", type=int, default=3, help="gunicorn workers (steplens, labelstudio-pg)"
+        "--workers",
+        type=int,
+        default=0,
+        help="gunicorn workers (steplens: 0, the config's default; labelstudio-pg: 0 = 3)",
     )
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=0, help="as --workers (labelstudio-pg: 4)")
+    parser.add_argument(
+        "--worker-class", default="", help="steplens's gunicorn worker class (config's default)"
+    )
     parser.add_argument("--venvs", type=Path, default=REPO / "var" / "side_by_side")
     parser.add_argument("--out", type=Path, default=REPO / "var" / "side_by_side" / "results")
     parser.add_argument("--database-url", default=DATABASE_URL)
@@ -1101,6 +1114,8 @@ def main() -> None:
             str(args.workers),
             "--threads",
             str(args.threads),
+            "--worker-class",
+            args.worker_class,
             "--venvs",
             str(args.venvs),
             "--database-url",

@@ -11,13 +11,26 @@ import multiprocessing
 import os
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
-# Sync workers with threads: a request spends much of its time waiting on PostgreSQL, and a
-# thread per request lets one process overlap those waits without an async stack. On 2 cores,
-# 3 x 4 served the most (benchmarks/load.py: 2 x 1, 2 x 4, 4 x 1 and 4 x 2 tried).
-workers = int(os.environ.get("GUNICORN_WORKERS") or multiprocessing.cpu_count() + 1)
-threads = int(os.environ.get("GUNICORN_THREADS") or 4)
-worker_class = "gthread"
-# Kept-alive connections and the workers (issue 16): a connection stays on the worker that
+# The worker shape (issue 16, measured on 2 cores with benchmarks/side_by_side.py, 10 clients;
+# docs/benchmarks.md, "The eighth session's runs"): `sync` workers, 2 per core, one request at a
+# time each. Every request is its own connection, which only an idle worker accepts from the one
+# shared socket: the clients queue in the kernel's accept queue, first come first served, and no
+# worker holds a client while another idles. Against `gthread` 3 x 4 (threads overlapping their
+# PostgreSQL waits, connections kept alive) it served as many saves and pages with a p95 a fifth
+# to a third lower: several threads of one process take turns at the interpreter's lock, and a
+# kept-alive connection stays on one worker however busy. A sync worker needs a buffering proxy
+# in front (nginx's defaults: it reads a slow client's upload and download, the worker only
+# talks to it), as gunicorn's documentation says; docs/deployment.md. GUNICORN_WORKER_CLASS=
+# gthread (with GUNICORN_THREADS, default then 4) serves slow clients without one.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS") or "sync"
+_sync = worker_class == "sync"
+workers = int(
+    os.environ.get("GUNICORN_WORKERS")
+    or (2 * multiprocessing.cpu_count() if _sync else multiprocessing.cpu_count() + 1)
+)
+threads = int(os.environ.get("GUNICORN_THREADS") or (1 if _sync else 4))
+# gthread only (a sync worker closes every connection after its response): kept-alive
+# connections and the workers. A connection stays on the worker that
 # accepted it, so 10 kept-alive clients over 3 workers rarely split 4/3/3 and the busiest
 # worker's clients set the p95. So every `keepalive_requests`-th request of a connection is
 # answered "Connection: close" (nginx's `keepalive_requests`; 0: never) and the client opens a

@@ -102,6 +102,7 @@ def test_gunicorn_closes_a_kept_alive_connection_after_keepalive_requests(tmp_pa
         "STEPLENS_ENV_FILE": "",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
         "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKER_CLASS": "gthread",  # a sync worker keeps no connection alive
         "GUNICORN_WORKERS": "1",
         "GUNICORN_THREADS": "1",
         "GUNICORN_KEEPALIVE_REQUESTS": "3",
@@ -119,3 +120,56 @@ def test_gunicorn_closes_a_kept_alive_connection_after_keepalive_requests(tmp_pa
                 said.append(response.getheader("Connection"))
             assert said == ["keep-alive", "keep-alive", "close"]
             assert sock.recv(1) == b"", "the server kept the connection open"
+
+
+def _shape(monkeypatch, **env: str) -> tuple[str, int, int]:
+    import multiprocessing
+    import runpy
+
+    for name in ("GUNICORN_WORKER_CLASS", "GUNICORN_WORKERS", "GUNICORN_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(multiprocessing, "cpu_count", lambda: 2)
+    conf = runpy.run_path(str(REPO_ROOT / "config" / "gunicorn.conf.py"))
+    return conf["worker_class"], conf["workers"], conf["threads"]
+
+
+def test_gunicorn_runs_sync_workers_two_per_core_unless_told_otherwise(monkeypatch):
+    """The shape measured best on 2 cores (issue 16, docs/benchmarks.md): sync workers, two per
+    core, one request each at a time; gthread keeps its own defaults (cores + 1, 4 threads)."""
+    assert _shape(monkeypatch) == ("sync", 4, 1)
+    assert _shape(monkeypatch, GUNICORN_WORKER_CLASS="gthread") == ("gthread", 3, 4)
+    assert _shape(monkeypatch, GUNICORN_WORKERS="6") == ("sync", 6, 1)
+
+
+def test_default_gunicorn_answers_each_request_on_its_own_connection(tmp_path):
+    """With the default (sync) workers a connection carries one request and is closed, so the
+    next request is accepted by whichever worker is idle: no client stays on a busy worker."""
+    import http.client
+    import socket
+
+    from tests.servers import free_port, gunicorn
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "STEPLENS_ENV_FILE": "",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKERS": "2",
+        "GUNICORN_ACCESS_LOG": "",
+    }
+    for name in ("GUNICORN_WORKER_CLASS", "GUNICORN_THREADS"):
+        env.pop(name, None)
+    with gunicorn(env, port=port):
+        for _ in range(2):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            with sock:
+                sock.sendall(b"GET /accounts/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                response = http.client.HTTPResponse(sock)
+                response.begin()
+                assert response.status == 200 and b"csrfmiddlewaretoken" in response.read()
+                assert response.getheader("Connection") == "close"
+                assert sock.recv(1) == b"", "the server kept the connection open"

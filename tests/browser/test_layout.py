@@ -178,3 +178,31 @@ def test_tablet_layout_nothing_overflows_and_labels_and_submit_are_reachable(  #
     page.locator("#submit-button").tap()
     page.wait_for_url("**/p/a-project-with-a-rather-long-name/")
     next(pages, None)
+
+
+def test_training_page_fits_a_phone(browser, live_server, artifacts) -> None:  # type: ignore[no-untyped-def]
+    """An admin starts a training run from a phone: the form fits the width (no sideways
+    scrolling), every field and the start button can be reached, labels sit by their inputs."""
+    admin = make_user("ada", password=PASSWORD)
+    project = make_project("a-project-with-a-rather-long-name", members={admin: "admin"})
+    make_trace(project)
+    pages = _context_page(
+        browser, live_server, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
+    page = next(pages)
+    path = f"/p/{project.slug}/training/"
+    page.goto(path)
+    page.fill("#id_username", "ada")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**{path}")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    for field in ("#id_snapshot", "#id_base", "#id_scorer", "#id_epochs", "#id_more"):
+        box = page.locator(field).bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, (field, box)
+    start = page.locator("button:has-text('Start training')")
+    start.scroll_into_view_if_needed()
+    box = start.bounding_box()
+    assert box and box["x"] + box["width"] <= 390
+    page.screenshot(path=str(artifacts / "training-phone.png"), full_page=True)
+    next(pages, None)

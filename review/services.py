@@ -472,14 +472,17 @@ def _slots_lock(project: Project, trace_ids: Sequence[int]) -> int:
 
 
 def _trace_slot_lock(trace: Trace) -> tuple[bool, int | None]:
-    """Lock one trace's queue row for a first label: a write (UPDATE ... RETURNING), so that it
-    locks on SQLite as on PostgreSQL, which answers the project's lease length in the same
-    statement. (False, None) when the trace has no queue row yet: the caller takes the project's
-    lock instead and makes the row; (True, None) when the project has no queue settings yet."""
+    """Lock one trace's queue row for a first label and take one of its open slots: a write
+    (UPDATE ... SET open_slots = open_slots - 1 RETURNING), so that it locks on SQLite as on
+    PostgreSQL, which answers the project's lease length in the same statement. A caller that
+    then takes no slot gives it back (`_slot_given_back`) in the same transaction, so nobody sees
+    the count it held meanwhile. (False, None) when the trace has no queue row yet: the caller
+    takes the project's lock instead and makes the row; (True, None) when the project has no
+    queue settings yet."""
     db = connections[router.db_for_write(TracePriority)]
     slots = column(db, TracePriority, "open_slots")
     sql = (
-        f"UPDATE {table(db, TracePriority)} SET {slots} = {slots} "
+        f"UPDATE {table(db, TracePriority)} SET {slots} = {slots} - 1 "
         f"WHERE {column(db, TracePriority, 'trace')} = %s "
         f"RETURNING (SELECT {column(db, QueueSettings, 'lease_minutes')} "
         f"FROM {table(db, QueueSettings)} "
@@ -491,6 +494,18 @@ def _trace_slot_lock(trace: Trace) -> tuple[bool, int | None]:
     if row is None:
         return False, None
     return True, None if row[0] is None else int(row[0])
+
+
+def _slot_given_back(*, trace_id: int) -> None:
+    """The slot `_trace_slot_lock` took, given back: its caller took none after all."""
+    db = connections[router.db_for_write(TracePriority)]
+    slots = column(db, TracePriority, "open_slots")
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table(db, TracePriority)} SET {slots} = {slots} + 1 "
+            f"WHERE {column(db, TracePriority, 'trace')} = %s",
+            [trace_id],
+        )
 
 
 def _slot_taken(*, project: Project, trace_id: int) -> None:
@@ -625,11 +640,12 @@ def lease_on_start(*, user: UserLike, trace: Trace) -> Assignment | None:
     unless they hold or submitted one already; None when every slot is taken (their labels are
     kept all the same, and a submission beyond the overlap is recorded without a slot).
 
-    Four statements on the first label's path (issue 16, it was thirteen): the trace's queue row
-    locked (`_trace_slot_lock`, which answers the lease length; not the project's lock, so first
-    labels on other traces go on meanwhile); one read of the trace's slots with this user's
-    assignment; the assignment's INSERT (or UPDATE); the trace's open-slot count. No savepoint: a
-    caller inside a transaction (annotate's first label) rolls back as a whole."""
+    Three statements on the first label's path (issue 16, it was thirteen): the trace's queue
+    row locked with one of its open slots taken (`_trace_slot_lock`, which answers the lease
+    length; not the project's lock, so first labels on other traces go on meanwhile); one read of
+    the trace's slots with this user's assignment; the assignment's INSERT (or UPDATE). When no
+    slot is taken after all (one held already, or none free), a fourth gives it back. No
+    savepoint: a caller inside a transaction (annotate's first label) rolls back as a whole."""
     project = trace.project
     with transaction.atomic(savepoint=False):
         locked, minutes = _trace_slot_lock(trace)
@@ -641,13 +657,15 @@ def lease_on_start(*, user: UserLike, trace: Trace) -> Assignment | None:
             minutes = queue_settings_get(project=project).lease_minutes
         rows = _slot_holders_and_mine(trace_id=trace.pk, user_id=user.pk)
         current = next((row for row in rows if row.annotator_id == user.pk), None)
-        if current is not None and current.status in LIVE:
-            return current
-        slot = _lowest_free(
-            used={row.slot for row in rows if row.status in LIVE}, overlap=project.overlap
-        )
-        if slot is None:
-            return None
+        slot = None
+        if current is None or current.status not in LIVE:
+            slot = _lowest_free(
+                used={row.slot for row in rows if row.status in LIVE}, overlap=project.overlap
+            )
+        if slot is None:  # a live slot held already, or none free: nothing taken
+            if locked:
+                _slot_given_back(trace_id=trace.pk)
+            return current if current is not None and current.status in LIVE else None
         fields = _hold_fields(
             slot=slot,
             now=timezone.now(),
@@ -662,7 +680,8 @@ def lease_on_start(*, user: UserLike, trace: Trace) -> Assignment | None:
             for name, value in fields.items():
                 setattr(current, name, value)
             current.save(update_fields=list(fields))
-        _slot_taken(project=project, trace_id=trace.pk)
+        if not locked:  # the row made above counted no slot of this lease
+            _slot_taken(project=project, trace_id=trace.pk)
         return current
 
 

@@ -374,9 +374,16 @@ class TokenBudgetBatches:
             yield self.batches[b]
 
 
-def collate(rows: Sequence[dict[str, Any]], *, pad_id: int) -> dict[str, Any]:
+def collate(
+    rows: Sequence[dict[str, Any]], *, pad_id: int, padding_mask: bool = True
+) -> dict[str, Any]:
     """Right-padded ``input_ids`` / ``attention_mask`` (B, T) and ``labels`` (B, T) padded with
-    IGNORE_INDEX."""
+    IGNORE_INDEX. Without ``padding_mask`` the batch has no ``attention_mask`` (``real_tokens``
+    counts its tokens for the trainer, which takes it out before the model's forward): for a causal
+    decoder (`causal_decoder`) a right-padded row's tokens never see the padding after them and
+    the padding's positions carry no label, so the loss and its gradients are the same, and the
+    model takes its unmasked causal path (PyTorch's SDPA without a mask: measured 17-20% more
+    tokens per second on 2 cores, docs/training.md)."""
     import torch
 
     from scoring.prm.batching import pad_right
@@ -385,7 +392,34 @@ def collate(rows: Sequence[dict[str, Any]], *, pad_id: int) -> dict[str, Any]:
     labels = torch.full(input_ids.shape, IGNORE_INDEX, dtype=torch.long)
     for i, r in enumerate(rows):
         labels[i, : len(r["labels"])] = torch.tensor(r["labels"], dtype=torch.long)
+    if not padding_mask:  # how many tokens are real, for the trainer's count (not a model input)
+        return {"input_ids": input_ids, "labels": labels, "real_tokens": attention_mask.sum()}
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+# Decoder families whose every layer attends causally, with positions counted from the row's
+# start whatever the mask (so right padding changes nothing before it). Any other model keeps its
+# padding mask.
+CAUSAL_DECODERS = frozenset(
+    {"qwen2", "qwen3", "qwen2_moe", "qwen3_moe", "llama", "mistral", "gemma", "gemma2", "phi3"}
+)
+
+
+def causal_decoder(model: Any) -> bool:
+    """Whether ``model`` is a causal decoder of a family in CAUSAL_DECODERS (its config's
+    ``model_type``), and without a sliding window (its masks are left as they were: not checked
+    against the mask-free path).
+
+    >>> from types import SimpleNamespace as NS
+    >>> causal_decoder(NS(config=NS(model_type="qwen2", sliding_window=None, use_sliding_window=False)))
+    True
+    >>> causal_decoder(NS(config=NS(model_type="bert")))
+    False
+    """
+    config = getattr(model, "config", None)
+    if getattr(config, "model_type", None) not in CAUSAL_DECODERS:
+        return False
+    return not getattr(config, "use_sliding_window", False)
 
 
 # --- the output folder: written aside, renamed into place -------------------------------------
@@ -661,7 +695,8 @@ def _trainer_class() -> Any:
             num_items_in_batch: Any = None,
         ) -> Any:
 
-            self.tokens_seen += int(inputs["attention_mask"].sum())
+            real = inputs.pop("real_tokens", None)  # a batch without its padding mask
+            self.tokens_seen += int(inputs["attention_mask"].sum() if real is None else real)
             if self.model_accepts_labels and self.wrong_class_weight == 1.0:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             labels = inputs.pop("labels")  # (B, T)
@@ -827,7 +862,7 @@ def make_trainer(
         args=config,
         train_dataset=dataset,
         processing_class=tokenizer,
-        data_collator=partial(collate, pad_id=pad_id),
+        data_collator=partial(collate, pad_id=pad_id, padding_mask=not causal_decoder(model)),
         callbacks=[hooks],
         batch_sampler=sampler,
         wrong_class_weight=params.wrong_class_weight,

@@ -407,3 +407,38 @@ def test_doctests(name):
 
     result = doctest.testmod(importlib.import_module(name))
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_a_right_padded_batch_trains_the_same_without_its_padding_mask(head, bases, rows):
+    """Training batches of a causal decoder go without an attention mask (faster: the model's
+    unmasked causal path): a right-padded row's tokens never see the padding after them, and the
+    padding has no label, so the loss and every gradient are those of the masked batch."""
+    from scoring.prm.training import causal_decoder, collate
+
+    params = fast_params(head=head)
+    model, tokenizer = load_base(bases[head], params)
+    assert causal_decoder(model)
+    kept = [t for t in (tokenize_row(tokenizer, r, params) for r in rows[:6]) if t is not None]
+    items = [{"input_ids": t.input_ids, "labels": t.labels} for t in kept]
+    assert len({len(t.input_ids) for t in kept}) > 1  # rows of different lengths: padding
+    masked = collate(items, pad_id=tokenizer.pad_token_id)
+    bare = collate(items, pad_id=tokenizer.pad_token_id, padding_mask=False)
+    assert "attention_mask" not in bare and bool((masked["attention_mask"] == 0).any())
+    assert int(bare["real_tokens"]) == sum(len(t.input_ids) for t in kept)
+    results = []
+    for batch in (masked, bare):
+        model.zero_grad()
+        inputs = {k: v for k, v in batch.items() if k not in ("labels", "real_tokens")}
+        logits = model(**inputs).logits
+        labels = batch["labels"].flatten()
+        picked = labels != IGNORE_INDEX
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1)[picked], labels[picked])
+        loss.backward()
+        grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+        results.append((logits.flatten(0, 1)[picked].detach(), float(loss), grads))
+    (logits_a, loss_a, grads_a), (logits_b, loss_b, grads_b) = results
+    assert torch.allclose(logits_a, logits_b, atol=1e-5)
+    assert loss_a == pytest.approx(loss_b, rel=1e-5)
+    assert len(grads_a) == len(grads_b)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(grads_a, grads_b, strict=True))

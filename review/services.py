@@ -496,31 +496,28 @@ def _trace_slot_lock(trace: Trace) -> tuple[bool, int | None]:
     return True, None if row[0] is None else int(row[0])
 
 
-def _slot_given_back(*, trace_id: int) -> None:
-    """The slot `_trace_slot_lock` took, given back: its caller took none after all."""
+def _open_slots_add(trace_id: int, delta: int) -> int:
+    """open_slots + `delta` on the trace's queue row (written out: the first label's path, issue
+    16); the rows updated (0 when the trace has no queue row)."""
     db = connections[router.db_for_write(TracePriority)]
     slots = column(db, TracePriority, "open_slots")
     with db.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table(db, TracePriority)} SET {slots} = {slots} + 1 "
+            f"UPDATE {table(db, TracePriority)} SET {slots} = {slots} + %s "
             f"WHERE {column(db, TracePriority, 'trace')} = %s",
-            [trace_id],
+            [delta, trace_id],
         )
+        return int(cursor.rowcount)
+
+
+def _slot_given_back(*, trace_id: int) -> None:
+    """The slot `_trace_slot_lock` took, given back: its caller took none after all."""
+    _open_slots_add(trace_id, 1)
 
 
 def _slot_taken(*, project: Project, trace_id: int) -> None:
-    """One slot of the trace fewer (its queue row made, counting the new holder, when missing).
-    Written out: the first label's path (issue 16)."""
-    db = connections[router.db_for_write(TracePriority)]
-    slots = column(db, TracePriority, "open_slots")
-    with db.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table(db, TracePriority)} SET {slots} = {slots} - 1 "
-            f"WHERE {column(db, TracePriority, 'trace')} = %s",
-            [trace_id],
-        )
-        updated = cursor.rowcount
-    if not updated:
+    """One slot of the trace fewer (its queue row made, counting the new holder, when missing)."""
+    if not _open_slots_add(trace_id, -1):
         priorities_refresh(project=project, trace_ids=[trace_id])
 
 

@@ -85,39 +85,49 @@ def test_gunicorns_master_freezes_the_loaded_application_before_forking_workers(
     assert _frozen("0") == (0, 0)
 
 
+def _gunicorn_env(tmp_path: Path, port: int, **gunicorn: str) -> dict[str, str]:
+    """A production-like environment for config/gunicorn.conf.py on `port`, SQLite, no access
+    log; GUNICORN_* settings from `gunicorn` only (the machine's own are dropped)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GUNICORN_")}
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        STEPLENS_ENV_FILE="",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        GUNICORN_BIND=f"127.0.0.1:{port}",
+        GUNICORN_ACCESS_LOG="",
+        **{f"GUNICORN_{name.upper()}": value for name, value in gunicorn.items()},
+    )
+    return env
+
+
+def _log_in_page(sock: object) -> str | None:
+    """GET the log-in page on an open connection; its Connection header."""
+    import http.client
+
+    sock.sendall(b"GET /accounts/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # type: ignore[attr-defined]
+    response = http.client.HTTPResponse(sock)  # type: ignore[arg-type]
+    response.begin()
+    assert response.status == 200 and b"csrfmiddlewaretoken" in response.read()
+    return response.getheader("Connection")
+
+
 def test_gunicorn_closes_a_kept_alive_connection_after_keepalive_requests(tmp_path):
     """A connection stays on the worker that accepted it: 10 kept-alive clients over 3 workers
     stayed as placed (one worker with 5, one idle) and the busiest worker's clients set the p95
     (issue 16). config/gunicorn.conf.py answers every GUNICORN_KEEPALIVE_REQUESTS-th request of a
     connection "Connection: close" and closes it, so clients reconnect to the least busy worker."""
-    import http.client
     import socket
 
     from tests.servers import free_port, gunicorn
 
     port = free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "STEPLENS_ENV_FILE": "",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "GUNICORN_WORKER_CLASS": "gthread",  # a sync worker keeps no connection alive
-        "GUNICORN_WORKERS": "1",
-        "GUNICORN_THREADS": "1",
-        "GUNICORN_KEEPALIVE_REQUESTS": "3",
-        "GUNICORN_ACCESS_LOG": "",
-    }
+    env = _gunicorn_env(  # a sync worker keeps no connection alive: gthread
+        tmp_path, port, worker_class="gthread", workers="1", threads="1", keepalive_requests="3"
+    )
     with gunicorn(env, port=port):
         sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         with sock:
-            said = []
-            for _ in range(3):
-                sock.sendall(b"GET /accounts/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-                response = http.client.HTTPResponse(sock)
-                response.begin()
-                assert response.status == 200 and b"csrfmiddlewaretoken" in response.read()
-                said.append(response.getheader("Connection"))
+            said = [_log_in_page(sock) for _ in range(3)]
             assert said == ["keep-alive", "keep-alive", "close"]
             assert sock.recv(1) == b"", "the server kept the connection open"
 
@@ -146,30 +156,14 @@ def test_gunicorn_runs_sync_workers_two_per_core_unless_told_otherwise(monkeypat
 def test_default_gunicorn_answers_each_request_on_its_own_connection(tmp_path):
     """With the default (sync) workers a connection carries one request and is closed, so the
     next request is accepted by whichever worker is idle: no client stays on a busy worker."""
-    import http.client
     import socket
 
     from tests.servers import free_port, gunicorn
 
     port = free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "STEPLENS_ENV_FILE": "",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "GUNICORN_WORKERS": "2",
-        "GUNICORN_ACCESS_LOG": "",
-    }
-    for name in ("GUNICORN_WORKER_CLASS", "GUNICORN_THREADS"):
-        env.pop(name, None)
-    with gunicorn(env, port=port):
+    with gunicorn(_gunicorn_env(tmp_path, port, workers="2"), port=port):
         for _ in range(2):
             sock = socket.create_connection(("127.0.0.1", port), timeout=10)
             with sock:
-                sock.sendall(b"GET /accounts/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-                response = http.client.HTTPResponse(sock)
-                response.begin()
-                assert response.status == 200 and b"csrfmiddlewaretoken" in response.read()
-                assert response.getheader("Connection") == "close"
+                assert _log_in_page(sock) == "close"
                 assert sock.recv(1) == b"", "the server kept the connection open"

@@ -166,6 +166,36 @@ def test_changes_apply_in_order_once_per_client_seq():
     assert _labels(trace)[0] == (1, "hand")
 
 
+def test_a_change_answers_the_label_it_saved_and_the_count_of_labelled_steps():
+    """The answer of each request: the saved state of the steps it touched and how many steps
+    have a value, counted after the request (on PostgreSQL the last label is written by the
+    statement that counts: a value set, replaced, cleared, a note alone, several changes)."""
+    user = make_user()
+    project = make_project(members={user: "annotator"})
+    trace = make_trace(project, steps=["a", "b", "c"])
+    seq = iter(range(1, 100))
+
+    def apply(*changes):  # type: ignore[no-untyped-def]
+        sent = [{"seq": next(seq), "op": "label", **c} for c in changes]
+        result = services.label_changes_apply(user=user, trace=trace, client="t", changes=sent)
+        stored = StepLabel.objects.filter(annotation__trace=trace, value__isnull=False).count()
+        assert result.labelled == stored and result.step_count == 3
+        return {
+            label.step.index: (label.value, label.note, label.flagged) for label in result.labels
+        }, result.labelled
+
+    assert apply({"index": 0, "value": 1}) == ({0: (1, "", False)}, 1)
+    assert apply({"index": 1, "value": -1}) == ({1: (-1, "", False)}, 2)
+    assert apply({"index": 1, "value": 0}) == ({1: (0, "", False)}, 2)  # replaced
+    assert apply({"index": 1, "value": None}) == ({1: (None, "", False)}, 1)  # cleared
+    assert apply({"index": 0, "note": "why"}) == ({0: (1, "why", False)}, 1)  # value kept
+    assert apply({"index": 2, "flagged": True}) == ({2: (None, "", True)}, 1)  # no value
+    assert apply({"index": 2, "value": 1}, {"index": 1, "value": -1}) == (
+        {1: (-1, "", False), 2: (1, "", True)},
+        3,
+    )
+
+
 def test_changes_first_error_keeps_hand_labels_and_restore_undoes_it():
     user = make_user()
     project = make_project(members={user: "annotator"})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from annotate import services
 from annotate.models import StepLabel
@@ -116,11 +117,15 @@ def test_best_of_n_scores_a_problems_traces_and_ranks_them(page, worker, artifac
         "[data-testid=best-of-n-sample]"
     )
     page.click("[data-testid=score-missing]")  # a form POST, then the page polls
-    page.wait_for_function(
-        "[...document.querySelectorAll('[data-testid=ranking] tbody tr td:nth-child(6)')]"
-        ".every(td => /^\\d\\.\\d{3}$/.test(td.innerText.trim()))",
-        timeout=60_000,
-    )
+    try:
+        page.wait_for_function(
+            "[...document.querySelectorAll('[data-testid=ranking] tbody tr td:nth-child(6)')]"
+            ".every(td => /^\\d\\.\\d{3}$/.test(td.innerText.trim()))",
+            timeout=60_000,
+        )
+    except PlaywrightTimeout:  # say what the worker did and what the runs are
+        runs = list(ScoreRun.objects.values_list("trace_id", "status", "error"))
+        raise AssertionError(f"no ranking after 60 s; runs {runs}\n{worker.log()}") from None
     rows = page.locator("[data-testid=ranking] tbody tr")
     assert rows.count() == n
     # every sampled solution answered 2016 (the reference is 504): the answer step fails its

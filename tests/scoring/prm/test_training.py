@@ -436,7 +436,7 @@ def test_a_right_padded_batch_trains_the_same_without_its_padding_mask(head, bas
         loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1)[picked], labels[picked])
         loss.backward()
         grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
-        results.append((logits.flatten(0, 1)[picked].detach(), float(loss), grads))
+        results.append((logits.flatten(0, 1)[picked].detach(), float(loss.detach()), grads))
     (logits_a, loss_a, grads_a), (logits_b, loss_b, grads_b) = results
     assert torch.allclose(logits_a, logits_b, atol=1e-5)
     assert loss_a == pytest.approx(loss_b, rel=1e-5)

@@ -553,8 +553,11 @@ class LabelStudio(Tool):
         self.args = args
         self.postgres = postgres
         self.name = "labelstudio-pg" if postgres else "labelstudio"
+        # Label Studio's gunicorn keeps the old gthread shape unless --workers/--threads say
+        self.workers = args.workers or 3
+        self.threads = args.threads or 4
         self.shape = (
-            f"gunicorn {args.workers or 3} x {args.threads or 4} (its core.wsgi), PostgreSQL"
+            f"gunicorn {self.workers} x {self.threads} (its core.wsgi), PostgreSQL"
             if postgres
             else "label-studio start (its default: Django's server, SQLite)"
         )
@@ -638,9 +641,9 @@ for name in {users[1:]!r}:
                 "--bind",
                 f"127.0.0.1:{self.port}",
                 "--workers",
-                str(self.args.workers or 3),
+                str(self.workers),
                 "--threads",
-                str(self.args.threads or 4),
+                str(self.threads),
                 "--worker-class",
                 "gthread",
                 "--keep-alive",

@@ -654,15 +654,16 @@ def lease_on_start(*, user: UserLike, trace: Trace) -> Assignment | None:
             minutes = queue_settings_get(project=project).lease_minutes
         rows = _slot_holders_and_mine(trace_id=trace.pk, user_id=user.pk)
         current = next((row for row in rows if row.annotator_id == user.pk), None)
+        holds_live = current is not None and current.status in LIVE
         slot = None
-        if current is None or current.status not in LIVE:
+        if not holds_live:
             slot = _lowest_free(
                 used={row.slot for row in rows if row.status in LIVE}, overlap=project.overlap
             )
         if slot is None:  # a live slot held already, or none free: nothing taken
             if locked:
                 _slot_given_back(trace_id=trace.pk)
-            return current if current is not None and current.status in LIVE else None
+            return current if holds_live else None
         fields = _hold_fields(
             slot=slot,
             now=timezone.now(),

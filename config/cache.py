@@ -34,29 +34,30 @@ class RedisCache(DjangoRedisCache):
         super().__init__(server, params)
         self._class = RedisCacheClient
 
-    def count(self, key: Any, timeout: int, version: int | None = None) -> int:
-        """Add one to the counter `key` (made at 0 with this expiry when missing) and return it:
-        SET NX EX and INCR in one MULTI/EXEC, so one round trip, and the counter cannot outlive
-        its expiry (an INCR after the key expired would make it without one)."""
+    def count(self, key: Any, timeout: int, version: int | None = None, amount: int = 1) -> int:
+        """Add `amount` to the counter `key` (made at 0 with this expiry when missing) and return
+        it: SET NX EX and INCRBY in one MULTI/EXEC, so one round trip, and the counter cannot
+        outlive its expiry (an INCR after the key expired would make it without one)."""
         key = self.make_and_validate_key(key, version=version)
         client = self._cache.get_client(key, write=True)
         with client.pipeline(transaction=True) as pipe:
             pipe.set(key, 0, ex=max(1, int(timeout)), nx=True)
-            pipe.incr(key)
+            pipe.incrby(key, amount)
             return int(pipe.execute()[1])
 
 
-def hit(cache: Any, key: str, timeout: int) -> int:
-    """One more hit on the counter `key` of `cache` (a fixed window: it expires `timeout` seconds
-    after its first hit), atomically; the new count. On `RedisCache` one round trip (`count`);
-    on another backend `add()` starts the window and `incr()` keeps its expiry. Used by the
-    log-in throttle (config/login_throttle.py) and the API's per-user cap (config/throttling.py)."""
+def hit(cache: Any, key: str, timeout: int, amount: int = 1) -> int:
+    """`amount` more hits on the counter `key` of `cache` (a fixed window: it expires `timeout`
+    seconds after its first hit), atomically; the new count. On `RedisCache` one round trip
+    (`count`); on another backend `add()` starts the window and `incr()` keeps its expiry. Used by
+    the log-in throttle (config/login_throttle.py) and the API's per-user cap
+    (config/throttling.py)."""
     counter = getattr(cache, "count", None)
     if counter is not None:
-        return int(counter(key, timeout))
+        return int(counter(key, timeout, amount=amount))
     cache.add(key, 0, timeout)
     try:
-        return int(cache.incr(key))
+        return int(cache.incr(key, amount))
     except ValueError:  # expired between add() and incr()
-        cache.set(key, 1, timeout)
-        return 1
+        cache.set(key, amount, timeout)
+        return amount

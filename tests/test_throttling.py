@@ -65,3 +65,84 @@ def test_the_redis_counter_counts_every_hit_once_and_expires(redis_cache: RedisC
     assert 0 < redis.Redis.from_url(REDIS_URL).ttl(key) <= 2  # never a counter without expiry
     time.sleep(2.1)
     assert redis_cache.count("hits", 2) == 1
+
+
+class _User:
+    is_authenticated = True
+
+    def __init__(self, pk: int) -> None:
+        self.pk = pk
+
+
+class _Request:
+    def __init__(self, pk: int) -> None:
+        self.user = _User(pk)
+
+
+def _throttle(rate: str, now: float) -> UserRateThrottle:
+    throttle = UserRateThrottle()
+    throttle.rate = rate
+    throttle.num_requests, throttle.duration = throttle.parse_rate(rate)
+    throttle.timer = lambda: now  # type: ignore[method-assign]  # one window for the test
+    return throttle
+
+
+@pytest.fixture
+def fresh_counts(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
+    """The in-memory counts of one process, empty, and the shared counters cleared."""
+    cache.clear()
+    counts: dict[str, list[int]] = {}
+    monkeypatch.setattr(UserRateThrottle, "_counts", counts)
+    monkeypatch.setattr(UserRateThrottle, "_window", -1)
+    yield counts
+    cache.clear()
+
+
+def test_a_batching_rate_still_caps_one_process_at_exactly_the_rate(
+    fresh_counts: dict[str, list[int]],
+) -> None:
+    throttle = _throttle("1000/min", now=6_000_000.0)  # batches of 10
+    request = _Request(pk=7)
+    allowed = [throttle.allow_request(request, None) for _ in range(1001)]
+    assert allowed == [True] * 1000 + [False]
+    # the shared counter heard of every request but the last batch's few
+    shared = cache.get(f"{throttle.get_cache_key(request, None)}:{int(6_000_000 // 60)}")
+    assert 1001 - 9 <= shared <= 1001
+
+
+def test_processes_counting_in_batches_admit_at_most_a_batch_each_over_the_rate(
+    fresh_counts: dict[str, list[int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    throttle = _throttle("1000/min", now=6_000_000.0)
+    request = _Request(pk=8)
+    processes: list[dict[str, list[int]]] = [{}, {}, {}]
+    admitted = 0
+    for n in range(1200):
+        # each request served by one of three processes, each with its own memory
+        monkeypatch.setattr(UserRateThrottle, "_counts", processes[n % 3])
+        if throttle.allow_request(request, None):
+            admitted += 1
+    assert 1000 <= admitted <= 1000 + 3 * 9
+
+
+def test_the_default_rate_makes_a_round_trip_per_sixty_requests_and_per_window(
+    fresh_counts: dict[str, list[int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import config.throttling
+
+    trips: list[int] = []
+
+    def counted_hit(*args: object, **kwargs: object) -> int:
+        trips.append(1)
+        return hit(*args, **kwargs)
+
+    hit = config.throttling.hit
+    monkeypatch.setattr(config.throttling, "hit", counted_hit)
+    throttle = _throttle("6000/min", now=6_000_000.0)  # the default rate: batches of 60
+    assert all(throttle.allow_request(_Request(pk=9), None) for _ in range(60))
+    assert len(trips) == 1  # the window's first request only
+    assert all(throttle.allow_request(_Request(pk=9), None) for _ in range(61))
+    assert len(trips) == 3  # then one each 60: the 61st and the 121st
+    next_window = _throttle("6000/min", now=6_000_060.0)
+    assert next_window.allow_request(_Request(pk=9), None)
+    assert len(trips) == 4  # a new window starts with a round trip

@@ -146,3 +146,12 @@ def test_the_default_rate_makes_a_round_trip_per_sixty_requests_and_per_window(
     next_window = _throttle("6000/min", now=6_000_060.0)
     assert next_window.allow_request(_Request(pk=9), None)
     assert len(trips) == 4  # a new window starts with a round trip
+
+
+def test_the_throttle_benchmark_runs_and_times_each_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks import throttle
+
+    monkeypatch.setenv("CACHE_URL", REDIS_URL)
+    result = throttle.main(["--requests", "20", "--runs", "1", "--cache-url", REDIS_URL])
+    assert set(result) == {"batched_us", "one_round_trip_us", "drf_us"}
+    assert all(value > 0 for value in result.values())

@@ -18,11 +18,20 @@ from tests.scoring.worker import REDIS_URL
 
 
 @pytest.fixture
-def three_a_minute(monkeypatch: pytest.MonkeyPatch) -> None:
+def fresh_counts(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
+    """The in-memory counts of one process, empty, and the shared counters cleared (a user id
+    of an earlier test may come again, with its counts of this window)."""
     cache.clear()
+    counts: dict[str, list[int]] = {}
+    monkeypatch.setattr(UserRateThrottle, "_counts", counts)
+    monkeypatch.setattr(UserRateThrottle, "_window", -1)
+    yield counts
+    cache.clear()
+
+
+@pytest.fixture
+def three_a_minute(fresh_counts: dict[str, list[int]], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(UserRateThrottle, "THROTTLE_RATES", {"user": "3/min"})
-    yield
-    cache.clear()
 
 
 @pytest.mark.django_db
@@ -85,17 +94,6 @@ def _throttle(rate: str, now: float) -> UserRateThrottle:
     throttle.num_requests, throttle.duration = throttle.parse_rate(rate)
     throttle.timer = lambda: now  # type: ignore[method-assign]  # one window for the test
     return throttle
-
-
-@pytest.fixture
-def fresh_counts(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
-    """The in-memory counts of one process, empty, and the shared counters cleared."""
-    cache.clear()
-    counts: dict[str, list[int]] = {}
-    monkeypatch.setattr(UserRateThrottle, "_counts", counts)
-    monkeypatch.setattr(UserRateThrottle, "_window", -1)
-    yield counts
-    cache.clear()
 
 
 def test_a_batching_rate_still_caps_one_process_at_exactly_the_rate(

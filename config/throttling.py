@@ -48,17 +48,21 @@ class UserRateThrottle(throttling.UserRateThrottle):
         window = int(self.now // self.duration)
         cls = type(self)
         with cls._lock:
-            if window != cls._window:  # a new window: the last one's counts are done with
+            if window > cls._window:  # a new window: the last one's counts are done with
                 cls._counts = {}
                 cls._window = window
-            entry = cls._counts.get(key)
-            if entry is not None and entry[0] == window and entry[1] + 1 < self.batch_size():
+            # (a thread that read the clock before the window turned counts its request
+            # straight into the old window's shared counter, and keeps nothing)
+            entry = cls._counts.get(key) if window == cls._window else None
+            if entry is not None and entry[1] + 1 < self.batch_size():
                 entry[1] += 1
                 return entry[2] + entry[1] <= self.num_requests
-            pending = entry[1] + 1 if entry is not None and entry[0] == window else 1
-            # taken out of the count while the round trip is under way (a request of another
-            # thread meanwhile makes its own)
-            cls._counts.pop(key, None)
+            pending = 1
+            if entry is not None:
+                pending += entry[1]
+                # taken out of the count while the round trip is under way (a request of
+                # another thread meanwhile makes its own)
+                del cls._counts[key]
         shared = hit(self.cache, f"{key}:{window}", self.duration, pending)
         with cls._lock:
             if cls._window == window:

@@ -153,3 +153,26 @@ def test_the_throttle_benchmark_runs_and_times_each_way(monkeypatch: pytest.Monk
     result = throttle.main(["--requests", "20", "--runs", "1", "--cache-url", REDIS_URL])
     assert set(result) == {"batched_us", "one_round_trip_us", "drf_us"}
     assert all(value > 0 for value in result.values())
+
+
+def test_a_request_timed_before_the_window_turned_leaves_the_new_windows_counts_alone(
+    fresh_counts: dict[str, list[int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import config.throttling
+
+    trips: list[int] = []
+
+    def counted_hit(*args: object, **kwargs: object) -> int:
+        trips.append(1)
+        return hit(*args, **kwargs)
+
+    hit = config.throttling.hit
+    monkeypatch.setattr(config.throttling, "hit", counted_hit)
+    new, old = _throttle("6000/min", now=6_000_060.0), _throttle("6000/min", now=6_000_059.9)
+    assert all(new.allow_request(_Request(pk=10), None) for _ in range(5))
+    assert len(trips) == 1
+    # another thread's request, its clock read just before the window turned
+    assert old.allow_request(_Request(pk=10), None)
+    assert len(trips) == 2  # counted into the old window's shared counter
+    assert all(new.allow_request(_Request(pk=10), None) for _ in range(5))
+    assert len(trips) == 2  # the new window's count in memory went on, no round trip

@@ -96,6 +96,22 @@ def _throttle(rate: str, now: float) -> UserRateThrottle:
     return throttle
 
 
+@pytest.fixture
+def trips(fresh_counts: dict[str, list[int]], monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per round trip to the shared counter, from empty in-memory counts."""
+    import config.throttling
+
+    made: list[int] = []
+    hit = config.throttling.hit
+
+    def counted_hit(*args: object, **kwargs: object) -> int:
+        made.append(1)
+        return hit(*args, **kwargs)
+
+    monkeypatch.setattr(config.throttling, "hit", counted_hit)
+    return made
+
+
 def test_a_batching_rate_still_caps_one_process_at_exactly_the_rate(
     fresh_counts: dict[str, list[int]],
 ) -> None:
@@ -124,18 +140,8 @@ def test_processes_counting_in_batches_admit_at_most_a_batch_each_over_the_rate(
 
 
 def test_the_default_rate_makes_a_round_trip_per_sixty_requests_and_per_window(
-    fresh_counts: dict[str, list[int]], monkeypatch: pytest.MonkeyPatch
+    trips: list[int],
 ) -> None:
-    import config.throttling
-
-    trips: list[int] = []
-
-    def counted_hit(*args: object, **kwargs: object) -> int:
-        trips.append(1)
-        return hit(*args, **kwargs)
-
-    hit = config.throttling.hit
-    monkeypatch.setattr(config.throttling, "hit", counted_hit)
     throttle = _throttle("6000/min", now=6_000_000.0)  # the default rate: batches of 60
     assert all(throttle.allow_request(_Request(pk=9), None) for _ in range(60))
     assert len(trips) == 1  # the window's first request only
@@ -156,18 +162,8 @@ def test_the_throttle_benchmark_runs_and_times_each_way(monkeypatch: pytest.Monk
 
 
 def test_a_request_timed_before_the_window_turned_leaves_the_new_windows_counts_alone(
-    fresh_counts: dict[str, list[int]], monkeypatch: pytest.MonkeyPatch
+    trips: list[int],
 ) -> None:
-    import config.throttling
-
-    trips: list[int] = []
-
-    def counted_hit(*args: object, **kwargs: object) -> int:
-        trips.append(1)
-        return hit(*args, **kwargs)
-
-    hit = config.throttling.hit
-    monkeypatch.setattr(config.throttling, "hit", counted_hit)
     new, old = _throttle("6000/min", now=6_000_060.0), _throttle("6000/min", now=6_000_059.9)
     assert all(new.allow_request(_Request(pk=10), None) for _ in range(5))
     assert len(trips) == 1

@@ -34,7 +34,8 @@ TINY_DEMO_PARAMS: dict[str, Any] = {
 # AUROC 0.699 / 0.674 / 0.676 over seeds 0 / 1 / 2; 0.699 again for seed 0 on 2026-12-02). Its
 # time depends on the machine: about 220 s on the third session's 2 cores, 412 s on the sixth
 # session's (11,800 tokens/s against 22,100); 167 s through `train_prm` once training batches
-# lost their padding mask (eighth session). The demo keeps TINY_DEMO_PARAMS, which builds in
+# lost their padding mask (eighth session), 392 s on the ninth session's AMD EPYC (12,900 tokens/s
+# against ~26,000). The demo keeps TINY_DEMO_PARAMS, which builds in
 # `make demo`'s 2 minutes.
 TINY_BASE_PARAMS: dict[str, Any] = {
     **TINY_DEMO_PARAMS,

@@ -25,7 +25,8 @@ from rest_framework import throttling
 
 from config.cache import hit
 
-# key -> [window, requests counted here and not yet added to the shared counter, shared count]
+# key -> [requests counted here and not yet added to the shared counter, shared count], for the
+# current window (`_window`) only
 _Entry = list[int]
 
 
@@ -54,19 +55,19 @@ class UserRateThrottle(throttling.UserRateThrottle):
             # (a thread that read the clock before the window turned counts its request
             # straight into the old window's shared counter, and keeps nothing)
             entry = cls._counts.get(key) if window == cls._window else None
-            if entry is not None and entry[1] + 1 < self.batch_size():
-                entry[1] += 1
-                return entry[2] + entry[1] <= self.num_requests
+            if entry is not None and entry[0] + 1 < self.batch_size():
+                entry[0] += 1
+                return entry[1] + entry[0] <= self.num_requests
             pending = 1
             if entry is not None:
-                pending += entry[1]
+                pending += entry[0]
                 # taken out of the count while the round trip is under way (a request of
                 # another thread meanwhile makes its own)
                 del cls._counts[key]
         shared = hit(self.cache, f"{key}:{window}", self.duration, pending)
         with cls._lock:
             if cls._window == window:
-                cls._counts[key] = [window, 0, shared]
+                cls._counts[key] = [0, shared]
         return shared <= self.num_requests
 
     def wait(self) -> float:

@@ -1,6 +1,6 @@
-"""The training parameters of the tiny demonstration PRM (docs/training.md, "Measured"): shared
-by `benchmarks.train_demo` and the demo's own PRM (`demo_setup`). Plain data: importing it loads
-neither torch nor Django."""
+"""The training parameters of the tiny demonstration PRM (docs/training.md, "Measured"):
+`benchmarks.train_demo`'s defaults, and what `train_prm` on base tiny (and so the demo's own PRM,
+`demo_setup`) starts from. Plain data: importing it loads neither torch nor Django."""
 
 from __future__ import annotations
 
@@ -35,8 +35,7 @@ TINY_DEMO_PARAMS: dict[str, Any] = {
 # time depends on the machine: about 220 s on the third session's 2 cores, 412 s on the sixth
 # session's (11,800 tokens/s against 22,100); 167 s through `train_prm` once training batches
 # lost their padding mask (eighth session), 392 s on the ninth session's AMD EPYC (12,900 tokens/s
-# against ~26,000). The demo keeps TINY_DEMO_PARAMS, which builds in
-# `make demo`'s 2 minutes.
+# against ~26,000). The demo's PRM (data/demo-prm/, shipped) was trained with these.
 TINY_BASE_PARAMS: dict[str, Any] = {
     **TINY_DEMO_PARAMS,
     "epochs": 3.0,

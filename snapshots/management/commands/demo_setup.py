@@ -1,5 +1,10 @@
 """Create the demo's accounts, projects, real demo data, the CPU tool scorer and a small PRM that
-steplens trains itself from ProcessBench (safe to run twice: what exists is kept)."""
+steplens trained itself from ProcessBench (safe to run twice: what exists is kept).
+
+The demo PRM ships in ``data/demo-prm/``: the checkpoint folder of a `train_prm` run (config,
+weights, tokenizer, model card, ``training.json``), made by ``demo_setup --train-prm --ship``. A
+plain ``demo_setup`` registers it without training; ``--train-prm`` trains it again here through
+the same loop (docs/training.md, "The demo's PRM")."""
 
 from __future__ import annotations
 
@@ -7,21 +12,23 @@ import importlib.util
 import io
 import json
 import secrets
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotate import imports, services
 from annotate.models import LabelScheme, Project, Role
 from scoring import services as scoring_services
 from scoring.models import Backend, Scorer
-from scoring.prm.demo_params import TINY_DEMO_PARAMS
+from scoring.prm.demo_params import TINY_BASE_PARAMS
 from snapshots import services as exports
 from snapshots import training
-from snapshots.models import TrainingRun, TrainingStatus
+from snapshots.models import ExportSnapshot, TrainingRun, TrainingStatus
 
 DATA_DIR = Path(settings.BASE_DIR) / "data"
 
@@ -61,9 +68,12 @@ DEMO_USERS: dict[str, dict[str, Any]] = {
 DEMO_PRM = "demo-prm"
 DEMO_PRM_PROJECT = "processbench-train"
 DEMO_PRM_SNAPSHOT = "demo-prm-data"
-# benchmarks.train_demo's defaults without the LM pre-training (measured: it added nothing to the
-# AUROC and cost 25 s), so that `make demo` builds the PRM in under 2 minutes; docs/training.md.
-DEMO_PRM_PARAMS: dict[str, Any] = {**TINY_DEMO_PARAMS, "lm_pretrain_epochs": 0.0}
+# `train_prm`'s own defaults for base tiny (the best held-out AUROC measured on ProcessBench): the
+# checkpoint ships, so the demo's start-up does not wait for them; docs/training.md.
+DEMO_PRM_PARAMS: dict[str, Any] = dict(TINY_BASE_PARAMS)
+# Where the shipped checkpoint lives (in the repository, a few MB).
+SHIPPED_PRM_DIR = DATA_DIR / "demo-prm"
+RUN_FILE = "training.json"  # scoring.prm.training.RUN_FILE (not imported: that loads torch)
 
 
 class Command(BaseCommand):
@@ -76,7 +86,23 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-prm",
             action="store_true",
-            help="Do not train the demo PRM (the tool scorer only).",
+            help="No demo PRM (the tool scorer only).",
+        )
+        parser.add_argument(
+            "--train-prm",
+            action="store_true",
+            help=(
+                "Train the demo PRM here through the loop (a few minutes) instead of registering "
+                "the checkpoint shipped in data/demo-prm/."
+            ),
+        )
+        parser.add_argument(
+            "--ship",
+            action="store_true",
+            help=(
+                "With --train-prm: replace the shipped checkpoint with the one trained here "
+                "(how data/demo-prm/ is made)."
+            ),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -109,8 +135,10 @@ class Command(BaseCommand):
         )
         scorer.projects.add(*Project.objects.filter(slug__in=DEMO_PROJECTS))
         self.stdout.write("Scorer 'tool' (sympy step checks, answer check) scores both projects.")
+        if options["ship"] and not options["train_prm"]:
+            raise CommandError("--ship needs --train-prm (it ships the checkpoint trained here)")
         if not options["no_prm"]:
-            self._demo_prm()
+            self._demo_prm(train=options["train_prm"], ship=options["ship"])
         self.stdout.write("\nDemo accounts (username / password), also in var/demo_accounts.json:")
         for username, password in passwords.items():
             self.stdout.write(f"  {username:<11} {password}   ({DEMO_USERS[username]['role']})")
@@ -133,67 +161,52 @@ class Command(BaseCommand):
         path.chmod(0o600)
         return passwords
 
-    def _demo_prm(self) -> None:
-        """Train the demo PRM through the loop itself: a project of ProcessBench traces that the
-        demo projects do not hold, a TRL snapshot split by problem, `train_prm` on base tiny."""
+    def _demo_prm(self, *, train: bool, ship: bool) -> None:
+        """Register the shipped demo PRM, or (``train``, or nothing shipped) train it through the
+        loop itself: a project of ProcessBench traces that the demo projects do not hold, a TRL
+        snapshot split by problem, `train_prm` on base tiny."""
+        if importlib.util.find_spec("torch") is None:  # a web-only install (no `worker` extra)
+            self.stdout.write("No torch here (`worker` extra): no demo PRM.")
+            return
+        if not train and (SHIPPED_PRM_DIR / RUN_FILE).is_file():
+            card = json.loads((SHIPPED_PRM_DIR / RUN_FILE).read_text(encoding="utf-8"))
+            scorer = Scorer.objects.filter(name=DEMO_PRM).first() or scoring_services.scorer_create(
+                name=DEMO_PRM,
+                backend=card["backend"],
+                model_path=str(SHIPPED_PRM_DIR),
+                params=card["scorer_params"],
+            )
+            scorer.projects.add(*Project.objects.filter(slug__in=DEMO_PROJECTS))
+            self._say(card["train_rows"], card.get("metrics", {}).get("test", {}), shipped=True)
+            return
         done = TrainingRun.objects.filter(scorer_name=DEMO_PRM, status=TrainingStatus.DONE).first()
-        if done is None or not Path(done.output_path).is_dir():
+        if train or done is None or not Path(done.output_path).is_dir():
             done = self._train_demo_prm()
         if done is None:
             return
         scorer = Scorer.objects.get(name=DEMO_PRM)
         scorer.projects.add(*Project.objects.filter(slug__in=DEMO_PROJECTS))
-        test = done.metrics.get("test", {})
+        self._say(done.result.get("train_rows"), done.metrics.get("test", {}), shipped=False)
+        if ship:
+            _ship(Path(done.output_path), SHIPPED_PRM_DIR)
+            self.stdout.write(f"Shipped: {done.output_path} -> {SHIPPED_PRM_DIR}")
+
+    def _say(self, train_rows: Any, test: dict[str, Any], *, shipped: bool) -> None:
+        how = "shipped in data/demo-prm/" if shipped else "trained here"
         self.stdout.write(
-            f"Scorer '{DEMO_PRM}' (trained by steplens on {done.result.get('train_rows')} "
-            f"ProcessBench traces; step AUROC {test.get('step_auroc', float('nan')):.3f} on "
+            f"Scorer '{DEMO_PRM}' ({how}; trained by steplens on {train_rows} ProcessBench "
+            f"traces; step AUROC {test.get('step_auroc', float('nan')):.3f} on "
             f"{test.get('rows', 0)} held-out ones) scores both projects: a demonstration of the "
             "loop, not a useful PRM."
         )
 
     def _train_demo_prm(self) -> TrainingRun | None:
-        if importlib.util.find_spec("torch") is None:  # a web-only install (no `worker` extra)
-            self.stdout.write("No torch here (`worker` extra): the demo PRM is not trained.")
-            return None
-        demo_problems = {
-            json.loads(line)["problem"]
-            for line in (DATA_DIR / "processbench_sample.jsonl").read_text().splitlines()
-            if line.strip()
-        }
-        lines = [
-            line
-            for path in sorted((DATA_DIR / "processbench").glob("*.jsonl"))
-            for line in path.read_text().splitlines()
-            if line.strip() and json.loads(line)["problem"] not in demo_problems
-        ]
-        project = Project.objects.filter(slug=DEMO_PRM_PROJECT).first() or services.project_create(
-            slug=DEMO_PRM_PROJECT,
-            name="ProcessBench: the demo PRM's training data",
-            guidelines="The traces the demo PRM was trained and audited on (not for labelling).",
-            label_scheme=LabelScheme.FIRST_ERROR,
-        )
-        result = imports.traces_import(
-            project=project,
-            stream=io.BytesIO("\n".join(lines).encode()),
-            filename="data/processbench",
-            format="processbench",
-        )
-        self.stdout.write(f"{DEMO_PRM_PROJECT}: {result.summary()}")
-        snapshot = exports.export_snapshot_create(
-            project=project,
-            user=None,
-            name=DEMO_PRM_SNAPSHOT,
-            format="trl",
-            neutral="drop",
-            test_fraction=0.1,
-            seed=0,
-            enqueue=False,
-        )
-        snapshot = exports.export_snapshot_build(snapshot_id=snapshot.pk)
+        snapshot = demo_prm_snapshot(self.stdout.write)
         self.stdout.write(
             f"Training the demo PRM on {snapshot.row_counts.get('train')} traces "
-            f"(test: {snapshot.row_counts.get('test')}); a few minutes, once..."
+            f"(test: {snapshot.row_counts.get('test')}); a few minutes..."
         )
+        project = snapshot.project
         run = training.training_run_create(
             user=None,
             project=project,
@@ -208,3 +221,65 @@ class Command(BaseCommand):
             self.stderr.write(f"The demo PRM did not train: {done.error if done else 'no run'}")
             return None
         return done
+
+
+def demo_prm_snapshot(say: Any = print) -> ExportSnapshot:
+    """The demo PRM's data: the ProcessBench traces of data/processbench whose problems are not in
+    the demo projects, imported into project processbench-train, and a TRL snapshot of them split
+    by problem (10% held out). The same traces give the same snapshot sha256 in any database: the
+    shipped checkpoint's card names the one it was trained on."""
+    demo_problems = {
+        json.loads(line)["problem"]
+        for line in (DATA_DIR / "processbench_sample.jsonl").read_text().splitlines()
+        if line.strip()
+    }
+    lines = [
+        line
+        for path in sorted((DATA_DIR / "processbench").glob("*.jsonl"))
+        for line in path.read_text().splitlines()
+        if line.strip() and json.loads(line)["problem"] not in demo_problems
+    ]
+    project = Project.objects.filter(slug=DEMO_PRM_PROJECT).first() or services.project_create(
+        slug=DEMO_PRM_PROJECT,
+        name="ProcessBench: the demo PRM's training data",
+        guidelines="The traces the demo PRM was trained and audited on (not for labelling).",
+        label_scheme=LabelScheme.FIRST_ERROR,
+    )
+    result = imports.traces_import(
+        project=project,
+        stream=io.BytesIO("\n".join(lines).encode()),
+        filename="data/processbench",
+        format="processbench",
+    )
+    say(f"{DEMO_PRM_PROJECT}: {result.summary()}")
+    snapshot = exports.export_snapshot_create(
+        project=project,
+        user=None,
+        name=DEMO_PRM_SNAPSHOT,
+        format="trl",
+        neutral="drop",
+        test_fraction=0.1,
+        seed=0,
+        enqueue=False,
+    )
+    return exports.export_snapshot_build(snapshot_id=snapshot.pk)
+
+
+def _ship(source: Path, target: Path) -> None:
+    """Copy the checkpoint folder ``source`` over ``target``, whole or not at all: copied beside
+    it first, then swapped in; the checkpoint files only (no optimizer state or curve folders)."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        for path in sorted(source.iterdir()):
+            if path.is_file():
+                shutil.copy2(path, staging / path.name)
+        old = target.with_name(f".{target.name}-old")
+        shutil.rmtree(old, ignore_errors=True)
+        if target.exists():
+            target.rename(old)
+        staging.rename(target)
+        target.chmod(0o755)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

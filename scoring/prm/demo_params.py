@@ -30,15 +30,17 @@ TINY_DEMO_PARAMS: dict[str, Any] = {
 # (snapshots.training.training_run_create: the command, the API and the form). The engine's own
 # defaults suit a pre-trained base (one epoch at 1e-5) and teach a tiny model trained from
 # scratch nothing. This is the configuration with the best held-out AUROC measured on all of
-# ProcessBench (docs/training.md, "Measured": no LM pre-training, 3 epochs at 2e-4; held-out
-# AUROC 0.699 / 0.674 / 0.676 over seeds 0 / 1 / 2; 0.699 again for seed 0 on 2026-12-02). Its
-# time depends on the machine: about 220 s on the third session's 2 cores, 412 s on the sixth
-# session's (11,800 tokens/s against 22,100); 167 s through `train_prm` once training batches
-# lost their padding mask (eighth session), 392 s on the ninth session's AMD EPYC (12,900 tokens/s
-# against ~26,000). The demo's PRM (data/demo-prm/, shipped) was trained with these.
+# ProcessBench (docs/training.md, "Measured"): no LM pre-training, 3 epochs at 2e-4, and the first
+# layer attending to the last 64 tokens only (Qwen2's own sliding window: a local view of the step
+# it scores), held-out AUROC 0.721 / 0.720 / 0.714 over seeds 0 / 1 / 2 (tenth session), against
+# 0.696 / 0.674 / 0.676 with full attention in both layers. Its time depends on the machine: about
+# 4 to 4.5 minutes on the tenth session's 2 cores (17,500-19,600 tokens/s; full attention: 20,600); without the
+# window 167 s on the eighth session's, 392 s on the ninth session's AMD EPYC. The demo's PRM
+# (data/demo-prm/, shipped) was trained with these.
 TINY_BASE_PARAMS: dict[str, Any] = {
     **TINY_DEMO_PARAMS,
     "epochs": 3.0,
     "learning_rate": 2e-4,
     "lm_pretrain_epochs": 0.0,
+    "tiny_sliding_window": 64,
 }

@@ -57,9 +57,10 @@ def test_demo_setup_registers_the_shipped_prm_and_it_scores_the_demo_projects(
     assert len(scores) == trace.steps.count() and all(0.0 <= s <= 1.0 for s in scores)
 
 
-def test_ship_needs_train_prm() -> None:
+def test_ship_needs_train_prm_and_is_refused_before_anything_is_written() -> None:
     with pytest.raises(CommandError, match="--ship needs --train-prm"):
         call_command("demo_setup", "--ship", "--no-prm", stdout=StringIO())
+    assert not Project.objects.exists() and not Scorer.objects.exists()
 
 
 def test_the_shipped_checkpoint_is_what_its_card_says(settings, tmp_path) -> None:

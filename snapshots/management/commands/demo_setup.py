@@ -73,7 +73,9 @@ DEMO_PRM_SNAPSHOT = "demo-prm-data"
 DEMO_PRM_PARAMS: dict[str, Any] = dict(TINY_BASE_PARAMS)
 # Where the shipped checkpoint lives (in the repository, a few MB).
 SHIPPED_PRM_DIR = DATA_DIR / "demo-prm"
-RUN_FILE = "training.json"  # scoring.prm.training.RUN_FILE (not imported: that loads torch)
+# scoring.prm.training.RUN_FILE, not imported: that module imports torch and trl (inside its
+# functions), which the "web process never imports torch" contract forbids outside the workers.
+RUN_FILE = "training.json"
 
 
 class Command(BaseCommand):
@@ -106,6 +108,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["ship"] and not options["train_prm"]:  # refused before anything is written
+            raise CommandError("--ship needs --train-prm (it ships the checkpoint trained here)")
         passwords = self._accounts()
         User = get_user_model()
         for slug, (name, scheme, overlap, filename, fmt, guidelines) in DEMO_PROJECTS.items():
@@ -135,8 +139,6 @@ class Command(BaseCommand):
         )
         scorer.projects.add(*Project.objects.filter(slug__in=DEMO_PROJECTS))
         self.stdout.write("Scorer 'tool' (sympy step checks, answer check) scores both projects.")
-        if options["ship"] and not options["train_prm"]:
-            raise CommandError("--ship needs --train-prm (it ships the checkpoint trained here)")
         if not options["no_prm"]:
             self._demo_prm(train=options["train_prm"], ship=options["ship"])
         self.stdout.write("\nDemo accounts (username / password), also in var/demo_accounts.json:")

@@ -404,22 +404,31 @@ CAUSAL_DECODERS = frozenset(
     {"qwen2", "qwen3", "qwen2_moe", "qwen3_moe", "llama", "mistral", "gemma", "gemma2", "phi3"}
 )
 
+# Of those, the families whose sliding-window attention was checked against the masked batch.
+WINDOW_CHECKED = frozenset({"qwen2"})
+
 
 def causal_decoder(model: Any) -> bool:
     """Whether ``model`` is a causal decoder of a family in CAUSAL_DECODERS (its config's
-    ``model_type``), and without a sliding window (its masks are left as they were: not checked
-    against the mask-free path).
+    ``model_type``); with a sliding window only for a family in WINDOW_CHECKED (its window counts
+    back from each token, so it never reaches the padding after it either: checked against the
+    masked batch in tests/scoring/prm/test_training.py; other families' windows keep their mask).
 
     >>> from types import SimpleNamespace as NS
     >>> causal_decoder(NS(config=NS(model_type="qwen2", sliding_window=None, use_sliding_window=False)))
     True
+    >>> causal_decoder(NS(config=NS(model_type="qwen2", sliding_window=64, use_sliding_window=True)))
+    True
+    >>> causal_decoder(NS(config=NS(model_type="mistral", sliding_window=64, use_sliding_window=True)))
+    False
     >>> causal_decoder(NS(config=NS(model_type="bert")))
     False
     """
     config = getattr(model, "config", None)
-    if getattr(config, "model_type", None) not in CAUSAL_DECODERS:
+    model_type = getattr(config, "model_type", None)
+    if model_type not in CAUSAL_DECODERS:
         return False
-    return not getattr(config, "use_sliding_window", False)
+    return model_type in WINDOW_CHECKED or not getattr(config, "use_sliding_window", False)
 
 
 # --- the output folder: written aside, renamed into place -------------------------------------

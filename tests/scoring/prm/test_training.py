@@ -67,6 +67,23 @@ def bases(tmp_path_factory: pytest.TempPathFactory, rows: list[dict[str, Any]]) 
     return {head: save_tiny_base(root / head, rows, fast_params(head=head)) for head in HEADS}
 
 
+@pytest.fixture(scope="module")
+def windowed_bases(
+    tmp_path_factory: pytest.TempPathFactory, rows: list[dict[str, Any]]
+) -> dict[str, Path]:
+    """An untrained tiny base per head whose first of two layers attends to a 16-token window
+    (rows are far longer, so the window matters)."""
+    root = tmp_path_factory.mktemp("windowed-bases")
+    return {
+        head: save_tiny_base(
+            root / head,
+            rows,
+            fast_params(head=head, tiny_num_layers=2, tiny_sliding_window=16),
+        )
+        for head in HEADS
+    }
+
+
 def toy_rows(n: int) -> list[dict[str, Any]]:
     """A task a one-layer model learns in seconds: a step is wrong exactly when it says so."""
     out = []
@@ -410,14 +427,21 @@ def test_doctests(name):
 
 
 @pytest.mark.parametrize("head", HEADS)
-def test_a_right_padded_batch_trains_the_same_without_its_padding_mask(head, bases, rows):
+@pytest.mark.parametrize("window", [0, 16])
+def test_a_right_padded_batch_trains_the_same_without_its_padding_mask(
+    head, window, bases, windowed_bases, rows
+):
     """Training batches of a causal decoder go without an attention mask (faster: the model's
     unmasked causal path): a right-padded row's tokens never see the padding after them, and the
-    padding has no label, so the loss and every gradient are those of the masked batch."""
+    padding has no label, so the loss and every gradient are those of the masked batch. The same
+    holds with a sliding-window first layer (base ``tiny``'s shape), whose window is counted back
+    from each token and so never reaches the padding after it either."""
     from scoring.prm.training import causal_decoder, collate
 
     params = fast_params(head=head)
-    model, tokenizer = load_base(bases[head], params)
+    model, tokenizer = load_base((windowed_bases if window else bases)[head], params)
+    if window:
+        assert model.config.use_sliding_window and model.config.sliding_window == window
     assert causal_decoder(model)
     kept = [t for t in (tokenize_row(tokenizer, r, params) for r in rows[:6]) if t is not None]
     items = [{"input_ids": t.input_ids, "labels": t.labels} for t in kept]

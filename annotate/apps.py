@@ -16,4 +16,3 @@ class AnnotateConfig(AppConfig):
             receivers,  # noqa: F401
             tasks,  # noqa: F401
         )
-

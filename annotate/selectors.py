@@ -237,12 +237,40 @@ def label_status(*, annotation_id: int, step_count: int) -> LabelStatus:
         correct=Count("pk", filter=Q(value=1)),
         first_error=Min("step__index", filter=Q(value=-1)),
     )
-    return LabelStatus(
+    return _label_status_of(
         labelled=row["labelled"],
+        correct=row["correct"],
+        first_error=row["first_error"],
         step_count=step_count,
-        first_error_index=row["first_error"],
-        all_correct=step_count > 0 and row["correct"] == step_count,
     )
+
+
+def _label_status_of(
+    *, labelled: int, correct: int, first_error: int | None, step_count: int
+) -> LabelStatus:
+    return LabelStatus(
+        labelled=labelled,
+        step_count=step_count,
+        first_error_index=first_error,
+        all_correct=step_count > 0 and correct == step_count,
+    )
+
+
+def label_status_after(label: StepLabel, *, step_count: int) -> LabelStatus:
+    """label_status of the annotation of `label`, just saved by services.label_set_at: from the
+    counts its upsert returned where it did (`status_counts`: PostgreSQL), without a read after
+    the annotation's first label (its only one), else counted."""
+    counts = getattr(label, "status_counts", None)
+    if counts is not None:
+        labelled, correct, first_error = counts
+        return _label_status_of(
+            labelled=labelled, correct=correct, first_error=first_error, step_count=step_count
+        )
+    if getattr(label, "first_of_annotation", False):
+        return label_status_of_first(
+            value=label.value, index=label.step.index, step_count=step_count
+        )
+    return label_status(annotation_id=label.annotation_id, step_count=step_count)
 
 
 def label_status_of_first(*, value: int | None, index: int, step_count: int) -> LabelStatus:

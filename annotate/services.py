@@ -253,6 +253,10 @@ def label_set_at(
     _check_value_in(project=trace.project, value=value)
     fields = _label_fields(value=value, flagged=flagged, note=note)
     if annotation_id is not None:
+        if connections[router.db_for_write(StepLabel)].vendor == "postgresql":
+            return _label_upsert_with_counts(
+                annotation_id=annotation_id, at=(trace.pk, index), fields=fields
+            )
         return _label_upsert_row(
             annotation_id=annotation_id, step=None, at=(trace.pk, index), fields=fields
         )
@@ -347,8 +351,11 @@ def _label_upsert_sql(
     at: tuple[int, int] | None,
     fields: dict[str, Any],
     now: Any,
+    annotation_from: str = "",
 ) -> tuple[str, list[Any]]:
-    """`_label_upsert_row`'s statement and its parameters; it returns `_LABEL_RETURNED`."""
+    """`_label_upsert_row`'s statement and its parameters; it returns `_LABEL_RETURNED`. With
+    `annotation_from` (the name of a WITH query returning the annotation's id) the row is
+    INSERT ... SELECTed from it: nothing is written when it returns no row."""
 
     def col(name: str) -> str:
         return column(connection, StepLabel, name)
@@ -362,7 +369,13 @@ def _label_upsert_sql(
         row["note"],
         connection.ops.adapt_datetimefield_value(now),
     ]
-    if step is not None:
+    if step is not None and annotation_from:
+        source = (
+            f"SELECT {annotation_from}.{column(connection, Annotation, 'id')}, "
+            f"%s, %s, %s, %s, %s, %s FROM {annotation_from} "
+        )
+        params = [step.pk, *values]
+    elif step is not None:
         source = "VALUES (%s, %s, %s, %s, %s, %s, %s) "
         params = [annotation_id, step.pk, *values]
     else:
@@ -383,6 +396,43 @@ def _label_upsert_sql(
         + ", ".join(col(name) for name in _LABEL_RETURNED)
     )
     return sql, params
+
+
+def _label_upsert_with_counts(
+    *, annotation_id: int, at: tuple[int, int], fields: dict[str, Any]
+) -> StepLabel | None:
+    """PostgreSQL: `_label_upsert_row` for the step at `at` (trace id, index) that also returns
+    the annotation's label counts after it, set on the label as `status_counts` (labelled,
+    correct, first wrong step's index: what selectors.label_status counts), so the htmx save
+    reads nothing after its write (issue 16). The counts' subquery sees the labels as they were
+    before the statement: the other steps' rows, plus this one's. None: no such step."""
+    db = connections[router.db_for_write(StepLabel)]
+    now = timezone.now()
+    upsert, params = _label_upsert_sql(
+        db, annotation_id=annotation_id, step=None, at=at, fields=fields, now=now
+    )
+    returned = ", ".join(f"up.{column(db, StepLabel, name)}" for name in _LABEL_RETURNED)
+    step_id, value = column(db, StepLabel, "step"), column(db, StepLabel, "value")
+    sql = (
+        f"WITH up AS ({upsert}), o AS (SELECT COUNT(l.{value}) AS labelled, "
+        f"COUNT(*) FILTER (WHERE l.{value} = 1) AS correct, "
+        f"MIN(s.{column(db, Step, 'index')}) FILTER (WHERE l.{value} = -1) AS first_error "
+        f"FROM {table(db, StepLabel)} l JOIN {table(db, Step)} s "
+        f"ON s.{column(db, Step, 'id')} = l.{step_id} "
+        f"WHERE l.{column(db, StepLabel, 'annotation')} = %s "
+        f"AND l.{step_id} NOT IN (SELECT {step_id} FROM up)) "
+        f"SELECT {returned}, o.labelled + (CASE WHEN up.{value} IS NULL THEN 0 ELSE 1 END), "
+        f"o.correct + (CASE WHEN up.{value} = 1 THEN 1 ELSE 0 END), "
+        f"LEAST(o.first_error, CASE WHEN up.{value} = -1 THEN %s::integer END) FROM up, o"
+    )
+    with db.cursor() as cursor:
+        cursor.execute(sql, [*params, annotation_id, at[1]])
+        found = cursor.fetchone()
+    if found is None:
+        return None
+    label = _label_from_row(found[:-3], annotation_id=annotation_id, step=None, now=now)
+    label.status_counts = tuple(found[-3:])  # type: ignore[attr-defined]
+    return label
 
 
 def _label_from_row(
@@ -583,6 +633,78 @@ def _check_source(source: Any, where: str) -> str:
     return str(source)
 
 
+def _step_at(by_index: dict[int, Step], index: Any, where: str) -> Step:
+    valid = isinstance(index, int) and not isinstance(index, bool)
+    step = by_index.get(index) if valid else None
+    if step is None:
+        raise ValidationError({"changes": f"{where}: this trace has no step {index!r}."})
+    return step
+
+
+def _label_change(
+    change: dict[str, Any], where: str, *, project: Project, by_index: dict[int, Step]
+) -> tuple[Step, dict[str, Any]]:
+    """The step and the fields a change {"op": "label", ...} sets, checked (the error names the
+    change and the field)."""
+    step = _step_at(by_index, change.get("index"), where)
+    fields: dict[str, Any] = {}
+    if "value" in change:
+        value = change["value"]
+        if value is not None and (type(value) is not int):
+            raise ValidationError({"changes": f"{where}: value must be -1, 0, 1 or null."})
+        _check_value(project=project, value=value)
+        fields["value"] = value
+        fields["source"] = LabelSource.HAND
+    if "flagged" in change:
+        if not isinstance(change["flagged"], bool):
+            raise ValidationError({"changes": f"{where}: flagged must be true or false."})
+        fields["flagged"] = change["flagged"]
+    if "note" in change:
+        if not isinstance(change["note"], str) or len(change["note"]) > 20_000:
+            raise ValidationError({"changes": f"{where}: note: text, at most 20000."})
+        fields["note"] = change["note"]
+    if not fields:
+        raise ValidationError({"changes": f"{where}: send at least one of value, flagged, note."})
+    return step, fields
+
+
+def _one_label_change(
+    *, user: User, trace: Trace, client: str, change: Any
+) -> ChangesResult | None:
+    """The change log's commonest request, one label change of a trace whose annotation exists,
+    on PostgreSQL: one statement in autocommit (`_label_upsert_guarded`) instead of BEGIN, the
+    annotation's row lock, the upsert and COMMIT (issue 16). None when it does not apply or
+    wrote nothing (a change already applied, one the general path must refuse, the annotation
+    gone): `label_changes_apply`'s transaction then decides, as for any other request."""
+    if not isinstance(change, dict) or change.get("op") != "label":
+        return None
+    seq = change.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+        return None
+    steps = _steps_of(trace)
+    by_index = {step.index: step for step in steps}
+    try:  # a resend of an applied change is skipped, not refused: the general path knows which
+        step, fields = _label_change(change, "changes[0]", project=trace.project, by_index=by_index)
+    except ValidationError:
+        return None
+    found = _label_upsert_guarded(
+        annotation_id=trace.my_annotation_id,  # type: ignore[attr-defined]
+        user=user,
+        step=step,
+        fields=fields,
+        client=client,
+        seq=seq,
+    )
+    if found is None:
+        return None
+    label, labelled = found
+    step.trace = trace
+    label.step = step
+    return ChangesResult(
+        applied=[seq], skipped=[], kept=[], labels=[label], labelled=labelled, step_count=len(steps)
+    )
+
+
 def label_changes_apply(
     *, user: User, trace: Trace, client: str, changes: list[dict[str, Any]]
 ) -> ChangesResult:
@@ -606,6 +728,14 @@ def label_changes_apply(
             {"changes": f"At most {MAX_CHANGES_PER_REQUEST} changes per request."}
         )
     project = trace.project
+    if (
+        len(changes) == 1
+        and getattr(trace, "my_annotation_id", None)
+        and connections[router.db_for_write(Annotation)].vendor == "postgresql"
+    ):
+        done = _one_label_change(user=user, trace=trace, client=client, change=changes[0])
+        if done is not None:
+            return done
     with transaction.atomic():
         annotation = _annotation_locked(user=user, trace=trace)
         steps = _steps_of(trace)
@@ -639,40 +769,10 @@ def label_changes_apply(
                 )
 
             def step_at(index: Any, where: str = where) -> Step:
-                valid = isinstance(index, int) and not isinstance(index, bool)
-                step = by_index.get(index) if valid else None
-                if step is None:
-                    raise ValidationError(
-                        {"changes": f"{where}: this trace has no step {index!r}."}
-                    )
-                return step
+                return _step_at(by_index, index, where)
 
             if op == "label":
-                step = step_at(change.get("index"))
-                fields: dict[str, Any] = {}
-                if "value" in change:
-                    value = change["value"]
-                    if value is not None and (type(value) is not int):
-                        raise ValidationError(
-                            {"changes": f"{where}: value must be -1, 0, 1 or null."}
-                        )
-                    _check_value(project=project, value=value)
-                    fields["value"] = value
-                    fields["source"] = LabelSource.HAND
-                if "flagged" in change:
-                    if not isinstance(change["flagged"], bool):
-                        raise ValidationError(
-                            {"changes": f"{where}: flagged must be true or false."}
-                        )
-                    fields["flagged"] = change["flagged"]
-                if "note" in change:
-                    if not isinstance(change["note"], str) or len(change["note"]) > 20_000:
-                        raise ValidationError({"changes": f"{where}: note: text, at most 20000."})
-                    fields["note"] = change["note"]
-                if not fields:
-                    raise ValidationError(
-                        {"changes": f"{where}: send at least one of value, flagged, note."}
-                    )
+                step, fields = _label_change(change, where, project=project, by_index=by_index)
                 if position == len(changes) - 1 and one_statement:
                     last_label = (step, fields)  # written with the change-log number, below
                 else:
@@ -805,6 +905,68 @@ def _label_upsert_and_seqs(
         cursor.execute(sql, params)
         found = cursor.fetchone()
     assert found is not None, "the annotation is locked by this transaction"
+    label = _label_from_row(found[:-1], annotation_id=annotation_id, step=step, now=now)
+    return label, int(found[-1])
+
+
+def _label_upsert_guarded(
+    *,
+    annotation_id: int,
+    user: User,
+    step: Step,
+    fields: dict[str, Any],
+    client: str,
+    seq: int,
+) -> tuple[StepLabel, int] | None:
+    """PostgreSQL, in autocommit: one statement that stores change number `seq` of `client` in
+    the user's annotation only if it is above the number stored (an UPDATE ... WHERE, so the row
+    is locked and the condition read again on its latest version when tabs race), upserts the
+    label only if that UPDATE returned the annotation (INSERT ... SELECT from it), and returns
+    the label and the annotation's count of steps with a value (the count's subquery sees the
+    labels as they were before the statement: the other steps' values plus this one's). None:
+    nothing written."""
+    db = connections[router.db_for_write(Annotation)]
+    now = timezone.now()
+    upsert, upsert_params = _label_upsert_sql(
+        db,
+        annotation_id=annotation_id,
+        step=step,
+        at=None,
+        fields=fields,
+        now=now,
+        annotation_from="g",
+    )
+    seqs = column(db, Annotation, "client_seqs")
+    label_step = column(db, StepLabel, "step")
+    label_value = column(db, StepLabel, "value")
+    returned = ", ".join(f"up.{column(db, StepLabel, name)}" for name in _LABEL_RETURNED)
+    sql = (
+        f"WITH g AS (UPDATE {table(db, Annotation)} SET {seqs} = jsonb_set(COALESCE({seqs}, "
+        f"'{{}}'::jsonb), ARRAY[%s]::text[], to_jsonb(%s::bigint)), "
+        f"{column(db, Annotation, 'updated_at')} = %s "
+        f"WHERE {column(db, Annotation, 'id')} = %s AND {column(db, Annotation, 'annotator')} = %s "
+        f"AND COALESCE(({seqs} ->> %s)::bigint, 0) < %s "
+        f"RETURNING {column(db, Annotation, 'id')}), "
+        f"up AS ({upsert}) "
+        f"SELECT {returned}, ({_labelled_count_sql(db)} AND {label_step} <> up.{label_step}) "
+        f"+ (CASE WHEN up.{label_value} IS NULL THEN 0 ELSE 1 END) FROM up"
+    )
+    params = [
+        client,
+        seq,
+        db.ops.adapt_datetimefield_value(now),
+        annotation_id,
+        user.pk,
+        client,
+        seq,
+        *upsert_params,
+        annotation_id,
+    ]
+    with db.cursor() as cursor:
+        cursor.execute(sql, params)
+        found = cursor.fetchone()
+    if found is None:
+        return None
     label = _label_from_row(found[:-1], annotation_id=annotation_id, step=step, now=now)
     return label, int(found[-1])
 

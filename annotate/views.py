@@ -345,16 +345,15 @@ def _saved_label_response(
     request: AuthedRequest, trace: Trace, label: StepLabel, index: int
 ) -> HttpResponse:
     """htmx: the saved step's controls and the trace's label status (out of band), from the
-    upsert's returned row and one count of the annotation's labels (none after the first label,
-    the annotation's only one); no step is read."""
-    step_count = trace.step_count  # type: ignore[attr-defined]
-    if getattr(label, "first_of_annotation", False):
-        status = selectors.label_status_of_first(
-            value=label.value, index=index, step_count=step_count
-        )
-    else:
-        status = selectors.label_status(annotation_id=label.annotation_id, step_count=step_count)
+    upsert's returned row and the annotation's label counts (returned by the upsert itself on
+    PostgreSQL, one count elsewhere, none after the first label: the annotation's only one); no
+    step is read."""
     step = Step(pk=label.step_id, trace_id=trace.pk, index=index)
+    label.step = step
+    status = selectors.label_status_after(
+        label,
+        step_count=trace.step_count,  # type: ignore[attr-defined]
+    )
     context = {
         "t": {"trace": trace},
         **_scheme_context(trace),

@@ -338,3 +338,33 @@ def test_the_kept_trace_count_follows_imports_single_traces_and_deletes() -> Non
     assert _kept_and_real(project) == (3, 3) and _kept_and_real(other) == (0, 0)
     assert services.traces_delete(trace_ids=ids[:3]) == 0  # already gone: nothing counted twice
     assert _kept_and_real(project) == (3, 3)
+
+
+def test_a_saved_labels_status_is_the_annotations_as_counted_after_it():
+    """label_set_at (the htmx save of a started trace) answers with the annotation's label status
+    after the save: on PostgreSQL from the upsert's own statement, whose count sees the labels as
+    they were before it. Over saves that set, change and clear values around other steps' -1s,
+    it must equal label_status counted afresh afterwards."""
+    user = make_user()
+    project = make_project(members={user: "annotator"})
+    trace = make_trace(project, steps=["a", "b", "c", "d"])
+    trace = selectors.trace_get_for_label(user=user, trace_id=trace.pk)
+    services.label_set_at(user=user, trace=trace, index=0, annotation_id=None, value=1)
+    saves = [(2, -1), (1, -1), (1, 1), (2, None), (3, -1), (0, -1), (0, 1), (3, 1), (1, 1), (2, 1)]
+    for index, value in saves:
+        trace = selectors.trace_get_for_label(user=user, trace_id=trace.pk)
+        label = services.label_set_at(
+            user=user,
+            trace=trace,
+            index=index,
+            annotation_id=trace.my_annotation_id,  # type: ignore[attr-defined]
+            value=value,
+            flagged=index == 3,
+        )
+        assert label is not None and label.value == value
+        answered = selectors.label_status_after(label, step_count=4)
+        counted = selectors.label_status(annotation_id=label.annotation_id, step_count=4)
+        assert answered == counted, (index, value)
+    assert counted == selectors.LabelStatus(
+        labelled=4, step_count=4, first_error_index=None, all_correct=True
+    )

@@ -295,11 +295,12 @@ def test_label_click_saves_and_the_row_is_rerendered_from_the_saved_state(
     assert StepLabel.objects.get(step__index=1).value is None
 
 
-def test_a_label_save_is_five_queries_and_answers_what_a_reload_shows(
+def test_a_label_save_is_four_queries_and_answers_what_a_reload_shows(
     annotator: AbstractBaseUser, trace: Trace
 ) -> None:
-    """Session, user, the trace (with role, annotation id and step count), the upsert, the count
-    of labels: the step is never read (it was 7 queries, with every step and the labels read)."""
+    """Session, user, the trace (with role, annotation id and step count), the upsert returning
+    the annotation's label counts: the step is never read (it was 7 queries, with every step and
+    the labels read; then 5, the counts read apart, as they still are on SQLite)."""
     client = login(annotator)
     for index in (0, 1):
         client.post(reverse("annotate:step_label", args=[trace.pk, index]), {"value": "1"}, **HTMX)
@@ -307,7 +308,8 @@ def test_a_label_save_is_five_queries_and_answers_what_a_reload_shows(
     with CaptureQueriesContext(connection) as queries:
         response = client.post(url, {"value": "-1", "flagged": "1"}, **HTMX)
     assert response.status_code == 200
-    assert len(queries) == 5, [query["sql"][:80] for query in queries]
+    expected = 4 if connection.vendor == "postgresql" else 5
+    assert len(queries) == expected, [query["sql"][:80] for query in queries]
     html = response.content.decode()
     assert "3 of 3 steps labelled" in html.replace("<strong>", "").replace("</strong>", "")
     assert 'aria-pressed="false"' in html.split('id="all-correct"')[1].split(">")[0]

@@ -98,6 +98,42 @@ def test_fifty_tabs_sending_their_first_change_through_the_page_api_lose_nothing
     assert StepLabel.objects.filter(annotation__trace=trace, value=1).count() == THREADS
 
 
+def test_fifty_tabs_sending_later_changes_at_once_keep_every_label_and_change_number():
+    """A later change (the annotation exists) stores its change-log number in the annotation's
+    `client_seqs`, one entry per tab: fifty tabs each sending their second change at once must
+    neither lose a label nor another tab's number, and a resend of a number already stored
+    changes nothing."""
+    user = make_user()
+    project = make_project(members={user: "annotator"})
+    trace = make_trace(project, steps=[f"Step {i}." for i in range(THREADS)])
+    tabs = _tabs(user, THREADS)
+    url = f"/api/traces/{trace.pk}/changes/"
+    for i, tab in enumerate(tabs):  # each tab's first change, one after the other
+        body = {"client": f"tab{i}", "changes": [{"seq": 1, "op": "label", "index": i, "value": 1}]}
+        assert tab.post(url, body, content_type="application/json").status_code == 200
+
+    def send(i: int) -> Callable[[], int]:
+        change = {"seq": 2, "op": "label", "index": i, "value": -1, "note": f"n{i}"}
+        body = {"client": f"tab{i}", "changes": [change]}
+        return lambda: tabs[i].post(url, body, content_type="application/json").status_code
+
+    statuses = _run_at_once([send(i) for i in range(THREADS)])
+    assert statuses == [200] * THREADS
+    annotation = Annotation.objects.get(trace=trace, annotator=user)
+    assert annotation.client_seqs == {f"tab{i}": 2 for i in range(THREADS)}
+    saved = dict(
+        StepLabel.objects.filter(annotation=annotation).values_list("step__index", "note")
+    )
+    assert saved == {i: f"n{i}" for i in range(THREADS)}
+    assert set(StepLabel.objects.filter(annotation=annotation).values_list("value", flat=True)) == {
+        -1
+    }
+    stale = {"client": "tab0", "changes": [{"seq": 2, "op": "label", "index": 0, "value": 1}]}
+    answer = tabs[0].post(url, stale, content_type="application/json").json()
+    assert (answer["applied"], answer["skipped"]) == ([], [2])
+    assert StepLabel.objects.get(annotation=annotation, step__index=0).value == -1
+
+
 def test_fifty_tabs_writing_fields_of_one_step_lose_no_field():
     """value, flag and note of one step sent by different tabs at once: each write keeps the others."""
     user = make_user()

@@ -681,8 +681,15 @@ def _one_label_change(
     seq = change.get("seq")
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
         return None
-    steps = _steps_of(trace)
-    by_index = {step.index: step for step in steps}
+    rows = getattr(trace, "step_rows", None)  # (id, index) of every step, read with the trace
+    if rows is None:
+        return None
+    index = change.get("index")
+    by_index = {  # the one step the change names (none: the general path names the error)
+        i: Step.from_db(trace._state.db, ["id", "trace_id", "index"], [pk, trace.pk, i])
+        for pk, i in rows
+        if i == index and type(index) is int
+    }
     try:  # a resend of an applied change is skipped, not refused: the general path knows which
         step, fields = _label_change(change, "changes[0]", project=trace.project, by_index=by_index)
     except ValidationError:
@@ -701,7 +708,7 @@ def _one_label_change(
     step.trace = trace
     label.step = step
     return ChangesResult(
-        applied=[seq], skipped=[], kept=[], labels=[label], labelled=labelled, step_count=len(steps)
+        applied=[seq], skipped=[], kept=[], labels=[label], labelled=labelled, step_count=len(rows)
     )
 
 

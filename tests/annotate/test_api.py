@@ -401,15 +401,26 @@ def test_queue_next_previews_what_take_would_lease():
         (["tab"], "A JSON object"),
     ],
 )
-def test_a_bad_change_log_is_a_400_naming_what_and_where(body, where) -> None:
+@pytest.mark.parametrize("started", [False, True])
+def test_a_bad_change_log_is_a_400_naming_what_and_where(body, where, started) -> None:
+    """Refused whether the annotation is new or started (a started one's single label change
+    takes the one-statement path on PostgreSQL, which must refuse alike and write nothing)."""
     user = make_user("bad-log")
     trace = make_trace(make_project(members={user: "annotator"}))
     client = APIClient()
     client.force_authenticate(user)
-    response = client.post(f"/api/traces/{trace.pk}/changes/", body, format="json")
+    url = f"/api/traces/{trace.pk}/changes/"
+    before: list[tuple[int, int | None]] = []
+    if started:
+        first = {"client": "tab", "changes": [{"seq": 1, "op": "label", "index": 1, "value": 1}]}
+        assert client.post(url, first, format="json").status_code == 200
+        before = [(1, 1)]
+        if isinstance(body, dict) and "changes" in body:  # the bad change as the tab's next one
+            body = {**body, "changes": [{**c, "seq": 2} for c in body["changes"]]}
+    response = client.post(url, body, format="json")
     assert response.status_code == 400, response.content
     assert where in response.content.decode()
-    assert not StepLabel.objects.exists()
+    assert list(StepLabel.objects.values_list("step__index", "value")) == before
 
 
 def test_the_change_log_answer_is_what_its_documented_serializer_writes() -> None:

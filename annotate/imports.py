@@ -198,6 +198,8 @@ def traces_import(
                 Project.objects.filter(pk=project.pk).update(
                     trace_count=F("trace_count") + result["traces"]
                 )
+            if result.get("annotations"):  # submitted passes (PRM800K) may fill traces
+                services.project_filled_recount(project_id=project.pk)
             vendor = connections[router.db_for_write(Trace)].vendor
             if vendor == "postgresql" and result["steps"] >= ANALYZE_AFTER_STEPS:
                 transaction.on_commit(_analyze_corpus_tables)

@@ -51,6 +51,12 @@ class Project(models.Model):
     # 125,000 rows a view (issue 16). Never written by save(): an instance loaded before an
     # import would put back its old count.
     trace_count = models.PositiveIntegerField(default=0, editable=False)
+    # How many of its traces hold at least `overlap` submitted annotations ("filled"), kept the
+    # same way (services.annotation_submit adds the trace its submission fills, under the trace's
+    # row lock; imports, traces_delete, an overlap change and deletions count again: services.
+    # project_filled_recount): the progress on every labelling page reads it instead of grouping
+    # every submitted annotation of the project (which grew with the project's progress).
+    filled_count = models.PositiveIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["slug"]
@@ -63,7 +69,7 @@ class Project(models.Model):
             kwargs["update_fields"] = [
                 field.name
                 for field in self._meta.concrete_fields
-                if not field.primary_key and field.name != "trace_count"
+                if not field.primary_key and field.name not in ("trace_count", "filled_count")
             ]
         super().save(*args, **kwargs)
 

@@ -7,11 +7,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import F
-from django.db.models.signals import post_delete, post_save, pre_save
+from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 from django.dispatch import receiver
 
 from . import tokens
-from .models import Project, Trace
+from .models import Annotation, AnnotationStatus, Project, Trace
 
 # Set by writes that keep Project.trace_count themselves, one UPDATE for many traces
 # (services.traces_delete); imports insert without Model.save, so send no signal at all.
@@ -42,3 +42,25 @@ def _count_deleted_trace(sender: Any, instance: Trace, origin: Any = None, **_: 
     if counting_traces_in_bulk.get() or isinstance(origin, Project):
         return
     Project.objects.filter(pk=instance.project_id).update(trace_count=F("trace_count") - 1)
+    from .services import project_filled_recount  # services imports this module
+
+    project_filled_recount(project_id=instance.project_id)  # its submissions went with it
+
+
+@receiver(pre_delete, sender=settings.AUTH_USER_MODEL, dispatch_uid="steplens-filled-user-1")
+def _note_users_filled_projects(sender: Any, instance: Any, **_: Any) -> None:
+    """A user's deletion takes their annotations with it: note the projects where they had
+    submitted one, whose kept filled count is counted again once they are gone."""
+    instance._steplens_submitted_in = set(
+        Annotation.objects.filter(annotator_id=instance.pk, status=AnnotationStatus.SUBMITTED)
+        .values_list("trace__project_id", flat=True)
+        .distinct()
+    )
+
+
+@receiver(post_delete, sender=settings.AUTH_USER_MODEL, dispatch_uid="steplens-filled-user-2")
+def _recount_users_filled_projects(sender: Any, instance: Any, **_: Any) -> None:
+    from .services import project_filled_recount
+
+    for project_id in sorted(getattr(instance, "_steplens_submitted_in", ())):
+        project_filled_recount(project_id=project_id)

@@ -593,13 +593,15 @@ def project_import_target(*, user: UserLike, slug: str) -> Project | None:
 
 
 def labelling_progress(*, user: UserLike, project: Project) -> Progress:
-    """An annotator's progress in a project, counted from the (few) annotation rows instead of a
-    scan of the project's traces (a full scan per page on a large project), in one query.
+    """An annotator's progress in a project, counted from this annotator's (few) annotation rows
+    and the project's kept counts, in one query: nothing in it grows with the project's traces
+    or with the other annotators' submissions (issue 16).
 
-    assigned = all traces (the project's kept trace_count, read in the same query: the instance
-    may have been loaded before traces were added), less those the overlap has filled
-    with others' submissions and that this annotator never started; done = the traces this
-    annotator submitted.
+    assigned = all traces (the kept trace_count), less those the overlap has filled with others'
+    submissions and that this annotator never started: the project's filled traces (the kept
+    filled_count: at least `overlap` submissions) less the filled ones this annotator started;
+    done = the traces this annotator submitted. Both counts are read in the same query (the
+    instance may have been loaded before they changed).
     """
     db = connections[router.db_for_read(Annotation)]
     sql = statement(db, _progress_sql)
@@ -609,19 +611,19 @@ def labelling_progress(*, user: UserLike, project: Project) -> Progress:
             sql,
             [
                 *(user.pk, project.pk, submitted),  # done
-                *(project.pk, submitted, user.pk, user.pk, project.pk, project.overlap),  # filled
+                *(user.pk, project.pk, submitted, project.overlap),  # filled and started by me
                 project.pk,
             ],
         )
-        n_done, n_filled, total = cursor.fetchone()
-    return Progress(done=n_done, assigned=total - n_filled)
+        n_done, n_mine_filled, filled, total = cursor.fetchone()
+    return Progress(done=n_done, assigned=total - (filled - n_mine_filled))
 
 
 def _progress_sql(db: Any) -> str:
-    """labelling_progress's statement, written out (the ORM compiled its two subqueries on every
-    trace page, issue 16): this user's submitted annotations of the project; the project's
-    traces that others' submissions filled (at least `overlap`) and this user never started;
-    the project's trace count."""
+    """labelling_progress's statement, written out (the ORM compiled its subqueries on every
+    trace page, issue 16): this user's submitted annotations of the project; the traces of the
+    project this user started that hold at least `overlap` submissions (each counted through the
+    annotations' trace index); the project's kept filled and trace counts."""
     a, t = table(db, Annotation), table(db, Trace)
     trace_of_a = f"JOIN {t} t ON t.{column(db, Trace, 'id')} = a.{column(db, Annotation, 'trace')}"
     of_project = f"t.{column(db, Trace, 'project')} = %s"
@@ -630,13 +632,11 @@ def _progress_sql(db: Any) -> str:
     return (
         f"SELECT (SELECT COUNT(*) FROM {a} a {trace_of_a} "
         f"WHERE a.{annotator} = %s AND {of_project} AND a.{status} = %s), "
-        f"(SELECT COUNT(*) FROM (SELECT a.{trace_id} FROM {a} a {trace_of_a} "
-        f"WHERE {of_project} AND a.{status} = %s AND a.{annotator} <> %s "
-        f"AND a.{trace_id} NOT IN (SELECT a.{trace_id} FROM {a} a {trace_of_a} "
-        f"WHERE a.{annotator} = %s AND {of_project}) "
-        f"GROUP BY a.{trace_id} HAVING COUNT(*) >= %s) filled), "
-        f"(SELECT {column(db, Project, 'trace_count')} FROM {table(db, Project)} "
-        f"WHERE {column(db, Project, 'id')} = %s)"
+        f"(SELECT COUNT(*) FROM {a} a {trace_of_a} WHERE a.{annotator} = %s AND {of_project} "
+        f"AND (SELECT COUNT(*) FROM {a} b WHERE b.{trace_id} = a.{trace_id} "
+        f"AND b.{status} = %s) >= %s), "
+        f"p.{column(db, Project, 'filled_count')}, p.{column(db, Project, 'trace_count')} "
+        f"FROM {table(db, Project)} p WHERE p.{column(db, Project, 'id')} = %s"
     )
 
 

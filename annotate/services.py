@@ -9,7 +9,7 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import F
+from django.db.models import Count, F
 from django.utils import timezone
 
 from . import receivers, signals
@@ -101,10 +101,14 @@ def project_update(*, project: Project, **fields: Any) -> Project:
             fields["image_hosts"] = image_hosts_clean(fields["image_hosts"])
         except ValueError as err:
             raise ValidationError({"image_hosts": str(err)}) from None
+    overlap_before = project.overlap
     for name, value in fields.items():
         setattr(project, name, value)
     project.full_clean()
-    project.save()
+    with transaction.atomic():
+        project.save()
+        if project.overlap != overlap_before:
+            project_filled_recount(project_id=project.pk)
     return project
 
 
@@ -185,11 +189,31 @@ def traces_delete(*, trace_ids: Sequence[int]) -> int:
                     Project.objects.filter(pk=project_id).update(
                         trace_count=F("trace_count") - removed
                     )
+                    project_filled_recount(project_id=project_id)
                 deleted += removed
         finally:
             receivers.counting_traces_in_bulk.reset(token)
         Problem.objects.filter(pk__in=problem_ids, traces__isnull=True).delete()
     return deleted
+
+
+def project_filled_recount(*, project_id: int) -> None:
+    """Count again the project's kept `filled_count` (its traces with at least `overlap`
+    submitted annotations): after writes that add or remove submissions in bulk or change the
+    overlap (imports, deletions, project_update). A submission keeps it itself
+    (annotation_submit)."""
+    overlap = Project.objects.filter(pk=project_id).values_list("overlap", flat=True).first()
+    if overlap is None:
+        return
+    filled = (
+        Annotation.objects.filter(trace__project_id=project_id, status=AnnotationStatus.SUBMITTED)
+        .order_by()
+        .values("trace_id")
+        .annotate(n=Count("pk"))
+        .filter(n__gte=overlap)
+        .count()
+    )
+    Project.objects.filter(pk=project_id).update(filled_count=filled)
 
 
 def annotation_start(*, user: User, trace: Trace) -> Annotation:
@@ -1025,8 +1049,12 @@ def annotation_submit(*, user: User, trace: Trace, finish_reason: str | None = N
     """
     step_count = trace.steps.count()
     with transaction.atomic():
+        # The trace's row lock: its submissions are counted one after another, so the one that
+        # fills the trace (reaches the overlap) is known to exactly one of them.
+        list(Trace.objects.select_for_update().filter(pk=trace.pk).values_list("pk", flat=True))
         annotation = annotation_start(user=user, trace=trace)
         annotation = Annotation.objects.select_for_update().get(pk=annotation.pk)
+        newly_submitted = annotation.status != AnnotationStatus.SUBMITTED
         if not finish_reason:
             finish_reason = _infer_finish_reason(annotation=annotation, step_count=step_count)
         if finish_reason not in FinishReason.values:
@@ -1053,6 +1081,13 @@ def annotation_submit(*, user: User, trace: Trace, finish_reason: str | None = N
         annotation.save(
             update_fields=["finish_reason", "status", "submitted_at", "revealed_at", "updated_at"]
         )
+        if newly_submitted:
+            overlap = Project.objects.filter(pk=trace.project_id).values_list("overlap", flat=True)
+            submissions = Annotation.objects.filter(trace=trace, status=AnnotationStatus.SUBMITTED)
+            if submissions.count() == overlap.get():  # this one fills the trace
+                Project.objects.filter(pk=trace.project_id).update(
+                    filled_count=F("filled_count") + 1
+                )
         if not annotation.imported:
             signals.annotation_submitted.send(sender=Annotation, user=user, trace=trace)
     return annotation

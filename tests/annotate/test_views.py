@@ -573,6 +573,72 @@ def test_labelling_progress_counts_what_each_annotator_owes(overlap: int) -> Non
         assert (progress.done, progress.assigned) == (done, done + owed)
 
 
+def _progress_by_hand(user, project):  # type: ignore[no-untyped-def]
+    """(done, assigned) counted trace by trace, as test_labelling_progress_... defines them."""
+    from annotate.models import Annotation, AnnotationStatus, Trace
+
+    done = owed = 0
+    for t in Trace.objects.filter(project=project):
+        mine = Annotation.objects.filter(trace=t, annotator=user)
+        if mine.filter(status=AnnotationStatus.SUBMITTED).exists():
+            done += 1
+            continue
+        others = Annotation.objects.filter(trace=t, status=AnnotationStatus.SUBMITTED).exclude(
+            annotator=user
+        )
+        if mine.exists() or others.count() < project.overlap:
+            owed += 1
+    return done, done + owed
+
+
+def test_labelling_progress_stays_right_through_imports_deletions_and_overlap_changes() -> None:
+    """The progress reads the project's kept count of filled traces (issue 16: grouping every
+    submitted annotation of the project on each page grew with the project's progress); every
+    write that fills or empties a trace keeps it: submits (one past the overlap too), an import
+    of submitted passes (PRM800K), a trace's deletion one at a time and in bulk, an overlap
+    change, a user's deletion. After each, every annotator's progress is the count by hand."""
+    from annotate import imports, selectors
+    from annotate.models import Project
+
+    users = [make_user() for _ in range(4)]
+    project = make_project(members={u: "annotator" for u in users}, overlap=2)
+    traces = [make_trace(project) for _ in range(6)]
+
+    def check() -> None:
+        fresh = Project.objects.get(pk=project.pk)
+        for user in users:
+            progress = selectors.labelling_progress(user=user, project=fresh)
+            assert (progress.done, progress.assigned) == _progress_by_hand(user, fresh), user
+
+    for who in users[:3]:  # trace 0 filled, then one submission past the overlap
+        services.annotation_submit(user=who, trace=traces[0], finish_reason="give_up")
+        check()
+    for who in users[1:3]:
+        services.annotation_submit(user=who, trace=traces[1], finish_reason="give_up")
+    services.annotation_submit(user=users[0], trace=traces[1], finish_reason="give_up")
+    services.annotation_submit(user=users[0], trace=traces[1], finish_reason="give_up")  # revised
+    services.label_set(user=users[3], step=traces[2].steps.first(), value=1)
+    services.annotation_submit(user=users[1], trace=traces[2], finish_reason="give_up")
+    check()
+    # Two labelers' submitted passes over one solution: a trace filled by the import.
+    record = json.loads((REPO_ROOT / "data/prm800k_sample.jsonl").read_text().splitlines()[0])
+    lines = [json.dumps({**record, "labeler": who}) for who in ("lab-a", "lab-b")]
+    imports.traces_import(
+        project=project, stream=io.BytesIO("\n".join(lines).encode()), filename="p.jsonl",
+        format="prm800k",
+    )  # fmt: skip
+    assert Project.objects.get(pk=project.pk).trace_count == 7
+    check()
+    traces[1].delete()  # one at a time
+    check()
+    services.traces_delete(trace_ids=[traces[0].pk, traces[3].pk])
+    check()
+    services.project_update(project=Project.objects.get(pk=project.pk), overlap=1)
+    check()
+    users.pop(1).delete()
+    check()
+
+
 def test_trace_page_offers_skip_with_a_reason(client):
     from review.models import Assignment, AssignmentStatus, SkipReason
 

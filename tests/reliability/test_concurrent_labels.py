@@ -316,3 +316,30 @@ def test_first_labels_takes_submits_skips_and_refreshes_at_once_keep_every_slot_
         assert TracePriority.objects.get(trace=trace).open_slots == max(0, 2 - len(live)), live
         queues.priorities_refresh(project=project, trace_ids=[trace.pk])  # the count from scratch
         assert TracePriority.objects.get(trace=trace).open_slots == max(0, 2 - len(live)), live
+
+
+def test_annotators_submitting_the_same_traces_at_once_count_each_filled_trace_once():
+    """The project's kept count of filled traces (at least `overlap` submissions, read by every
+    labelling page's progress) is kept by the submission that fills a trace, under the trace's
+    row lock: ten traces, five annotators each submitting all of them at once (overlap 2), and
+    every trace is counted once."""
+    from annotate import services
+    from annotate.models import Project
+
+    users = [make_user() for _ in range(5)]
+    project = make_project(members={u: "annotator" for u in users}, overlap=2)
+    traces = [make_trace(project) for _ in range(10)]
+    for trace in traces:  # every pass started first, so the submits race on nothing else
+        for user in users:
+            services.label_set(user=user, step=trace.steps.first(), value=1)
+
+    def submit(user, trace) -> Callable[[], int]:  # type: ignore[no-untyped-def]
+        def job() -> int:
+            services.annotation_submit(user=user, trace=trace, finish_reason="give_up")
+            return 200
+
+        return job
+
+    jobs = [submit(u, t) for t in traces for u in users]
+    assert _run_at_once(jobs) == [200] * len(jobs)
+    assert Project.objects.get(pk=project.pk).filled_count == 10

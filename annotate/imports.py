@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from config.celery import task_send_on_commit
 
-from . import bundles, rendered, services, signals
+from . import bundles, counts, rendered, services, signals
 from .formats import PARSERS, ROW_GROUPERS
 from .formats.base import (
     FormatError,
@@ -199,7 +199,7 @@ def traces_import(
                     trace_count=F("trace_count") + result["traces"]
                 )
             if result.get("annotations"):  # submitted passes (PRM800K) may fill traces
-                services.project_filled_recount(project_id=project.pk)
+                counts.project_filled_recount(project_id=project.pk)
             vendor = connections[router.db_for_write(Trace)].vendor
             if vendor == "postgresql" and result["steps"] >= ANALYZE_AFTER_STEPS:
                 transaction.on_commit(_analyze_corpus_tables)

@@ -10,7 +10,7 @@ from django.db.models import F
 from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 from django.dispatch import receiver
 
-from . import tokens
+from . import counts, tokens
 from .models import Annotation, AnnotationStatus, Project, Trace
 
 # Set by writes that keep Project.trace_count themselves, one UPDATE for many traces
@@ -42,9 +42,7 @@ def _count_deleted_trace(sender: Any, instance: Trace, origin: Any = None, **_: 
     if counting_traces_in_bulk.get() or isinstance(origin, Project):
         return
     Project.objects.filter(pk=instance.project_id).update(trace_count=F("trace_count") - 1)
-    from .services import project_filled_recount  # services imports this module
-
-    project_filled_recount(project_id=instance.project_id)  # its submissions went with it
+    counts.project_filled_recount(project_id=instance.project_id)  # its submissions went with it
 
 
 @receiver(pre_delete, sender=settings.AUTH_USER_MODEL, dispatch_uid="steplens-filled-user-1")
@@ -60,7 +58,5 @@ def _note_users_filled_projects(sender: Any, instance: Any, **_: Any) -> None:
 
 @receiver(post_delete, sender=settings.AUTH_USER_MODEL, dispatch_uid="steplens-filled-user-2")
 def _recount_users_filled_projects(sender: Any, instance: Any, **_: Any) -> None:
-    from .services import project_filled_recount
-
     for project_id in sorted(getattr(instance, "_steplens_submitted_in", ())):
-        project_filled_recount(project_id=project_id)
+        counts.project_filled_recount(project_id=project_id)

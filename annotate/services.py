@@ -9,10 +9,10 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connections, router, transaction
-from django.db.models import Count, F
+from django.db.models import F
 from django.utils import timezone
 
-from . import receivers, signals
+from . import counts, receivers, signals
 from .hotkeys import hotkeys_clean
 from .images import image_hosts_clean
 from .models import (
@@ -108,7 +108,7 @@ def project_update(*, project: Project, **fields: Any) -> Project:
     with transaction.atomic():
         project.save()
         if project.overlap != overlap_before:
-            project_filled_recount(project_id=project.pk)
+            counts.project_filled_recount(project_id=project.pk)
     return project
 
 
@@ -189,31 +189,12 @@ def traces_delete(*, trace_ids: Sequence[int]) -> int:
                     Project.objects.filter(pk=project_id).update(
                         trace_count=F("trace_count") - removed
                     )
-                    project_filled_recount(project_id=project_id)
+                    counts.project_filled_recount(project_id=project_id)
                 deleted += removed
         finally:
             receivers.counting_traces_in_bulk.reset(token)
         Problem.objects.filter(pk__in=problem_ids, traces__isnull=True).delete()
     return deleted
-
-
-def project_filled_recount(*, project_id: int) -> None:
-    """Count again the project's kept `filled_count` (its traces with at least `overlap`
-    submitted annotations): after writes that add or remove submissions in bulk or change the
-    overlap (imports, deletions, project_update). A submission keeps it itself
-    (annotation_submit)."""
-    overlap = Project.objects.filter(pk=project_id).values_list("overlap", flat=True).first()
-    if overlap is None:
-        return
-    filled = (
-        Annotation.objects.filter(trace__project_id=project_id, status=AnnotationStatus.SUBMITTED)
-        .order_by()
-        .values("trace_id")
-        .annotate(n=Count("pk"))
-        .filter(n__gte=overlap)
-        .count()
-    )
-    Project.objects.filter(pk=project_id).update(filled_count=filled)
 
 
 def annotation_start(*, user: User, trace: Trace) -> Annotation:

@@ -121,9 +121,7 @@ def test_fifty_tabs_sending_later_changes_at_once_keep_every_label_and_change_nu
     assert statuses == [200] * THREADS
     annotation = Annotation.objects.get(trace=trace, annotator=user)
     assert annotation.client_seqs == {f"tab{i}": 2 for i in range(THREADS)}
-    saved = dict(
-        StepLabel.objects.filter(annotation=annotation).values_list("step__index", "note")
-    )
+    saved = dict(StepLabel.objects.filter(annotation=annotation).values_list("step__index", "note"))
     assert saved == {i: f"n{i}" for i in range(THREADS)}
     assert set(StepLabel.objects.filter(annotation=annotation).values_list("value", flat=True)) == {
         -1

@@ -16,3 +16,4 @@ class AnnotateConfig(AppConfig):
             receivers,  # noqa: F401
             tasks,  # noqa: F401
         )
+

@@ -65,7 +65,9 @@ def parse_record(record: Any, *, subset: str = "") -> ParsedTrace:
         problem=ParsedProblem(
             text=question, reference_answer=ground_truth if isinstance(ground_truth, str) else ""
         ),
-        steps=[ParsedStep(text=text, gold=-1 if i in wrong else 1) for i, text in enumerate(steps)],
+        steps=[
+            ParsedStep(text=text, gold=-1 if i in wrong else 1) for i, text in enumerate(steps)
+        ],
         subset=subset or classification,
         metadata={
             SOURCE: {
@@ -76,9 +78,7 @@ def parse_record(record: Any, *, subset: str = "") -> ParsedTrace:
     )
 
 
-def record_from_trace(
-    *, problem: str, steps: list[str], metadata: dict[str, Any]
-) -> dict[str, Any]:
+def record_from_trace(*, problem: str, steps: list[str], metadata: dict[str, Any]) -> dict[str, Any]:
     """The record a trace was imported from, field for field and in the same key order."""
     kept = metadata[SOURCE]
     values = {**kept["record"], "modified_question": problem, "modified_process": steps}

@@ -43,16 +43,12 @@ def parse_record(record: Any, *, subset: str = "") -> ParsedTrace:
         )
     for i, value in enumerate(labels):
         if not isinstance(value, bool):
-            raise FormatError(
-                f"expected true or false, got {type_name(value)}", field=f"labels[{i}]"
-            )
+            raise FormatError(f"expected true or false, got {type_name(value)}", field=f"labels[{i}]")
     record_id = rec.get("id")
     if record_id is None:
         external_id, content_id = sha256_of(prompt, *completions), True
     elif isinstance(record_id, bool) or not isinstance(record_id, str | int):
-        raise FormatError(
-            f"expected a string or an integer, got {type_name(record_id)}", field="id"
-        )
+        raise FormatError(f"expected a string or an integer, got {type_name(record_id)}", field="id")
     else:
         external_id, content_id = str(record_id), False
         if not external_id.strip() or len(external_id) > 200:

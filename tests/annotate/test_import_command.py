@@ -49,9 +49,7 @@ def test_several_files_and_a_subset() -> None:
 
 def test_prm800k_file_with_annotations() -> None:
     out = run(str(DATA / "prm800k_sample.jsonl"), "--format", "prm800k", "--project", "p8")
-    assert out.splitlines()[-1].endswith(
-        "141 steps, 0 gold labels, 6 new problems, 0 shared, 8 annotations"
-    )
+    assert out.splitlines()[-1].endswith("141 steps, 0 gold labels, 6 new problems, 0 shared, 8 annotations")
 
 
 def test_a_malformed_file_exits_non_zero_and_writes_nothing(tmp_path: Path) -> None:

@@ -53,7 +53,7 @@ class Project(models.Model):
     trace_count = models.PositiveIntegerField(default=0, editable=False)
     # How many of its traces hold at least `overlap` submitted annotations ("filled"), kept the
     # same way (services.annotation_submit adds the trace its submission fills, under the trace's
-    # row lock; imports, traces_delete, an overlap change and deletions count again: services.
+    # row lock; imports, traces_delete, an overlap change and deletions count again: counts.
     # project_filled_recount): the progress on every labelling page reads it instead of grouping
     # every submitted annotation of the project (which grew with the project's progress).
     filled_count = models.PositiveIntegerField(default=0, editable=False)

@@ -638,6 +638,11 @@ def _check_source(source: Any, where: str) -> str:
     return str(source)
 
 
+def _is_seq(seq: Any) -> bool:
+    """A change number: a positive integer (not a bool)."""
+    return isinstance(seq, int) and not isinstance(seq, bool) and seq >= 1
+
+
 def _step_at(by_index: dict[int, Step], index: Any, where: str) -> Step:
     valid = isinstance(index, int) and not isinstance(index, bool)
     step = by_index.get(index) if valid else None
@@ -684,7 +689,7 @@ def _one_label_change(
     if not isinstance(change, dict) or change.get("op") != "label":
         return None
     seq = change.get("seq")
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+    if not _is_seq(seq):
         return None
     rows = getattr(trace, "step_rows", None)  # (id, index) of every step, read with the trace
     if rows is None:
@@ -769,7 +774,7 @@ def label_changes_apply(
             if not isinstance(change, dict):
                 raise ValidationError({"changes": f"{where}: an object."})
             seq = change.get("seq")
-            if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+            if not _is_seq(seq):
                 raise ValidationError({"changes": f"{where}: seq must be a positive integer."})
             if seq <= last:
                 skipped.append(seq)
@@ -894,17 +899,13 @@ def _label_upsert_and_seqs(
     upsert, params = _label_upsert_sql(
         db, annotation_id=annotation_id, step=step, at=None, fields=fields, now=now
     )
-    returned = ", ".join(f"up.{column(db, StepLabel, name)}" for name in _LABEL_RETURNED)
-    label_step = column(db, StepLabel, "step")
-    label_value = column(db, StepLabel, "value")
     annotation = table(db, Annotation)
     sql = (
         f"WITH up AS ({upsert}) "
         f"UPDATE {annotation} SET {column(db, Annotation, 'client_seqs')} = %s, "
         f"{column(db, Annotation, 'updated_at')} = %s FROM up "
         f"WHERE {annotation}.{column(db, Annotation, 'id')} = %s "
-        f"RETURNING {returned}, ({_labelled_count_sql(db)} AND {label_step} <> up.{label_step}) "
-        f"+ (CASE WHEN up.{label_value} IS NULL THEN 0 ELSE 1 END)"
+        f"RETURNING {_upserted_and_labelled_sql(db)}"
     )
     field = Annotation._meta.get_field("client_seqs")
     params += [
@@ -949,9 +950,6 @@ def _label_upsert_guarded(
         annotation_from="g",
     )
     seqs = column(db, Annotation, "client_seqs")
-    label_step = column(db, StepLabel, "step")
-    label_value = column(db, StepLabel, "value")
-    returned = ", ".join(f"up.{column(db, StepLabel, name)}" for name in _LABEL_RETURNED)
     sql = (
         f"WITH g AS (UPDATE {table(db, Annotation)} SET {seqs} = jsonb_set(COALESCE({seqs}, "
         f"'{{}}'::jsonb), ARRAY[%s]::text[], to_jsonb(%s::bigint)), "
@@ -960,8 +958,7 @@ def _label_upsert_guarded(
         f"AND COALESCE(({seqs} ->> %s)::bigint, 0) < %s "
         f"RETURNING {column(db, Annotation, 'id')}), "
         f"up AS ({upsert}) "
-        f"SELECT {returned}, ({_labelled_count_sql(db)} AND {label_step} <> up.{label_step}) "
-        f"+ (CASE WHEN up.{label_value} IS NULL THEN 0 ELSE 1 END) FROM up"
+        f"SELECT {_upserted_and_labelled_sql(db)} FROM up"
     )
     params = [
         client,
@@ -981,6 +978,19 @@ def _label_upsert_guarded(
         return None
     label = _label_from_row(found[:-1], annotation_id=annotation_id, step=step, now=now)
     return label, int(found[-1])
+
+
+def _upserted_and_labelled_sql(db: Any) -> str:
+    """The columns of the label a WITH query `up` upserted (`_LABEL_RETURNED`), then the count
+    of the annotation's steps with a value after it (one parameter: the annotation's id). The
+    count's subquery sees the labels as they were before the statement, so it counts the other
+    steps' values and adds this one's."""
+    returned = ", ".join(f"up.{column(db, StepLabel, name)}" for name in _LABEL_RETURNED)
+    label_step, label_value = column(db, StepLabel, "step"), column(db, StepLabel, "value")
+    return (
+        f"{returned}, ({_labelled_count_sql(db)} AND {label_step} <> up.{label_step}) "
+        f"+ (CASE WHEN up.{label_value} IS NULL THEN 0 ELSE 1 END)"
+    )
 
 
 def _client_seqs_sql(db: Any) -> str:

@@ -220,6 +220,34 @@ class Annotation(models.Model):
         return f"{self.annotator} on {self.trace_id} ({self.status})"
 
 
+class AnnotatorProgress(models.Model):
+    """An annotator's submitted passes in a project, counted as they happen, so that the progress
+    on every labelling page reads one row instead of all of the annotator's annotations (which
+    grew with their work: 75 ms at 10,000 passes).
+
+    `done`: their submitted annotations of the project; `done_filled`: those of them whose trace
+    holds at least the project's `overlap` submissions. Kept by services.annotation_submit under
+    the project's row lock (which orders every write of these rows); counted again with the
+    project's filled_count after bulk writes (counts.project_filled_recount)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    done = models.PositiveIntegerField(default=0)
+    done_filled = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "annotator"], name="annotatorprogress_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.annotator} in {self.project}: {self.done} done"
+
+
 class LabelSource(models.TextChoices):
     """Who chose a step's value: PRM teams tell a propagated +1 from a judged one."""
 

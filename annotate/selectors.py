@@ -18,6 +18,7 @@ from .hotkeys import hotkeys_for
 from .models import (
     Annotation,
     AnnotationStatus,
+    AnnotatorProgress,
     GoldLabel,
     Membership,
     Problem,
@@ -593,50 +594,56 @@ def project_import_target(*, user: UserLike, slug: str) -> Project | None:
 
 
 def labelling_progress(*, user: UserLike, project: Project) -> Progress:
-    """An annotator's progress in a project, counted from this annotator's (few) annotation rows
-    and the project's kept counts, in one query: nothing in it grows with the project's traces
-    or with the other annotators' submissions (issue 16).
+    """An annotator's progress in a project, read from kept counts in one query: nothing in it
+    grows with the project's traces, the other annotators' submissions (issue 16) or this
+    annotator's own (AnnotatorProgress).
 
     assigned = all traces (the kept trace_count), less those the overlap has filled with others'
     submissions and that this annotator never started: the project's filled traces (the kept
-    filled_count: at least `overlap` submissions) less the filled ones this annotator started;
-    done = the traces this annotator submitted. Both counts are read in the same query (the
-    instance may have been loaded before they changed).
+    filled_count: at least `overlap` submissions) less the filled ones this annotator started,
+    which are their submitted passes on filled traces (the kept done_filled) and their passes
+    in progress on filled traces (counted here: a few rows, through the annotator's status
+    index); done = the traces this annotator submitted (the kept done). All read in the same
+    query (the instance may have been loaded before they changed).
     """
     db = connections[router.db_for_read(Annotation)]
     sql = statement(db, _progress_sql)
-    submitted = str(AnnotationStatus.SUBMITTED)
     with db.cursor() as cursor:
         cursor.execute(
             sql,
             [
-                *(user.pk, project.pk, submitted),  # done
-                *(user.pk, project.pk, submitted, project.overlap),  # filled and started by me
-                project.pk,
+                *(user.pk, str(AnnotationStatus.IN_PROGRESS), str(AnnotationStatus.SUBMITTED)),
+                *(user.pk, project.pk),
             ],
         )
-        n_done, n_mine_filled, filled, total = cursor.fetchone()
-    return Progress(done=n_done, assigned=total - (filled - n_mine_filled))
+        n_done, n_done_filled, n_started_filled, filled, total = cursor.fetchone()
+    return Progress(done=n_done, assigned=total - (filled - n_done_filled - n_started_filled))
 
 
 def _progress_sql(db: Any) -> str:
     """labelling_progress's statement, written out (the ORM compiled its subqueries on every
-    trace page, issue 16): this user's submitted annotations of the project; the traces of the
-    project this user started that hold at least `overlap` submissions (each counted through the
-    annotations' trace index); the project's kept filled and trace counts."""
-    a, t = table(db, Annotation), table(db, Trace)
-    trace_of_a = f"JOIN {t} t ON t.{column(db, Trace, 'id')} = a.{column(db, Annotation, 'trace')}"
-    of_project = f"t.{column(db, Trace, 'project')} = %s"
+    trace page, issue 16): the annotator's kept progress row in the project (none before their
+    first submission); their passes in progress on the project's traces that hold at least
+    `overlap` submissions (each counted through the annotations' trace index); the project's
+    kept filled and trace counts."""
+    a, t, p = table(db, Annotation), table(db, Trace), table(db, Project)
+    c = table(db, AnnotatorProgress)
     annotator, status = column(db, Annotation, "annotator"), column(db, Annotation, "status")
     trace_id = column(db, Annotation, "trace")
+    started_filled = (
+        f"(SELECT COUNT(*) FROM {a} a JOIN {t} t ON t.{column(db, Trace, 'id')} = a.{trace_id} "
+        f"WHERE a.{annotator} = %s AND a.{status} = %s "
+        f"AND t.{column(db, Trace, 'project')} = p.{column(db, Project, 'id')} "
+        f"AND (SELECT COUNT(*) FROM {a} b WHERE b.{trace_id} = a.{trace_id} AND b.{status} = %s) "
+        f">= p.{column(db, Project, 'overlap')})"
+    )
     return (
-        f"SELECT (SELECT COUNT(*) FROM {a} a {trace_of_a} "
-        f"WHERE a.{annotator} = %s AND {of_project} AND a.{status} = %s), "
-        f"(SELECT COUNT(*) FROM {a} a {trace_of_a} WHERE a.{annotator} = %s AND {of_project} "
-        f"AND (SELECT COUNT(*) FROM {a} b WHERE b.{trace_id} = a.{trace_id} "
-        f"AND b.{status} = %s) >= %s), "
+        f"SELECT COALESCE(c.{column(db, AnnotatorProgress, 'done')}, 0), "
+        f"COALESCE(c.{column(db, AnnotatorProgress, 'done_filled')}, 0), {started_filled}, "
         f"p.{column(db, Project, 'filled_count')}, p.{column(db, Project, 'trace_count')} "
-        f"FROM {table(db, Project)} p WHERE p.{column(db, Project, 'id')} = %s"
+        f"FROM {p} p LEFT JOIN {c} c ON c.{column(db, AnnotatorProgress, 'project')} = "
+        f"p.{column(db, Project, 'id')} AND c.{column(db, AnnotatorProgress, 'annotator')} = %s "
+        f"WHERE p.{column(db, Project, 'id')} = %s"
     )
 
 

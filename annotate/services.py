@@ -1072,13 +1072,10 @@ def annotation_submit(*, user: User, trace: Trace, finish_reason: str | None = N
         annotation.save(
             update_fields=["finish_reason", "status", "submitted_at", "revealed_at", "updated_at"]
         )
-        if newly_submitted:
-            overlap = Project.objects.filter(pk=trace.project_id).values_list("overlap", flat=True)
-            submissions = Annotation.objects.filter(trace=trace, status=AnnotationStatus.SUBMITTED)
-            if submissions.count() == overlap.get():  # this one fills the trace
-                Project.objects.filter(pk=trace.project_id).update(
-                    filled_count=F("filled_count") + 1
-                )
+        if newly_submitted:  # the project's filled count and the annotators' progress
+            counts.submission_counted(
+                project_id=trace.project_id, trace_id=trace.pk, annotator_id=user.pk
+            )
         if not annotation.imported:
             signals.annotation_submitted.send(sender=Annotation, user=user, trace=trace)
     return annotation

@@ -150,3 +150,36 @@ def test_a_database_from_before_the_split_migrates_with_every_row_kept() -> None
     assert ExportSnapshot.objects.order_by("pk").first().filters["field"] == "filters"
     assert ContentType.objects.filter(app_label="snapshots", model="exportsnapshot").exists()
     assert not ContentType.objects.filter(app_label="annotate", model="assignment").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_annotators_progress_is_counted_from_the_passes_already_submitted() -> None:
+    """annotate 0018 counts each annotator's kept progress (AnnotatorProgress) from the data it
+    finds: submitted passes per project, and those on traces filled to the project's overlap."""
+    executor = MigrationExecutor(connection)
+    executor.migrate([("annotate", "0017_project_filled_count")])
+    old = executor.loader.project_state([("annotate", "0017_project_filled_count")]).apps
+    User = old.get_model("auth", "User")
+    Project, Problem = old.get_model("annotate", "Project"), old.get_model("annotate", "Problem")
+    Trace, Annotation = old.get_model("annotate", "Trace"), old.get_model("annotate", "Annotation")
+    ann, bob = User.objects.create(username="ann"), User.objects.create(username="bob")
+    pair, solo = Project.objects.create(slug="pair", overlap=2), Project.objects.create(slug="solo")
+    problem = Problem.objects.create(project=pair, text="1+1?", content_sha256="x" * 64)
+    both, ann_only, started = (
+        Trace.objects.create(project=pair, problem=problem, external_id=name) for name in "abc"
+    )
+    problem = Problem.objects.create(project=solo, text="1+1?", content_sha256="x" * 64)
+    other = Trace.objects.create(project=solo, problem=problem)
+    for user, trace in ((ann, both), (bob, both), (ann, ann_only), (bob, other)):
+        Annotation.objects.create(annotator=user, trace=trace, status="submitted")
+    Annotation.objects.create(annotator=bob, trace=started)  # in progress: not counted
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    from annotate.models import AnnotatorProgress
+
+    counted = {
+        (row.project.slug, row.annotator.username): (row.done, row.done_filled)
+        for row in AnnotatorProgress.objects.select_related("project", "annotator")
+    }
+    assert counted == {("pair", "ann"): (2, 1), ("pair", "bob"): (1, 1), ("solo", "bob"): (1, 1)}

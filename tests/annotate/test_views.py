@@ -593,8 +593,9 @@ def _progress_by_hand(user, project):  # type: ignore[no-untyped-def]
 
 def test_labelling_progress_stays_right_through_imports_deletions_and_overlap_changes() -> None:
     """The progress reads the project's kept count of filled traces (issue 16: grouping every
-    submitted annotation of the project on each page grew with the project's progress); every
-    write that fills or empties a trace keeps it: submits (one past the overlap too), an import
+    submitted annotation of the project on each page grew with the project's progress) and each
+    annotator's kept passes (reading all of them grew with the annotator's work); every write
+    that fills or empties a trace keeps them: submits (one past the overlap too), an import
     of submitted passes (PRM800K), a trace's deletion one at a time and in bulk, an overlap
     change, a user's deletion. After each, every annotator's progress is the count by hand."""
     from annotate import imports, selectors
@@ -613,6 +614,8 @@ def test_labelling_progress_stays_right_through_imports_deletions_and_overlap_ch
     for who in users[:3]:  # trace 0 filled, then one submission past the overlap
         services.annotation_submit(user=who, trace=traces[0], finish_reason="give_up")
         check()
+    services.label_set(user=users[3], step=traces[0].steps.first(), value=-1)  # started, filled
+    check()
     for who in users[1:3]:
         services.annotation_submit(user=who, trace=traces[1], finish_reason="give_up")
     services.annotation_submit(user=users[0], trace=traces[1], finish_reason="give_up")

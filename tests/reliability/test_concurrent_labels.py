@@ -319,17 +319,26 @@ def test_first_labels_takes_submits_skips_and_refreshes_at_once_keep_every_slot_
 def test_annotators_submitting_the_same_traces_at_once_count_each_filled_trace_once():
     """The project's kept count of filled traces (at least `overlap` submissions, read by every
     labelling page's progress) is kept by the submission that fills a trace, under the trace's
-    row lock: ten traces, five annotators each submitting all of them at once (overlap 2), and
-    every trace is counted once."""
+    row lock, and so are each annotator's kept passes (done, and done on filled traces: the
+    filling submission adds to every submitter of the trace, under the project's row lock).
+    Ten traces, five annotators submitting at once (overlap 4): traces 0-4 get four submitters
+    (filled), 5-9 three (not filled); every submit succeeds (no deadlock between the fan-outs),
+    each trace is counted once and every annotator's counts are the count by hand."""
     from annotate import services
-    from annotate.models import Project
+    from annotate.models import AnnotatorProgress, Project
 
     users = [make_user() for _ in range(5)]
-    project = make_project(members={u: "annotator" for u in users}, overlap=2)
+    project = make_project(members={u: "annotator" for u in users}, overlap=4)
     traces = [make_trace(project) for _ in range(10)]
-    for trace in traces:  # every pass started first, so the submits race on nothing else
-        for user in users:
-            services.label_set(user=user, step=trace.steps.first(), value=1)
+
+    def submits(t: int, i: int) -> bool:
+        return (t + i) % 5 not in ({0} if t < 5 else {0, 1})
+
+    # Every pass started first, so the submits race on nothing else.
+    for t, trace in enumerate(traces):
+        for i, user in enumerate(users):
+            if submits(t, i):
+                services.label_set(user=user, step=trace.steps.first(), value=1)
 
     def submit(user, trace) -> Callable[[], int]:  # type: ignore[no-untyped-def]
         def job() -> int:
@@ -338,6 +347,20 @@ def test_annotators_submitting_the_same_traces_at_once_count_each_filled_trace_o
 
         return job
 
-    jobs = [submit(u, t) for t in traces for u in users]
+    jobs = [
+        submit(u, tr) for t, tr in enumerate(traces) for i, u in enumerate(users) if submits(t, i)
+    ]
     assert _run_at_once(jobs) == [200] * len(jobs)
-    assert Project.objects.get(pk=project.pk).filled_count == 10
+    assert Project.objects.get(pk=project.pk).filled_count == 5
+    kept = {
+        row.annotator_id: (row.done, row.done_filled)
+        for row in AnnotatorProgress.objects.filter(project=project)
+    }
+    by_hand = {
+        u.pk: (
+            sum(submits(t, i) for t in range(10)),
+            sum(submits(t, i) for t in range(5)),
+        )
+        for i, u in enumerate(users)
+    }
+    assert kept == by_hand

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # The PostgreSQL run of the suite; CI sets REQUIRE_POSTGRES=1 so that an unreachable server fails it.
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/steplens
 
-.PHONY: demo test setup setup-dev lint clean
+.PHONY: demo test setup setup-dev lint clean gpu-wheels
 
 $(VENV)/.stamp-base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,15 @@ test: setup-dev
 
 lint: setup-dev
 	$(VENV)/bin/ruff check .
+
+# The packages the device tool's GPU machine lacks (Python 3.12, no registry), at the versions
+# installed here, as wheels in .whl/ for scripts/gpu_measurements.sh (carry=[".whl"]).
+GPU_WHEELS := trl datasets dill multiprocess transformers tokenizers
+gpu-wheels: setup-dev
+	rm -rf .whl && mkdir -p .whl
+	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+		-d .whl $$($(PY) -c 'import sys; from importlib.metadata import version; print(*(f"{n}=={version(n)}" for n in sys.argv[1:]))' $(GPU_WHEELS))
 
 clean:
 	rm -rf $(VENV) var staticfiles test-artifacts

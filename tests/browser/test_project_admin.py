@@ -124,6 +124,14 @@ def test_an_admin_runs_a_project_from_the_app(browser, live_server, artifacts) -
     assert 10 <= len(wanted) < 80
     assert page.locator('[data-testid="data-total"]').inner_text() == str(len(wanted))
     page.screenshot(path=str(artifacts / "data-browser.png"), full_page=True)
+    # The table stays inside the page's column (it overflowed it to the right at 1400 px).
+    table = page.locator('[data-testid="data-table"]').bounding_box()
+    column = page.locator('[data-testid="data-filter"]').bounding_box()
+    assert table and column
+    widths = page.eval_on_selector_all(
+        '[data-testid="data-table"] th', "cells => cells.map(c => [c.innerText, c.offsetWidth])"
+    )
+    assert table["x"] + table["width"] <= column["x"] + column["width"] + 1, (table, column, widths)
 
     # Assign the whole filter to ann1.
     bulk = page.locator('[data-testid="data-bulk"]')

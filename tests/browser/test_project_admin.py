@@ -2,7 +2,8 @@
 admin site), adds two annotators and a reviewer, imports real ProcessBench traces, attaches the
 tool scorer, scores all, filters the data browser to "PRM says wrong, no label yet", assigns that
 filter to an annotator, who then sees exactly those traces next. Leaves a screenshot of the data
-page in test-artifacts/data-browser.png."""
+page in test-artifacts/data-browser.png (and at phone width, data-browser-phone.png); then every
+page of the project at desktop, tablet and phone widths, none wider than its column."""
 
 from __future__ import annotations
 
@@ -23,6 +24,36 @@ from tests.factories import make_user
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SAMPLE = REPO_ROOT / "data" / "processbench_sample.jsonl"
+
+# A site admin's pages of a project (SLUG), and the site's own pages beside them.
+PROJECT_PAGES = (
+    "/",
+    "/import/",
+    "/account/tokens/",
+    "/p/SLUG/",
+    "/p/SLUG/settings/",
+    "/p/SLUG/annotator-view/",
+    "/p/SLUG/members/",
+    "/p/SLUG/data/",
+    "/p/SLUG/review/",
+    "/p/SLUG/agreement/",
+    "/scoring/audit/p/SLUG/",
+    "/scoring/audit/p/SLUG/queue/",
+    "/scoring/p/SLUG/scorers/",
+    "/p/SLUG/exports/",
+    "/p/SLUG/training/",
+)
+# The page's column (<main>) against what it holds, and the document against the window; a
+# descendant past <main>'s edge widens its scrollWidth unless it scrolls inside itself.
+OVERFLOW_JS = """() => {
+  const main = document.querySelector("main");
+  if (!main) return {main: 0, column: 0, wide: ["no <main>: " + document.title], page: 0, window: 0};
+  const wide = [...main.querySelectorAll("*")]
+    .filter(el => el.getBoundingClientRect().right > main.getBoundingClientRect().right + 1)
+    .slice(0, 3).map(el => el.tagName + "." + el.className);
+  return {main: main.scrollWidth, column: main.clientWidth, wide,
+          page: document.documentElement.scrollWidth, window: window.innerWidth};
+}"""
 
 
 def test_an_admin_runs_a_project_from_the_app(browser, live_server, artifacts) -> None:  # type: ignore[no-untyped-def]
@@ -140,6 +171,28 @@ def test_an_admin_runs_a_project_from_the_app(browser, live_server, artifacts) -
     bulk.locator('select[name="annotator"]').select_option("ann1")
     bulk.get_by_role("button", name="Apply").click()
     page.wait_for_selector(f"text=Assign to an annotator: {len(wanted)} of {len(wanted)} traces")
+
+    # Every page of the project, with its real data, at desktop, tablet and phone widths: nothing
+    # runs past the page's column or the window (a wide table scrolls inside itself).
+    first = project.traces.order_by("pk").first()
+    assert first is not None
+    overflowing = []
+    for width, height in ((1400, 1000), (1024, 768), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        for url in (*PROJECT_PAGES, f"/t/{first.pk}/", f"/review/t/{first.pk}/"):
+            response = page.goto(url.replace("SLUG", "gsm-audit"))
+            assert response is not None and response.ok, (url, response and response.status)
+            sizes = page.evaluate(OVERFLOW_JS)
+            if width == 390 and url == "/p/SLUG/data/":
+                page.screenshot(path=str(artifacts / "data-browser-phone.png"))
+            if (
+                not sizes["column"]
+                or sizes["main"] > sizes["column"] + 1
+                or sizes["page"] > sizes["window"] + 1
+            ):
+                overflowing.append((width, url, sizes))
+    (artifacts / "overflow.json").write_text(json.dumps(overflowing, indent=1))
+    assert not overflowing, overflowing
     context.close()
 
     # ann1's next traces are exactly those, in order.

@@ -185,16 +185,14 @@ def traces_import(
         )  # fmt: skip
         seekable.seek(start)
         with transaction.atomic():
-            # One import into a project at a time: a second one (the same file sent twice at
-            # once) waits here, then finds the first one's traces and adds nothing.
-            Project.objects.select_for_update().filter(pk=project.pk).first()
+            _import_lock(project)
             last_trace_id = Trace.objects.filter(project=project).aggregate(last=Max("pk"))["last"]
             result = _write_file(
                 project=project, stream=seekable, filename=filename, format=format,
                 subset=subset, index=index, progress=progress, resolve=resolve,
             )  # fmt: skip
             if result["traces"]:
-                # The project's kept count, in this transaction and under its row lock.
+                # The project's kept count, in this transaction (the row locked until it ends).
                 Project.objects.filter(pk=project.pk).update(
                     trace_count=F("trace_count") + result["traces"]
                 )
@@ -221,6 +219,25 @@ def traces_import(
         annotations_created=result["annotations"],
         gold_labels_created=result["gold"],
     )
+
+
+# pg_advisory_xact_lock's first key: what the lock is for (the second is the project's id).
+IMPORT_LOCK_CLASS = 0x53_4C_49  # "SLI": steplens import
+
+
+def _import_lock(project: Project) -> None:
+    """One import into a project at a time: a second one (the same file sent twice at once) waits
+    here, then finds the first one's traces and adds nothing. On PostgreSQL an advisory lock held
+    to the end of the import's transaction, not the project's row: an import writes for minutes,
+    and the row is what a submission counts its filled trace on, so annotators submitting in the
+    project meanwhile waited for the import's end. The import takes the row only at its end, for
+    its counts (trace_count; project_filled_recount). SQLite has one writer at a time anyway."""
+    db = connections[router.db_for_write(Trace)]
+    if db.vendor == "postgresql":
+        with db.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [IMPORT_LOCK_CLASS, project.pk])
+    else:
+        Project.objects.select_for_update().filter(pk=project.pk).first()
 
 
 # --- the first pass: check ---------------------------------------------------------------------

@@ -17,9 +17,9 @@ from django.core.management.base import CommandError
 pytest.importorskip("torch")
 pytest.importorskip("trl")
 
-from annotate.models import Project  # noqa: E402
-from scoring import services as scoring_services  # noqa: E402
-from scoring.models import RunStatus, Scorer, ScoreRun  # noqa: E402
+from annotate.models import Project, Trace  # noqa: E402
+from scoring import engine  # noqa: E402
+from scoring.models import RunQueue, RunStatus, Scorer, ScoreRun  # noqa: E402
 from snapshots.management.commands import demo_setup  # noqa: E402
 from snapshots.models import TrainingRun  # noqa: E402
 from tests.conftest import REPO_ROOT  # noqa: E402
@@ -34,8 +34,19 @@ def test_demo_setup_registers_the_shipped_prm_and_it_scores_the_demo_projects(
 ) -> None:
     settings.VAR_DIR = tmp_path
     out = StringIO()
-    call_command("demo_setup", stdout=out)
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        call_command("demo_setup", stdout=out)
     assert not TrainingRun.objects.exists()  # nothing trained at start-up
+    # Every demo trace is queued for both scorers on the bulk queue, for the worker that the demo
+    # starts next: the PRM audit and the data browser have scores without anyone opening a trace.
+    traces = Trace.objects.filter(project__slug__in=demo_setup.DEMO_PROJECTS).count()
+    queued = ScoreRun.objects.filter(status=RunStatus.QUEUED, queue=RunQueue.BULK)
+    assert traces == 88
+    assert sorted(queued.values_list("scorer__name", flat=True).distinct()) == [
+        demo_setup.DEMO_PRM,
+        "tool",
+    ]
+    assert queued.count() == 2 * traces and sent  # and their tasks sent once it commits
     scorer = Scorer.objects.get(name=demo_setup.DEMO_PRM)
     assert scorer.model_path == str(demo_setup.SHIPPED_PRM_DIR)
     assert (scorer.backend, scorer.params) == (CARD["backend"], CARD["scorer_params"])
@@ -45,13 +56,14 @@ def test_demo_setup_registers_the_shipped_prm_and_it_scores_the_demo_projects(
     assert "not a useful PRM" in out.getvalue()
 
     call_command("demo_setup", stdout=StringIO())  # twice: what exists is kept
+    assert ScoreRun.objects.count() == 2 * traces  # nothing queued twice
     assert Scorer.objects.filter(name=demo_setup.DEMO_PRM).get().version == scorer.version
 
-    # The annotator's page shows its scores: every step of a demo trace scored by the checkpoint.
+    # What the worker does with one of them: every step of a demo trace scored by the checkpoint.
     trace = Project.objects.get(slug="processbench-demo").traces.order_by("pk").first()
-    with django_capture_on_commit_callbacks(execute=True):
-        scoring_services.score_runs_enqueue(traces=[trace.pk], scorers=[scorer])
     run = ScoreRun.objects.get(trace=trace, scorer=scorer)
+    engine.score_and_write(run_ids=[run.pk], worker="test")
+    run.refresh_from_db()
     assert run.status == RunStatus.DONE, run.error
     scores = list(run.step_scores.order_by("step__index").values_list("score", flat=True))
     assert len(scores) == trace.steps.count() and all(0.0 <= s <= 1.0 for s in scores)

@@ -141,9 +141,24 @@ class Command(BaseCommand):
         self.stdout.write("Scorer 'tool' (sympy step checks, answer check) scores both projects.")
         if not options["no_prm"]:
             self._demo_prm(train=options["train_prm"], ship=options["ship"])
+        self._backfill()
         self.stdout.write("\nDemo accounts (username / password), also in var/demo_accounts.json:")
         for username, password in passwords.items():
             self.stdout.write(f"  {username:<11} {password}   ({DEMO_USERS[username]['role']})")
+
+    def _backfill(self) -> None:
+        """Queue every demo trace for each of the demo projects' scorers on the bulk queue ("Score
+        all"; runs that exist are left alone): the worker that `make demo` starts next scores them
+        in a few seconds, so the PRM audit, the data browser's score filters and Best-of-N have
+        scores before anyone opens a trace (an opened trace is scored at once, as always)."""
+        queued = 0
+        for project in Project.objects.filter(slug__in=DEMO_PROJECTS).order_by("slug"):
+            for scorer in Scorer.objects.filter(projects=project).order_by("name"):
+                queued += len(scoring_services.project_backfill(project=project, scorer=scorer))
+        if queued:
+            self.stdout.write(
+                f"{queued} score runs queued for the worker (both projects, every scorer)."
+            )
 
     def _accounts(self) -> dict[str, str]:
         """Random passwords made once per install and kept in var/ (never a password in the code)."""

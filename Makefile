@@ -38,7 +38,7 @@ lint: setup-dev
 
 # The packages the device tool's GPU machine lacks (Python 3.12, no registry), at the versions
 # installed here, as wheels in .whl/ for scripts/gpu_measurements.sh (carry=[".whl"]).
-GPU_WHEELS := trl datasets dill multiprocess transformers tokenizers
+GPU_WHEELS := trl datasets dill multiprocess transformers tokenizers regex
 gpu-wheels: setup-dev
 	rm -rf .whl && mkdir -p .whl
 	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \

@@ -7,7 +7,7 @@
 # On the device machine (the `device` tool's `run`), which has PyTorch, transformers and most of
 # what they need but not TRL or datasets, and reaches no registry:
 #   here, once:   make gpu-wheels            # steplens's versions of TRL, datasets, transformers...
-#                                            # as Python 3.12 wheels in .whl/ (ignored, ~18 MB)
+#                                            # as Python 3.12 wheels in .whl/ (ignored, ~19 MB)
 #   then:         run(command="bash scripts/gpu_measurements.sh", carry=[".whl"], timeout_s=600)
 # Nothing here needs Django, a database or a broker: only torch, transformers, TRL and the
 # engine's code (scoring/prm/).

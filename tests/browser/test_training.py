@@ -110,7 +110,10 @@ def test_admin_trains_audits_promotes_and_annotators_see_the_new_prm(
         # The new version's figures on the test split, beside the previous version's.
         table = page.locator("[data-testid=training-metrics]").inner_text()
         assert "loop-prm v2 (this run)" in table and "loop-prm v1 (previous)" in table
-        assert page.locator("svg[aria-label='Training loss by step']").count() == 1
+        loss = page.locator("svg[aria-label='Training loss by step']")
+        assert loss.count() == 1
+        box = loss.bounding_box()  # large enough to read (it was drawn 220 px wide, 6 px text)
+        assert box is not None and box["width"] >= 480, box
         page.screenshot(path=str(artifacts / "training.png"), full_page=True)
 
         # 4. Promote it; every trace gets scored by it (bulk queue).

@@ -12,20 +12,24 @@ from django.utils.safestring import SafeString, mark_safe
 from review.plots import W, frame, polyline
 
 
-def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    """About `n` round values (1, 2, 2.5 or 5 times a power of ten apart) covering [lo, hi]: the
-    first at or below `lo`, the last at or above `hi`.
+def nice_ticks(lo: float, hi: float, n: int = 5, *, whole: bool = False) -> list[float]:
+    """About `n` round values (1, 2, 2.5 or 5 times a power of ten apart; whole numbers only with
+    `whole`) covering [lo, hi]: the first at or below `lo`, the last at or above `hi`.
 
     >>> nice_ticks(1, 1236, 6)
     [0.0, 250.0, 500.0, 750.0, 1000.0, 1250.0]
     >>> nice_ticks(0.26, 0.88)
     [0.2, 0.4, 0.6, 0.8, 1.0]
+    >>> nice_ticks(1, 2, 6, whole=True)  # optimizer steps: never 1.2
+    [1.0, 2.0]
     """
     if hi <= lo:
         hi = lo + (abs(lo) or 1.0)
     raw = (hi - lo) / max(1, n - 1)
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw * 0.999)
+    if whole:
+        step = max(1.0, float(math.ceil(step)))
     first, last = math.floor(lo / step + 1e-9), math.ceil(hi / step - 1e-9)
     return [round(k * step, 12) for k in range(first, last + 1)]
 
@@ -61,7 +65,7 @@ def loss_svg(curve: list[dict[str, Any]]) -> SafeString:
     if smooth:  # the scale ignores the noisiest steps (TensorBoard's "ignore outliers" scaling)
         ranked = sorted(ys_raw)
         shown = [*averaged, ranked[len(ranked) // 50], ranked[-1 - len(ranked) // 50]]
-    x_ticks = nice_ticks(min(xs_raw), max(xs_raw), 6)
+    x_ticks = nice_ticks(min(xs_raw), max(xs_raw), 6, whole=True)
     y_ticks = nice_ticks(min(shown), max(shown))
     x0, x1, y0, y1 = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
 

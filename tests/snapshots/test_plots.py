@@ -47,6 +47,7 @@ def test_a_long_noisy_run_gets_ticks_between_its_ends_and_a_smoothed_line() -> N
 def test_a_short_run_draws_its_steps_without_smoothing() -> None:
     curve = [{"step": 1, "loss": 0.69}, {"step": 2, "loss": 0.68}]
     svg = str(loss_svg(curve))
+    assert _tick_labels(svg)[:2] == ["1", "2"]  # whole optimizer steps (it said 1.2, 1.4...)
     assert len(re.findall("<polyline", svg)) == 1
     assert "moving average" not in svg
     assert loss_svg(curve[:1]) == ""  # one point is no curve

@@ -17,10 +17,11 @@ def submission_counted(*, project_id: int, trace_id: int, annotator_id: int) -> 
     `overlap` submissions), their `done_filled`, with the project's `filled_count` and every
     other submitter's `done_filled` when this submission is the one that fills it.
 
-    Called by services.annotation_submit inside its transaction, holding the trace's row lock.
-    The project's row lock taken here orders every write of the project's progress rows (the
-    fan-out to the trace's other submitters included), so two submissions never wait on each
-    other's rows."""
+    Called by services.annotation_submit inside its transaction. The project's row lock taken
+    here counts a project's first submissions one after another (so the one that fills a trace,
+    reaching the overlap, is known to exactly one of them) and orders every write of the
+    project's progress rows (the fan-out to the trace's other submitters included), so two
+    submissions never wait on each other's rows."""
     overlap = (
         Project.objects.select_for_update()
         .filter(pk=project_id)

@@ -52,8 +52,8 @@ class Project(models.Model):
     # import would put back its old count.
     trace_count = models.PositiveIntegerField(default=0, editable=False)
     # How many of its traces hold at least `overlap` submitted annotations ("filled"), kept the
-    # same way (services.annotation_submit adds the trace its submission fills, under the trace's
-    # row lock; imports, traces_delete, an overlap change and deletions count again: counts.
+    # same way (counts.submission_counted adds the trace a submission fills, under this row's
+    # lock; imports, traces_delete, an overlap change and deletions count again: counts.
     # project_filled_recount): the progress on every labelling page reads it instead of grouping
     # every submitted annotation of the project (which grew with the project's progress).
     filled_count = models.PositiveIntegerField(default=0, editable=False)
@@ -226,7 +226,7 @@ class AnnotatorProgress(models.Model):
     grew with their work: 75 ms at 10,000 passes).
 
     `done`: their submitted annotations of the project; `done_filled`: those of them whose trace
-    holds at least the project's `overlap` submissions. Kept by services.annotation_submit under
+    holds at least the project's `overlap` submissions. Kept by counts.submission_counted under
     the project's row lock (which orders every write of these rows); counted again with the
     project's filled_count after bulk writes (counts.project_filled_recount)."""
 

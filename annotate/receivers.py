@@ -48,7 +48,8 @@ def _count_deleted_trace(sender: Any, instance: Trace, origin: Any = None, **_: 
 @receiver(pre_delete, sender=settings.AUTH_USER_MODEL, dispatch_uid="steplens-filled-user-1")
 def _note_users_filled_projects(sender: Any, instance: Any, **_: Any) -> None:
     """A user's deletion takes their annotations with it: note the projects where they had
-    submitted one, whose kept filled count is counted again once they are gone."""
+    submitted one, whose kept counts (filled traces, progress) are counted again once they are
+    gone."""
     instance._steplens_submitted_in = set(
         Annotation.objects.filter(annotator_id=instance.pk, status=AnnotationStatus.SUBMITTED)
         .values_list("trace__project_id", flat=True)

@@ -1040,9 +1040,6 @@ def annotation_submit(*, user: User, trace: Trace, finish_reason: str | None = N
     """
     step_count = trace.steps.count()
     with transaction.atomic():
-        # The trace's row lock: its submissions are counted one after another, so the one that
-        # fills the trace (reaches the overlap) is known to exactly one of them.
-        list(Trace.objects.select_for_update().filter(pk=trace.pk).values_list("pk", flat=True))
         annotation = annotation_start(user=user, trace=trace)
         annotation = Annotation.objects.select_for_update().get(pk=annotation.pk)
         newly_submitted = annotation.status != AnnotationStatus.SUBMITTED
@@ -1072,7 +1069,8 @@ def annotation_submit(*, user: User, trace: Trace, finish_reason: str | None = N
         annotation.save(
             update_fields=["finish_reason", "status", "submitted_at", "revealed_at", "updated_at"]
         )
-        if newly_submitted:  # the project's filled count and the annotators' progress
+        if newly_submitted:  # the project's filled count and the annotators' progress, counted
+            # under the project's row lock: the submission that fills a trace is known to one
             counts.submission_counted(
                 project_id=trace.project_id, trace_id=trace.pk, annotator_id=user.pk
             )

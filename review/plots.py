@@ -41,10 +41,10 @@ def frame(
         'stroke="#c9ced6"/>',
     ]
     for at, label in x_ticks or UNIT_TICKS:
-        anchor = "end" if at >= 0.999 else "middle"  # the last label ends at the edge, inside
+        last = at >= 0.999  # the last label ends at the edge, inside the plot
         parts.append(
-            f'<text x="{_x(at) + (4 if at >= 0.999 else 0):.1f}" y="{H - PAD + 12}" '
-            f'text-anchor="{anchor}">{escape(label)}</text>'
+            f'<text x="{_x(at) + (4 if last else 0):.1f}" y="{H - PAD + 12}" '
+            f'text-anchor="{"end" if last else "middle"}">{escape(label)}</text>'
         )
     for tick, label in y_ticks or UNIT_TICKS:
         parts.append(

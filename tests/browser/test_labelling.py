@@ -138,6 +138,9 @@ def test_keyboard_only_labelling_survives_a_reload(page, artifacts) -> None:  # 
     with page.expect_response(lambda r: r.url.endswith(f"/traces/{first.pk}/changes/")):
         page.keyboard.press("Escape")
     assert page.evaluate("document.activeElement.id") == "step-2"
+    # The response is in, but the page takes the change out of its log a moment later: reloading
+    # before that rightly warns (beforeunload), which the test counts below.
+    page.wait_for_function("!document.querySelector('.step[data-save=pending]')")
 
     page.reload()
     page.wait_for_selector(".step-text .katex")
